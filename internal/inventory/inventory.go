@@ -1,0 +1,111 @@
+// Package inventory keeps the list of App installations and the
+// repositories each can see: from installation webhooks as they arrive, and
+// from a full sync with GitHub at start-up.
+package inventory
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/changegate/changegate/internal/jobs"
+	"github.com/changegate/changegate/internal/queue"
+)
+
+// Store writes the inventory inside a job's transaction.
+type Store interface {
+	UpsertInstallation(ctx context.Context, tx *sql.Tx, in jobs.Installation, now time.Time) error
+	DeleteInstallation(ctx context.Context, tx *sql.Tx, id int64, now time.Time) error
+	UpsertRepos(ctx context.Context, tx *sql.Tx, installationID int64, repos []jobs.Repo, now time.Time) error
+	RemoveRepos(ctx context.Context, tx *sql.Tx, installationID int64, repos []jobs.Repo) error
+	ReplaceRepos(ctx context.Context, tx *sql.Tx, installationID int64, repos []jobs.Repo, now time.Time) error
+	MarkMissingInstallationsDeleted(ctx context.Context, tx *sql.Tx, keep []int64, now time.Time) error
+}
+
+// GitHub lists what the App is installed on.
+type GitHub interface {
+	ListInstallations(ctx context.Context) ([]jobs.Installation, error)
+	ListRepos(ctx context.Context, installationID int64) ([]jobs.Repo, error)
+}
+
+// EventHandler applies installation and installation_repositories webhooks.
+// It needs no GitHub call: the payload says what changed.
+func EventHandler(s Store, now func() time.Time) queue.Handler[jobs.InstallationEvent] {
+	return func(ctx context.Context, log *slog.Logger, ev jobs.InstallationEvent) (queue.Apply, error) {
+		return func(ctx context.Context, tx *sql.Tx) error {
+			t := now()
+			in := ev.Installation
+			switch ev.Event + "." + ev.Action {
+			case "installation.deleted":
+				return s.DeleteInstallation(ctx, tx, in.ID, t)
+			case "installation.suspend":
+				in.Suspended = true
+			case "installation.unsuspend":
+				in.Suspended = false
+			}
+			if err := s.UpsertInstallation(ctx, tx, in, t); err != nil {
+				return err
+			}
+			if ev.Event == "installation" && ev.Action == "created" {
+				return s.ReplaceRepos(ctx, tx, in.ID, ev.Repos, t)
+			}
+			if err := s.UpsertRepos(ctx, tx, in.ID, ev.Added, t); err != nil {
+				return err
+			}
+			if err := s.RemoveRepos(ctx, tx, in.ID, ev.Removed); err != nil {
+				return err
+			}
+			log.Info("installation updated", "action", ev.Action, "added", len(ev.Added), "removed", len(ev.Removed))
+			return nil
+		}, nil
+	}
+}
+
+// SyncHandler reconciles the inventory with what GitHub lists. Installations
+// GitHub no longer lists are marked deleted. It reads everything before it
+// writes anything, so a failure half-way changes nothing.
+func SyncHandler(s Store, gh GitHub, now func() time.Time) queue.Handler[jobs.InstallationSync] {
+	return func(ctx context.Context, log *slog.Logger, _ jobs.InstallationSync) (queue.Apply, error) {
+		installs, err := gh.ListInstallations(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list installations: %w", err)
+		}
+		repos := make(map[int64][]jobs.Repo, len(installs))
+		for _, in := range installs {
+			if in.Suspended {
+				continue // a suspended installation cannot get a token
+			}
+			r, err := gh.ListRepos(ctx, in.ID)
+			if err != nil {
+				return nil, fmt.Errorf("list repositories of installation %d: %w", in.ID, err)
+			}
+			repos[in.ID] = r
+		}
+		return func(ctx context.Context, tx *sql.Tx) error {
+			t := now()
+			keep := make([]int64, 0, len(installs))
+			total := 0
+			for _, in := range installs {
+				keep = append(keep, in.ID)
+				if err := s.UpsertInstallation(ctx, tx, in, t); err != nil {
+					return err
+				}
+				r, ok := repos[in.ID]
+				if !ok {
+					continue
+				}
+				total += len(r)
+				if err := s.ReplaceRepos(ctx, tx, in.ID, r, t); err != nil {
+					return err
+				}
+			}
+			if err := s.MarkMissingInstallationsDeleted(ctx, tx, keep, t); err != nil {
+				return err
+			}
+			log.Info("installations synced", "installations", len(installs), "repositories", total)
+			return nil
+		}, nil
+	}
+}

@@ -1,0 +1,390 @@
+// Package queue is changegate's durable job queue: River on the embedded
+// SQLite store. Intake enqueues a delivery and its jobs in one group-committed
+// transaction; workers run bounded, retry with backoff, honour rate-limit
+// delays, and commit their effects together with the job's completion, so an
+// acknowledged delivery is processed exactly once across crashes.
+package queue
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/changegate/changegate/internal/store/sqlite"
+)
+
+// Config tunes the queue.
+type Config struct {
+	Workers     int
+	MaxAttempts int
+	JobTimeout  time.Duration
+	MaxBackoff  time.Duration
+	Retention   time.Duration
+	Saturation  int
+	// MaxBatch bounds how many deliveries share one intake transaction.
+	MaxBatch int
+	// Classify says whether a failed job should be retried, and after how
+	// long (0 means the queue's backoff). ghapp.RetryDelay fits.
+	Classify func(err error, now time.Time) (delay time.Duration, retry bool)
+	// MaxSnooze bounds how long a job may wait out rate limits in total,
+	// counted from its creation, before it fails for good.
+	MaxSnooze time.Duration
+
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Now        func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.Workers <= 0 {
+		c.Workers = 8
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 10
+	}
+	if c.JobTimeout <= 0 {
+		c.JobTimeout = 2 * time.Minute
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = 10 * time.Minute
+	}
+	if c.Retention <= 0 {
+		c.Retention = 30 * 24 * time.Hour
+	}
+	if c.Saturation <= 0 {
+		c.Saturation = 10000
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 256
+	}
+	if c.MaxSnooze <= 0 {
+		c.MaxSnooze = 24 * time.Hour
+	}
+	if c.Classify == nil {
+		c.Classify = func(error, time.Time) (time.Duration, bool) { return 0, true }
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Queue is the durable queue.
+type Queue struct {
+	cfg     Config
+	store   *sqlite.DB
+	client  *river.Client[*sql.Tx]
+	metrics *metrics
+
+	intake     chan *pending
+	mu         sync.RWMutex // guards closed against sends on intake
+	closed     bool
+	stopIntake chan struct{}
+	intakeDone chan struct{}
+	stopOnce   sync.Once
+
+	eventsDone chan struct{}
+	unsub      func()
+}
+
+// Workers collects the job handlers before the queue is built.
+type Workers struct {
+	river *river.Workers
+	q     *Queue // set by New
+	kinds []func(*Queue)
+}
+
+// NewWorkers returns an empty handler set.
+func NewWorkers() *Workers { return &Workers{river: river.NewWorkers()} }
+
+// Handler does one job. It runs outside any transaction, so it may call
+// GitHub; the Apply it returns runs inside the transaction that also marks
+// the job done, so the job's effects are committed exactly once. A nil Apply
+// commits only the completion.
+type Handler[T jobs] func(ctx context.Context, log *slog.Logger, args T) (Apply, error)
+
+// Apply writes a job's effects in the job's transaction.
+type Apply func(ctx context.Context, tx *sql.Tx) error
+
+// jobs is what a job's arguments provide.
+type jobs interface {
+	river.JobArgs
+	LogAttrs() []slog.Attr
+}
+
+// deliveryJob is a job queued for a webhook delivery.
+type deliveryJob interface {
+	DeliveryRef() string
+}
+
+// Add registers the handler for one job kind.
+func Add[T jobs](w *Workers, h Handler[T]) {
+	wk := &txWorker[T]{handle: h}
+	river.AddWorker(w.river, wk)
+	w.kinds = append(w.kinds, func(q *Queue) { wk.q = q })
+}
+
+// New builds the queue on store. It does not start workers.
+func New(store *sqlite.DB, w *Workers, cfg Config) (*Queue, error) {
+	cfg.setDefaults()
+	m, err := newMetrics(cfg.Registerer, store)
+	if err != nil {
+		return nil, err
+	}
+	q := &Queue{
+		cfg:        cfg,
+		store:      store,
+		metrics:    m,
+		intake:     make(chan *pending, cfg.MaxBatch*4),
+		stopIntake: make(chan struct{}),
+		intakeDone: make(chan struct{}),
+		eventsDone: make(chan struct{}),
+	}
+	for _, bind := range w.kinds {
+		bind(q)
+	}
+	client, err := river.NewClient(riversqlite.New(store.SQL()), &river.Config{
+		Logger:                      cfg.Logger.With("component", "river"),
+		Workers:                     w.river,
+		Queues:                      map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}},
+		MaxAttempts:                 cfg.MaxAttempts,
+		JobTimeout:                  cfg.JobTimeout,
+		RescueStuckJobsAfter:        cfg.JobTimeout + time.Minute,
+		RetryPolicy:                 &backoff{max: cfg.MaxBackoff, now: cfg.Now},
+		CompletedJobRetentionPeriod: cfg.Retention,
+		CancelledJobRetentionPeriod: cfg.Retention,
+		DiscardedJobRetentionPeriod: cfg.Retention,
+		// SQLite has no LISTEN/NOTIFY; poll briskly, it is a local file.
+		FetchPollInterval: 100 * time.Millisecond,
+		FetchCooldown:     10 * time.Millisecond,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	q.client = client
+	return q, nil
+}
+
+// Start makes orphaned jobs of a crashed run available again, then starts
+// the intake writer and the workers.
+func (q *Queue) Start(ctx context.Context) error {
+	n, err := q.store.RescueOrphanedJobs(ctx)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		q.cfg.Logger.Warn("rescued jobs left running by a previous process", "jobs", n)
+	}
+	events, unsub := q.client.Subscribe(river.EventKindJobCompleted, river.EventKindJobFailed,
+		river.EventKindJobCancelled, river.EventKindJobSnoozed)
+	q.unsub = unsub
+	go q.watch(events)
+	go q.runIntake()
+	if err := q.client.Start(ctx); err != nil {
+		return fmt.Errorf("start queue: %w", err)
+	}
+	return nil
+}
+
+// Stop stops taking deliveries, then lets running jobs finish until ctx
+// ends, after which it cancels them; a cancelled job is snoozed, not
+// failed, and runs again after restart.
+func (q *Queue) Stop(ctx context.Context) error {
+	q.stopOnce.Do(func() {
+		q.mu.Lock()
+		q.closed = true
+		q.mu.Unlock()
+		close(q.stopIntake)
+	})
+	<-q.intakeDone
+	err := q.client.Stop(ctx)
+	if err != nil {
+		q.cfg.Logger.Warn("drain timed out; cancelling running jobs", "error", err)
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err = q.client.StopAndCancel(cctx)
+	}
+	if q.unsub != nil {
+		q.unsub()
+		<-q.eventsDone
+	}
+	return err
+}
+
+// Insert queues jobs outside any delivery, such as the start-up sync.
+func (q *Queue) Insert(ctx context.Context, args river.JobArgs, unique bool) error {
+	opts := &river.InsertOpts{}
+	if unique {
+		opts.UniqueOpts = river.UniqueOpts{ByArgs: true}
+	}
+	_, err := q.client.Insert(ctx, args, opts)
+	if err != nil {
+		return fmt.Errorf("insert %s job: %w", args.Kind(), err)
+	}
+	return nil
+}
+
+// Waiting reports the jobs waiting to run and the age of the oldest.
+func (q *Queue) Waiting(ctx context.Context) (int, time.Duration, error) {
+	return q.metrics.waiting(ctx, q.cfg.Now())
+}
+
+// Saturated reports whether more jobs wait than the configured bound.
+func (q *Queue) Saturated(ctx context.Context) (bool, int, error) {
+	n, _, err := q.Waiting(ctx)
+	if err != nil {
+		return false, 0, err
+	}
+	return n >= q.cfg.Saturation, n, nil
+}
+
+// watch turns River's job events into metrics and logs.
+func (q *Queue) watch(events <-chan *river.Event) {
+	defer close(q.eventsDone)
+	for ev := range events {
+		if ev.Job == nil {
+			continue
+		}
+		outcome := outcomeOf(ev)
+		q.metrics.jobs.WithLabelValues(ev.Job.Kind, outcome).Inc()
+		if ev.JobStats != nil {
+			q.metrics.runTime.WithLabelValues(ev.Job.Kind).Observe(ev.JobStats.RunDuration.Seconds())
+			q.metrics.waitTime.WithLabelValues(ev.Job.Kind).Observe(ev.JobStats.QueueWaitDuration.Seconds())
+		}
+		if outcome == "discarded" || outcome == "cancelled" {
+			q.cfg.Logger.Error("job failed for good", "job_id", ev.Job.ID, "kind", ev.Job.Kind,
+				"attempt", ev.Job.Attempt, "error", lastError(ev.Job))
+		}
+	}
+}
+
+func outcomeOf(ev *river.Event) string {
+	switch ev.Kind {
+	case river.EventKindJobCompleted:
+		return "completed"
+	case river.EventKindJobSnoozed:
+		return "snoozed"
+	case river.EventKindJobCancelled:
+		return "cancelled"
+	}
+	if ev.Job.State == rivertype.JobStateDiscarded {
+		return "discarded"
+	}
+	return "retry"
+}
+
+func lastError(j *rivertype.JobRow) string {
+	if len(j.Errors) == 0 {
+		return ""
+	}
+	return j.Errors[len(j.Errors)-1].Error
+}
+
+// txWorker adapts a Handler to River.
+type txWorker[T jobs] struct {
+	river.WorkerDefaults[T]
+	q      *Queue
+	handle Handler[T]
+}
+
+func (w *txWorker[T]) Work(ctx context.Context, job *river.Job[T]) error {
+	q := w.q
+	attrs := []any{slog.Int64("job_id", job.ID), slog.String("kind", job.Kind), slog.Int("attempt", job.Attempt)}
+	for _, a := range job.Args.LogAttrs() {
+		attrs = append(attrs, a)
+	}
+	log := q.cfg.Logger.With(attrs...)
+	apply, err := w.handle(ctx, log, job.Args)
+	if err != nil {
+		return q.failure(ctx, log, job.JobRow, err)
+	}
+	if err := commit(ctx, q, job, apply); err != nil {
+		return q.failure(ctx, log, job.JobRow, err)
+	}
+	return nil
+}
+
+// commit writes the job's effects, counts it against its delivery and
+// completes it, all in one transaction: a crash before the commit leaves
+// the job to run again, a crash after it leaves nothing to redo.
+func commit[T jobs](ctx context.Context, q *Queue, job *river.Job[T], apply Apply) error {
+	tx, err := q.store.SQL().BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback()
+	if apply != nil {
+		if err := apply(ctx, tx); err != nil {
+			return err
+		}
+	}
+	if d, ok := any(job.Args).(deliveryJob); ok && d.DeliveryRef() != "" {
+		if err := q.store.MarkProcessed(ctx, tx, d.DeliveryRef(), q.cfg.Now()); err != nil {
+			return err
+		}
+	}
+	if _, err := river.JobCompleteTx[*riversqlite.Driver](ctx, tx, job); err != nil {
+		return fmt.Errorf("complete job: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// failure decides what a failed attempt becomes: a snooze that honours a
+// rate limit's reset time, a retry with backoff, or a permanent failure.
+func (q *Queue) failure(ctx context.Context, log *slog.Logger, job *rivertype.JobRow, err error) error {
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		// Shutdown cancelled the job: run it again after restart without
+		// spending an attempt.
+		return river.JobSnooze(0)
+	}
+	now := q.cfg.Now()
+	delay, retry := q.cfg.Classify(err, now)
+	switch {
+	case !retry:
+		log.Warn("job failed permanently", "error", err)
+		return river.JobCancel(err)
+	case delay > 0 && now.Add(delay).Sub(job.CreatedAt) <= q.cfg.MaxSnooze:
+		log.Info("job waits out a rate limit", "delay", delay, "error", err)
+		return river.JobSnooze(delay)
+	}
+	log.Warn("job attempt failed; will retry", "error", err)
+	return err
+}
+
+// backoff is exponential with jitter, capped.
+type backoff struct {
+	max time.Duration
+	now func() time.Time
+}
+
+func (b *backoff) NextRetry(job *rivertype.JobRow) time.Time {
+	return b.now().Add(backoffDelay(job.Attempt, b.max, rand.Float64()))
+}
+
+// backoffDelay is 1s, 2s, 4s… up to max, scaled by a jitter in [0.8, 1.2).
+func backoffDelay(attempt int, max time.Duration, r float64) time.Duration {
+	if attempt < 1 {
+		attempt = 1
+	}
+	d := time.Second
+	for i := 1; i < attempt && d < max; i++ {
+		d *= 2
+	}
+	d = min(d, max)
+	return time.Duration(float64(d) * (0.8 + 0.4*r))
+}

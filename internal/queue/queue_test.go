@@ -1,0 +1,295 @@
+package queue_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/changegate/changegate/internal/jobs"
+	"github.com/changegate/changegate/internal/queue"
+	"github.com/changegate/changegate/internal/store/sqlite"
+	"github.com/changegate/changegate/internal/webhook"
+)
+
+// testJob drives the queue through its failure modes.
+type testJob struct {
+	DeliveryID string `json:"delivery_id"`
+	Mode       string `json:"mode"`
+}
+
+func (testJob) Kind() string                  { return "test_job" }
+func (j testJob) DeliveryRef() string         { return j.DeliveryID }
+func (j testJob) LogAttrs() []slog.Attr       { return []slog.Attr{slog.String("mode", j.Mode)} }
+func (j testJob) job() jobs.Job               { return j }
+func (j testJob) delivery() *webhook.Delivery { return deliveryOf(j.DeliveryID, j) }
+
+func deliveryOf(id string, js ...jobs.Job) *webhook.Delivery {
+	return &webhook.Delivery{ID: id, Event: "test", ReceivedAt: time.Now(), Jobs: js}
+}
+
+type errRetryable struct{ delay time.Duration }
+
+func (e errRetryable) Error() string { return fmt.Sprintf("rate limited for %v", e.delay) }
+
+var errPermanent = errors.New("permanent")
+
+type harness struct {
+	store  *sqlite.DB
+	q      *queue.Queue
+	reg    *prometheus.Registry
+	mu     sync.Mutex
+	runs   map[string]int
+	writes atomic.Int64
+}
+
+func newHarness(t *testing.T, cfg queue.Config) *harness {
+	t.Helper()
+	ctx := t.Context()
+	store, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{Synchronous: "NORMAL"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{store: store, reg: prometheus.NewRegistry(), runs: map[string]int{}}
+	w := queue.NewWorkers()
+	queue.Add(w, queue.Handler[testJob](func(ctx context.Context, log *slog.Logger, j testJob) (queue.Apply, error) {
+		h.mu.Lock()
+		h.runs[j.DeliveryID]++
+		n := h.runs[j.DeliveryID]
+		h.mu.Unlock()
+		switch j.Mode {
+		case "panic-once":
+			if n == 1 {
+				panic("boom")
+			}
+		case "fail-always":
+			return nil, errors.New("GitHub said 502")
+		case "permanent":
+			return nil, errPermanent
+		case "ratelimit-once":
+			if n == 1 {
+				return nil, errRetryable{delay: 500 * time.Millisecond}
+			}
+		}
+		return func(ctx context.Context, tx *sql.Tx) error {
+			h.writes.Add(1)
+			return nil
+		}, nil
+	}))
+	cfg.Registerer = h.reg
+	cfg.Classify = func(err error, _ time.Time) (time.Duration, bool) {
+		var rl errRetryable
+		if errors.As(err, &rl) {
+			return rl.delay, true
+		}
+		return 0, !errors.Is(err, errPermanent)
+	}
+	q, err := queue.New(store, w, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.q = q
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := q.Stop(sctx); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+		store.Close()
+	})
+	return h
+}
+
+func (h *harness) deliveries(t *testing.T) map[string]sqlite.Delivery {
+	t.Helper()
+	ds, err := h.store.Deliveries(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]sqlite.Delivery{}
+	for _, d := range ds {
+		out[d.ID] = d
+	}
+	return out
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestDuplicateDeliveryProcessedOnce(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, queue.Config{Workers: 4})
+	d := testJob{DeliveryID: "dup-1", Mode: "ok"}
+	var dups int
+	for range 5 {
+		dup, err := h.q.Enqueue(t.Context(), d.delivery())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dup {
+			dups++
+		}
+	}
+	if dups != 4 {
+		t.Errorf("duplicates = %d, want 4", dups)
+	}
+	waitFor(t, "processing", func() bool { return h.deliveries(t)["dup-1"].Processed == 1 })
+	// Give a second run the chance to happen, then check it did not.
+	time.Sleep(300 * time.Millisecond)
+	if got := h.deliveries(t)["dup-1"]; got.Processed != 1 || got.Jobs != 1 {
+		t.Errorf("delivery = %+v, want one job processed once", got)
+	}
+	if got := h.writes.Load(); got != 1 {
+		t.Errorf("effects applied %d times, want 1", got)
+	}
+}
+
+func TestConcurrentEnqueueGroupCommits(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, queue.Config{Workers: 4})
+	const n = 200
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			// Every delivery twice, concurrently: each must be stored once.
+			j := testJob{DeliveryID: fmt.Sprintf("c-%d", i%(n/2)), Mode: "ok"}
+			if _, err := h.q.Enqueue(t.Context(), j.delivery()); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	waitFor(t, "all processed", func() bool {
+		ds := h.deliveries(t)
+		if len(ds) != n/2 {
+			return false
+		}
+		for _, d := range ds {
+			if d.Processed != 1 {
+				return false
+			}
+		}
+		return true
+	})
+	if got := h.writes.Load(); got != n/2 {
+		t.Errorf("effects applied %d times, want %d", got, n/2)
+	}
+	if c := testutil.CollectAndCount(h.reg, "changegate_intake_batch_size"); c != 1 {
+		t.Errorf("batch size histogram missing")
+	}
+}
+
+func TestPanicIsRecoveredAndRetried(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, queue.Config{Workers: 2, MaxAttempts: 3})
+	if _, err := h.q.Enqueue(t.Context(), testJob{DeliveryID: "p-1", Mode: "panic-once"}.delivery()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "retry after panic", func() bool { return h.deliveries(t)["p-1"].Processed == 1 })
+}
+
+func TestRateLimitSnoozesWithoutSpendingAttempts(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, queue.Config{Workers: 2, MaxAttempts: 1})
+	if _, err := h.q.Enqueue(t.Context(), testJob{DeliveryID: "r-1", Mode: "ratelimit-once"}.delivery()); err != nil {
+		t.Fatal(err)
+	}
+	// With one attempt allowed, only a snooze (not a failed attempt) lets
+	// the job run a second time and succeed.
+	waitFor(t, "run after the rate limit", func() bool { return h.deliveries(t)["r-1"].Processed == 1 })
+	if got := testutil.ToFloat64(mustCounter(t, h.reg, "snoozed")); got != 1 {
+		t.Errorf("snoozed = %v, want 1", got)
+	}
+}
+
+func TestFailuresAreBoundedAndKept(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, queue.Config{Workers: 2, MaxAttempts: 2})
+	for _, j := range []testJob{{DeliveryID: "f-1", Mode: "fail-always"}, {DeliveryID: "f-2", Mode: "permanent"}} {
+		if _, err := h.q.Enqueue(t.Context(), j.delivery()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "failures recorded", func() bool {
+		return testutil.ToFloat64(mustCounter(t, h.reg, "discarded")) == 1 &&
+			testutil.ToFloat64(mustCounter(t, h.reg, "cancelled")) == 1
+	})
+	h.mu.Lock()
+	runs := map[string]int{"f-1": h.runs["f-1"], "f-2": h.runs["f-2"]}
+	h.mu.Unlock()
+	if runs["f-1"] != 2 || runs["f-2"] != 1 {
+		t.Errorf("runs = %v, want f-1 twice (max attempts) and f-2 once (permanent)", runs)
+	}
+	for id, d := range h.deliveries(t) {
+		if d.Processed != 0 {
+			t.Errorf("%s processed = %d, want 0", id, d.Processed)
+		}
+	}
+	// Failed jobs stay in the queue tables, with their errors, and are counted.
+	var kept int
+	if err := h.store.SQL().QueryRow(`SELECT COUNT(*) FROM river_job WHERE state IN ('discarded', 'cancelled') AND json_array_length(errors) > 0`).Scan(&kept); err != nil {
+		t.Fatal(err)
+	}
+	if kept != 2 {
+		t.Errorf("failed jobs kept with errors = %d, want 2", kept)
+	}
+}
+
+func mustCounter(t *testing.T, reg *prometheus.Registry, outcome string) prometheus.Collector {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "x"})
+	for _, mf := range mfs {
+		if mf.GetName() != "changegate_jobs_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "outcome" && l.GetValue() == outcome {
+					c.Add(m.GetCounter().GetValue())
+				}
+			}
+		}
+	}
+	return c
+}
+
+func TestEnqueueAfterStopFails(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, queue.Config{})
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if err := h.q.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.q.Enqueue(t.Context(), testJob{DeliveryID: "late"}.delivery()); !errors.Is(err, queue.ErrStopped) {
+		t.Errorf("err = %v, want ErrStopped", err)
+	}
+}

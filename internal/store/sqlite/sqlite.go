@@ -1,0 +1,159 @@
+// Package sqlite is the embedded store: one SQLite database (modernc, pure
+// Go) in WAL mode under the data dir. It holds the intake records, the
+// installation inventory and River's job tables, so a delivery and its jobs
+// commit in one transaction.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/pressly/goose/v3"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivermigrate"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// FileName is the database file inside the data dir.
+const FileName = "changegate.db"
+
+// DB is the embedded store.
+type DB struct {
+	db   *sql.DB
+	lock *os.File
+}
+
+// Options tune Open.
+type Options struct {
+	// Synchronous is SQLite's synchronous pragma: FULL (default) survives
+	// power loss; NORMAL survives a process crash only.
+	Synchronous string
+	Logger      *slog.Logger
+}
+
+// Open opens (creating if needed) the store in dataDir, takes an exclusive
+// lock on it so that a second server cannot share the file, and migrates the
+// schema, River's included.
+func Open(ctx context.Context, dataDir string, o Options) (*DB, error) {
+	if o.Synchronous == "" {
+		o.Synchronous = "FULL"
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	lock, err := lockDir(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	q := url.Values{}
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous("+o.Synchronous+")")
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Set("_txlock", "immediate")
+	dsn := "file:" + filepath.Join(dataDir, FileName) + "?" + q.Encode()
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	// SQLite has one writer. River's driver documentation recommends a single
+	// connection; everything, intake included, takes turns on it.
+	db.SetMaxOpenConns(1)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	s := &DB{db: db, lock: lock}
+	if err := s.migrate(ctx, o.Logger); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func lockDir(dataDir string) (*os.File, error) {
+	path := filepath.Join(dataDir, "changegate.lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open lock file: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("data dir %s is in use by another changegate process: %w", dataDir, err)
+	}
+	return f, nil
+}
+
+func (s *DB) migrate(ctx context.Context, log *slog.Logger) error {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, s.db, sub, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	m, err := rivermigrate.New(riversqlite.New(s.db), &rivermigrate.Config{Logger: log})
+	if err != nil {
+		return fmt.Errorf("river migrations: %w", err)
+	}
+	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("river migrate: %w", err)
+	}
+	return nil
+}
+
+// SQL returns the database handle, for River and transactions.
+func (s *DB) SQL() *sql.DB { return s.db }
+
+// Close closes the database and releases the data dir lock.
+func (s *DB) Close() error {
+	err := s.db.Close()
+	if s.lock != nil {
+		err = errors.Join(err, s.lock.Close())
+	}
+	return err
+}
+
+// RescueOrphanedJobs makes jobs left running by a crashed process available
+// again. It is only safe while no worker runs, which the data dir lock and
+// calling it before the queue starts guarantee: with one process per
+// database, any job still marked running belongs to a process that died.
+// River's own rescuer covers jobs stuck in a live process.
+func (s *DB) RescueOrphanedJobs(ctx context.Context) (int64, error) {
+	res, err := s.db.ExecContext(ctx,
+		`UPDATE river_job SET state = 'available', scheduled_at = datetime('now', 'subsec') WHERE state = 'running'`)
+	if err != nil {
+		return 0, fmt.Errorf("rescue orphaned jobs: %w", err)
+	}
+	return res.RowsAffected()
+}
+
+// CheckWritable proves that the store takes a durable write.
+func (s *DB) CheckWritable(ctx context.Context, now time.Time) error {
+	_, err := s.db.ExecContext(ctx,
+		`INSERT INTO health (id, checked_at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at`,
+		now.UTC().Format(time.RFC3339Nano))
+	if err != nil {
+		return fmt.Errorf("store not writable: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,225 @@
+package webhook_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/changegate/changegate/internal/config"
+	"github.com/changegate/changegate/internal/inventory"
+	"github.com/changegate/changegate/internal/queue"
+	"github.com/changegate/changegate/internal/store/sqlite"
+	"github.com/changegate/changegate/internal/testenv"
+	"github.com/changegate/changegate/internal/webhook"
+)
+
+var secret = []byte("test-secret")
+
+// stack is the real intake: echo handler, SQLite store, River queue and the
+// installation worker.
+type stack struct {
+	url   string
+	store *sqlite.DB
+}
+
+func newStack(t *testing.T) *stack {
+	t.Helper()
+	ctx := t.Context()
+	log := slog.New(slog.DiscardHandler)
+	store, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{Synchronous: "NORMAL"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := queue.NewWorkers()
+	queue.Add(w, inventory.EventHandler(store, time.Now))
+	q, err := queue.New(store, w, queue.Config{Workers: 4, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h, err := webhook.NewGitHub(webhook.Options{Secret: secret, MaxBody: config.MaxWebhookBody, Enqueuer: q,
+		Logger: log, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := echo.New()
+	e.POST("/webhooks/github", h.Handle)
+	srv := httptest.NewServer(e)
+	t.Cleanup(func() {
+		srv.Close()
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := q.Stop(sctx); err != nil {
+			t.Errorf("stop queue: %v", err)
+		}
+		store.Close()
+	})
+	return &stack{url: srv.URL + "/webhooks/github", store: store}
+}
+
+func (s *stack) send(t *testing.T, event, id string, body []byte, sig string) int {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, s.url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-GitHub-Event", event)
+	req.Header.Set("X-GitHub-Delivery", id)
+	if sig != "" {
+		req.Header.Set("X-Hub-Signature-256", sig)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func (s *stack) rows(t *testing.T) (deliveries, jobs int) {
+	t.Helper()
+	db := s.store.SQL()
+	if err := db.QueryRow(`SELECT COUNT(*) FROM deliveries`).Scan(&deliveries); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.QueryRow(`SELECT COUNT(*) FROM river_job`).Scan(&jobs); err != nil {
+		t.Fatal(err)
+	}
+	return deliveries, jobs
+}
+
+const installBody = `{"action":"added","installation":{"id":7,"account":{"login":"acme","type":"Organization"}},"repositories_added":[{"id":3,"full_name":"acme/new"}],"repositories_removed":[]}`
+
+func TestRejectedDeliveriesWriteNothing(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	body := []byte(installBody)
+	huge := append([]byte(`{"pad":"`), bytes.Repeat([]byte("a"), config.MaxWebhookBody)...)
+	huge = append(huge, `"}`...)
+	tests := []struct {
+		name string
+		body []byte
+		sig  string
+		want int
+	}{
+		{"bad signature", body, webhook.Sign([]byte("wrong"), body), http.StatusUnauthorized},
+		{"missing signature", body, "", http.StatusUnauthorized},
+		{"over 25 MB", huge, webhook.Sign(secret, huge), http.StatusRequestEntityTooLarge},
+		{"malformed json", []byte(`{"action":`), webhook.Sign(secret, []byte(`{"action":`)), http.StatusBadRequest},
+		{"installation without account", []byte(`{"action":"added","installation":{"id":1}}`),
+			webhook.Sign(secret, []byte(`{"action":"added","installation":{"id":1}}`)), http.StatusBadRequest},
+	}
+	for i, tc := range tests {
+		if got := s.send(t, "installation_repositories", fmt.Sprintf("bad-%d", i), tc.body, tc.sig); got != tc.want {
+			t.Errorf("%s: status %d, want %d", tc.name, got, tc.want)
+		}
+	}
+	if d, j := s.rows(t); d != 0 || j != 0 {
+		t.Errorf("rows written: %d deliveries, %d jobs; want none", d, j)
+	}
+}
+
+func TestChunkedOversizedBodyIs413(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	// No Content-Length: the limit must hold while reading.
+	r := io.MultiReader(strings.NewReader(`{"pad":"`), io.LimitReader(zeros{}, config.MaxWebhookBody+1))
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, s.url, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-GitHub-Event", "push")
+	req.Header.Set("X-GitHub-Delivery", "chunked")
+	req.Header.Set("X-Hub-Signature-256", "sha256=00")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("status %d, want 413", resp.StatusCode)
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = 'a'
+	}
+	return len(p), nil
+}
+
+func TestSameDeliveryFiveTimesProcessedOnce(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	body := []byte(installBody)
+	for range 5 {
+		if got := s.send(t, "installation_repositories", "same-guid", body, webhook.Sign(secret, body)); got != http.StatusAccepted {
+			t.Fatalf("status %d, want 202", got)
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ds, err := s.store.Deliveries(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ds) == 1 && ds[0].Processed == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("deliveries = %+v, want one processed once", ds)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, j := s.rows(t); j != 1 {
+		t.Errorf("jobs = %d, want exactly 1", j)
+	}
+	repos, err := s.store.Repositories(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(repos) != 1 || repos[0].FullName != "acme/new" {
+		t.Errorf("repositories = %+v", repos)
+	}
+}
+
+// TestGitHubExamplesAccepted sends every documented payload, signed, through
+// the real handler.
+func TestGitHubExamplesAccepted(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(testenv.RequireSharedTestdata(t), "webhooks", "examples")
+	files, err := filepath.Glob(filepath.Join(dir, "*", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no examples under %s: %v", dir, err)
+	}
+	s := newStack(t)
+	for i, f := range files {
+		body, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		event := filepath.Base(filepath.Dir(f))
+		got := s.send(t, event, fmt.Sprintf("example-%d", i), body, webhook.Sign(secret, body))
+		if got < 200 || got > 299 {
+			t.Errorf("%s: status %d", f, got)
+		}
+	}
+}

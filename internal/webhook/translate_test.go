@@ -1,0 +1,145 @@
+package webhook
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/changegate/changegate/internal/jobs"
+	"github.com/changegate/changegate/internal/testenv"
+)
+
+var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+
+func TestTranslate(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		event string
+		body  string
+		want  Delivery
+	}{
+		{
+			name:  "installation created lists its repositories",
+			event: "installation",
+			body: `{"action":"created","installation":{"id":7,"account":{"login":"acme","type":"Organization"},"repository_selection":"selected"},
+				"repositories":[{"id":1,"full_name":"acme/api","private":true},{"id":2,"full_name":"acme/web"}]}`,
+			want: Delivery{ID: "d", Event: "installation", Action: "created", InstallationID: 7, ReceivedAt: t0,
+				Jobs: []jobs.Job{jobs.InstallationEvent{DeliveryID: "d", Event: "installation", Action: "created",
+					Installation: jobs.Installation{ID: 7, Account: "acme", AccountType: "Organization", RepositorySelection: "selected"},
+					Repos:        []jobs.Repo{{ID: 1, FullName: "acme/api", Private: true}, {ID: 2, FullName: "acme/web"}}}}},
+		},
+		{
+			name:  "installation suspended",
+			event: "installation",
+			body:  `{"action":"suspend","installation":{"id":7,"account":{"login":"acme","type":"Organization"},"suspended_at":"2026-01-01T00:00:00Z"}}`,
+			want: Delivery{ID: "d", Event: "installation", Action: "suspend", InstallationID: 7, ReceivedAt: t0,
+				Jobs: []jobs.Job{jobs.InstallationEvent{DeliveryID: "d", Event: "installation", Action: "suspend",
+					Installation: jobs.Installation{ID: 7, Account: "acme", AccountType: "Organization", Suspended: true}}}},
+		},
+		{
+			name:  "repositories added and removed",
+			event: "installation_repositories",
+			body: `{"action":"added","installation":{"id":7,"account":{"login":"acme","type":"Organization"}},
+				"repositories_added":[{"id":3,"full_name":"acme/new"}],"repositories_removed":[{"id":1,"full_name":"acme/api"}]}`,
+			want: Delivery{ID: "d", Event: "installation_repositories", Action: "added", InstallationID: 7, ReceivedAt: t0,
+				Jobs: []jobs.Job{jobs.InstallationEvent{DeliveryID: "d", Event: "installation_repositories", Action: "added",
+					Installation: jobs.Installation{ID: 7, Account: "acme", AccountType: "Organization"},
+					Added:        []jobs.Repo{{ID: 3, FullName: "acme/new"}}, Removed: []jobs.Repo{{ID: 1, FullName: "acme/api"}}}}},
+		},
+		{
+			name:  "pull request carries log attributes and no job yet",
+			event: "pull_request",
+			body:  `{"action":"opened","installation":{"id":7},"repository":{"full_name":"acme/api"},"pull_request":{"head":{"sha":"abc"}}}`,
+			want:  Delivery{ID: "d", Event: "pull_request", Action: "opened", InstallationID: 7, Repo: "acme/api", SHA: "abc", ReceivedAt: t0},
+		},
+		{
+			name:  "status sha",
+			event: "status",
+			body:  `{"sha":"def","repository":{"full_name":"acme/api"}}`,
+			want:  Delivery{ID: "d", Event: "status", Repo: "acme/api", SHA: "def", ReceivedAt: t0},
+		},
+		{
+			name:  "unknown event is irrelevant",
+			event: "star",
+			body:  `{"action":"created"}`,
+			want:  Delivery{ID: "d", Event: "star", Action: "created", ReceivedAt: t0},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := Translate("d", tc.event, []byte(tc.body), t0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("Translate mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestTranslateMalformed(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ name, event, body string }{
+		{"not json", "pull_request", `{"action":`},
+		{"array", "pull_request", `[]`},
+		{"null", "pull_request", `null`},
+		{"empty", "pull_request", ``},
+		{"wrong type", "pull_request", `{"action":5}`},
+		{"installation without account", "installation", `{"action":"created","installation":{"id":1}}`},
+		{"installation without id", "installation_repositories", `{"action":"added","installation":{"account":{"login":"a"}}}`},
+		{"installation without action", "installation", `{"installation":{"id":1,"account":{"login":"a"}}}`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if _, err := Translate("d", tc.event, []byte(tc.body), t0); !errors.Is(err, ErrMalformed) {
+				t.Errorf("err = %v, want ErrMalformed", err)
+			}
+		})
+	}
+}
+
+// TestTranslateGitHubExamples runs every payload GitHub documents.
+func TestTranslateGitHubExamples(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(testenv.RequireSharedTestdata(t), "webhooks", "examples")
+	files, err := filepath.Glob(filepath.Join(dir, "*", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no examples under %s: %v", dir, err)
+	}
+	for _, f := range files {
+		event := filepath.Base(filepath.Dir(f))
+		body, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := Translate("id", event, body, t0)
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		if event == "installation" || event == "installation_repositories" {
+			if len(d.Jobs) != 1 || d.InstallationID == 0 {
+				t.Errorf("%s: want one installation job, got %+v", f, d)
+			}
+		}
+	}
+}
+
+func FuzzTranslate(f *testing.F) {
+	f.Add("installation", []byte(`{"action":"created","installation":{"id":1,"account":{"login":"a"}}}`))
+	f.Add("pull_request", []byte(`{"action":"opened"}`))
+	f.Fuzz(func(t *testing.T, event string, body []byte) {
+		d, err := Translate("id", event, body, t0)
+		if err == nil && d.ID != "id" {
+			t.Fatalf("lost the delivery id")
+		}
+	})
+}
