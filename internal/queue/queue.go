@@ -95,6 +95,10 @@ type Queue struct {
 	intakeDone chan struct{}
 	stopOnce   sync.Once
 
+	dispatchWake chan struct{}
+	dispatchStop chan struct{}
+	dispatchDone chan struct{}
+
 	eventsDone chan struct{}
 	unsub      func()
 }
@@ -151,6 +155,10 @@ func New(store *sqlite.DB, w *Workers, cfg Config) (*Queue, error) {
 		stopIntake: make(chan struct{}),
 		intakeDone: make(chan struct{}),
 		eventsDone: make(chan struct{}),
+
+		dispatchWake: make(chan struct{}, 1),
+		dispatchStop: make(chan struct{}),
+		dispatchDone: make(chan struct{}),
 	}
 	for _, bind := range w.kinds {
 		bind(q)
@@ -192,6 +200,7 @@ func (q *Queue) Start(ctx context.Context) error {
 	q.unsub = unsub
 	go q.watch(events)
 	go q.runIntake()
+	go q.runDispatcher()
 	if err := q.client.Start(ctx); err != nil {
 		return fmt.Errorf("start queue: %w", err)
 	}
@@ -207,8 +216,10 @@ func (q *Queue) Stop(ctx context.Context) error {
 		q.closed = true
 		q.mu.Unlock()
 		close(q.stopIntake)
+		<-q.intakeDone
+		close(q.dispatchStop)
+		<-q.dispatchDone
 	})
-	<-q.intakeDone
 	err := q.client.Stop(ctx)
 	if err != nil {
 		q.cfg.Logger.Warn("drain timed out; cancelling running jobs", "error", err)

@@ -3,7 +3,9 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -16,27 +18,77 @@ type Delivery struct {
 	InstallationID int64
 	Repo           string
 	ReceivedAt     time.Time
-	Jobs           int
-	Processed      int
+	// JobArgs is the JSON of the delivery's jobs, as the dispatcher reads them.
+	JobArgs   json.RawMessage
+	Jobs      int
+	Processed int
 }
 
-// InsertDelivery records a delivery in tx. It reports false, and writes
-// nothing, when the ID was recorded before.
-func (s *DB) InsertDelivery(ctx context.Context, tx *sql.Tx, d Delivery) (bool, error) {
-	res, err := tx.ExecContext(ctx, `
-		INSERT INTO deliveries (id, source, event, action, installation_id, repo, received_at, jobs)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (id) DO NOTHING`,
-		d.ID, d.Source, d.Event, d.Action, d.InstallationID, d.Repo,
-		ts(d.ReceivedAt), d.Jobs)
+const insertDelivery = `
+	INSERT INTO deliveries (id, source, event, action, installation_id, repo, received_at, jobs, job_args)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (id) DO NOTHING`
+
+// InsertDeliveries records deliveries in tx. inserted[i] is false, and
+// nothing is written for it, when ds[i].ID was recorded before.
+func (s *DB) InsertDeliveries(ctx context.Context, tx *sql.Tx, ds []Delivery) ([]bool, error) {
+	stmt, err := tx.PrepareContext(ctx, insertDelivery)
 	if err != nil {
-		return false, fmt.Errorf("insert delivery %s: %w", d.ID, err)
+		return nil, fmt.Errorf("prepare insert delivery: %w", err)
 	}
-	n, err := res.RowsAffected()
+	defer stmt.Close()
+	inserted := make([]bool, len(ds))
+	for i, d := range ds {
+		res, err := stmt.ExecContext(ctx, d.ID, d.Source, d.Event, d.Action, d.InstallationID, d.Repo,
+			ts(d.ReceivedAt), d.Jobs, string(d.JobArgs))
+		if err != nil {
+			return nil, fmt.Errorf("insert delivery %s: %w", d.ID, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return nil, fmt.Errorf("insert delivery %s: %w", d.ID, err)
+		}
+		inserted[i] = n == 1
+	}
+	return inserted, nil
+}
+
+// Undispatched returns up to limit deliveries whose jobs are not yet in the
+// queue, oldest first.
+func (s *DB) Undispatched(ctx context.Context, tx *sql.Tx, limit int) ([]Delivery, error) {
+	rows, err := tx.QueryContext(ctx, `
+		SELECT id, job_args FROM deliveries WHERE dispatched = 0 ORDER BY seq LIMIT ?`, limit)
 	if err != nil {
-		return false, fmt.Errorf("insert delivery %s: %w", d.ID, err)
+		return nil, fmt.Errorf("list undispatched deliveries: %w", err)
 	}
-	return n == 1, nil
+	defer rows.Close()
+	var out []Delivery
+	for rows.Next() {
+		var d Delivery
+		var args string
+		if err := rows.Scan(&d.ID, &args); err != nil {
+			return nil, fmt.Errorf("list undispatched deliveries: %w", err)
+		}
+		d.JobArgs = json.RawMessage(args)
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// MarkDispatched records that the deliveries' jobs are in the queue.
+func (s *DB) MarkDispatched(ctx context.Context, tx *sql.Tx, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	q := `UPDATE deliveries SET dispatched = 1, job_args = '[]' WHERE id IN (?` + strings.Repeat(",?", len(ids)-1) + `)`
+	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+		return fmt.Errorf("mark deliveries dispatched: %w", err)
+	}
+	return nil
 }
 
 // MarkProcessed counts one completed job of a delivery, in the job's own
@@ -55,7 +107,7 @@ func (s *DB) MarkProcessed(ctx context.Context, tx *sql.Tx, deliveryID string, n
 func (s *DB) Deliveries(ctx context.Context) ([]Delivery, error) {
 	rows, err := s.db.QueryContext(ctx, `
 		SELECT id, source, event, action, installation_id, repo, received_at, jobs, processed
-		FROM deliveries ORDER BY received_at, id`)
+		FROM deliveries ORDER BY seq`)
 	if err != nil {
 		return nil, fmt.Errorf("list deliveries: %w", err)
 	}

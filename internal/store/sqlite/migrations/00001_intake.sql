@@ -1,11 +1,14 @@
 -- +goose Up
 -- deliveries holds every acknowledged webhook delivery that asked for work.
--- The primary key is the dedupe key: GitHub keeps X-GitHub-Delivery on
--- redelivery. processed counts jobs whose effects were committed; a job
--- commits its effects, this count and its own completion in one transaction,
--- so processed never exceeds jobs.
+-- id is the dedupe key: GitHub keeps X-GitHub-Delivery on
+-- redelivery. job_args holds the delivery's jobs until the dispatcher has
+-- moved them into River's queue (dispatched = 1) in one transaction.
+-- processed counts jobs whose effects were committed; a job commits its
+-- effects, this count and its own completion in one transaction, so
+-- processed never exceeds jobs.
 CREATE TABLE deliveries (
-    id              TEXT    NOT NULL PRIMARY KEY,
+    seq             INTEGER NOT NULL PRIMARY KEY,
+    id              TEXT    NOT NULL UNIQUE,
     source          TEXT    NOT NULL,
     event           TEXT    NOT NULL,
     action          TEXT    NOT NULL DEFAULT '',
@@ -13,10 +16,13 @@ CREATE TABLE deliveries (
     repo            TEXT    NOT NULL DEFAULT '',
     received_at     TEXT    NOT NULL,
     jobs            INTEGER NOT NULL,
+    job_args        TEXT    NOT NULL,
+    dispatched      INTEGER NOT NULL DEFAULT 0,
     processed       INTEGER NOT NULL DEFAULT 0,
     processed_at    TEXT
 ) STRICT;
 CREATE INDEX deliveries_received_at ON deliveries (received_at);
+CREATE INDEX deliveries_undispatched ON deliveries (seq) WHERE dispatched = 0;
 
 CREATE TABLE installations (
     id                   INTEGER NOT NULL PRIMARY KEY,

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	_ "modernc.org/sqlite"
+
+	"github.com/changegate/changegate/internal/store/sqlite"
+	"github.com/changegate/changegate/internal/webhook"
+)
+
+// logWatch collects a server's JSON log lines and finds its address.
+type logWatch struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	addr  chan string
+	once  sync.Once
+	lines []map[string]any
+}
+
+func newLogWatch() *logWatch { return &logWatch{addr: make(chan string, 1)} }
+
+// consume reads r line by line until it ends.
+func (l *logWatch) consume(r io.Reader) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		l.mu.Lock()
+		l.buf.Write(line)
+		l.buf.WriteByte('\n')
+		var m map[string]any
+		if json.Unmarshal(line, &m) == nil {
+			l.lines = append(l.lines, m)
+			if m["msg"] == "changegate listening" {
+				if a, ok := m["addr"].(string); ok {
+					l.once.Do(func() { l.addr <- a })
+				}
+			}
+		}
+		l.mu.Unlock()
+	}
+}
+
+func (l *logWatch) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func (l *logWatch) waitAddr(t *testing.T) string {
+	t.Helper()
+	select {
+	case a := <-l.addr:
+		return "http://" + a
+	case <-time.After(60 * time.Second):
+		t.Fatalf("server did not start; log:\n%s", l.String())
+		return ""
+	}
+}
+
+// sendWebhook posts a signed delivery and returns the status.
+func sendWebhook(ctx context.Context, client *http.Client, base string, secret []byte, event, id string, body []byte) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/webhooks/github", bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-GitHub-Event", event)
+	req.Header.Set("X-GitHub-Delivery", id)
+	req.Header.Set("X-Hub-Signature-256", webhook.Sign(secret, body))
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+func repoAddedBody(installation int64, repoID int64, name string) []byte {
+	return fmt.Appendf(nil, `{"action":"added","installation":{"id":%d,"account":{"login":"acme","type":"Organization"}},`+
+		`"repository_selection":"selected","repositories_added":[{"id":%d,"full_name":%q,"private":false}],"repositories_removed":[]}`,
+		installation, repoID, name)
+}
+
+// openReadOnly opens a data dir's database beside a running server.
+func openReadOnly(t *testing.T, dataDir string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dataDir, sqlite.FileName)+"?mode=ro&_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func queryInt(t *testing.T, db *sql.DB, q string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := db.QueryRow(q, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+func eventually(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func getBody(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func envMap(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := m[k]
+		return v, ok
+	}
+}
+
+func mustContain(t *testing.T, s string, subs ...string) {
+	t.Helper()
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			t.Errorf("missing %q", sub)
+		}
+	}
+}

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+
+	"github.com/changegate/changegate/internal/config"
+	"github.com/changegate/changegate/internal/ghapp"
+	"github.com/changegate/changegate/internal/inventory"
+	"github.com/changegate/changegate/internal/jobs"
+	"github.com/changegate/changegate/internal/queue"
+	"github.com/changegate/changegate/internal/server"
+	"github.com/changegate/changegate/internal/store/sqlite"
+	"github.com/changegate/changegate/internal/webhook"
+)
+
+func serveCmd(getenv config.LookupEnv, stdout, stderr io.Writer) *cobra.Command {
+	var configPath string
+	var o config.Overrides
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the GitHub App server",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(configPath, getenv, o)
+			if err != nil {
+				return err
+			}
+			return serve(cmd.Context(), cfg, stderr)
+		},
+	}
+	cmd.Flags().StringVar(&configPath, "config", "", "YAML configuration file (see config/changegate.example.yaml)")
+	cmd.Flags().StringVar(&o.Listen, "listen", "", "listen address (default :8080, or CHANGEGATE_LISTEN)")
+	cmd.Flags().StringVar(&o.DataDir, "data-dir", "", "embedded store and evidence directory (default ./data, or CHANGEGATE_DATA_DIR)")
+	return cmd
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level)) // validated by config
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// serve runs until ctx ends, then shuts down in order: stop accepting
+// webhooks, drain the queue, close the store.
+func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
+	log := newLogger(stderr, cfg.LogLevel).With("app_version", version)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	store, err := sqlite.Open(ctx, cfg.DataDir, sqlite.Options{Logger: log.With("component", "store")})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if err := cfg.EnsureWebhookSecret(); err != nil {
+		return err
+	}
+	if cfg.WebhookSecretGenerated {
+		fmt.Fprintf(stderr, "changegate: no webhook secret was configured; generated one into %s\n"+
+			"changegate: set it as the GitHub App's webhook secret, or set CHANGEGATE_WEBHOOK_SECRET\n", cfg.WebhookSecretSource)
+	}
+
+	classify := ghapp.RetryDelay
+	workers := queue.NewWorkers()
+	queue.Add(workers, inventory.EventHandler(store, time.Now))
+	var apps *ghapp.Apps
+	if cfg.GitHub.Configured() {
+		key, err := os.ReadFile(cfg.GitHub.PrivateKeyFile)
+		if err != nil {
+			return fmt.Errorf("github.private_key_file: %w", err)
+		}
+		apps, err = ghapp.New(ghapp.Config{AppID: cfg.GitHub.AppID, PrivateKey: key, BaseURL: cfg.GitHub.APIURL},
+			ghapp.Options{Registerer: reg, Logger: log.With("component", "github")})
+		if err != nil {
+			return err
+		}
+		queue.Add(workers, inventory.SyncHandler(store, inventory.GitHubLister{Clients: apps}, time.Now))
+	} else {
+		log.Warn("GitHub App credentials not configured: webhooks are accepted and recorded, but nothing is read from GitHub")
+		queue.Add(workers, queue.Handler[jobs.InstallationSync](func(context.Context, *slog.Logger, jobs.InstallationSync) (queue.Apply, error) {
+			return nil, errAppNotConfigured
+		}))
+	}
+
+	q, err := queue.New(store, workers, queue.Config{
+		Workers:     cfg.Queue.Workers,
+		MaxAttempts: cfg.Queue.MaxAttempts,
+		JobTimeout:  cfg.Queue.JobTimeout.D(),
+		MaxBackoff:  cfg.Queue.MaxBackoff.D(),
+		Retention:   cfg.Queue.Retention.D(),
+		Saturation:  cfg.Queue.Saturation,
+		Classify: func(err error, now time.Time) (time.Duration, bool) {
+			if errors.Is(err, errAppNotConfigured) {
+				return 0, false
+			}
+			return classify(err, now)
+		},
+		Logger:     log.With("component", "queue"),
+		Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+	if err := q.Start(ctx); err != nil {
+		return err
+	}
+	// From here on, the queue must be stopped on every path.
+	stopQueue := func() error {
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout.D())
+		defer cancel()
+		return q.Stop(sctx)
+	}
+	if apps != nil {
+		if err := q.Insert(ctx, jobs.InstallationSync{Reason: "startup"}, true); err != nil {
+			return errors.Join(err, stopQueue())
+		}
+	}
+
+	intake, err := webhook.NewGitHub(webhook.Options{
+		Secret:     cfg.WebhookSecret,
+		MaxBody:    config.MaxWebhookBody,
+		Enqueuer:   q,
+		Logger:     log.With("component", "intake"),
+		Registerer: reg,
+	})
+	if err != nil {
+		return errors.Join(err, stopQueue())
+	}
+	e := server.New(server.Options{
+		GitHubWebhook: intake.Handle,
+		Gatherer:      reg,
+		Logger:        log,
+		Checks: []server.Check{
+			{Name: "store", Run: func(ctx context.Context) error { return store.CheckWritable(ctx, time.Now()) }},
+			{Name: "queue", Run: func(ctx context.Context) error {
+				saturated, n, err := q.Saturated(ctx)
+				if err != nil {
+					return err
+				}
+				if saturated {
+					return fmt.Errorf("saturated: %d jobs waiting (queue.saturation is %d)", n, cfg.Queue.Saturation)
+				}
+				return nil
+			}},
+		},
+	})
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return errors.Join(fmt.Errorf("listen: %w", err), stopQueue())
+	}
+	srv := &http.Server{
+		Handler:           e,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("changegate listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir,
+		"webhook_secret_source", cfg.WebhookSecretSource, "github_app", cfg.GitHub.Configured())
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: no new webhooks, draining jobs", "timeout", cfg.ShutdownTimeout.D().String())
+	case err := <-serveErr:
+		return errors.Join(fmt.Errorf("http server: %w", err), stopQueue())
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout.D())
+	defer cancel()
+	httpErr := srv.Shutdown(sctx)
+	qErr := stopQueue()
+	if err := errors.Join(httpErr, qErr); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped cleanly")
+	return nil
+}
+
+var errAppNotConfigured = errors.New("GitHub App credentials are not configured (github.app_id, github.private_key_file)")
