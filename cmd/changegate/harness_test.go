@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -153,3 +154,7 @@ func mustContain(t *testing.T, s string, subs ...string) {
 		}
 	}
 }
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func io_Pipe() (*io.PipeReader, *io.PipeWriter) { return io.Pipe() }

@@ -1,0 +1,99 @@
+package queue_test
+
+import (
+	"context"
+	"database/sql"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/changegate/changegate/internal/queue"
+	"github.com/changegate/changegate/internal/store/sqlite"
+)
+
+// TestJobRunningAtCrashRunsOnceAfterRestart snapshots the database while a
+// job is running, which is exactly what a crash at that moment leaves on
+// disk, and starts a new queue on the snapshot.
+func TestJobRunningAtCrashRunsOnceAfterRestart(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	live := t.TempDir()
+	store, err := sqlite.Open(ctx, live, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	w := queue.NewWorkers()
+	queue.Add(w, queue.Handler[testJob](func(ctx context.Context, _ *slog.Logger, j testJob) (queue.Apply, error) {
+		close(entered)
+		<-release
+		return nil, nil
+	}))
+	q, err := queue.New(store, w, queue.Config{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Enqueue(ctx, testJob{DeliveryID: "orphan-1", Mode: "ok"}.delivery()); err != nil {
+		t.Fatal(err)
+	}
+	<-entered
+
+	crashed := t.TempDir()
+	reader, err := sql.Open("sqlite", "file:"+filepath.Join(live, sqlite.FileName)+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reader.Exec(`VACUUM INTO ?`, filepath.Join(crashed, sqlite.FileName)); err != nil {
+		t.Fatal(err)
+	}
+	reader.Close()
+	close(release)
+	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := q.Stop(stopCtx); err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+
+	// Second life, on what the crash left.
+	store2, err := sqlite.Open(ctx, crashed, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store2.Close()
+	var state string
+	if err := store2.SQL().QueryRow(`SELECT state FROM river_job`).Scan(&state); err != nil || state != "running" {
+		t.Fatalf("snapshot job state = %q (%v), want running", state, err)
+	}
+	var runs atomic.Int64
+	w2 := queue.NewWorkers()
+	queue.Add(w2, queue.Handler[testJob](func(context.Context, *slog.Logger, testJob) (queue.Apply, error) {
+		runs.Add(1)
+		return nil, nil
+	}))
+	q2, err := queue.New(store2, w2, queue.Config{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q2.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer q2.Stop(context.Background())
+	waitFor(t, "rescued job", func() bool {
+		ds, err := store2.Deliveries(ctx)
+		return err == nil && len(ds) == 1 && ds[0].Processed == 1
+	})
+	time.Sleep(200 * time.Millisecond)
+	if n := runs.Load(); n != 1 {
+		t.Errorf("rescued job ran %d times, want 1", n)
+	}
+	if _, err := os.Stat(filepath.Join(crashed, sqlite.FileName)); err != nil {
+		t.Fatal(err)
+	}
+}
