@@ -41,10 +41,11 @@ func TestCrashLosesNoAcknowledgedDelivery(t *testing.T) {
 	var killOnce sync.Once
 	kill := func() {
 		killOnce.Do(func() {
+			// Senders failing from now on are expected to.
+			close(killed)
 			if err := srv.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 				t.Errorf("kill: %v", err)
 			}
-			close(killed)
 		})
 	}
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: senders}}
