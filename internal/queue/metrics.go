@@ -101,22 +101,39 @@ func (m *metrics) countByState(ctx context.Context) (map[string]int, error) {
 }
 
 // waiting counts jobs that are due and not yet running, and the age of the
-// oldest. Jobs scheduled for later (backoff, rate limits) are not waiting.
+// oldest: jobs in River's queue, and jobs of deliveries not yet dispatched
+// into it. Jobs scheduled for later (backoff, rate limits) are not waiting.
 func (m *metrics) waiting(ctx context.Context, now time.Time) (int, time.Duration, error) {
-	var n int
-	var oldest sql.NullString
+	var queued, recorded int
+	var oldestQueued, oldestRecorded sql.NullString
 	err := m.db.QueryRowContext(ctx, `
 		SELECT COUNT(*), MIN(scheduled_at) FROM river_job
-		WHERE state IN ('available', 'retryable', 'scheduled') AND scheduled_at <= datetime('now', 'subsec')`).Scan(&n, &oldest)
+		WHERE state IN ('available', 'retryable', 'scheduled') AND scheduled_at <= datetime('now', 'subsec')`).Scan(&queued, &oldestQueued)
 	if err != nil {
 		return 0, 0, fmt.Errorf("count waiting jobs: %w", err)
 	}
-	if !oldest.Valid {
-		return n, 0, nil
-	}
-	t, err := time.Parse("2006-01-02 15:04:05.999999999", oldest.String)
+	err = m.db.QueryRowContext(ctx, `
+		SELECT COALESCE(SUM(jobs), 0), MIN(received_at) FROM deliveries WHERE dispatched = 0`).Scan(&recorded, &oldestRecorded)
 	if err != nil {
-		return n, 0, nil
+		return 0, 0, fmt.Errorf("count undispatched jobs: %w", err)
 	}
-	return n, max(now.Sub(t), 0), nil
+	var age time.Duration
+	if t, ok := parseTime(oldestQueued, riverTimeLayout); ok {
+		age = max(age, now.Sub(t))
+	}
+	if t, ok := parseTime(oldestRecorded, time.RFC3339Nano); ok {
+		age = max(age, now.Sub(t))
+	}
+	return queued + recorded, age, nil
+}
+
+// riverTimeLayout is how River's SQLite driver writes times (UTC).
+const riverTimeLayout = "2006-01-02 15:04:05.999999999"
+
+func parseTime(s sql.NullString, layout string) (time.Time, bool) {
+	if !s.Valid {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(layout, s.String)
+	return t, err == nil
 }

@@ -117,13 +117,13 @@ func NewWorkers() *Workers { return &Workers{river: river.NewWorkers()} }
 // GitHub; the Apply it returns runs inside the transaction that also marks
 // the job done, so the job's effects are committed exactly once. A nil Apply
 // commits only the completion.
-type Handler[T jobs] func(ctx context.Context, log *slog.Logger, args T) (Apply, error)
+type Handler[T Args] func(ctx context.Context, log *slog.Logger, args T) (Apply, error)
 
 // Apply writes a job's effects in the job's transaction.
 type Apply func(ctx context.Context, tx *sql.Tx) error
 
-// jobs is what a job's arguments provide.
-type jobs interface {
+// Args is what a job's arguments provide.
+type Args interface {
 	river.JobArgs
 	LogAttrs() []slog.Attr
 }
@@ -134,7 +134,7 @@ type deliveryJob interface {
 }
 
 // Add registers the handler for one job kind.
-func Add[T jobs](w *Workers, h Handler[T]) {
+func Add[T Args](w *Workers, h Handler[T]) {
 	wk := &txWorker[T]{handle: h}
 	river.AddWorker(w.river, wk)
 	w.kinds = append(w.kinds, func(q *Queue) { wk.q = q })
@@ -304,7 +304,7 @@ func lastError(j *rivertype.JobRow) string {
 }
 
 // txWorker adapts a Handler to River.
-type txWorker[T jobs] struct {
+type txWorker[T Args] struct {
 	river.WorkerDefaults[T]
 	q      *Queue
 	handle Handler[T]
@@ -330,7 +330,7 @@ func (w *txWorker[T]) Work(ctx context.Context, job *river.Job[T]) error {
 // commit writes the job's effects, counts it against its delivery and
 // completes it, all in one transaction: a crash before the commit leaves
 // the job to run again, a crash after it leaves nothing to redo.
-func commit[T jobs](ctx context.Context, q *Queue, job *river.Job[T], apply Apply) error {
+func commit[T Args](ctx context.Context, q *Queue, job *river.Job[T], apply Apply) error {
 	tx, err := q.store.SQL().BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
