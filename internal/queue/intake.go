@@ -139,6 +139,8 @@ func (q *Queue) writeBatch(batch []*pending) {
 }
 
 func (q *Queue) insertBatch(batch []*pending) ([]bool, error) {
+	q.gate.lockHigh()
+	defer q.gate.unlock()
 	// The batch must not die with one caller's request context.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -201,6 +203,8 @@ func (q *Queue) dispatchAll() {
 }
 
 func (q *Queue) dispatchBatch() (int, error) {
+	q.gate.lockLow()
+	defer q.gate.unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	tx, err := q.store.SQL().BeginTx(ctx, nil)
@@ -241,4 +245,4 @@ func (q *Queue) dispatchBatch() (int, error) {
 // dispatchBatch bounds one dispatch transaction. River's SQLite driver
 // prepares each insert, so a dispatch holds the one connection for about
 // 60µs a job; small batches keep intake's wait for it short.
-const dispatchBatch = 32
+const dispatchBatch = 16

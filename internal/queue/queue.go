@@ -88,6 +88,7 @@ type Queue struct {
 	client  *river.Client[*sql.Tx]
 	metrics *metrics
 
+	gate       *gate
 	intake     chan *pending
 	mu         sync.RWMutex // guards closed against sends on intake
 	closed     bool
@@ -151,6 +152,7 @@ func New(store *sqlite.DB, w *Workers, cfg Config) (*Queue, error) {
 		cfg:        cfg,
 		store:      store,
 		metrics:    m,
+		gate:       newGate(),
 		intake:     make(chan *pending, cfg.MaxBatch*4),
 		stopIntake: make(chan struct{}),
 		intakeDone: make(chan struct{}),
@@ -331,6 +333,8 @@ func (w *txWorker[T]) Work(ctx context.Context, job *river.Job[T]) error {
 // completes it, all in one transaction: a crash before the commit leaves
 // the job to run again, a crash after it leaves nothing to redo.
 func commit[T Args](ctx context.Context, q *Queue, job *river.Job[T], apply Apply) error {
+	q.gate.lockLow()
+	defer q.gate.unlock()
 	tx, err := q.store.SQL().BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)

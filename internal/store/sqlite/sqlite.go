@@ -21,7 +21,7 @@ import (
 	"github.com/pressly/goose/v3"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	msqlite "modernc.org/sqlite"
 )
 
 //go:embed migrations/*.sql
@@ -68,11 +68,7 @@ func Open(ctx context.Context, dataDir string, o Options) (*DB, error) {
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Set("_txlock", "immediate")
 	dsn := "file:" + filepath.Join(dataDir, FileName) + "?" + q.Encode()
-	db, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		lock.Close()
-		return nil, fmt.Errorf("open sqlite: %w", err)
-	}
+	db := sql.OpenDB(connector{dsn: dsn, drv: &msqlite.Driver{}})
 	// SQLite has one writer. River's driver documentation recommends a single
 	// connection; everything, intake included, takes turns on it.
 	db.SetMaxOpenConns(1)
