@@ -8,7 +8,6 @@ package queue
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -210,8 +209,8 @@ func (q *Queue) Start(ctx context.Context) error {
 }
 
 // Stop stops taking deliveries, then lets running jobs finish until ctx
-// ends, after which it cancels them; a cancelled job is snoozed, not
-// failed, and runs again after restart.
+// ends, after which it cancels them; a cancelled job keeps its attempt and
+// runs again after restart.
 func (q *Queue) Stop(ctx context.Context) error {
 	q.stopOnce.Do(func() {
 		q.mu.Lock()
@@ -362,10 +361,12 @@ func commit[T Args](ctx context.Context, q *Queue, job *river.Job[T], apply Appl
 // failure decides what a failed attempt becomes: a snooze that honours a
 // rate limit's reset time, a retry with backoff, or a permanent failure.
 func (q *Queue) failure(ctx context.Context, log *slog.Logger, job *rivertype.JobRow, err error) error {
-	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-		// Shutdown cancelled the job: run it again after restart without
-		// spending an attempt.
-		return river.JobSnooze(0)
+	if ctx.Err() != nil {
+		// The job's own context ended: on a timeout River counts the attempt
+		// and retries; on shutdown it sees the stop in the context's cause
+		// and makes the job available again without spending an attempt
+		// (TestStopTimeoutCancelsAndKeepsTheAttempt).
+		return err
 	}
 	now := q.cfg.Now()
 	delay, retry := q.cfg.Classify(err, now)
