@@ -21,24 +21,13 @@ func TestJobRunningAtCrashRunsOnceAfterRestart(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	live := t.TempDir()
-	store, err := sqlite.Open(ctx, live, sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := openStore(t, live)
 	entered, release := make(chan struct{}), make(chan struct{})
-	w := queue.NewWorkers()
-	queue.Add(w, queue.Handler[testJob](func(ctx context.Context, _ *slog.Logger, j testJob) (queue.Apply, error) {
+	q := startQueue(t, store, queue.Config{Workers: 1}, func(context.Context, *slog.Logger, testJob) (queue.Apply, error) {
 		close(entered)
 		<-release
 		return nil, nil
-	}))
-	q, err := queue.New(store, w, queue.Config{Workers: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := q.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	})
 	if _, err := q.Enqueue(ctx, testJob{DeliveryID: "orphan-1", Mode: "ok"}.delivery()); err != nil {
 		t.Fatal(err)
 	}
@@ -62,28 +51,16 @@ func TestJobRunningAtCrashRunsOnceAfterRestart(t *testing.T) {
 	store.Close()
 
 	// Second life, on what the crash left.
-	store2, err := sqlite.Open(ctx, crashed, sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store2.Close()
+	store2 := openStore(t, crashed)
 	var state string
 	if err := store2.SQL().QueryRow(`SELECT state FROM river_job`).Scan(&state); err != nil || state != "running" {
 		t.Fatalf("snapshot job state = %q (%v), want running", state, err)
 	}
 	var runs atomic.Int64
-	w2 := queue.NewWorkers()
-	queue.Add(w2, queue.Handler[testJob](func(context.Context, *slog.Logger, testJob) (queue.Apply, error) {
+	q2 := startQueue(t, store2, queue.Config{Workers: 1}, func(context.Context, *slog.Logger, testJob) (queue.Apply, error) {
 		runs.Add(1)
 		return nil, nil
-	}))
-	q2, err := queue.New(store2, w2, queue.Config{Workers: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := q2.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	})
 	defer q2.Stop(context.Background())
 	waitFor(t, "rescued job", func() bool {
 		ds, err := store2.Deliveries(ctx)

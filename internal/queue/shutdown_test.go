@@ -12,6 +12,16 @@ import (
 	"github.com/changegate/changegate/internal/store/sqlite"
 )
 
+func openStore(t *testing.T, dir string) *sqlite.DB {
+	t.Helper()
+	store, err := sqlite.Open(t.Context(), dir, sqlite.Options{Synchronous: "NORMAL"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return store
+}
+
 func startQueue(t *testing.T, store *sqlite.DB, cfg queue.Config, h queue.Handler[testJob]) *queue.Queue {
 	t.Helper()
 	w := queue.NewWorkers()
@@ -28,11 +38,7 @@ func startQueue(t *testing.T, store *sqlite.DB, cfg queue.Config, h queue.Handle
 
 func TestStopDrainsRunningJobs(t *testing.T) {
 	t.Parallel()
-	store, err := sqlite.Open(t.Context(), t.TempDir(), sqlite.Options{Synchronous: "NORMAL"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := openStore(t, t.TempDir())
 	entered := make(chan struct{}, 1)
 	q := startQueue(t, store, queue.Config{Workers: 1}, func(ctx context.Context, _ *slog.Logger, _ testJob) (queue.Apply, error) {
 		entered <- struct{}{}
@@ -56,11 +62,7 @@ func TestStopDrainsRunningJobs(t *testing.T) {
 
 func TestStopTimeoutCancelsAndKeepsTheAttempt(t *testing.T) {
 	t.Parallel()
-	store, err := sqlite.Open(t.Context(), t.TempDir(), sqlite.Options{Synchronous: "NORMAL"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := openStore(t, t.TempDir())
 	entered := make(chan struct{}, 1)
 	// One attempt only: if the cancelled run spent it, the job would be
 	// discarded instead of running again.

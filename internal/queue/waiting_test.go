@@ -8,30 +8,17 @@ import (
 	"time"
 
 	"github.com/changegate/changegate/internal/queue"
-	"github.com/changegate/changegate/internal/store/sqlite"
 )
 
 func TestSaturationAndAge(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	store, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{Synchronous: "NORMAL"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
 	release := make(chan struct{})
-	w := queue.NewWorkers()
-	queue.Add(w, queue.Handler[testJob](func(ctx context.Context, _ *slog.Logger, _ testJob) (queue.Apply, error) {
-		<-release
-		return nil, nil
-	}))
-	q, err := queue.New(store, w, queue.Config{Workers: 1, Saturation: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := q.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	q := startQueue(t, openStore(t, t.TempDir()), queue.Config{Workers: 1, Saturation: 3},
+		func(context.Context, *slog.Logger, testJob) (queue.Apply, error) {
+			<-release
+			return nil, nil
+		})
 	defer func() {
 		close(release)
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -2,10 +2,8 @@ package webhook_test
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -15,12 +13,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/changegate/changegate/internal/config"
-	"github.com/changegate/changegate/internal/inventory"
-	"github.com/changegate/changegate/internal/queue"
-	"github.com/changegate/changegate/internal/store/sqlite"
 	"github.com/changegate/changegate/internal/webhook"
 )
 
@@ -30,8 +23,6 @@ import (
 // over loopback HTTP. Report: ns/op, acks/s and p99.
 //
 //	go test ./internal/webhook -run '^$' -bench Intake -benchtime 20000x
-var benchSync = "FULL"
-
 func BenchmarkIntake(b *testing.B) {
 	body := []byte(installBody)
 	b.Run("bare", func(b *testing.B) {
@@ -42,40 +33,16 @@ func BenchmarkIntake(b *testing.B) {
 			}
 			return c.NoContent(http.StatusAccepted)
 		})
-		runIntake(b, e, body)
+		srv := httptest.NewServer(e)
+		defer srv.Close()
+		runIntake(b, srv.URL+"/webhooks/github", body)
 	})
 	b.Run("durable", func(b *testing.B) {
-		ctx := context.Background()
-		log := slog.New(slog.DiscardHandler)
-		store, err := sqlite.Open(ctx, b.TempDir(), sqlite.Options{Synchronous: benchSync})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer store.Close()
-		w := queue.NewWorkers()
-		queue.Add(w, inventory.EventHandler(store, time.Now))
-		q, err := queue.New(store, w, queue.Config{Workers: 8, Logger: log, Saturation: 1 << 30})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := q.Start(ctx); err != nil {
-			b.Fatal(err)
-		}
-		defer q.Stop(ctx)
-		h, err := webhook.NewGitHub(webhook.Options{Secret: secret, MaxBody: config.MaxWebhookBody, Enqueuer: q,
-			Logger: log, Registerer: prometheus.NewRegistry()})
-		if err != nil {
-			b.Fatal(err)
-		}
-		e := echo.New()
-		e.POST("/webhooks/github", h.Handle)
-		runIntake(b, e, body)
+		runIntake(b, newStack(b, "FULL").url, body)
 	})
 }
 
-func runIntake(b *testing.B, h http.Handler, body []byte) {
-	srv := httptest.NewServer(h)
-	defer srv.Close()
+func runIntake(b *testing.B, url string, body []byte) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}}
 	sig := webhook.Sign(secret, body)
 	var seq atomic.Int64
@@ -88,7 +55,7 @@ func runIntake(b *testing.B, h http.Handler, body []byte) {
 	b.RunParallel(func(pb *testing.PB) {
 		local := make([]time.Duration, 0, 1024)
 		for pb.Next() {
-			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/webhooks/github", bytes.NewReader(body))
+			req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 			req.Header.Set("X-GitHub-Event", "installation_repositories")
 			req.Header.Set("X-GitHub-Delivery", fmt.Sprintf("bench-%d", seq.Add(1)))
 			req.Header.Set("X-Hub-Signature-256", sig)

@@ -34,37 +34,37 @@ type stack struct {
 	store *sqlite.DB
 }
 
-func newStack(t *testing.T) *stack {
-	t.Helper()
-	ctx := t.Context()
+func newStack(tb testing.TB, synchronous string) *stack {
+	tb.Helper()
+	ctx := tb.Context()
 	log := slog.New(slog.DiscardHandler)
-	store, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{Synchronous: "NORMAL"})
+	store, err := sqlite.Open(ctx, tb.TempDir(), sqlite.Options{Synchronous: synchronous})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	w := queue.NewWorkers()
 	queue.Add(w, inventory.EventHandler(store, time.Now))
-	q, err := queue.New(store, w, queue.Config{Workers: 4, Logger: log})
+	q, err := queue.New(store, w, queue.Config{Workers: 8, Logger: log})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	if err := q.Start(ctx); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	h, err := webhook.NewGitHub(webhook.Options{Secret: secret, MaxBody: config.MaxWebhookBody, Enqueuer: q,
 		Logger: log, Registerer: prometheus.NewRegistry()})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	e := echo.New()
 	e.POST("/webhooks/github", h.Handle)
 	srv := httptest.NewServer(e)
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		srv.Close()
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := q.Stop(sctx); err != nil {
-			t.Errorf("stop queue: %v", err)
+			tb.Errorf("stop queue: %v", err)
 		}
 		store.Close()
 	})
@@ -108,7 +108,7 @@ const installBody = `{"action":"added","installation":{"id":7,"account":{"login"
 
 func TestRejectedDeliveriesWriteNothing(t *testing.T) {
 	t.Parallel()
-	s := newStack(t)
+	s := newStack(t, "NORMAL")
 	body := []byte(installBody)
 	huge := append([]byte(`{"pad":"`), bytes.Repeat([]byte("a"), config.MaxWebhookBody)...)
 	huge = append(huge, `"}`...)
@@ -137,7 +137,7 @@ func TestRejectedDeliveriesWriteNothing(t *testing.T) {
 
 func TestChunkedOversizedBodyIs413(t *testing.T) {
 	t.Parallel()
-	s := newStack(t)
+	s := newStack(t, "NORMAL")
 	// No Content-Length: the limit must hold while reading.
 	r := io.MultiReader(strings.NewReader(`{"pad":"`), io.LimitReader(zeros{}, config.MaxWebhookBody+1))
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, s.url, r)
@@ -168,7 +168,7 @@ func (zeros) Read(p []byte) (int, error) {
 
 func TestSameDeliveryFiveTimesProcessedOnce(t *testing.T) {
 	t.Parallel()
-	s := newStack(t)
+	s := newStack(t, "NORMAL")
 	body := []byte(installBody)
 	for range 5 {
 		if got := s.send(t, "installation_repositories", "same-guid", body, webhook.Sign(secret, body)); got != http.StatusAccepted {
@@ -210,7 +210,7 @@ func TestGitHubExamplesAccepted(t *testing.T) {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no examples under %s: %v", dir, err)
 	}
-	s := newStack(t)
+	s := newStack(t, "NORMAL")
 	for i, f := range files {
 		body, err := os.ReadFile(f)
 		if err != nil {
