@@ -133,6 +133,9 @@ func (q *Queue) writeBatch(batch []*pending) {
 	for i, p := range batch {
 		p.done <- result{duplicate: err == nil && !inserted[i], err: err}
 	}
+	if len(batch) >= pressureBatch {
+		q.lastPressure.Store(time.Now().UnixNano())
+	}
 	if err == nil {
 		q.wakeDispatcher()
 	}
@@ -189,7 +192,15 @@ func (q *Queue) runDispatcher() {
 }
 
 func (q *Queue) dispatchAll() {
+	deferredSince := time.Now()
 	for {
+		// During a burst, dispatch yields the CPU to intake, up to
+		// maxDispatchLag: an acknowledgement is what GitHub waits for.
+		if q.intakePressed() && time.Since(deferredSince) < maxDispatchLag {
+			time.Sleep(2 * time.Millisecond)
+			continue
+		}
+		deferredSince = time.Now()
 		n, err := q.dispatchBatch()
 		if err != nil {
 			// The jobs stay recorded; the next tick tries again.
@@ -246,3 +257,20 @@ func (q *Queue) dispatchBatch() (int, error) {
 // prepares each insert, so a dispatch holds the one connection for about
 // 60µs a job; small batches keep intake's wait for it short.
 const dispatchBatch = 16
+
+// During a burst, deliveries queue up behind the intake commit and batches
+// grow. Dispatch and jobs then step aside for up to maxDispatchLag, so that
+// acknowledgements, which GitHub waits for, get the CPU first. At ordinary
+// rates batches hold one or two deliveries and nothing waits.
+const (
+	pressureBatch  = 4
+	maxDispatchLag = 250 * time.Millisecond
+)
+
+// intakePressed reports whether a batch of pressureBatch or more deliveries
+// was written in the last few milliseconds.
+func (q *Queue) intakePressed() bool { return q.pressedAt(time.Now()) }
+
+func (q *Queue) pressedAt(now time.Time) bool {
+	return now.Sub(time.Unix(0, q.lastPressure.Load())) < 5*time.Millisecond
+}

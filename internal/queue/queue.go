@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -87,13 +88,15 @@ type Queue struct {
 	client  *river.Client[*sql.Tx]
 	metrics *metrics
 
-	gate       *gate
-	intake     chan *pending
-	mu         sync.RWMutex // guards closed against sends on intake
-	closed     bool
-	stopIntake chan struct{}
-	intakeDone chan struct{}
-	stopOnce   sync.Once
+	gate *gate
+	// lastPressure is when intake last wrote a large batch (unix ns).
+	lastPressure atomic.Int64
+	intake       chan *pending
+	mu           sync.RWMutex // guards closed against sends on intake
+	closed       bool
+	stopIntake   chan struct{}
+	intakeDone   chan struct{}
+	stopOnce     sync.Once
 
 	dispatchWake chan struct{}
 	dispatchStop chan struct{}
@@ -313,6 +316,7 @@ type txWorker[T Args] struct {
 
 func (w *txWorker[T]) Work(ctx context.Context, job *river.Job[T]) error {
 	q := w.q
+	q.yieldToIntake(ctx)
 	attrs := []any{slog.Int64("job_id", job.ID), slog.String("kind", job.Kind), slog.Int("attempt", job.Attempt)}
 	for _, a := range job.Args.LogAttrs() {
 		attrs = append(attrs, a)
@@ -403,4 +407,16 @@ func backoffDelay(attempt int, max time.Duration, r float64) time.Duration {
 	}
 	d = min(d, max)
 	return time.Duration(float64(d) * (0.8 + 0.4*r))
+}
+
+// yieldToIntake holds a job back during a burst of deliveries, up to
+// maxDispatchLag, so that acknowledgements get the CPU first.
+func (q *Queue) yieldToIntake(ctx context.Context) {
+	for start := time.Now(); q.intakePressed() && time.Since(start) < maxDispatchLag; {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
 }
