@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -147,21 +148,18 @@ func (q *Queue) insertBatch(batch []*pending) ([]bool, error) {
 	// The batch must not die with one caller's request context.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	tx, err := q.store.SQL().BeginTx(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("begin intake: %w", err)
-	}
-	defer tx.Rollback()
 	rows := make([]sqlite.Delivery, len(batch))
 	for i, p := range batch {
 		rows[i] = p.row
 	}
-	inserted, err := q.store.InsertDeliveries(ctx, tx, rows)
+	var inserted []bool
+	err := q.store.DurableTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		inserted, err = q.store.InsertDeliveries(ctx, tx, rows)
+		return err
+	})
 	if err != nil {
-		return nil, err
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("commit intake: %w", err)
+		return nil, fmt.Errorf("intake: %w", err)
 	}
 	return inserted, nil
 }

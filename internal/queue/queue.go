@@ -180,7 +180,7 @@ func New(store *sqlite.DB, w *Workers, cfg Config) (*Queue, error) {
 		DiscardedJobRetentionPeriod: cfg.Retention,
 		// SQLite has no LISTEN/NOTIFY; poll briskly, it is a local file.
 		FetchPollInterval: 100 * time.Millisecond,
-		FetchCooldown:     10 * time.Millisecond,
+		FetchCooldown:     time.Millisecond,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("queue: %w", err)

