@@ -79,7 +79,16 @@ func Open(ctx context.Context, dataDir string, o Options) (*DB, error) {
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Set("_txlock", "immediate")
-	dsn := "file:" + filepath.Join(dataDir, FileName) + "?" + q.Encode()
+	path := filepath.Join(dataDir, FileName)
+	// SQLite gives its WAL and shared-memory files the database's mode, so
+	// creating the file first keeps all three private.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("create database: %w", err)
+	}
+	f.Close()
+	dsn := "file:" + path + "?" + q.Encode()
 	db := sql.OpenDB(connector{dsn: dsn, drv: &msqlite.Driver{}})
 	// SQLite has one writer. River's driver documentation recommends a single
 	// connection; everything, intake included, takes turns on it.
