@@ -166,7 +166,7 @@ func TestEventHandlerGitHubExamples(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d, err := webhook.Translate("id", filepath.Base(filepath.Dir(f)), body, t0)
+		d, err := webhook.Translate("id", filepath.Base(filepath.Dir(f)), body, t0, webhook.TranslateOptions{})
 		if err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}

@@ -4,7 +4,10 @@
 // re-reading the webhook payload, which is never stored.
 package jobs
 
-import "log/slog"
+import (
+	"log/slog"
+	"time"
+)
 
 // Job is the arguments of one durable job. It matches river.JobArgs.
 type Job interface {
@@ -71,3 +74,79 @@ func (s InstallationSync) LogAttrs() []slog.Attr {
 
 // DeliveryRef names the delivery the job was queued for.
 func (e InstallationEvent) DeliveryRef() string { return e.DeliveryID }
+
+// Kinds of the evaluation jobs.
+const (
+	KindEvaluatePR  = "evaluate_pr"
+	KindEvaluateSHA = "evaluate_sha"
+	KindJiraIssue   = "jira_issue"
+)
+
+// EvaluatePR re-evaluates one pull request: gather facts, evaluate the
+// policy, publish the check. Facts are always re-read, so jobs may run in
+// any order; QueuedAt lets a job skip itself when an evaluation that
+// started later has already run.
+type EvaluatePR struct {
+	DeliveryID   string    `json:"delivery_id"`
+	Installation int64     `json:"installation_id"`
+	Repo         string    `json:"repo"`
+	Number       int       `json:"number"`
+	Reason       string    `json:"reason"` // event.action that asked for it
+	QueuedAt     time.Time `json:"queued_at"`
+}
+
+func (EvaluatePR) Kind() string { return KindEvaluatePR }
+
+// DeliveryRef names the delivery the job was queued for.
+func (e EvaluatePR) DeliveryRef() string { return e.DeliveryID }
+
+// LogAttrs are the attributes a worker's log lines carry.
+func (e EvaluatePR) LogAttrs() []slog.Attr {
+	return []slog.Attr{
+		slog.String("delivery_id", e.DeliveryID), slog.Int64("installation_id", e.Installation),
+		slog.String("repo", e.Repo), slog.Int("pr", e.Number), slog.String("reason", e.Reason),
+	}
+}
+
+// EvaluateSHA re-evaluates every open pull request whose head is SHA: a
+// check run, commit status, deployment or workflow run changed on it.
+type EvaluateSHA struct {
+	DeliveryID   string    `json:"delivery_id"`
+	Installation int64     `json:"installation_id"`
+	Repo         string    `json:"repo"`
+	SHA          string    `json:"sha"`
+	Reason       string    `json:"reason"`
+	QueuedAt     time.Time `json:"queued_at"`
+}
+
+func (EvaluateSHA) Kind() string { return KindEvaluateSHA }
+
+// DeliveryRef names the delivery the job was queued for.
+func (e EvaluateSHA) DeliveryRef() string { return e.DeliveryID }
+
+// LogAttrs are the attributes a worker's log lines carry.
+func (e EvaluateSHA) LogAttrs() []slog.Attr {
+	return []slog.Attr{
+		slog.String("delivery_id", e.DeliveryID), slog.Int64("installation_id", e.Installation),
+		slog.String("repo", e.Repo), slog.String("sha", e.SHA), slog.String("reason", e.Reason),
+	}
+}
+
+// JiraIssue re-evaluates every open pull request that names a Jira key:
+// the issue was updated or transitioned.
+type JiraIssue struct {
+	DeliveryID string    `json:"delivery_id"`
+	Key        string    `json:"key"`
+	Event      string    `json:"event"`
+	QueuedAt   time.Time `json:"queued_at"`
+}
+
+func (JiraIssue) Kind() string { return KindJiraIssue }
+
+// DeliveryRef names the delivery the job was queued for.
+func (j JiraIssue) DeliveryRef() string { return j.DeliveryID }
+
+// LogAttrs are the attributes a worker's log lines carry.
+func (j JiraIssue) LogAttrs() []slog.Attr {
+	return []slog.Attr{slog.String("delivery_id", j.DeliveryID), slog.String("jira_key", j.Key), slog.String("jira_event", j.Event)}
+}

@@ -72,7 +72,7 @@ func (q *Queue) Enqueue(ctx context.Context, d *webhook.Delivery) (bool, error) 
 	}
 	p := &pending{
 		row: sqlite.Delivery{
-			ID: d.ID, Source: "github", Event: d.Event, Action: d.Action,
+			ID: d.ID, Source: d.Source, Event: d.Event, Action: d.Action,
 			InstallationID: d.InstallationID, Repo: d.Repo, ReceivedAt: d.ReceivedAt,
 			Jobs: len(d.Jobs), JobArgs: all,
 		},

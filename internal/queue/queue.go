@@ -178,6 +178,10 @@ func New(store *sqlite.DB, w *Workers, cfg Config) (*Queue, error) {
 		CompletedJobRetentionPeriod: cfg.Retention,
 		CancelledJobRetentionPeriod: cfg.Retention,
 		DiscardedJobRetentionPeriod: cfg.Retention,
+		// A kind without a worker (say, queued by a newer version before a
+		// rollback) must not block dispatch of everything behind it; River
+		// fails such jobs visibly instead.
+		SkipUnknownJobCheck: true,
 		// SQLite has no LISTEN/NOTIFY; poll briskly, it is a local file.
 		FetchPollInterval: 100 * time.Millisecond,
 		FetchCooldown:     time.Millisecond,

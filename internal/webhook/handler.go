@@ -32,12 +32,13 @@ const (
 
 // GitHub handles POST /webhooks/github.
 type GitHub struct {
-	secret   []byte
-	maxBody  int64
-	enqueuer Enqueuer
-	log      *slog.Logger
-	now      func() time.Time
-	counter  *prometheus.CounterVec
+	secret    []byte
+	maxBody   int64
+	enqueuer  Enqueuer
+	log       *slog.Logger
+	now       func() time.Time
+	counter   *prometheus.CounterVec
+	translate TranslateOptions
 }
 
 // Options configure a GitHub intake handler.
@@ -48,6 +49,8 @@ type Options struct {
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	Now        func() time.Time
+	// AppID is this App's ID, to ignore events about its own check run.
+	AppID int64
 }
 
 // NewGitHub returns the GitHub intake handler. It refuses an empty secret.
@@ -62,11 +65,12 @@ func NewGitHub(o Options) (*GitHub, error) {
 		o.Now = time.Now
 	}
 	h := &GitHub{
-		secret:   o.Secret,
-		maxBody:  o.MaxBody,
-		enqueuer: o.Enqueuer,
-		log:      o.Logger,
-		now:      o.Now,
+		translate: TranslateOptions{AppID: o.AppID},
+		secret:    o.Secret,
+		maxBody:   o.MaxBody,
+		enqueuer:  o.Enqueuer,
+		log:       o.Logger,
+		now:       o.Now,
 		counter: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "changegate_webhook_deliveries_total",
 			Help: "Webhook deliveries received, by source, event and outcome.",
@@ -112,7 +116,7 @@ func (h *GitHub) Handle(c echo.Context) error {
 	if event == "" || id == "" || len(id) > 128 {
 		return h.reject(c, http.StatusBadRequest, label, OutcomeMalformed, "X-GitHub-Event and X-GitHub-Delivery are required")
 	}
-	d, err := Translate(id, event, body, h.now())
+	d, err := Translate(id, event, body, h.now(), h.translate)
 	if err != nil {
 		h.log.Warn("webhook rejected", "delivery_id", id, "event", event, "error", err)
 		return h.reject(c, http.StatusBadRequest, label, OutcomeMalformed, err.Error())
@@ -144,7 +148,11 @@ func (h *GitHub) Handle(c echo.Context) error {
 }
 
 func (h *GitHub) reject(c echo.Context, status int, event, outcome, msg string) error {
-	h.counter.WithLabelValues("github", event, outcome).Inc()
+	return h.rejectSource(c, "github", status, event, outcome, msg)
+}
+
+func (h *GitHub) rejectSource(c echo.Context, source string, status int, event, outcome, msg string) error {
+	h.counter.WithLabelValues(source, event, outcome).Inc()
 	return c.JSON(status, reply{Status: outcome, Error: msg})
 }
 

@@ -25,12 +25,16 @@ import (
 	"github.com/changegate/changegate/internal/webhook"
 )
 
-var secret = []byte("test-secret")
+var (
+	secret     = []byte("test-secret")
+	jiraSecret = []byte("jira-secret")
+)
 
 // stack is the real intake: echo handler, SQLite store, River queue and the
 // installation worker.
 type stack struct {
-	url   string
+	url     string
+	jiraURL string
 	store *sqlite.DB
 }
 
@@ -56,8 +60,13 @@ func newStack(tb testing.TB, synchronous string) *stack {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	jh, err := webhook.NewJira(h, jiraSecret)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	e := echo.New()
 	e.POST("/webhooks/github", h.Handle)
+	e.POST("/webhooks/jira", jh.Handle)
 	srv := httptest.NewServer(e)
 	tb.Cleanup(func() {
 		srv.Close()
@@ -68,7 +77,7 @@ func newStack(tb testing.TB, synchronous string) *stack {
 		}
 		store.Close()
 	})
-	return &stack{url: srv.URL + "/webhooks/github", store: store}
+	return &stack{url: srv.URL + "/webhooks/github", jiraURL: srv.URL + "/webhooks/jira", store: store}
 }
 
 func (s *stack) send(t *testing.T, event, id string, body []byte, sig string) int {
@@ -221,5 +230,67 @@ func TestGitHubExamplesAccepted(t *testing.T) {
 		if got < 200 || got > 299 {
 			t.Errorf("%s: status %d", f, got)
 		}
+	}
+}
+
+func (s *stack) sendJira(t *testing.T, id string, body []byte, sig string) int {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, s.jiraURL, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id != "" {
+		req.Header.Set("X-Atlassian-Webhook-Identifier", id)
+	}
+	if sig != "" {
+		req.Header.Set("X-Hub-Signature", sig)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func TestJiraWebhook(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, "NORMAL")
+	updated := []byte(`{"timestamp":1700000000000,"webhookEvent":"jira:issue_updated","issue":{"id":"10001","key":"PAY-123","fields":{"status":{"name":"Approved"}}},"changelog":{"items":[{"field":"status","fromString":"To Do","toString":"Approved"}]}}`)
+	tests := []struct {
+		name string
+		id   string
+		body []byte
+		sig  string
+		want int
+	}{
+		{"GitHub's secret is not Jira's", "j-1", updated, webhook.Sign(secret, updated), http.StatusUnauthorized},
+		{"unsigned", "j-1", updated, "", http.StatusUnauthorized},
+		{"malformed", "j-2", []byte(`{"webhookEvent":"jira:issue_updated","issue":{"key":"not a key"}}`),
+			webhook.Sign(jiraSecret, []byte(`{"webhookEvent":"jira:issue_updated","issue":{"key":"not a key"}}`)), http.StatusBadRequest},
+	}
+	for _, tc := range tests {
+		if got := s.sendJira(t, tc.id, tc.body, tc.sig); got != tc.want {
+			t.Errorf("%s: status %d, want %d", tc.name, got, tc.want)
+		}
+	}
+	if d, j := s.rows(t); d != 0 || j != 0 {
+		t.Fatalf("rejected Jira deliveries wrote %d deliveries, %d jobs", d, j)
+	}
+	for range 3 { // Jira retries keep the identifier
+		if got := s.sendJira(t, "j-3", updated, webhook.Sign(jiraSecret, updated)); got != http.StatusAccepted {
+			t.Fatalf("status %d, want 202", got)
+		}
+	}
+	ignored := []byte(`{"webhookEvent":"project_created"}`)
+	if got := s.sendJira(t, "j-4", ignored, webhook.Sign(jiraSecret, ignored)); got != http.StatusAccepted {
+		t.Errorf("irrelevant Jira event: status %d, want 202", got)
+	}
+	ds, err := s.store.Deliveries(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 1 || ds[0].ID != "jira-j-3" || ds[0].Source != "jira" || ds[0].Jobs != 1 {
+		t.Errorf("deliveries = %+v, want the one issue update", ds)
 	}
 }

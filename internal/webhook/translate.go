@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/changegate/changegate/internal/jobs"
@@ -18,6 +19,7 @@ var ErrMalformed = errors.New("malformed payload")
 // Delivery is one verified webhook delivery, translated.
 type Delivery struct {
 	ID     string // X-GitHub-Delivery: the dedupe key
+	Source string // github or jira
 	Event  string // X-GitHub-Event
 	Action string
 
@@ -52,18 +54,33 @@ type payload struct {
 	RepositoriesAdded   []repo `json:"repositories_added"`
 	RepositoriesRemoved []repo `json:"repositories_removed"`
 
-	// SHA sources, for log attributes only.
 	PullRequest *struct {
-		Head struct {
+		Number int `json:"number"`
+		Head   struct {
 			SHA string `json:"sha"`
 		} `json:"head"`
 	} `json:"pull_request"`
+	Number   int `json:"number"` // pull_request events
 	CheckRun *struct {
-		HeadSHA string `json:"head_sha"`
+		Name         string  `json:"name"`
+		HeadSHA      string  `json:"head_sha"`
+		App          *app    `json:"app"`
+		PullRequests []prRef `json:"pull_requests"`
 	} `json:"check_run"`
 	CheckSuite *struct {
-		HeadSHA string `json:"head_sha"`
+		HeadSHA      string  `json:"head_sha"`
+		App          *app    `json:"app"`
+		PullRequests []prRef `json:"pull_requests"`
 	} `json:"check_suite"`
+	Issue *struct {
+		Number      int       `json:"number"`
+		PullRequest *struct{} `json:"pull_request"`
+	} `json:"issue"`
+	Comment *struct {
+		Body              string `json:"body"`
+		AuthorAssociation string `json:"author_association"`
+	} `json:"comment"`
+	State       string `json:"state"` // status
 	WorkflowRun *struct {
 		HeadSHA string `json:"head_sha"`
 	} `json:"workflow_run"`
@@ -74,16 +91,31 @@ type payload struct {
 	After string `json:"after"` // push
 }
 
+type app struct {
+	ID int64 `json:"id"`
+}
+
+type prRef struct {
+	Number int `json:"number"`
+}
+
 type repo struct {
 	ID       int64  `json:"id"`
 	FullName string `json:"full_name"`
 	Private  bool   `json:"private"`
 }
 
+// TranslateOptions are the facts about this App that translation needs.
+type TranslateOptions struct {
+	// AppID is this App's ID: events about changegate's own check run and
+	// suite are not re-evaluated, or every write would cause a re-read.
+	AppID int64
+}
+
 // Translate turns a verified delivery into jobs. It is pure: the result
 // depends only on its arguments.
-func Translate(id, event string, body []byte, received time.Time) (Delivery, error) {
-	d := Delivery{ID: id, Event: event, ReceivedAt: received.UTC()}
+func Translate(id, event string, body []byte, received time.Time, opts TranslateOptions) (Delivery, error) {
+	d := Delivery{ID: id, Source: "github", Event: event, ReceivedAt: received.UTC()}
 	var p payload
 	if !isObject(body) {
 		return d, fmt.Errorf("%w: not a JSON object", ErrMalformed)
@@ -109,8 +141,121 @@ func Translate(id, event string, body []byte, received time.Time) (Delivery, err
 			return d, err
 		}
 		d.Jobs = []jobs.Job{job}
+	default:
+		d.Jobs = evaluationJobs(&d, &p, opts)
 	}
 	return d, nil
+}
+
+// evaluationJobs maps an event to the re-evaluations it calls for. Each
+// trigger names only what changed; the worker re-reads the facts.
+func evaluationJobs(d *Delivery, p *payload, opts TranslateOptions) []jobs.Job {
+	if d.Repo == "" || d.InstallationID == 0 {
+		return nil
+	}
+	pr := func(number int) jobs.Job {
+		return jobs.EvaluatePR{DeliveryID: d.ID, Installation: d.InstallationID, Repo: d.Repo, Number: number,
+			Reason: reason(d), QueuedAt: d.ReceivedAt}
+	}
+	sha := func(sha string) []jobs.Job {
+		if sha == "" {
+			return nil
+		}
+		return []jobs.Job{jobs.EvaluateSHA{DeliveryID: d.ID, Installation: d.InstallationID, Repo: d.Repo, SHA: sha,
+			Reason: reason(d), QueuedAt: d.ReceivedAt}}
+	}
+	own := func(a *app) bool { return a != nil && opts.AppID != 0 && a.ID == opts.AppID }
+	switch d.Event {
+	case "pull_request":
+		switch d.Action {
+		case "opened", "reopened", "synchronize", "edited", "ready_for_review", "labeled", "unlabeled", "closed":
+			if p.PullRequest != nil && p.PullRequest.Number > 0 {
+				return []jobs.Job{pr(p.PullRequest.Number)}
+			}
+		}
+	case "pull_request_review":
+		switch d.Action {
+		case "submitted", "dismissed", "edited":
+			if p.PullRequest != nil && p.PullRequest.Number > 0 {
+				return []jobs.Job{pr(p.PullRequest.Number)}
+			}
+		}
+	case "check_run":
+		cr := p.CheckRun
+		if cr == nil {
+			return nil
+		}
+		switch {
+		case d.Action == "rerequested" && (own(cr.App) || cr.Name == CheckName):
+			// The Re-run button on changegate's check.
+			var out []jobs.Job
+			for _, ref := range cr.PullRequests {
+				out = append(out, pr(ref.Number))
+			}
+			if len(out) == 0 {
+				return sha(cr.HeadSHA)
+			}
+			return out
+		case d.Action == "completed" && !own(cr.App) && cr.Name != CheckName:
+			return sha(cr.HeadSHA)
+		}
+	case "check_suite":
+		cs := p.CheckSuite
+		if cs != nil && !own(cs.App) && (d.Action == "completed" || d.Action == "rerequested") {
+			return sha(cs.HeadSHA)
+		}
+	case "status":
+		if p.State != "pending" {
+			return sha(p.SHA)
+		}
+	case "deployment_status":
+		if p.Deployment != nil {
+			return sha(p.Deployment.SHA)
+		}
+	case "workflow_run":
+		if d.Action == "completed" && p.WorkflowRun != nil {
+			return sha(p.WorkflowRun.HeadSHA)
+		}
+	case "issue_comment":
+		if d.Action == "created" && p.Issue != nil && p.Issue.PullRequest != nil && p.Comment != nil &&
+			isRecheck(p.Comment.Body) && canRecheck(p.Comment.AuthorAssociation) {
+			return []jobs.Job{pr(p.Issue.Number)}
+		}
+	}
+	return nil
+}
+
+// CheckName is the name of changegate's check run.
+const CheckName = "changegate"
+
+func reason(d *Delivery) string {
+	if d.Action == "" {
+		return d.Event
+	}
+	return d.Event + "." + d.Action
+}
+
+// isRecheck reports whether a comment asks for a re-evaluation: a line that
+// is exactly "/changegate recheck".
+func isRecheck(body string) bool {
+	for _, line := range strings.Split(body, "\n") {
+		if strings.TrimSpace(line) == "/changegate recheck" {
+			return true
+		}
+	}
+	return false
+}
+
+// canRecheck approximates "has write access" from the comment's author
+// association, without a GitHub call on the request path: owners, members
+// of the owning organisation and invited collaborators. A recheck only
+// re-reads facts, so a wrong guess costs one evaluation, never a decision.
+func canRecheck(association string) bool {
+	switch association {
+	case "OWNER", "MEMBER", "COLLABORATOR":
+		return true
+	}
+	return false
 }
 
 func headSHA(p *payload) string {

@@ -28,7 +28,7 @@ func TestTranslate(t *testing.T) {
 			event: "installation",
 			body: `{"action":"created","installation":{"id":7,"account":{"login":"acme","type":"Organization"},"repository_selection":"selected"},
 				"repositories":[{"id":1,"full_name":"acme/api","private":true},{"id":2,"full_name":"acme/web"}]}`,
-			want: Delivery{ID: "d", Event: "installation", Action: "created", InstallationID: 7, ReceivedAt: t0,
+			want: Delivery{ID: "d", Source: "github", Event: "installation", Action: "created", InstallationID: 7, ReceivedAt: t0,
 				Jobs: []jobs.Job{jobs.InstallationEvent{DeliveryID: "d", Event: "installation", Action: "created",
 					Installation: jobs.Installation{ID: 7, Account: "acme", AccountType: "Organization", RepositorySelection: "selected"},
 					Repos:        []jobs.Repo{{ID: 1, FullName: "acme/api", Private: true}, {ID: 2, FullName: "acme/web"}}}}},
@@ -37,7 +37,7 @@ func TestTranslate(t *testing.T) {
 			name:  "installation suspended",
 			event: "installation",
 			body:  `{"action":"suspend","installation":{"id":7,"account":{"login":"acme","type":"Organization"},"suspended_at":"2026-01-01T00:00:00Z"}}`,
-			want: Delivery{ID: "d", Event: "installation", Action: "suspend", InstallationID: 7, ReceivedAt: t0,
+			want: Delivery{ID: "d", Source: "github", Event: "installation", Action: "suspend", InstallationID: 7, ReceivedAt: t0,
 				Jobs: []jobs.Job{jobs.InstallationEvent{DeliveryID: "d", Event: "installation", Action: "suspend",
 					Installation: jobs.Installation{ID: 7, Account: "acme", AccountType: "Organization", Suspended: true}}}},
 		},
@@ -46,7 +46,7 @@ func TestTranslate(t *testing.T) {
 			event: "installation_repositories",
 			body: `{"action":"added","installation":{"id":7,"account":{"login":"acme","type":"Organization"}},
 				"repositories_added":[{"id":3,"full_name":"acme/new"}],"repositories_removed":[{"id":1,"full_name":"acme/api"}]}`,
-			want: Delivery{ID: "d", Event: "installation_repositories", Action: "added", InstallationID: 7, ReceivedAt: t0,
+			want: Delivery{ID: "d", Source: "github", Event: "installation_repositories", Action: "added", InstallationID: 7, ReceivedAt: t0,
 				Jobs: []jobs.Job{jobs.InstallationEvent{DeliveryID: "d", Event: "installation_repositories", Action: "added",
 					Installation: jobs.Installation{ID: 7, Account: "acme", AccountType: "Organization"},
 					Added:        []jobs.Repo{{ID: 3, FullName: "acme/new"}}, Removed: []jobs.Repo{{ID: 1, FullName: "acme/api"}}}}},
@@ -55,25 +55,25 @@ func TestTranslate(t *testing.T) {
 			name:  "pull request carries log attributes and no job yet",
 			event: "pull_request",
 			body:  `{"action":"opened","installation":{"id":7},"repository":{"full_name":"acme/api"},"pull_request":{"head":{"sha":"abc"}}}`,
-			want:  Delivery{ID: "d", Event: "pull_request", Action: "opened", InstallationID: 7, Repo: "acme/api", SHA: "abc", ReceivedAt: t0},
+			want:  Delivery{ID: "d", Source: "github", Event: "pull_request", Action: "opened", InstallationID: 7, Repo: "acme/api", SHA: "abc", ReceivedAt: t0},
 		},
 		{
 			name:  "status sha",
 			event: "status",
 			body:  `{"sha":"def","repository":{"full_name":"acme/api"}}`,
-			want:  Delivery{ID: "d", Event: "status", Repo: "acme/api", SHA: "def", ReceivedAt: t0},
+			want:  Delivery{ID: "d", Source: "github", Event: "status", Repo: "acme/api", SHA: "def", ReceivedAt: t0},
 		},
 		{
 			name:  "unknown event is irrelevant",
 			event: "star",
 			body:  `{"action":"created"}`,
-			want:  Delivery{ID: "d", Event: "star", Action: "created", ReceivedAt: t0},
+			want:  Delivery{ID: "d", Source: "github", Event: "star", Action: "created", ReceivedAt: t0},
 		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := Translate("d", tc.event, []byte(tc.body), t0)
+			got, err := Translate("d", tc.event, []byte(tc.body), t0, TranslateOptions{AppID: 99})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -99,7 +99,7 @@ func TestTranslateMalformed(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			if _, err := Translate("d", tc.event, []byte(tc.body), t0); !errors.Is(err, ErrMalformed) {
+			if _, err := Translate("d", tc.event, []byte(tc.body), t0, TranslateOptions{AppID: 99}); !errors.Is(err, ErrMalformed) {
 				t.Errorf("err = %v, want ErrMalformed", err)
 			}
 		})
@@ -120,7 +120,7 @@ func TestTranslateGitHubExamples(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d, err := Translate("id", event, body, t0)
+		d, err := Translate("id", event, body, t0, TranslateOptions{})
 		if err != nil {
 			t.Errorf("%s: %v", f, err)
 			continue
@@ -137,7 +137,7 @@ func FuzzTranslate(f *testing.F) {
 	f.Add("installation", []byte(`{"action":"created","installation":{"id":1,"account":{"login":"a"}}}`))
 	f.Add("pull_request", []byte(`{"action":"opened"}`))
 	f.Fuzz(func(t *testing.T, event string, body []byte) {
-		d, err := Translate("id", event, body, t0)
+		d, err := Translate("id", event, body, t0, TranslateOptions{})
 		if err == nil && d.ID != "id" {
 			t.Fatalf("lost the delivery id")
 		}

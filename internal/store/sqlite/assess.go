@@ -1,0 +1,138 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// PullRequest is a row of the pull request index.
+type PullRequest struct {
+	Repo           string
+	Number         int
+	InstallationID int64
+	HeadSHA        string
+	BaseRef        string
+	State          string
+	Keys           []string
+}
+
+// BeginEvaluation records that an evaluation of a pull request starts at
+// now, unless one started after queuedAt: then this one is redundant, since
+// that evaluation read facts at least as fresh, and it reports false.
+// Callers serialise evaluations of one pull request.
+func (s *DB) BeginEvaluation(ctx context.Context, repo string, number int, installation int64, queuedAt, now time.Time) (bool, error) {
+	var last sql.NullString
+	err := s.db.QueryRowContext(ctx, `SELECT evaluated_at FROM pull_requests WHERE repo = ? AND number = ?`, repo, number).Scan(&last)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return false, fmt.Errorf("read evaluation of %s#%d: %w", repo, number, err)
+	}
+	if last.Valid {
+		if t, err := time.Parse(time.RFC3339Nano, last.String); err == nil && t.After(queuedAt) {
+			return false, nil
+		}
+	}
+	_, err = s.db.ExecContext(ctx, `
+		INSERT INTO pull_requests (repo, number, installation_id, head_sha, base_ref, state, evaluated_at, updated_at)
+		VALUES (?, ?, ?, '', '', 'open', ?, ?)
+		ON CONFLICT (repo, number) DO UPDATE SET evaluated_at = excluded.evaluated_at`,
+		repo, number, installation, ts(now), ts(now))
+	if err != nil {
+		return false, fmt.Errorf("record evaluation of %s#%d: %w", repo, number, err)
+	}
+	return true, nil
+}
+
+// IndexPullRequest records a pull request's head, state and linked keys.
+func (s *DB) IndexPullRequest(ctx context.Context, tx *sql.Tx, pr PullRequest, now time.Time) error {
+	_, err := tx.ExecContext(ctx, `
+		INSERT INTO pull_requests (repo, number, installation_id, head_sha, base_ref, state, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (repo, number) DO UPDATE SET
+			installation_id = excluded.installation_id,
+			head_sha = excluded.head_sha,
+			base_ref = excluded.base_ref,
+			state = excluded.state,
+			updated_at = excluded.updated_at`,
+		pr.Repo, pr.Number, pr.InstallationID, pr.HeadSHA, pr.BaseRef, pr.State, ts(now))
+	if err != nil {
+		return fmt.Errorf("index %s#%d: %w", pr.Repo, pr.Number, err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM pull_request_keys WHERE repo = ? AND number = ?`, pr.Repo, pr.Number); err != nil {
+		return fmt.Errorf("index keys of %s#%d: %w", pr.Repo, pr.Number, err)
+	}
+	if pr.State != "open" {
+		return nil
+	}
+	for _, k := range pr.Keys {
+		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO pull_request_keys (key, repo, number) VALUES (?, ?, ?)`, k, pr.Repo, pr.Number); err != nil {
+			return fmt.Errorf("index keys of %s#%d: %w", pr.Repo, pr.Number, err)
+		}
+	}
+	return nil
+}
+
+// OpenPullRequestsWithHead lists open pull requests whose head is sha.
+func (s *DB) OpenPullRequestsWithHead(ctx context.Context, repo, sha string) ([]PullRequest, error) {
+	return s.queryPRs(ctx, `
+		SELECT repo, number, installation_id, head_sha, base_ref, state FROM pull_requests
+		WHERE repo = ? AND head_sha = ? AND state = 'open' ORDER BY number`, repo, sha)
+}
+
+// OpenPullRequestsWithKey lists open pull requests that name a Jira key.
+func (s *DB) OpenPullRequestsWithKey(ctx context.Context, key string) ([]PullRequest, error) {
+	return s.queryPRs(ctx, `
+		SELECT p.repo, p.number, p.installation_id, p.head_sha, p.base_ref, p.state
+		FROM pull_request_keys k JOIN pull_requests p ON p.repo = k.repo AND p.number = k.number
+		WHERE k.key = ? AND p.state = 'open' ORDER BY p.repo, p.number`, key)
+}
+
+func (s *DB) queryPRs(ctx context.Context, q string, args ...any) ([]PullRequest, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list pull requests: %w", err)
+	}
+	defer rows.Close()
+	var out []PullRequest
+	for rows.Next() {
+		var p PullRequest
+		if err := rows.Scan(&p.Repo, &p.Number, &p.InstallationID, &p.HeadSHA, &p.BaseRef, &p.State); err != nil {
+			return nil, fmt.Errorf("list pull requests: %w", err)
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// CheckRun is the remembered changegate check run on a commit.
+type CheckRun struct {
+	ID     int64
+	Digest string
+}
+
+// CheckRun returns the check run remembered for repo at sha.
+func (s *DB) CheckRun(ctx context.Context, repo, sha string) (CheckRun, bool, error) {
+	var c CheckRun
+	err := s.db.QueryRowContext(ctx, `SELECT check_run_id, digest FROM check_runs WHERE repo = ? AND sha = ?`, repo, sha).Scan(&c.ID, &c.Digest)
+	if errors.Is(err, sql.ErrNoRows) {
+		return CheckRun{}, false, nil
+	}
+	if err != nil {
+		return CheckRun{}, false, fmt.Errorf("read check run of %s@%s: %w", repo, sha, err)
+	}
+	return c, true, nil
+}
+
+// PutCheckRun remembers the check run written for repo at sha.
+func (s *DB) PutCheckRun(ctx context.Context, repo, sha string, c CheckRun, now time.Time) error {
+	_, err := s.db.ExecContext(ctx, `
+		INSERT INTO check_runs (repo, sha, check_run_id, digest, updated_at) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (repo, sha) DO UPDATE SET check_run_id = excluded.check_run_id, digest = excluded.digest, updated_at = excluded.updated_at`,
+		repo, sha, c.ID, c.Digest, ts(now))
+	if err != nil {
+		return fmt.Errorf("remember check run of %s@%s: %w", repo, sha, err)
+	}
+	return nil
+}

@@ -1,0 +1,64 @@
+package webhook
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/changegate/changegate/internal/jobs"
+)
+
+func TestTranslateTriggers(t *testing.T) {
+	t.Parallel()
+	const (
+		appID = 99
+		repo  = `"repository":{"full_name":"acme/api"},"installation":{"id":7}`
+	)
+	evalPR := func(n int, reason string) []jobs.Job {
+		return []jobs.Job{jobs.EvaluatePR{DeliveryID: "d", Installation: 7, Repo: "acme/api", Number: n, Reason: reason, QueuedAt: t0}}
+	}
+	evalSHA := func(sha, reason string) []jobs.Job {
+		return []jobs.Job{jobs.EvaluateSHA{DeliveryID: "d", Installation: 7, Repo: "acme/api", SHA: sha, Reason: reason, QueuedAt: t0}}
+	}
+	tests := []struct {
+		name, event, body string
+		want              []jobs.Job
+	}{
+		{"pr opened", "pull_request", `{"action":"opened","number":5,"pull_request":{"number":5,"head":{"sha":"h"}},` + repo + `}`, evalPR(5, "pull_request.opened")},
+		{"pr synchronize", "pull_request", `{"action":"synchronize","pull_request":{"number":5},` + repo + `}`, evalPR(5, "pull_request.synchronize")},
+		{"pr labeled", "pull_request", `{"action":"labeled","pull_request":{"number":5},` + repo + `}`, evalPR(5, "pull_request.labeled")},
+		{"pr closed", "pull_request", `{"action":"closed","pull_request":{"number":5},` + repo + `}`, evalPR(5, "pull_request.closed")},
+		{"pr assigned is irrelevant", "pull_request", `{"action":"assigned","pull_request":{"number":5},` + repo + `}`, nil},
+		{"review submitted", "pull_request_review", `{"action":"submitted","pull_request":{"number":5},` + repo + `}`, evalPR(5, "pull_request_review.submitted")},
+		{"review dismissed", "pull_request_review", `{"action":"dismissed","pull_request":{"number":5},` + repo + `}`, evalPR(5, "pull_request_review.dismissed")},
+		{"ci check completed", "check_run", `{"action":"completed","check_run":{"name":"ci","head_sha":"abc","app":{"id":1}},` + repo + `}`, evalSHA("abc", "check_run.completed")},
+		{"own check completed is ignored", "check_run", `{"action":"completed","check_run":{"name":"changegate","head_sha":"abc","app":{"id":99}},` + repo + `}`, nil},
+		{"re-run button", "check_run", `{"action":"rerequested","check_run":{"name":"changegate","head_sha":"abc","app":{"id":99},"pull_requests":[{"number":5},{"number":6}]},` + repo + `}`,
+			append(evalPR(5, "check_run.rerequested"), evalPR(6, "check_run.rerequested")...)},
+		{"re-run of another check is ignored", "check_run", `{"action":"rerequested","check_run":{"name":"ci","head_sha":"abc","app":{"id":1}},` + repo + `}`, nil},
+		{"suite completed", "check_suite", `{"action":"completed","check_suite":{"head_sha":"abc","app":{"id":1}},` + repo + `}`, evalSHA("abc", "check_suite.completed")},
+		{"own suite is ignored", "check_suite", `{"action":"completed","check_suite":{"head_sha":"abc","app":{"id":99}},` + repo + `}`, nil},
+		{"status success", "status", `{"sha":"abc","state":"success",` + repo + `}`, evalSHA("abc", "status")},
+		{"status pending is ignored", "status", `{"sha":"abc","state":"pending",` + repo + `}`, nil},
+		{"deployment status", "deployment_status", `{"action":"created","deployment":{"sha":"abc"},` + repo + `}`, evalSHA("abc", "deployment_status.created")},
+		{"workflow run completed", "workflow_run", `{"action":"completed","workflow_run":{"head_sha":"abc"},` + repo + `}`, evalSHA("abc", "workflow_run.completed")},
+		{"workflow run requested is ignored", "workflow_run", `{"action":"requested","workflow_run":{"head_sha":"abc"},` + repo + `}`, nil},
+		{"recheck comment by a member", "issue_comment", `{"action":"created","issue":{"number":5,"pull_request":{}},"comment":{"body":"thanks\n/changegate recheck\n","author_association":"MEMBER"},` + repo + `}`, evalPR(5, "issue_comment.created")},
+		{"recheck comment by an outsider", "issue_comment", `{"action":"created","issue":{"number":5,"pull_request":{}},"comment":{"body":"/changegate recheck","author_association":"NONE"},` + repo + `}`, nil},
+		{"recheck on an issue", "issue_comment", `{"action":"created","issue":{"number":5},"comment":{"body":"/changegate recheck","author_association":"OWNER"},` + repo + `}`, nil},
+		{"other comment", "issue_comment", `{"action":"created","issue":{"number":5,"pull_request":{}},"comment":{"body":"/changegate recheck please","author_association":"OWNER"},` + repo + `}`, nil},
+		{"no installation", "pull_request", `{"action":"opened","pull_request":{"number":5},"repository":{"full_name":"acme/api"}}`, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			d, err := Translate("d", tc.event, []byte(tc.body), t0, TranslateOptions{AppID: appID})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, d.Jobs); diff != "" {
+				t.Errorf("jobs (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
