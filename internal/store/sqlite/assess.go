@@ -17,46 +17,47 @@ type PullRequest struct {
 	BaseRef        string
 	State          string
 	Keys           []string
+	// EvaluatedAt is when the evaluation that produced this entry started;
+	// zero keeps the recorded time.
+	EvaluatedAt time.Time
 }
 
-// BeginEvaluation records that an evaluation of a pull request starts at
-// now, unless one started after queuedAt: then this one is redundant, since
-// that evaluation read facts at least as fresh, and it reports false.
-// Callers serialise evaluations of one pull request.
-func (s *DB) BeginEvaluation(ctx context.Context, repo string, number int, installation int64, queuedAt, now time.Time) (bool, error) {
+// LastEvaluated returns when the latest completed evaluation of a pull
+// request started.
+func (s *DB) LastEvaluated(ctx context.Context, repo string, number int) (time.Time, bool, error) {
 	var last sql.NullString
 	err := s.db.QueryRowContext(ctx, `SELECT evaluated_at FROM pull_requests WHERE repo = ? AND number = ?`, repo, number).Scan(&last)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return false, fmt.Errorf("read evaluation of %s#%d: %w", repo, number, err)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && !last.Valid) {
+		return time.Time{}, false, nil
 	}
-	if last.Valid {
-		if t, err := time.Parse(time.RFC3339Nano, last.String); err == nil && t.After(queuedAt) {
-			return false, nil
-		}
-	}
-	_, err = s.db.ExecContext(ctx, `
-		INSERT INTO pull_requests (repo, number, installation_id, head_sha, base_ref, state, evaluated_at, updated_at)
-		VALUES (?, ?, ?, '', '', 'open', ?, ?)
-		ON CONFLICT (repo, number) DO UPDATE SET evaluated_at = excluded.evaluated_at`,
-		repo, number, installation, ts(now), ts(now))
 	if err != nil {
-		return false, fmt.Errorf("record evaluation of %s#%d: %w", repo, number, err)
+		return time.Time{}, false, fmt.Errorf("read evaluation of %s#%d: %w", repo, number, err)
 	}
-	return true, nil
+	t, err := time.Parse(time.RFC3339Nano, last.String)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("read evaluation of %s#%d: %w", repo, number, err)
+	}
+	return t, true, nil
 }
 
-// IndexPullRequest records a pull request's head, state and linked keys.
+// IndexPullRequest records a pull request's head, state and linked keys,
+// and when the evaluation that saw them started.
 func (s *DB) IndexPullRequest(ctx context.Context, tx *sql.Tx, pr PullRequest, now time.Time) error {
+	var evaluated sql.NullString
+	if !pr.EvaluatedAt.IsZero() {
+		evaluated = sql.NullString{String: ts(pr.EvaluatedAt), Valid: true}
+	}
 	_, err := tx.ExecContext(ctx, `
-		INSERT INTO pull_requests (repo, number, installation_id, head_sha, base_ref, state, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?)
+		INSERT INTO pull_requests (repo, number, installation_id, head_sha, base_ref, state, evaluated_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (repo, number) DO UPDATE SET
 			installation_id = excluded.installation_id,
 			head_sha = excluded.head_sha,
 			base_ref = excluded.base_ref,
 			state = excluded.state,
+			evaluated_at = COALESCE(excluded.evaluated_at, evaluated_at),
 			updated_at = excluded.updated_at`,
-		pr.Repo, pr.Number, pr.InstallationID, pr.HeadSHA, pr.BaseRef, pr.State, ts(now))
+		pr.Repo, pr.Number, pr.InstallationID, pr.HeadSHA, pr.BaseRef, pr.State, evaluated, ts(now))
 	if err != nil {
 		return fmt.Errorf("index %s#%d: %w", pr.Repo, pr.Number, err)
 	}

@@ -1,0 +1,349 @@
+// Package assess is the workflow that turns an event into a published
+// decision: load the policy from the base branch, gather the facts, look up
+// the Jira tickets, evaluate, and publish the changegate check run. It owns
+// the small interfaces it needs; adapters are wired in by cmd.
+package assess
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/go-github/v60/github"
+
+	"github.com/changegate/changegate/internal/change"
+	"github.com/changegate/changegate/internal/jobs"
+	"github.com/changegate/changegate/internal/queue"
+)
+
+// Clients hands out installation clients (ghapp.Apps).
+type Clients interface {
+	Installation(id int64) (*github.Client, error)
+}
+
+// Policy is what the workflow needs of an effective policy.
+type Policy interface {
+	// Needs says which facts the controls read.
+	Needs() Needs
+	// TicketKeys are the Jira keys the pull request names.
+	TicketKeys(pr change.PullRequest) []string
+	// TicketOptions say whether approvals are read from Jira, and the group.
+	TicketOptions() (approvals bool, group string)
+	// Evaluate is the pure decision.
+	Evaluate(f *change.Facts) change.Decision
+}
+
+// Needs lists the facts a policy's controls read.
+type Needs struct {
+	Files, Commits, Reviews, CheckRuns, Statuses bool
+	StagingEnvironments                          []string
+	ManagerTeams                                 []string
+}
+
+// PolicyLoader loads the effective policy for a repository at a base
+// branch. An invalid policy is an error of type *InvalidPolicyError.
+type PolicyLoader func(ctx context.Context, client *github.Client, repo change.Repo, baseRef string) (Policy, string, error)
+
+// InvalidPolicyError is a policy that cannot be used: the check fails and
+// quotes it.
+type InvalidPolicyError struct {
+	Source string
+	Err    error
+}
+
+func (e *InvalidPolicyError) Error() string { return fmt.Sprintf("%s: %v", e.Source, e.Err) }
+func (e *InvalidPolicyError) Unwrap() error { return e.Err }
+
+// Gatherer reads the facts of a pull request from GitHub.
+type Gatherer func(ctx context.Context, client *github.Client, s change.Subject, needs Needs) (*change.Facts, error)
+
+// Tickets reads Jira issues live. Nil when Jira is not configured.
+type Tickets func(ctx context.Context, key string, approvals bool, group string) change.TicketLookup
+
+// Publisher writes the check run when the decision changed.
+type Publisher func(ctx context.Context, client *github.Client, s change.Subject, d change.Decision) (wrote bool, err error)
+
+// PullsForCommit asks GitHub which pull requests contain a commit, for
+// commits the index has not seen yet.
+type PullsForCommit func(ctx context.Context, client *github.Client, repo change.Repo, sha string) ([]int, error)
+
+// Store is the pull request index.
+type Store interface {
+	LastEvaluated(ctx context.Context, repo string, number int) (time.Time, bool, error)
+	IndexPullRequest(ctx context.Context, tx *sql.Tx, pr IndexedPR, now time.Time) error
+	OpenPullRequestsWithHead(ctx context.Context, repo, sha string) ([]IndexedPR, error)
+	OpenPullRequestsWithKey(ctx context.Context, key string) ([]IndexedPR, error)
+}
+
+// IndexedPR is a pull request as the index keeps it.
+type IndexedPR struct {
+	Repo           string
+	Number         int
+	InstallationID int64
+	HeadSHA        string
+	BaseRef        string
+	State          string
+	Keys           []string
+	EvaluatedAt    time.Time
+}
+
+// Assessor runs evaluations.
+type Assessor struct {
+	Clients  Clients
+	Policies PolicyLoader
+	Gather   Gatherer
+	Tickets  Tickets
+	Publish  Publisher
+	Pulls    PullsForCommit
+	Store    Store
+	Now      func() time.Time
+	// MaxTickets bounds the keys looked up per pull request.
+	MaxTickets int
+
+	locks keyedMutex
+}
+
+// ErrJiraUnreachable makes the job retry after the pending check was
+// published.
+var ErrJiraUnreachable = errors.New("jira unreachable")
+
+// Register adds the evaluation job handlers.
+func (a *Assessor) Register(w *queue.Workers) {
+	queue.Add(w, queue.Handler[jobs.EvaluatePR](a.evaluatePRJob))
+	queue.Add(w, queue.Handler[jobs.EvaluateSHA](a.evaluateSHAJob))
+	queue.Add(w, queue.Handler[jobs.JiraIssue](a.jiraIssueJob))
+}
+
+func (a *Assessor) evaluatePRJob(ctx context.Context, log *slog.Logger, j jobs.EvaluatePR) (queue.Apply, error) {
+	repo, err := change.ParseRepo(j.Repo)
+	if err != nil {
+		return nil, err
+	}
+	return a.evaluateAll(ctx, log, []target{{repo: repo, number: j.Number, installation: j.Installation}}, j.QueuedAt)
+}
+
+func (a *Assessor) evaluateSHAJob(ctx context.Context, log *slog.Logger, j jobs.EvaluateSHA) (queue.Apply, error) {
+	repo, err := change.ParseRepo(j.Repo)
+	if err != nil {
+		return nil, err
+	}
+	prs, err := a.Store.OpenPullRequestsWithHead(ctx, j.Repo, j.SHA)
+	if err != nil {
+		return nil, err
+	}
+	var targets []target
+	for _, p := range prs {
+		targets = append(targets, target{repo: repo, number: p.Number, installation: p.InstallationID})
+	}
+	if len(targets) == 0 && a.Pulls != nil {
+		// A commit the index has not seen: its pull request may not have
+		// been evaluated yet (events arrive in any order).
+		client, err := a.Clients.Installation(j.Installation)
+		if err != nil {
+			return nil, err
+		}
+		numbers, err := a.Pulls(ctx, client, repo, j.SHA)
+		if err != nil {
+			return nil, fmt.Errorf("pull requests of %s@%s: %w", j.Repo, short(j.SHA), err)
+		}
+		for _, n := range numbers {
+			targets = append(targets, target{repo: repo, number: n, installation: j.Installation})
+		}
+	}
+	if len(targets) == 0 {
+		log.Debug("no open pull request has this head")
+	}
+	return a.evaluateAll(ctx, log, targets, j.QueuedAt)
+}
+
+func (a *Assessor) jiraIssueJob(ctx context.Context, log *slog.Logger, j jobs.JiraIssue) (queue.Apply, error) {
+	prs, err := a.Store.OpenPullRequestsWithKey(ctx, j.Key)
+	if err != nil {
+		return nil, err
+	}
+	var targets []target
+	for _, p := range prs {
+		repo, err := change.ParseRepo(p.Repo)
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, target{repo: repo, number: p.Number, installation: p.InstallationID})
+	}
+	if len(targets) == 0 {
+		log.Debug("no open pull request names this key")
+	}
+	return a.evaluateAll(ctx, log, targets, j.QueuedAt)
+}
+
+type target struct {
+	repo         change.Repo
+	number       int
+	installation int64
+}
+
+// evaluateAll evaluates each target and returns one Apply that indexes them
+// all. A target that fails makes the job fail (and retry) after the others
+// were published.
+func (a *Assessor) evaluateAll(ctx context.Context, log *slog.Logger, targets []target, queuedAt time.Time) (queue.Apply, error) {
+	var indexed []IndexedPR
+	var errs []error
+	for _, t := range targets {
+		pr, err := a.evaluate(ctx, log.With("repo", t.repo.String(), "pr", t.number), t, queuedAt)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s#%d: %w", t.repo, t.number, err))
+		}
+		if pr != nil {
+			indexed = append(indexed, *pr)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context, tx *sql.Tx) error {
+		for _, pr := range indexed {
+			if err := a.Store.IndexPullRequest(ctx, tx, pr, a.Now()); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, nil
+}
+
+// evaluate runs one evaluation of one pull request, serialised with any
+// other evaluation of it. It returns the index entry to record, nil when
+// the evaluation was skipped because a fresher one already ran.
+func (a *Assessor) evaluate(ctx context.Context, log *slog.Logger, t target, queuedAt time.Time) (*IndexedPR, error) {
+	unlock := a.locks.lock(fmt.Sprintf("%s#%d", t.repo, t.number))
+	defer unlock()
+	// Coalescing: an evaluation that started after this job was queued
+	// read facts at least as fresh as the ones this job was queued for.
+	last, ok, err := a.Store.LastEvaluated(ctx, t.repo.String(), t.number)
+	if err != nil {
+		return nil, err
+	}
+	if ok && last.After(queuedAt) {
+		log.Debug("evaluation skipped: a later one already read fresher facts")
+		return nil, nil
+	}
+	started := a.Now()
+	client, err := a.Clients.Installation(t.installation)
+	if err != nil {
+		return nil, err
+	}
+	subject := change.Subject{Installation: t.installation, Repo: t.repo, Number: t.number}
+	// The pull request first: its base branch decides the policy, and the
+	// policy decides which other facts are needed.
+	head, err := a.Gather(ctx, client, subject, Needs{})
+	if err != nil {
+		return nil, err
+	}
+	subject = head.Subject
+	entry := &IndexedPR{Repo: t.repo.String(), Number: t.number, InstallationID: t.installation,
+		HeadSHA: head.PR.HeadSHA, BaseRef: head.PR.BaseRef, State: head.PR.State, EvaluatedAt: started}
+	if head.PR.State != "open" {
+		// Nothing to enforce on a closed pull request; the merge itself is
+		// archived elsewhere.
+		return entry, nil
+	}
+	pol, source, err := a.Policies(ctx, client, t.repo, head.PR.BaseRef)
+	var invalid *InvalidPolicyError
+	if errors.As(err, &invalid) {
+		d := change.Decision{Outcome: change.InvalidPolicy, Reason: invalid.Error(), PolicySource: invalid.Source}
+		if _, err := a.Publish(ctx, client, subject, d); err != nil {
+			return nil, err
+		}
+		log.Warn("invalid policy", "error", invalid)
+		return entry, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	facts, err := a.Gather(ctx, client, subject, pol.Needs())
+	if err != nil {
+		return nil, err
+	}
+	keys := pol.TicketKeys(facts.PR)
+	entry.Keys = keys
+	facts.Tickets = a.lookupTickets(ctx, pol, keys)
+	d := pol.Evaluate(facts)
+	d.PolicySource = source
+	wrote, err := a.Publish(ctx, client, facts.Subject, d)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("evaluated", "sha", facts.Subject.HeadSHA, "outcome", d.Outcome, "check_written", wrote)
+	for _, l := range facts.Tickets {
+		if l.Result == change.LookupUnreachable && a.Tickets != nil {
+			// The check says pending; try again until Jira answers.
+			return nil, fmt.Errorf("%w: %s: %s", ErrJiraUnreachable, l.Key, l.Error)
+		}
+	}
+	return entry, nil
+}
+
+func (a *Assessor) lookupTickets(ctx context.Context, pol Policy, keys []string) []change.TicketLookup {
+	max := a.MaxTickets
+	if max <= 0 {
+		max = 5
+	}
+	if len(keys) > max {
+		keys = keys[:max]
+	}
+	approvals, group := pol.TicketOptions()
+	out := make([]change.TicketLookup, 0, len(keys))
+	for _, k := range keys {
+		if a.Tickets == nil {
+			out = append(out, change.TicketLookup{Key: k, Result: change.LookupUnreachable,
+				Error: "Jira is not configured on the changegate server (CHANGEGATE_JIRA_URL)"})
+			continue
+		}
+		out = append(out, a.Tickets(ctx, k, approvals, group))
+	}
+	return out
+}
+
+func short(sha string) string {
+	if len(sha) > 7 {
+		return sha[:7]
+	}
+	return sha
+}
+
+// keyedMutex serialises work per key. Entries are removed when unused.
+type keyedMutex struct {
+	mu    sync.Mutex
+	locks map[string]*keyLock
+}
+
+type keyLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+func (k *keyedMutex) lock(key string) (unlock func()) {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = map[string]*keyLock{}
+	}
+	l := k.locks[key]
+	if l == nil {
+		l = &keyLock{}
+		k.locks[key] = l
+	}
+	l.refs++
+	k.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		k.mu.Lock()
+		l.refs--
+		if l.refs == 0 {
+			delete(k.locks, key)
+		}
+		k.mu.Unlock()
+	}
+}
