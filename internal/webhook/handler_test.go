@@ -19,6 +19,7 @@ import (
 
 	"github.com/changegate/changegate/internal/config"
 	"github.com/changegate/changegate/internal/inventory"
+	"github.com/changegate/changegate/internal/jira"
 	"github.com/changegate/changegate/internal/queue"
 	"github.com/changegate/changegate/internal/store/sqlite"
 	"github.com/changegate/changegate/internal/testenv"
@@ -35,7 +36,7 @@ var (
 type stack struct {
 	url     string
 	jiraURL string
-	store *sqlite.DB
+	store   *sqlite.DB
 }
 
 func newStack(tb testing.TB, synchronous string) *stack {
@@ -60,7 +61,7 @@ func newStack(tb testing.TB, synchronous string) *stack {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	jh, err := webhook.NewJira(h, jiraSecret)
+	jh, err := webhook.NewJira(h, jiraSecret, jira.ParseWebhook)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -292,5 +293,14 @@ func TestJiraWebhook(t *testing.T) {
 	}
 	if len(ds) != 1 || ds[0].ID != "jira-j-3" || ds[0].Source != "jira" || ds[0].Jobs != 1 {
 		t.Errorf("deliveries = %+v, want the one issue update", ds)
+	}
+	// A moved issue re-evaluates pull requests naming either key.
+	moved := []byte(`{"webhookEvent":"jira:issue_updated","issue":{"key":"CHG-42"},"changelog":{"items":[{"field":"Key","fieldtype":"jira","fromString":"PAY-123","toString":"CHG-42"}]}}`)
+	if got := s.sendJira(t, "j-5", moved, webhook.Sign(jiraSecret, moved)); got != http.StatusAccepted {
+		t.Fatalf("status %d", got)
+	}
+	ds, _ = s.store.Deliveries(t.Context())
+	if len(ds) != 2 || ds[1].Jobs != 2 {
+		t.Errorf("moved issue: deliveries = %+v, want 2 jobs for the old and new key", ds)
 	}
 }

@@ -3,13 +3,11 @@ package webhook
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"regexp"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -21,49 +19,49 @@ import (
 // shared secret in X-Hub-Signature ("sha256=<hex>"). An issue that was
 // updated or transitioned re-evaluates every open pull request naming it.
 type Jira struct {
-	gh *GitHub // shares the enqueuer, limits, clock and counters
+	gh    *GitHub // shares the enqueuer, limits, clock and counters
+	parse JiraParser
 }
 
+// JiraParser reads a Jira webhook body: its event and the issue keys it
+// concerns (a moved issue names its old and new key). jira.ParseWebhook fits.
+type JiraParser func(body []byte) (event string, keys []string, err error)
+
 // NewJira returns the Jira intake handler. It refuses an empty secret.
-func NewJira(gh *GitHub, secret []byte) (*Jira, error) {
+func NewJira(gh *GitHub, secret []byte, parse JiraParser) (*Jira, error) {
 	if len(secret) == 0 {
 		return nil, errors.New("webhook: empty Jira secret refused")
 	}
+	if parse == nil {
+		return nil, errors.New("webhook: a Jira parser is required")
+	}
 	j := *gh
 	j.secret = secret
-	return &Jira{gh: &j}, nil
+	return &Jira{gh: &j, parse: parse}, nil
 }
 
-var jiraKey = regexp.MustCompile(`^[A-Z][A-Z0-9_]+-[1-9][0-9]*$`)
-
-type jiraPayload struct {
-	WebhookEvent string `json:"webhookEvent"`
-	Timestamp    int64  `json:"timestamp"`
-	Issue        *struct {
-		Key string `json:"key"`
-	} `json:"issue"`
+// jiraEvents are the Jira events that can change a ticket control.
+var jiraEvents = map[string]bool{
+	"jira:issue_updated": true, "jira:issue_created": true, "jira:issue_deleted": true,
 }
 
 // TranslateJira turns a verified Jira delivery into jobs. It is pure.
-func TranslateJira(id string, body []byte, received time.Time) (Delivery, error) {
+func TranslateJira(id string, body []byte, received time.Time, parse JiraParser) (Delivery, error) {
 	d := Delivery{ID: id, Source: "jira", Event: "jira", ReceivedAt: received.UTC()}
-	var p jiraPayload
-	if !isObject(body) {
-		return d, fmt.Errorf("%w: not a JSON object", ErrMalformed)
-	}
-	if err := json.Unmarshal(body, &p); err != nil {
+	event, keys, err := parse(body)
+	d.Action = event
+	if err != nil {
 		return d, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	d.Action = p.WebhookEvent
-	switch p.WebhookEvent {
-	case "jira:issue_updated", "jira:issue_created", "jira:issue_deleted", "comment_created", "comment_updated":
-	default:
+	if !jiraEvents[event] {
 		return d, nil
 	}
-	if p.Issue == nil || !jiraKey.MatchString(p.Issue.Key) {
-		return d, fmt.Errorf("%w: %s without a valid issue.key", ErrMalformed, p.WebhookEvent)
+	if len(keys) == 0 {
+		return d, fmt.Errorf("%w: %s without an issue key", ErrMalformed, event)
 	}
-	d.Jobs = []jobs.Job{jobs.JiraIssue{DeliveryID: id, Key: p.Issue.Key, Event: p.WebhookEvent, QueuedAt: d.ReceivedAt}}
+	for _, k := range keys {
+		d.Jobs = append(d.Jobs, jobs.JiraIssue{DeliveryID: id, Key: k, Event: event, QueuedAt: d.ReceivedAt})
+	}
 	return d, nil
 }
 
@@ -89,7 +87,7 @@ func (j *Jira) Handle(c echo.Context) error {
 		id = hex.EncodeToString(sum[:16])
 	}
 	id = "jira-" + id
-	d, err := TranslateJira(id, body, h.now())
+	d, err := TranslateJira(id, body, h.now(), j.parse)
 	if err != nil {
 		return h.rejectSource(c, "jira", http.StatusBadRequest, "jira", OutcomeMalformed, err.Error())
 	}
@@ -108,6 +106,6 @@ func (j *Jira) Handle(c echo.Context) error {
 		outcome = OutcomeDuplicate
 	}
 	h.counter.WithLabelValues("jira", "jira", outcome).Inc()
-	log.Info("jira webhook accepted", "outcome", outcome, "jira_key", d.Jobs[0].(jobs.JiraIssue).Key)
+	log.Info("jira webhook accepted", "outcome", outcome, "jobs", len(d.Jobs))
 	return c.JSON(http.StatusAccepted, reply{Status: outcome, Delivery: id})
 }
