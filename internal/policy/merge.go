@@ -1,0 +1,216 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+)
+
+// Merge applies a repository's policy file on top of its baseline (the
+// organisation's .github/changegate.yml, or Defaults when there is none).
+// A repository may tighten the baseline, never loosen it.
+//
+// Keys the repository file does not write keep the baseline's value (not the
+// server default's). A policy that was not parsed (built in code) counts as
+// writing every key. Lists are compared as sets of literal strings: a glob
+// is accepted only if the baseline lists the same glob, since deciding
+// whether one pattern contains another is beyond what a policy needs. Names
+// Jira and GitHub compare case-insensitively (projects, types, statuses,
+// environments, teams, logins) are compared that way.
+//
+// What each key may do, "base" being the baseline's value:
+//
+//	key                      the repository may                         because
+//	production.branches      ⊇ base; if base is empty (the default      more branches gate more changes; a list
+//	                         branch), stay empty                        cannot be shown to contain "the default"
+//	production.paths         base empty (every file): stay empty;       more paths gate more changes
+//	                         else ⊇ base
+//	production.environments  ⊇ base                                     more production environments
+//	ticket.sources           ⊆ base                                     fewer places a key may hide
+//	ticket.projects          ⊆ base; empty base (any) allows anything;  empty means any
+//	ticket.issue_types         a non-empty base forbids an empty list
+//	ticket.statuses
+//	review.required          ≥ base                                     more reviewers
+//	review.keep_on_push      true→false only                            stale approvals stop counting
+//	staging.environments     ⊆ base when base is non-empty;             fewer ways to show staging; an empty base
+//	staging.checks             anything when base is empty              leaves the choice to the repository
+//	manager.teams            ⊆ base when base is non-empty; anything    fewer people count as managers
+//	                           when base is empty
+//	manager.jira_approval    true→false only                            one way fewer to approve
+//	manager.jira_group       equal to base while Jira approval is on    another group would be other approvers
+//	emergency.label          equal to base                              the exceptions report follows one label
+//	emergency.window         ≤ base                                     less time to approve after the fact
+//	exempt.authors           ⊆ base                                     fewer exemptions
+//	exempt.paths             ⊆ base
+//
+// The error joins one *Error per loosening key, placed at the repository
+// file's line.
+func Merge(baseline, repo *Policy) (*Policy, error) {
+	if baseline == nil {
+		baseline = Defaults()
+	}
+	if repo == nil {
+		return baseline.clone(), nil
+	}
+	merged := baseline.clone()
+	dst, src := reflect.ValueOf(merged).Elem(), reflect.ValueOf(repo).Elem()
+	for _, path := range leafPaths(reflect.TypeFor[Policy](), "") {
+		if repo.pos != nil {
+			if _, set := repo.pos[path]; !set {
+				continue
+			}
+		}
+		fieldByPath(dst, path).Set(fieldByPath(src, path))
+	}
+
+	var errs []error
+	loose := func(path string, item int, format string, args ...any) {
+		at := path
+		if item >= 0 {
+			if _, ok := repo.pos[fmt.Sprintf("%s[%d]", path, item)]; ok {
+				at = fmt.Sprintf("%s[%d]", path, item)
+			}
+		}
+		errs = append(errs, repo.errorAt(at, path+": "+fmt.Sprintf(format, args...)))
+	}
+	b, m := baseline, merged
+
+	// Production: the repository may only widen what is production.
+	switch {
+	case len(b.Production.Branches) == 0 && len(m.Production.Branches) > 0:
+		loose("production.branches", -1, "the baseline's production branch is the repository's default branch; a list cannot be shown to include it, so leave the key out")
+	default:
+		if i, s := missing(b.Production.Branches, m.Production.Branches, false); i >= 0 {
+			loose("production.branches", -1, "drops %s, which the baseline treats as production", s)
+		}
+	}
+	switch {
+	case len(b.Production.Paths) == 0 && len(m.Production.Paths) > 0:
+		loose("production.paths", -1, "the baseline treats every file as production; a list would narrow it")
+	default:
+		if i, s := missing(b.Production.Paths, m.Production.Paths, false); i >= 0 {
+			loose("production.paths", -1, "drops %s, which the baseline treats as production", s)
+		}
+	}
+	if i, s := missing(b.Production.Environments, m.Production.Environments, true); i >= 0 {
+		loose("production.environments", -1, "drops %s, which the baseline treats as production", s)
+	}
+
+	// Ticket: the repository may only narrow what is accepted.
+	if i, s := missing(m.Ticket.Sources, b.Ticket.Sources, false); i >= 0 {
+		loose("ticket.sources", i, "adds %s, which the baseline does not search for keys", s)
+	}
+	for _, l := range []struct {
+		path, what string
+		base, mine []string
+	}{
+		{"ticket.projects", "project", b.Ticket.Projects, m.Ticket.Projects},
+		{"ticket.issue_types", "issue type", b.Ticket.IssueTypes, m.Ticket.IssueTypes},
+		{"ticket.statuses", "status", b.Ticket.Statuses, m.Ticket.Statuses},
+	} {
+		if len(l.base) == 0 {
+			continue // the baseline allows any
+		}
+		if len(l.mine) == 0 {
+			loose(l.path, -1, "an empty list allows any %s; the baseline allows only %s", l.what, strings.Join(l.base, ", "))
+			continue
+		}
+		if i, s := missing(l.mine, l.base, true); i >= 0 {
+			loose(l.path, i, "adds %q, which the baseline does not allow", s)
+		}
+	}
+
+	// Review.
+	if m.Review.Required < b.Review.Required {
+		loose("review.required", -1, "%d is below the baseline's %d", m.Review.Required, b.Review.Required)
+	}
+	if m.Review.KeepOnPush && !b.Review.KeepOnPush {
+		loose("review.keep_on_push", -1, "true would count approvals of older commits; the baseline says false")
+	}
+
+	// Staging: only fewer ways to show a staging run.
+	if len(b.Staging.Environments) > 0 {
+		if i, s := missing(m.Staging.Environments, b.Staging.Environments, true); i >= 0 {
+			loose("staging.environments", i, "adds %s, which the baseline does not accept as staging", s)
+		}
+	}
+	if len(b.Staging.Checks) > 0 {
+		if i, s := missing(m.Staging.Checks, b.Staging.Checks, false); i >= 0 {
+			loose("staging.checks", i, "adds %s, which the baseline does not accept as staging", s)
+		}
+	}
+
+	// Manager: only fewer people may approve.
+	if len(b.Manager.Teams) > 0 {
+		if i, s := missing(m.Manager.Teams, b.Manager.Teams, true); i >= 0 {
+			loose("manager.teams", i, "adds %s, which the baseline does not accept as managers", s)
+		}
+	}
+	if m.Manager.JiraApproval && !b.Manager.JiraApproval {
+		loose("manager.jira_approval", -1, "true would count Jira approvals; the baseline says false")
+	}
+	if m.Manager.JiraApproval && b.Manager.JiraApproval && !strings.EqualFold(m.Manager.JiraGroup, b.Manager.JiraGroup) {
+		loose("manager.jira_group", -1, "%q differs from the baseline's %q", m.Manager.JiraGroup, b.Manager.JiraGroup)
+	}
+
+	// Emergency.
+	if m.Emergency.Label != b.Emergency.Label {
+		loose("emergency.label", -1, "%q differs from the baseline's %q", m.Emergency.Label, b.Emergency.Label)
+	}
+	if m.Emergency.Window > b.Emergency.Window {
+		loose("emergency.window", -1, "%s is longer than the baseline's %s", formatWindow(m.Emergency.Window), formatWindow(b.Emergency.Window))
+	}
+
+	// Exempt: only fewer exemptions.
+	if i, s := missing(m.Exempt.Authors, b.Exempt.Authors, true); i >= 0 {
+		loose("exempt.authors", i, "adds %s, which the baseline does not exempt", s)
+	}
+	if i, s := missing(m.Exempt.Paths, b.Exempt.Paths, false); i >= 0 {
+		loose("exempt.paths", i, "adds %s, which the baseline does not exempt", s)
+	}
+
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return merged.clone(), nil // share no slice with repo
+}
+
+// missing returns the index and value of the first element of want that is
+// not in have, or -1. It reports one per key: the message names the key,
+// and one example is enough to act on.
+func missing(want, have []string, fold bool) (int, string) {
+	for i, w := range want {
+		if !slices.ContainsFunc(have, func(h string) bool { return h == w || fold && strings.EqualFold(h, w) }) {
+			return i, w
+		}
+	}
+	return -1, ""
+}
+
+// leafPaths lists the dotted yaml paths of every non-struct field.
+func leafPaths(t reflect.Type, prefix string) []string {
+	var out []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		key := yamlKey(f)
+		if key == "" {
+			continue
+		}
+		if f.Type.Kind() == reflect.Struct {
+			out = append(out, leafPaths(f.Type, join(prefix, key))...)
+			continue
+		}
+		out = append(out, join(prefix, key))
+	}
+	return out
+}
+
+// fieldByPath finds a field by its dotted yaml path.
+func fieldByPath(v reflect.Value, path string) reflect.Value {
+	for key := range strings.SplitSeq(path, ".") {
+		v = v.Field(yamlFields(v.Type())[key])
+	}
+	return v
+}
