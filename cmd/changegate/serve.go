@@ -11,6 +11,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
@@ -18,6 +19,7 @@ import (
 	"github.com/changegate/changegate/internal/config"
 	"github.com/changegate/changegate/internal/ghapp"
 	"github.com/changegate/changegate/internal/inventory"
+	"github.com/changegate/changegate/internal/jira"
 	"github.com/changegate/changegate/internal/jobs"
 	"github.com/changegate/changegate/internal/queue"
 	"github.com/changegate/changegate/internal/server"
@@ -87,11 +89,21 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 			return err
 		}
 		queue.Add(workers, inventory.SyncHandler(store, inventory.GitHubLister{Clients: apps}, time.Now))
+		tickets, err := newJira(ctx, cfg, log)
+		if err != nil {
+			return err
+		}
+		assessor, err := newAssessor(store, apps, cfg.GitHub.AppID, tickets)
+		if err != nil {
+			return err
+		}
+		assessor.Register(workers)
 	} else {
 		log.Warn("GitHub App credentials not configured: webhooks are accepted and recorded, but nothing is read from GitHub")
-		queue.Add(workers, queue.Handler[jobs.InstallationSync](func(context.Context, *slog.Logger, jobs.InstallationSync) (queue.Apply, error) {
-			return nil, errAppNotConfigured
-		}))
+		queue.Add(workers, notConfigured[jobs.InstallationSync]())
+		queue.Add(workers, notConfigured[jobs.EvaluatePR]())
+		queue.Add(workers, notConfigured[jobs.EvaluateSHA]())
+		queue.Add(workers, notConfigured[jobs.JiraIssue]())
 	}
 
 	q, err := queue.New(store, workers, queue.Config{
@@ -134,12 +146,22 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		Enqueuer:   q,
 		Logger:     log.With("component", "intake"),
 		Registerer: reg,
+		AppID:      cfg.GitHub.AppID,
 	})
 	if err != nil {
 		return errors.Join(err, stopQueue())
 	}
+	var jiraHook echo.HandlerFunc
+	if len(cfg.Jira.WebhookSecret) > 0 {
+		jh, err := webhook.NewJira(intake, cfg.Jira.WebhookSecret, jira.ParseWebhook)
+		if err != nil {
+			return errors.Join(err, stopQueue())
+		}
+		jiraHook = jh.Handle
+	}
 	e := server.New(server.Options{
 		GitHubWebhook: intake.Handle,
+		JiraWebhook:   jiraHook,
 		Gatherer:      reg,
 		Logger:        log,
 		Checks: []server.Check{
@@ -191,3 +213,34 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 }
 
 var errAppNotConfigured = errors.New("GitHub App credentials are not configured (github.app_id, github.private_key_file)")
+
+// notConfigured fails a job for good: without App credentials nothing can be
+// read from GitHub, and retrying will not change that.
+func notConfigured[T queue.Args]() queue.Handler[T] {
+	return func(context.Context, *slog.Logger, T) (queue.Apply, error) { return nil, errAppNotConfigured }
+}
+
+// newJira builds the Jira client when Jira is configured, and checks the
+// credentials once: Jira Cloud answers 404 for an issue both when it does
+// not exist and when we are locked out. A failure is logged, not fatal:
+// lookups then report Jira unreachable and checks stay pending, while
+// webhooks keep being accepted.
+func newJira(ctx context.Context, cfg config.Config, log *slog.Logger) (*jira.Client, error) {
+	if cfg.Jira.URL == "" {
+		log.Warn("Jira not configured (CHANGEGATE_JIRA_URL): the ticket control cannot pass")
+		return nil, nil
+	}
+	c, err := jira.New(jira.Config{URL: cfg.Jira.URL, User: cfg.Jira.User, Token: cfg.Jira.Token},
+		jira.Options{Logger: log.With("component", "jira")})
+	if err != nil {
+		return nil, err
+	}
+	vctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := c.Verify(vctx); err != nil {
+		log.Error("Jira credentials could not be verified; ticket checks stay pending until they can", "error", err)
+	} else {
+		log.Info("Jira credentials verified", "jira_url", cfg.Jira.URL)
+	}
+	return c, nil
+}

@@ -18,6 +18,8 @@ func (s *Server) routes() {
 	s.Handle("GET", "/installation/repositories", s.listInstallationRepos)
 	s.Handle("GET", "/repos/{owner}/{repo}", s.getRepo)
 	s.Handle("GET", "/repos/{owner}/{repo}/installation", s.getRepoInstallation)
+	s.pullRoutes()
+	s.checkRunRoutes()
 }
 
 func (s *Server) listInstallations(w http.ResponseWriter, r *http.Request) {

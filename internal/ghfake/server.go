@@ -42,6 +42,9 @@ type Server struct {
 	buckets       map[string]*bucket
 	faults        []*fault
 	calls         []Call
+	pulls         pullsState // pull requests, commit evidence, contents, teams
+
+	runLog checkRunLog // check-run write history; has its own lock
 }
 
 // Option configures a Server.
@@ -77,6 +80,7 @@ var sharedKey = sync.OnceValue(func() *rsa.PrivateKey {
 func New(tb testing.TB, opts ...Option) *Server {
 	tb.Helper()
 	s := &Server{
+		runLog:        checkRunLog{writes: map[string][]CheckRunWrite{}},
 		tb:            tb,
 		mux:           http.NewServeMux(),
 		appID:         1,

@@ -496,23 +496,25 @@ func TestHandleExtension(t *testing.T) {
 	s := ghfake.New(t)
 	in := s.AddInstallation(ghfake.Installation{Account: "acme"})
 	s.AddRepo(in.ID, ghfake.Repo{Name: "api"})
-	s.Handle("GET", "/repos/{owner}/{repo}/pulls/{pull_number}", func(w http.ResponseWriter, r *http.Request) {
+	// An operation the fake does not implement itself.
+	const route = "/repos/{owner}/{repo}/pulls/{pull_number}/requested_reviewers"
+	s.Handle("GET", route, func(w http.ResponseWriter, r *http.Request) {
 		id, _ := ghfake.CallerInstallation(r)
-		ghfake.WriteJSON(w, http.StatusOK, map[string]any{"number": 7, "title": fmt.Sprintf("by %d", id)})
+		ghfake.WriteJSON(w, http.StatusOK, map[string]any{"users": []any{map[string]any{"login": fmt.Sprintf("by-%d", id)}}, "teams": []any{}})
 	})
 	c := newClient(t, s, installationTransport(t, s, in.ID))
-	pr, resp, err := c.PullRequests.Get(t.Context(), "acme", "api", 7)
+	rv, resp, err := c.PullRequests.ListReviewers(t.Context(), "acme", "api", 7, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pr.GetTitle() != fmt.Sprintf("by %d", in.ID) || resp.Header.Get("ETag") == "" || resp.Rate.Remaining != 4999 {
-		t.Errorf("pr = %+v, etag %q, rate %+v", pr, resp.Header.Get("ETag"), resp.Rate)
+	if len(rv.Users) != 1 || rv.Users[0].GetLogin() != fmt.Sprintf("by-%d", in.ID) || resp.Header.Get("ETag") == "" || resp.Rate.Remaining != 4999 {
+		t.Errorf("reviewers = %+v, etag %q, rate %+v", rv, resp.Header.Get("ETag"), resp.Rate)
 	}
 	// The repo check comes for free with {owner}/{repo}.
-	if _, _, err := c.PullRequests.Get(t.Context(), "acme", "hidden", 7); !isStatus(err, 404) {
+	if _, _, err := c.PullRequests.ListReviewers(t.Context(), "acme", "hidden", 7, nil); !isStatus(err, 404) {
 		t.Errorf("hidden repo: %v", err)
 	}
-	if n := s.CountCalls("GET", "/repos/{owner}/{repo}/pulls/{pull_number}"); n != 2 {
+	if n := s.CountCalls("GET", route); n != 2 {
 		t.Errorf("calls = %d, want 2", n)
 	}
 }
@@ -552,12 +554,12 @@ func TestOpenAPIValidation(t *testing.T) {
 		t.Errorf("unknown operation: status %d, want 404", status)
 	}
 	// A real operation the fake does not implement yet is reported too.
-	if status, _, _ := do(t, "GET", s.URL()+"repos/acme/api/pulls/1/reviews", tokenAuth(tok)); status != 404 {
+	if status, _, _ := do(t, "GET", s.URL()+"repos/acme/api/pulls/1/requested_reviewers", tokenAuth(tok)); status != 404 {
 		t.Errorf("unimplemented operation: status %d, want 404", status)
 	}
 	want := []string{
 		"ghfake: DELETE /repos/acme/api/pulls/1 is not a GitHub REST operation",
-		"ghfake: GET /repos/acme/api/pulls/1/reviews is not implemented by the fake; add it with Handle",
+		"ghfake: GET /repos/acme/api/pulls/1/requested_reviewers is not implemented by the fake; add it with Handle",
 	}
 	if diff := cmp.Diff(want, rec.Messages()); diff != "" {
 		t.Errorf("reported (-want +got):\n%s", diff)

@@ -22,9 +22,12 @@ type Check struct {
 // Options are what the HTTP surface serves.
 type Options struct {
 	GitHubWebhook echo.HandlerFunc
-	Checks        []Check
-	Gatherer      prometheus.Gatherer
-	Logger        *slog.Logger
+	// JiraWebhook is nil when no Jira webhook secret is configured; the
+	// route then answers 404.
+	JiraWebhook echo.HandlerFunc
+	Checks      []Check
+	Gatherer    prometheus.Gatherer
+	Logger      *slog.Logger
 }
 
 // New returns the echo instance with every route.
@@ -34,6 +37,9 @@ func New(o Options) *echo.Echo {
 	e.HidePort = true
 	e.Use(recoverer(o.Logger))
 	e.POST("/webhooks/github", o.GitHubWebhook)
+	if o.JiraWebhook != nil {
+		e.POST("/webhooks/jira", o.JiraWebhook)
+	}
 	e.GET("/healthz", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/google/go-github/v60/github"
+
+	"github.com/changegate/changegate/config"
+	"github.com/changegate/changegate/internal/assess"
+	"github.com/changegate/changegate/internal/change"
+	"github.com/changegate/changegate/internal/checks"
+	"github.com/changegate/changegate/internal/ghfacts"
+	"github.com/changegate/changegate/internal/jira"
+	"github.com/changegate/changegate/internal/policy"
+	"github.com/changegate/changegate/internal/store/sqlite"
+)
+
+// The adapters below let the workflow in assess speak to the policy,
+// GitHub, Jira, checks and store packages without any of them importing
+// another.
+
+// newAssessor wires the evaluation workflow.
+func newAssessor(store *sqlite.DB, clients assess.Clients, appID int64, tickets *jira.Client) (*assess.Assessor, error) {
+	defaults, err := policy.Parse(config.DefaultPolicyName, config.DefaultPolicy)
+	if err != nil {
+		return nil, fmt.Errorf("default policy: %w", err)
+	}
+	a := &assess.Assessor{
+		Clients:  clients,
+		Policies: policyLoader(defaults),
+		Gather: func(ctx context.Context, c *github.Client, s change.Subject, n assess.Needs) (*change.Facts, error) {
+			return ghfacts.Gather(ctx, c, s, ghfacts.Needs(n))
+		},
+		Publish: func(ctx context.Context, c *github.Client, s change.Subject, d change.Decision) (bool, error) {
+			return checks.Publish(ctx, c, checkStore{store}, s, d, checks.PublishOptions{AppID: appID})
+		},
+		Pulls: ghfacts.PullsForCommit,
+		Store: indexStore{store},
+		Now:   time.Now,
+	}
+	if tickets != nil {
+		a.Tickets = func(ctx context.Context, key string, approvals bool, group string) change.TicketLookup {
+			return tickets.Lookup(ctx, key, jira.LookupOptions{Approvals: approvals, ApprovalGroup: group})
+		}
+	}
+	return a, nil
+}
+
+// Policy files, in the order DESIGN.md gives: the repository's own file on
+// the base branch tightens the organisation's baseline (its .github
+// repository), or the server default when the organisation has none.
+const (
+	repoPolicyPath = ".github/changegate.yml"
+	orgPolicyRepo  = ".github"
+	orgPolicyPath  = "changegate.yml"
+)
+
+func policyLoader(defaults *policy.Policy) assess.PolicyLoader {
+	return func(ctx context.Context, c *github.Client, repo change.Repo, baseRef string) (assess.Policy, string, error) {
+		baseline, source := defaults, config.DefaultPolicyName
+		orgRepo := change.Repo{Owner: repo.Owner, Name: orgPolicyRepo}
+		data, found, err := ghfacts.FetchFile(ctx, c, orgRepo, orgPolicyPath, "")
+		if err != nil {
+			return nil, "", fmt.Errorf("read %s/%s: %w", orgRepo, orgPolicyPath, err)
+		}
+		if found {
+			name := orgRepo.String() + "/" + orgPolicyPath
+			p, err := policy.Parse(name, data)
+			if err != nil {
+				return nil, "", &assess.InvalidPolicyError{Source: name, Err: err}
+			}
+			baseline, source = p, name
+		}
+		data, found, err = ghfacts.FetchFile(ctx, c, repo, repoPolicyPath, baseRef)
+		if err != nil {
+			return nil, "", fmt.Errorf("read %s/%s: %w", repo, repoPolicyPath, err)
+		}
+		if !found {
+			return policyAdapter{baseline}, source, nil
+		}
+		name := repoPolicyPath + "@" + baseRef
+		p, err := policy.Parse(name, data)
+		if err != nil {
+			return nil, "", &assess.InvalidPolicyError{Source: name, Err: err}
+		}
+		merged, err := policy.Merge(baseline, p)
+		if err != nil {
+			return nil, "", &assess.InvalidPolicyError{Source: name, Err: fmt.Errorf("loosens the baseline (%s): %w", source, err)}
+		}
+		return policyAdapter{merged}, name + " over " + source, nil
+	}
+}
+
+// policyAdapter gives assess what it needs of a *policy.Policy.
+type policyAdapter struct{ p *policy.Policy }
+
+func (a policyAdapter) Needs() assess.Needs {
+	p := a.p
+	return assess.Needs{
+		Files:               len(p.Production.Paths) > 0 || len(p.Exempt.Paths) > 0,
+		Commits:             true, // authorship: who may not review
+		Reviews:             true,
+		CheckRuns:           len(p.Staging.Checks) > 0,
+		Statuses:            len(p.Staging.Checks) > 0,
+		StagingEnvironments: p.Staging.Environments,
+		ManagerTeams:        p.Manager.Teams,
+	}
+}
+
+func (a policyAdapter) TicketKeys(pr change.PullRequest) []string { return policy.TicketKeys(a.p, pr) }
+
+func (a policyAdapter) TicketOptions() (bool, string) {
+	return a.p.Manager.JiraApproval, a.p.Manager.JiraGroup
+}
+
+func (a policyAdapter) Evaluate(f *change.Facts) change.Decision { return policy.Evaluate(a.p, f) }
+
+// indexStore adapts the SQLite pull request index.
+type indexStore struct{ db *sqlite.DB }
+
+func (s indexStore) LastEvaluated(ctx context.Context, repo string, number int) (time.Time, bool, error) {
+	return s.db.LastEvaluated(ctx, repo, number)
+}
+
+func (s indexStore) IndexPullRequest(ctx context.Context, tx *sql.Tx, pr assess.IndexedPR, now time.Time) error {
+	return s.db.IndexPullRequest(ctx, tx, sqlite.PullRequest(pr), now)
+}
+
+func (s indexStore) OpenPullRequestsWithHead(ctx context.Context, repo, sha string) ([]assess.IndexedPR, error) {
+	return fromRows(s.db.OpenPullRequestsWithHead(ctx, repo, sha))
+}
+
+func (s indexStore) OpenPullRequestsWithKey(ctx context.Context, key string) ([]assess.IndexedPR, error) {
+	return fromRows(s.db.OpenPullRequestsWithKey(ctx, key))
+}
+
+func fromRows(rows []sqlite.PullRequest, err error) ([]assess.IndexedPR, error) {
+	out := make([]assess.IndexedPR, len(rows))
+	for i, r := range rows {
+		out[i] = assess.IndexedPR(r)
+	}
+	return out, err
+}
+
+// checkStore adapts the SQLite check run memory.
+type checkStore struct{ db *sqlite.DB }
+
+func (s checkStore) Get(ctx context.Context, repo change.Repo, sha string) (checks.State, bool, error) {
+	c, ok, err := s.db.CheckRun(ctx, repo.String(), sha)
+	return checks.State{CheckRunID: c.ID, Digest: c.Digest}, ok, err
+}
+
+func (s checkStore) Put(ctx context.Context, repo change.Repo, sha string, st checks.State) error {
+	return s.db.PutCheckRun(ctx, repo.String(), sha, sqlite.CheckRun{ID: st.CheckRunID, Digest: st.Digest}, time.Now())
+}

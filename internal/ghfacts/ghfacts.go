@@ -1,0 +1,503 @@
+// Package ghfacts gathers the facts of a pull request from GitHub's REST
+// API (go-github v60) into an immutable change.Facts.
+//
+// Only what the policy's controls need is read (Needs). Within one Gather
+// no URL is fetched twice; across Gathers the client's ETag cache (ghapp)
+// makes repeated reads cheap. A GitHub error aborts the Gather, to be
+// retried; only GitHub's own list caps (250 commits, 3,000 files) become a
+// change.Gap, because retrying cannot lift them.
+package ghfacts
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/google/go-github/v60/github"
+
+	"github.com/changegate/changegate/internal/change"
+)
+
+// GitHub's caps on a pull request's lists.
+const (
+	MaxFiles   = 3000
+	MaxCommits = 250
+)
+
+// perPage is GitHub's largest page.
+const perPage = 100
+
+// Needs says which facts to read beyond the pull request itself. The
+// caller derives it from the policy.
+type Needs struct {
+	Files, Commits, Reviews bool
+	CheckRuns, Statuses     bool
+	// StagingEnvironments: deployments of the head SHA to these
+	// environments, with their statuses.
+	StagingEnvironments []string
+	// ManagerTeams ("org/slug"): memberships are read for every user whose
+	// latest review is an approval.
+	ManagerTeams []string
+}
+
+// Gather reads the pull request subject names, then the lists needs asks
+// for. The pull request's head SHA is authoritative: Subject.HeadSHA,
+// BaseRef and HeadRef are taken from it, and checks, statuses and
+// deployments are read for that SHA.
+func Gather(ctx context.Context, client *github.Client, subject change.Subject, needs Needs) (*change.Facts, error) {
+	for _, team := range needs.ManagerTeams {
+		if _, _, err := splitTeam(team); err != nil {
+			return nil, err
+		}
+	}
+	g := &gatherer{client: client, repo: subject.Repo, number: subject.Number, memo: map[string]any{}}
+	f := &change.Facts{Subject: subject}
+
+	pr, err := g.pull(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f.PR = convertPull(pr)
+	f.Subject.HeadSHA, f.Subject.BaseRef, f.Subject.HeadRef = f.PR.HeadSHA, f.PR.BaseRef, f.PR.HeadRef
+	if f.Subject.MergeSHA == "" {
+		f.Subject.MergeSHA = f.PR.MergeCommitSHA
+	}
+	head := f.PR.HeadSHA
+
+	if needs.Files {
+		var listed int
+		if f.Files, listed, err = g.files(ctx); err != nil {
+			return nil, err
+		}
+		if gap, ok := truncated("files", listed, pr.GetChangedFiles(), MaxFiles); ok {
+			f.Gaps = append(f.Gaps, gap)
+		}
+	}
+	if needs.Commits {
+		if f.Commits, err = g.commits(ctx); err != nil {
+			return nil, err
+		}
+		if gap, ok := truncated("commits", len(f.Commits), pr.GetCommits(), MaxCommits); ok {
+			f.Gaps = append(f.Gaps, gap)
+		}
+	}
+	// Memberships are read for approvers, so they need the reviews.
+	if needs.Reviews || len(needs.ManagerTeams) > 0 {
+		if f.Reviews, err = g.reviews(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if needs.CheckRuns {
+		if f.CheckRuns, err = g.checkRuns(ctx, head); err != nil {
+			return nil, err
+		}
+	}
+	if needs.Statuses {
+		if f.Statuses, err = g.statuses(ctx, head); err != nil {
+			return nil, err
+		}
+	}
+	for _, env := range dedupe(needs.StagingEnvironments) {
+		deps, err := g.deployments(ctx, head, env)
+		if err != nil {
+			return nil, err
+		}
+		f.Deployments = append(f.Deployments, deps...)
+	}
+	if len(needs.ManagerTeams) > 0 {
+		for _, team := range needs.ManagerTeams {
+			for _, user := range Approvers(f.Reviews) {
+				m, err := g.membership(ctx, team, user)
+				if err != nil {
+					return nil, err
+				}
+				f.Memberships = append(f.Memberships, m)
+			}
+		}
+	}
+	return f, nil
+}
+
+// truncated says whether a list stopped short of the count the pull request
+// reports, or at GitHub's cap, where it cannot be known to be complete.
+func truncated(source string, got, total, limit int) (change.Gap, bool) {
+	if got < total || got >= limit {
+		return change.Gap{
+			Source:    source,
+			Truncated: true,
+			Reason:    fmt.Sprintf("GitHub lists at most %d %s; the pull request has %d and %d were listed", limit, source, total, got),
+		}, true
+	}
+	return change.Gap{}, false
+}
+
+// Approvers are the users whose latest review that approves or objects is
+// an approval, in the order of their first review. Comments neither give
+// nor withdraw approval; a dismissal withdraws it.
+func Approvers(reviews []change.Review) []string {
+	latest := map[string]change.Review{}
+	var order []string
+	for _, r := range reviews {
+		switch r.State {
+		case change.ReviewApproved, change.ReviewChangesRequested, change.ReviewDismissed:
+		default:
+			continue
+		}
+		k := strings.ToLower(r.User)
+		prev, seen := latest[k]
+		if !seen {
+			order = append(order, k)
+		}
+		// Reviews are listed in submission order; a tie keeps list order.
+		if !seen || !r.SubmittedAt.Before(prev.SubmittedAt) {
+			latest[k] = r
+		}
+	}
+	var out []string
+	for _, k := range order {
+		if r := latest[k]; r.State == change.ReviewApproved {
+			out = append(out, r.User)
+		}
+	}
+	return out
+}
+
+// gatherer holds one Gather's memo: results by request, so no URL is
+// fetched twice however often the facts refer to it.
+type gatherer struct {
+	client *github.Client
+	repo   change.Repo
+	number int
+	memo   map[string]any
+}
+
+// memoised returns the result of fetch for key, calling it once per
+// Gather. GitHub paths are case-insensitive, and so are keys.
+func memoised[T any](g *gatherer, key string, fetch func() (T, error)) (T, error) {
+	key = strings.ToLower(key)
+	if v, ok := g.memo[key]; ok {
+		return v.(T), nil
+	}
+	v, err := fetch()
+	if err != nil {
+		return v, err
+	}
+	g.memo[key] = v
+	return v, nil
+}
+
+// listAll follows a list's pages.
+func listAll[T any](list func(opts github.ListOptions) ([]T, *github.Response, error)) ([]T, error) {
+	opts := github.ListOptions{PerPage: perPage}
+	var all []T
+	for {
+		page, resp, err := list(opts)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, page...)
+		if resp == nil || resp.NextPage == 0 {
+			return all, nil
+		}
+		opts.Page = resp.NextPage
+	}
+}
+
+func (g *gatherer) pull(ctx context.Context) (*github.PullRequest, error) {
+	pr, _, err := g.client.PullRequests.Get(ctx, g.repo.Owner, g.repo.Name, g.number)
+	if err != nil {
+		return nil, fmt.Errorf("get pull request %s#%d: %w", g.repo, g.number, err)
+	}
+	return pr, nil
+}
+
+// files lists the changed paths and how many files GitHub listed; a rename
+// contributes both names, because moving a file out of a production path
+// changes production too.
+func (g *gatherer) files(ctx context.Context) ([]string, int, error) {
+	files, err := listAll(func(o github.ListOptions) ([]*github.CommitFile, *github.Response, error) {
+		return g.client.PullRequests.ListFiles(ctx, g.repo.Owner, g.repo.Name, g.number, &o)
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("list files %s#%d: %w", g.repo, g.number, err)
+	}
+	out := make([]string, 0, len(files))
+	for _, f := range files {
+		out = append(out, f.GetFilename())
+		if p := f.GetPreviousFilename(); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out, len(files), nil
+}
+
+func (g *gatherer) commits(ctx context.Context) ([]change.Commit, error) {
+	commits, err := listAll(func(o github.ListOptions) ([]*github.RepositoryCommit, *github.Response, error) {
+		return g.client.PullRequests.ListCommits(ctx, g.repo.Owner, g.repo.Name, g.number, &o)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list commits %s#%d: %w", g.repo, g.number, err)
+	}
+	out := make([]change.Commit, 0, len(commits))
+	for _, c := range commits {
+		out = append(out, change.Commit{
+			SHA:       c.GetSHA(),
+			Author:    person(c.GetCommit().GetAuthor(), c.GetAuthor()),
+			Committer: person(c.GetCommit().GetCommitter(), c.GetCommitter()),
+			CoAuthors: CoAuthors(c.GetCommit().GetMessage()),
+		})
+	}
+	return out, nil
+}
+
+// person is a commit's git identity, with the account GitHub linked it to
+// or, failing that, the one its noreply email names.
+func person(a *github.CommitAuthor, u *github.User) change.Person {
+	p := change.Person{Name: a.GetName(), Email: a.GetEmail(), Login: u.GetLogin()}
+	if p.Login == "" {
+		p.Login = LoginFromEmail(p.Email)
+	}
+	return p
+}
+
+func (g *gatherer) reviews(ctx context.Context) ([]change.Review, error) {
+	reviews, err := listAll(func(o github.ListOptions) ([]*github.PullRequestReview, *github.Response, error) {
+		return g.client.PullRequests.ListReviews(ctx, g.repo.Owner, g.repo.Name, g.number, &o)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list reviews %s#%d: %w", g.repo, g.number, err)
+	}
+	out := make([]change.Review, 0, len(reviews))
+	for _, r := range reviews {
+		out = append(out, change.Review{
+			ID:          r.GetID(),
+			User:        r.GetUser().GetLogin(),
+			State:       r.GetState(),
+			CommitID:    r.GetCommitID(),
+			SubmittedAt: r.GetSubmittedAt().Time,
+			URL:         r.GetHTMLURL(),
+		})
+	}
+	return out, nil
+}
+
+func (g *gatherer) checkRuns(ctx context.Context, sha string) ([]change.CheckRun, error) {
+	opts := &github.ListCheckRunsOptions{ListOptions: github.ListOptions{PerPage: perPage}}
+	var out []change.CheckRun
+	for {
+		res, resp, err := g.client.Checks.ListCheckRunsForRef(ctx, g.repo.Owner, g.repo.Name, sha, opts)
+		if err != nil {
+			return nil, fmt.Errorf("list check runs %s@%s: %w", g.repo, sha, err)
+		}
+		for _, cr := range res.CheckRuns {
+			out = append(out, change.CheckRun{
+				Name:        cr.GetName(),
+				HeadSHA:     cr.GetHeadSHA(),
+				Status:      cr.GetStatus(),
+				Conclusion:  cr.GetConclusion(),
+				App:         cr.GetApp().GetSlug(),
+				CompletedAt: cr.GetCompletedAt().Time,
+				URL:         cmp.Or(cr.GetHTMLURL(), cr.GetDetailsURL()),
+			})
+		}
+		if resp.NextPage == 0 {
+			return out, nil
+		}
+		opts.Page = resp.NextPage
+	}
+}
+
+// statuses keeps every status, newest first as GitHub lists them; the
+// policy takes the latest per context.
+func (g *gatherer) statuses(ctx context.Context, sha string) ([]change.Status, error) {
+	sts, err := listAll(func(o github.ListOptions) ([]*github.RepoStatus, *github.Response, error) {
+		return g.client.Repositories.ListStatuses(ctx, g.repo.Owner, g.repo.Name, sha, &o)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list statuses %s@%s: %w", g.repo, sha, err)
+	}
+	out := make([]change.Status, 0, len(sts))
+	for _, s := range sts {
+		out = append(out, change.Status{
+			Context:   s.GetContext(),
+			State:     s.GetState(),
+			SHA:       sha,
+			CreatedAt: s.GetCreatedAt().Time,
+			URL:       s.GetTargetURL(),
+		})
+	}
+	return out, nil
+}
+
+// deployments of sha to env, each with its statuses newest first.
+func (g *gatherer) deployments(ctx context.Context, sha, env string) ([]change.Deployment, error) {
+	key := fmt.Sprintf("repos/%s/deployments?sha=%s&environment=%s", g.repo, sha, env)
+	return memoised(g, key, func() ([]change.Deployment, error) {
+		deps, err := listAll(func(o github.ListOptions) ([]*github.Deployment, *github.Response, error) {
+			return g.client.Repositories.ListDeployments(ctx, g.repo.Owner, g.repo.Name,
+				&github.DeploymentsListOptions{SHA: sha, Environment: env, ListOptions: o})
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list deployments %s@%s to %s: %w", g.repo, sha, env, err)
+		}
+		var out []change.Deployment
+		for _, d := range deps {
+			if d.GetSHA() != sha { // GitHub filtered already; never trust another SHA's run
+				continue
+			}
+			sts, err := g.deploymentStatuses(ctx, d.GetID())
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, change.Deployment{
+				ID:          d.GetID(),
+				Environment: d.GetEnvironment(),
+				SHA:         d.GetSHA(),
+				Ref:         d.GetRef(),
+				Creator:     d.GetCreator().GetLogin(),
+				CreatedAt:   d.GetCreatedAt().Time,
+				URL:         d.GetURL(),
+				Statuses:    sts,
+			})
+		}
+		return out, nil
+	})
+}
+
+func (g *gatherer) deploymentStatuses(ctx context.Context, id int64) ([]change.DeploymentStatus, error) {
+	key := fmt.Sprintf("repos/%s/deployments/%d/statuses", g.repo, id)
+	return memoised(g, key, func() ([]change.DeploymentStatus, error) {
+		sts, err := listAll(func(o github.ListOptions) ([]*github.DeploymentStatus, *github.Response, error) {
+			return g.client.Repositories.ListDeploymentStatuses(ctx, g.repo.Owner, g.repo.Name, id, &o)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list statuses of deployment %d in %s: %w", id, g.repo, err)
+		}
+		out := make([]change.DeploymentStatus, 0, len(sts))
+		for _, s := range sts {
+			out = append(out, change.DeploymentStatus{
+				State:     s.GetState(),
+				CreatedAt: s.GetCreatedAt().Time,
+				URL:       cmp.Or(s.GetLogURL(), s.GetTargetURL(), s.GetEnvironmentURL()),
+			})
+		}
+		return out, nil
+	})
+}
+
+// membership reads whether user is an active member of team ("org/slug").
+// GitHub answers 404 for non-members; a pending invitation is not active.
+func (g *gatherer) membership(ctx context.Context, team, user string) (change.Membership, error) {
+	org, slug, err := splitTeam(team)
+	if err != nil {
+		return change.Membership{}, err
+	}
+	key := fmt.Sprintf("orgs/%s/teams/%s/memberships/%s", org, slug, user)
+	active, err := memoised(g, key, func() (bool, error) {
+		m, _, err := g.client.Teams.GetTeamMembershipBySlug(ctx, org, slug, user)
+		switch {
+		case isNotFound(err):
+			return false, nil
+		case err != nil:
+			return false, fmt.Errorf("get membership of %s in %s: %w", user, team, err)
+		}
+		return m.GetState() == "active", nil
+	})
+	return change.Membership{Team: team, User: user, Active: active}, err
+}
+
+func splitTeam(team string) (org, slug string, err error) {
+	org, slug, ok := strings.Cut(team, "/")
+	if !ok || org == "" || slug == "" || strings.Contains(slug, "/") {
+		return "", "", fmt.Errorf("manager team %q: want org/slug", team)
+	}
+	return org, slug, nil
+}
+
+func convertPull(pr *github.PullRequest) change.PullRequest {
+	out := change.PullRequest{
+		Number:        pr.GetNumber(),
+		URL:           pr.GetHTMLURL(),
+		Title:         pr.GetTitle(),
+		Body:          pr.GetBody(),
+		Author:        pr.GetUser().GetLogin(),
+		State:         pr.GetState(),
+		Draft:         pr.GetDraft(),
+		Merged:        pr.GetMerged(),
+		BaseRef:       pr.GetBase().GetRef(),
+		HeadRef:       pr.GetHead().GetRef(),
+		HeadSHA:       pr.GetHead().GetSHA(),
+		DefaultBranch: pr.GetBase().GetRepo().GetDefaultBranch(),
+		CreatedAt:     pr.GetCreatedAt().Time,
+		MergedAt:      pr.GetMergedAt().Time,
+		MergedBy:      pr.GetMergedBy().GetLogin(),
+	}
+	// An open pull request's merge_commit_sha is GitHub's test merge, not
+	// a commit on the base branch.
+	if out.Merged {
+		out.MergeCommitSHA = pr.GetMergeCommitSHA()
+	}
+	for _, l := range pr.Labels {
+		out.Labels = append(out.Labels, l.GetName())
+	}
+	return out
+}
+
+// FetchFile reads a file on ref through the contents API. A file that does
+// not exist (404) is found=false with a nil error.
+func FetchFile(ctx context.Context, client *github.Client, repo change.Repo, path, ref string) (data []byte, found bool, err error) {
+	fc, dir, _, err := client.Repositories.GetContents(ctx, repo.Owner, repo.Name, path, &github.RepositoryContentGetOptions{Ref: ref})
+	switch {
+	case isNotFound(err):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, fmt.Errorf("get %s@%s in %s: %w", path, ref, repo, err)
+	case fc == nil || dir != nil:
+		return nil, false, fmt.Errorf("get %s@%s in %s: %w", path, ref, repo, errNotFile)
+	}
+	s, err := fc.GetContent()
+	if err != nil {
+		return nil, false, fmt.Errorf("decode %s@%s in %s: %w", path, ref, repo, err)
+	}
+	return []byte(s), true, nil
+}
+
+var errNotFile = errors.New("not a file")
+
+// PullsForCommit lists the numbers of the open and closed pull requests
+// that contain a commit.
+func PullsForCommit(ctx context.Context, client *github.Client, repo change.Repo, sha string) ([]int, error) {
+	prs, err := listAll(func(o github.ListOptions) ([]*github.PullRequest, *github.Response, error) {
+		return client.PullRequests.ListPullRequestsWithCommit(ctx, repo.Owner, repo.Name, sha, &o)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list pull requests of %s@%s: %w", repo, sha, err)
+	}
+	out := make([]int, 0, len(prs))
+	for _, pr := range prs {
+		if !slices.Contains(out, pr.GetNumber()) {
+			out = append(out, pr.GetNumber())
+		}
+	}
+	return out, nil
+}
+
+func dedupe(ss []string) []string {
+	var out []string
+	for _, s := range ss {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// isNotFound reports whether GitHub answered 404.
+func isNotFound(err error) bool {
+	var er *github.ErrorResponse
+	return errors.As(err, &er) && er.Response != nil && er.Response.StatusCode == http.StatusNotFound
+}
