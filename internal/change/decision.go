@@ -1,5 +1,7 @@
 package change
 
+import "time"
+
 // Controls, in the order they are reported.
 const (
 	ControlTicket          = "ticket"
@@ -65,6 +67,8 @@ type Decision struct {
 	// and one review are required now, and the manager's approval is owed
 	// within the policy's window.
 	Emergency bool `json:"emergency,omitempty"`
+	// EmergencyWindow is the policy's window for that approval.
+	EmergencyWindow time.Duration `json:"emergency_window,omitempty"`
 	// PolicyDigest is the SHA-256 of the effective policy's canonical form.
 	PolicyDigest string `json:"policy_digest"`
 	// PolicySource says where the policy came from (repo file, org file,

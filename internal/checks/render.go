@@ -33,9 +33,16 @@ const (
 // characters. Render keeps both under it in bytes, which is stricter.
 const MaxOutput = 65535
 
-// DefaultEmergencyWindow is the policy's default emergency window. The
-// Decision does not carry the effective window, so titles quote this one.
+// DefaultEmergencyWindow is quoted when a decision does not carry the
+// policy's emergency window.
 const DefaultEmergencyWindow = 48 * time.Hour
+
+func emergencyWindow(d change.Decision) time.Duration {
+	if d.EmergencyWindow > 0 {
+		return d.EmergencyWindow
+	}
+	return DefaultEmergencyWindow
+}
 
 // Output is a check run's status, conclusion and output.
 type Output struct {
@@ -136,7 +143,7 @@ func controls(s change.Subject, d change.Decision) Output {
 		out.Status, out.Conclusion = StatusCompleted, ConclusionSuccess
 		out.Title = fmt.Sprintf("%d of %d controls met", len(met), len(rows))
 		if d.Emergency {
-			out.Title = emergencyTitle(met, manager)
+			out.Title = emergencyTitle(d, met, manager)
 		}
 	}
 	out.Title = clip(out.Title, maxTitle)
@@ -146,7 +153,7 @@ func controls(s change.Subject, d change.Decision) Output {
 	if d.Emergency {
 		fmt.Fprintf(&b, "> **Emergency change.** Only the ticket and one review are required to merge. "+
 			"A manager must approve after the fact within %s, or the change stays an open exception.\n\n",
-			hours(DefaultEmergencyWindow))
+			hours(emergencyWindow(d)))
 	}
 	if len(rows) == 0 {
 		b.WriteString("No control was evaluated, so this change cannot be shown compliant. " +
@@ -237,7 +244,7 @@ func waitingTitle(waiting []row) string {
 	return t
 }
 
-func emergencyTitle(met []row, manager *row) string {
+func emergencyTitle(d change.Decision, met []row, manager *row) string {
 	if manager == nil || manager.Result == change.Pass {
 		return "Emergency change: " + shortList(met) + " met"
 	}
@@ -247,7 +254,7 @@ func emergencyTitle(met []row, manager *row) string {
 			now = append(now, r)
 		}
 	}
-	return fmt.Sprintf("Emergency change: %s met; manager approval due within %s", shortList(now), hours(DefaultEmergencyWindow))
+	return fmt.Sprintf("Emergency change: %s met; manager approval due within %s", shortList(now), hours(emergencyWindow(d)))
 }
 
 func statusWord(d change.Decision, r row) string {
@@ -257,7 +264,7 @@ func statusWord(d change.Decision, r row) string {
 	case r.Result == change.Fail && r.required:
 		return "missing"
 	case d.Emergency && r.Control == change.ControlManagerApproval:
-		return "due within " + hours(DefaultEmergencyWindow)
+		return "due within " + hours(emergencyWindow(d))
 	case !r.required:
 		return "not required for an emergency change"
 	default:

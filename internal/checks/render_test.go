@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
@@ -180,6 +181,11 @@ func TestRenderTitles(t *testing.T) {
 		if got := checks.Render(subject(), cases[name]).Title; got != title {
 			t.Errorf("%s: title %q, want %q", name, got, title)
 		}
+	}
+	short := cases["emergency"]
+	short.EmergencyWindow = 24 * time.Hour
+	if got, want := checks.Render(subject(), short).Title, "Emergency change: ticket and review met; manager approval due within 24h"; got != want {
+		t.Errorf("policy window: title %q, want %q", got, want)
 	}
 }
 

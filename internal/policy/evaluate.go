@@ -32,6 +32,9 @@ func Evaluate(p *Policy, f *change.Facts) change.Decision {
 	}
 	e := newEvaluation(p, f)
 	d.Emergency = e.emergency
+	if e.emergency {
+		d.EmergencyWindow = p.Emergency.Window
+	}
 	d.Controls = []change.ControlResult{e.ticket(), e.peerReview(), e.staging(), e.managerApproval()}
 	d.Outcome = change.Compliant
 	for _, c := range d.Controls {
