@@ -1,0 +1,253 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/changegate/changegate/internal/ghfake"
+	"github.com/changegate/changegate/internal/jira/jirafake"
+	"github.com/changegate/changegate/internal/webhook"
+)
+
+const (
+	ghSecret   = "lifecycle-github-secret"
+	jiraSecret = "lifecycle-jira-secret"
+	sha1       = "1111111111111111111111111111111111111111"
+)
+
+// app is a running changegate wired to a fake GitHub and a fake Jira.
+type app struct {
+	gh      *ghfake.Server
+	jf      *jirafake.Server
+	base    string
+	dataDir string
+	client  *http.Client
+	logs    *logWatch
+	seq     int
+}
+
+const repoPolicy = `version: 1
+ticket:
+  projects: [PAY]
+  statuses: [Approved]
+manager:
+  teams: [acme/release-managers]
+`
+
+// startApp starts the real server wiring (run) against the fakes, with one
+// repository acme/api whose policy requires an Approved PAY ticket, a
+// review, a staging deployment and a release manager's approval.
+func startApp(t *testing.T) *app {
+	t.Helper()
+	gh := ghfake.New(t)
+	inst := gh.AddInstallation(ghfake.Installation{ID: 42, Account: "acme", AccountType: "Organization"})
+	gh.AddRepo(inst.ID, ghfake.Repo{ID: 1001, Owner: "acme", Name: "api"})
+	gh.SetContent("acme", "api", "main", ".github/changegate.yml", []byte(repoPolicy))
+	gh.SetTeamMember("acme", "release-managers", "carol", "active")
+	jf := jirafake.New(t)
+	jf.AddIssue(jirafake.Issue{Key: "PAY-123", Type: "Story", Status: "In Progress", Summary: "Add rate limiting",
+		Reporter: jirafake.User{AccountID: "r1", DisplayName: "Pat Reporter"}})
+
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "app.pem")
+	if err := os.WriteFile(keyFile, gh.PrivateKeyPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dataDir := filepath.Join(dir, "data")
+	env := envMap(map[string]string{
+		"CHANGEGATE_WEBHOOK_SECRET":          ghSecret,
+		"CHANGEGATE_GITHUB_APP_ID":           itoa(gh.AppID()),
+		"CHANGEGATE_GITHUB_PRIVATE_KEY_FILE": keyFile,
+		"CHANGEGATE_GITHUB_API_URL":          gh.URL(),
+		"CHANGEGATE_JIRA_URL":                jf.URL(),
+		"CHANGEGATE_JIRA_USER":               jf.User(),
+		"CHANGEGATE_JIRA_TOKEN":              jf.Token(),
+		"CHANGEGATE_JIRA_WEBHOOK_SECRET":     jiraSecret,
+		"CHANGEGATE_DATA_DIR":                dataDir,
+		"CHANGEGATE_LISTEN":                  "127.0.0.1:0",
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io_Pipe()
+	logs := newLogWatch()
+	go logs.consume(pr)
+	exit := make(chan int, 1)
+	go func() {
+		exit <- run(ctx, []string{"serve"}, env, &bytes.Buffer{}, pw)
+		pw.Close()
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case code := <-exit:
+			if code != 0 {
+				t.Errorf("exit code %d; log:\n%s", code, logs.String())
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("server did not stop")
+		}
+	})
+	return &app{gh: gh, jf: jf, base: logs.waitAddr(t), dataDir: dataDir, client: &http.Client{Timeout: 10 * time.Second}, logs: logs}
+}
+
+// github sends a signed GitHub delivery and returns its ID.
+func (a *app) github(t *testing.T, event, body string) string {
+	t.Helper()
+	a.seq++
+	id := fmt.Sprintf("%s-%d", event, a.seq)
+	status, err := sendWebhook(t.Context(), a.client, a.base, []byte(ghSecret), event, id, []byte(body))
+	if err != nil || status != http.StatusAccepted {
+		t.Fatalf("%s webhook: %d %v", event, status, err)
+	}
+	return id
+}
+
+// jira sends a signed Jira issue update.
+func (a *app) jira(t *testing.T, key string) {
+	t.Helper()
+	body := []byte(fmt.Sprintf(`{"webhookEvent":"jira:issue_updated","issue":{"key":%q},"changelog":{"items":[{"field":"status"}]}}`, key))
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, a.base+"/webhooks/jira", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.seq++
+	req.Header.Set("X-Atlassian-Webhook-Identifier", fmt.Sprintf("jira-%d", a.seq))
+	req.Header.Set("X-Hub-Signature", webhook.Sign([]byte(jiraSecret), body))
+	resp, err := a.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("jira webhook: %d", resp.StatusCode)
+	}
+}
+
+const repoJSON = `"repository":{"full_name":"acme/api","name":"api","owner":{"login":"acme"}},"installation":{"id":42}`
+
+func prEvent(action string, number int) string {
+	return fmt.Sprintf(`{"action":%q,"number":%d,"pull_request":{"number":%d,"head":{"sha":%q}},%s}`, action, number, number, sha1, repoJSON)
+}
+
+func reviewEvent(number int) string {
+	return fmt.Sprintf(`{"action":"submitted","review":{"state":"approved"},"pull_request":{"number":%d},%s}`, number, repoJSON)
+}
+
+func deploymentStatusEvent(sha string) string {
+	return fmt.Sprintf(`{"action":"created","deployment_status":{"state":"success"},"deployment":{"sha":%q,"environment":"staging"},%s}`, sha, repoJSON)
+}
+
+// conclusions lists what changegate wrote on the head, in order: the
+// conclusion, or the status while in progress.
+func (a *app) conclusions() []string {
+	var out []string
+	for _, w := range a.gh.CheckRunWrites("acme", "api") {
+		if w.Conclusion != "" {
+			out = append(out, w.Conclusion)
+		} else {
+			out = append(out, w.Status)
+		}
+	}
+	return out
+}
+
+func (a *app) waitWrites(t *testing.T, n int) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("%d check-run writes", n), 30*time.Second, func() bool { return len(a.conclusions()) >= n })
+}
+
+// waitProcessed waits until a delivery's jobs have all completed.
+func (a *app) waitProcessed(t *testing.T, id string) {
+	t.Helper()
+	db := openReadOnly(t, a.dataDir)
+	eventually(t, "delivery "+id+" processed", 30*time.Second, func() bool {
+		return queryInt(t, db, `SELECT COUNT(*) FROM deliveries WHERE id = ? AND processed = jobs`, id) == 1
+	})
+}
+
+func (a *app) latest(t *testing.T) ghfake.CheckRunWrite {
+	t.Helper()
+	ws := a.gh.CheckRunWrites("acme", "api")
+	return ws[len(ws)-1]
+}
+
+// TestPullRequestLifecycle walks one pull request through its life with
+// signed webhooks: opened → reviewed → staging deployment succeeds →
+// manager approves → ticket transitioned. It asserts the exact sequence of
+// check-run conclusions posted, and that an unchanged decision posts nothing.
+func TestPullRequestLifecycle(t *testing.T) {
+	t.Parallel()
+	a := startApp(t)
+	gh := a.gh
+	gh.AddPullRequest("acme", "api", ghfake.PullRequest{Number: 7, Title: "PAY-123 Add rate limiting", Author: "alice",
+		HeadRef: "feature/PAY-123", HeadSHA: sha1, BaseRef: "main"})
+	gh.AddCommit("acme", "api", 7, ghfake.Commit{SHA: sha1, Message: "Add rate limiting",
+		Author: ghfake.Person{Name: "Alice", Email: "alice@example.com", Login: "alice"}})
+
+	step := func(name string, n int, wantTitle string, send func()) {
+		t.Helper()
+		send()
+		a.waitWrites(t, n)
+		if got := a.latest(t).Title; got != wantTitle {
+			t.Fatalf("%s: title %q, want %q\n%s", name, got, wantTitle, a.latest(t).Summary)
+		}
+	}
+	step("opened", 1, "0 of 4 controls met: ticket, review, staging and manager approval missing", func() {
+		a.github(t, "pull_request", prEvent("opened", 7))
+	})
+	step("reviewed", 2, "1 of 4 controls met: ticket, staging and manager approval missing", func() {
+		gh.AddReview("acme", "api", 7, ghfake.Review{User: "bob", State: "APPROVED", CommitID: sha1})
+		a.github(t, "pull_request_review", reviewEvent(7))
+	})
+	step("staged", 3, "2 of 4 controls met: ticket and manager approval missing", func() {
+		dep := gh.AddDeployment("acme", "api", ghfake.Deployment{SHA: sha1, Environment: "staging"})
+		gh.AddDeploymentStatus("acme", "api", dep.ID, ghfake.DeploymentStatus{State: "success"})
+		a.github(t, "deployment_status", deploymentStatusEvent(sha1))
+	})
+	step("manager approved", 4, "3 of 4 controls met: ticket missing", func() {
+		gh.AddReview("acme", "api", 7, ghfake.Review{User: "carol", State: "APPROVED", CommitID: sha1})
+		a.github(t, "pull_request_review", reviewEvent(7))
+	})
+	step("ticket transitioned", 5, "4 of 4 controls met", func() {
+		a.jf.SetStatus("PAY-123", "Approved")
+		a.jira(t, "PAY-123")
+	})
+	if diff := cmp.Diff([]string{"failure", "failure", "failure", "failure", "success"}, a.conclusions()); diff != "" {
+		t.Errorf("conclusions posted (-want +got):\n%s", diff)
+	}
+	if runs := gh.CheckRuns("acme", "api", sha1); len(runs) != 1 {
+		t.Errorf("%d check runs on the head, want one created and then updated", len(runs))
+	}
+
+	// Steady state: a re-evaluation with nothing changed writes nothing.
+	gh.ResetCalls()
+	jiraBefore := len(a.jf.Calls())
+	id := a.github(t, "issue_comment", fmt.Sprintf(`{"action":"created","issue":{"number":7,"pull_request":{}},`+
+		`"comment":{"body":"/changegate recheck","author_association":"MEMBER"},%s}`, repoJSON))
+	a.waitProcessed(t, id)
+	if n := len(a.conclusions()); n != 5 {
+		t.Errorf("an unchanged decision wrote: %d writes, want 5", n)
+	}
+	if w := gh.Writes(); w != 0 {
+		t.Errorf("GitHub writes in steady state = %d, want 0", w)
+	}
+	calls := gh.Calls()
+	var notModified int
+	var routes []string
+	for _, c := range calls {
+		if c.NotModified {
+			notModified++
+		}
+		routes = append(routes, c.Method+" "+c.Route)
+	}
+	t.Logf("steady-state re-evaluation: %d GitHub calls (%d answered 304, free of rate limit), %d Jira calls; routes:\n  %s",
+		len(calls), notModified, len(a.jf.Calls())-jiraBefore, strings.Join(routes, "\n  "))
+}
