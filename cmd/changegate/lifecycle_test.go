@@ -251,3 +251,71 @@ func TestPullRequestLifecycle(t *testing.T) {
 	t.Logf("steady-state re-evaluation: %d GitHub calls (%d answered 304, free of rate limit), %d Jira calls; routes:\n  %s",
 		len(calls), notModified, len(a.jf.Calls())-jiraBefore, strings.Join(routes, "\n  "))
 }
+
+// compliantPR adds a pull request whose facts satisfy every control.
+func (a *app) compliantPR(number int, sha string) {
+	gh := a.gh
+	gh.AddPullRequest("acme", "api", ghfake.PullRequest{Number: number, Title: "PAY-123 Change " + sha[:4], Author: "alice",
+		HeadRef: "feature/PAY-123", HeadSHA: sha, BaseRef: "main"})
+	gh.AddCommit("acme", "api", number, ghfake.Commit{SHA: sha, Message: "Change",
+		Author: ghfake.Person{Name: "Alice", Email: "alice@example.com", Login: "alice"}})
+	gh.AddReview("acme", "api", number, ghfake.Review{User: "bob", State: "APPROVED", CommitID: sha})
+	gh.AddReview("acme", "api", number, ghfake.Review{User: "carol", State: "APPROVED", CommitID: sha})
+	dep := gh.AddDeployment("acme", "api", ghfake.Deployment{SHA: sha, Environment: "staging"})
+	gh.AddDeploymentStatus("acme", "api", dep.ID, ghfake.DeploymentStatus{State: "success"})
+}
+
+// conclusionsOn is what was written on one head commit, in order.
+func (a *app) conclusionsOn(sha string) []string {
+	var out []string
+	for _, w := range a.gh.CheckRunWrites("acme", "api") {
+		if w.HeadSHA != sha {
+			continue
+		}
+		if w.Conclusion != "" {
+			out = append(out, w.Conclusion)
+		} else {
+			out = append(out, w.Status)
+		}
+	}
+	return out
+}
+
+// TestFaultsNeverPassAndRecover: with Jira answering 503 or 401, or GitHub
+// answering 502 or a secondary rate limit, the check is never success; it
+// becomes correct once the fault clears, through the queue's retries.
+func TestFaultsNeverPassAndRecover(t *testing.T) {
+	t.Parallel()
+	a := startApp(t)
+	a.jf.SetStatus("PAY-123", "Approved")
+	prRoute := ghfake.MatchRoute("GET /repos/{owner}/{repo}/pulls/{pull_number}")
+	cases := []struct {
+		name   string
+		inject func()
+		// want is the exact sequence written on the head.
+		want []string
+	}{
+		{"jira 503", func() { a.jf.FailNext(2, http.StatusServiceUnavailable) }, []string{"in_progress", "success"}},
+		{"jira 401", func() { a.jf.FailNext(2, http.StatusUnauthorized) }, []string{"in_progress", "success"}},
+		{"github 502", func() {
+			a.gh.FailNext(prRoute, 2, http.StatusBadGateway, nil, `{"message":"Server Error"}`)
+		}, []string{"success"}},
+		{"github secondary rate limit", func() {
+			a.gh.FailNext(prRoute, 1, http.StatusForbidden, http.Header{"Retry-After": {"1"}}, ghfake.SecondaryRateLimitBody)
+		}, []string{"success"}},
+	}
+	for i, tc := range cases {
+		number := 20 + i
+		sha := strings.Repeat(fmt.Sprint(i+2), 40)
+		a.compliantPR(number, sha)
+		tc.inject()
+		a.github(t, "pull_request", strings.ReplaceAll(prEvent("opened", number), sha1, sha))
+		eventually(t, tc.name+": a correct check after the fault", 45*time.Second, func() bool {
+			got := a.conclusionsOn(sha)
+			return len(got) > 0 && got[len(got)-1] == "success"
+		})
+		if diff := cmp.Diff(tc.want, a.conclusionsOn(sha)); diff != "" {
+			t.Errorf("%s: writes on the head (-want +got):\n%s", tc.name, diff)
+		}
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
+	"github.com/changegate/changegate/internal/assess"
 	"github.com/changegate/changegate/internal/config"
 	"github.com/changegate/changegate/internal/ghapp"
 	"github.com/changegate/changegate/internal/inventory"
@@ -114,8 +115,12 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		Retention:   cfg.Queue.Retention.D(),
 		Saturation:  cfg.Queue.Saturation,
 		Classify: func(err error, now time.Time) (time.Duration, bool) {
-			if errors.Is(err, errAppNotConfigured) {
+			switch {
+			case errors.Is(err, errAppNotConfigured):
 				return 0, false
+			case errors.Is(err, assess.ErrJiraUnreachable):
+				// The check already says pending; keep asking Jira.
+				return 0, true
 			}
 			return classify(err, now)
 		},

@@ -123,7 +123,7 @@ func (a *Assessor) evaluatePRJob(ctx context.Context, log *slog.Logger, j jobs.E
 	if err != nil {
 		return nil, err
 	}
-	return a.evaluateAll(ctx, log, []target{{repo: repo, number: j.Number, installation: j.Installation}}, j.QueuedAt)
+	return a.evaluateAll(ctx, log, []target{{repo: repo, number: j.Number, installation: j.Installation, named: true}}, j.QueuedAt)
 }
 
 func (a *Assessor) evaluateSHAJob(ctx context.Context, log *slog.Logger, j jobs.EvaluateSHA) (queue.Apply, error) {
@@ -183,6 +183,7 @@ type target struct {
 	repo         change.Repo
 	number       int
 	installation int64
+	named        bool // the job itself names the pull request
 }
 
 // evaluateAll evaluates each target and returns one Apply that indexes them
@@ -192,7 +193,12 @@ func (a *Assessor) evaluateAll(ctx context.Context, log *slog.Logger, targets []
 	var indexed []IndexedPR
 	var errs []error
 	for _, t := range targets {
-		pr, err := a.evaluate(ctx, log.With("repo", t.repo.String(), "pr", t.number), t, queuedAt)
+		tlog := log
+		if !t.named {
+			// Fanned out from a commit or a Jira key: name the pull request.
+			tlog = log.With("pr", t.number)
+		}
+		pr, err := a.evaluate(ctx, tlog, t, queuedAt)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s#%d: %w", t.repo, t.number, err))
 		}
