@@ -319,3 +319,42 @@ func TestFaultsNeverPassAndRecover(t *testing.T) {
 		}
 	}
 }
+
+// TestInvalidPolicyFailsTheCheck: a repository policy that does not parse,
+// or that loosens the baseline, fails the check and quotes file and line.
+func TestInvalidPolicyFailsTheCheck(t *testing.T) {
+	t.Parallel()
+	a := startApp(t)
+	cases := []struct {
+		repo, policy string
+		want         []string
+	}{
+		{"web", "version: 1\nreview:\n  reqired: 2\n", []string{".github/changegate.yml@main:3:", `"review.reqired"`}},
+		{"cli", "version: 1\nreview:\n  keep_on_push: true\n", []string{"loosens the baseline", "keep_on_push"}},
+	}
+	for i, tc := range cases {
+		a.gh.AddRepo(42, ghfake.Repo{ID: int64(2000 + i), Owner: "acme", Name: tc.repo})
+		a.gh.SetContent("acme", tc.repo, "main", ".github/changegate.yml", []byte(tc.policy))
+		sha := strings.Repeat(fmt.Sprint(7+i), 40)
+		a.gh.AddPullRequest("acme", tc.repo, ghfake.PullRequest{Number: 1, Title: "PAY-123 x", Author: "alice", HeadSHA: sha, BaseRef: "main"})
+		body := strings.ReplaceAll(strings.ReplaceAll(prEvent("opened", 1), sha1, sha), `"full_name":"acme/api"`, `"full_name":"acme/`+tc.repo+`"`)
+		a.github(t, "pull_request", body)
+		var w ghfake.CheckRunWrite
+		eventually(t, tc.repo+" check", 30*time.Second, func() bool {
+			ws := a.gh.CheckRunWrites("acme", tc.repo)
+			if len(ws) == 0 {
+				return false
+			}
+			w = ws[len(ws)-1]
+			return true
+		})
+		if w.Conclusion != "failure" || !strings.HasPrefix(w.Title, "Invalid policy") {
+			t.Errorf("%s: %s %q", tc.repo, w.Conclusion, w.Title)
+		}
+		for _, s := range tc.want {
+			if !strings.Contains(w.Summary, s) {
+				t.Errorf("%s: summary lacks %q:\n%s", tc.repo, s, w.Summary)
+			}
+		}
+	}
+}
