@@ -31,8 +31,9 @@ func newAssessor(store *sqlite.DB, clients assess.Clients, appID int64, tickets 
 	a := &assess.Assessor{
 		Clients:  clients,
 		Policies: policyLoader(defaults),
-		Gather: func(ctx context.Context, c *github.Client, s change.Subject, n assess.Needs) (*change.Facts, error) {
-			return ghfacts.Gather(ctx, c, s, ghfacts.Needs(n))
+		Pull:     ghfacts.PullRequest,
+		Gather: func(ctx context.Context, c *github.Client, pr *change.Facts, n assess.Needs) (*change.Facts, error) {
+			return ghfacts.More(ctx, c, pr, ghfacts.Needs(n))
 		},
 		Publish: func(ctx context.Context, c *github.Client, s change.Subject, d change.Decision) (bool, error) {
 			return checks.Publish(ctx, c, checkStore{store}, s, d, checks.PublishOptions{AppID: appID})

@@ -58,8 +58,12 @@ type InvalidPolicyError struct {
 func (e *InvalidPolicyError) Error() string { return fmt.Sprintf("%s: %v", e.Source, e.Err) }
 func (e *InvalidPolicyError) Unwrap() error { return e.Err }
 
-// Gatherer reads the facts of a pull request from GitHub.
-type Gatherer func(ctx context.Context, client *github.Client, s change.Subject, needs Needs) (*change.Facts, error)
+// PullReader reads a pull request alone (ghfacts.PullRequest).
+type PullReader func(ctx context.Context, client *github.Client, s change.Subject) (*change.Facts, error)
+
+// Gatherer reads what needs asks for on top of a pull request snapshot
+// (ghfacts.More).
+type Gatherer func(ctx context.Context, client *github.Client, pr *change.Facts, needs Needs) (*change.Facts, error)
 
 // Tickets reads Jira issues live. Nil when Jira is not configured.
 type Tickets func(ctx context.Context, key string, approvals bool, group string) change.TicketLookup
@@ -95,6 +99,7 @@ type IndexedPR struct {
 type Assessor struct {
 	Clients  Clients
 	Policies PolicyLoader
+	Pull     PullReader
 	Gather   Gatherer
 	Tickets  Tickets
 	Publish  Publisher
@@ -243,7 +248,7 @@ func (a *Assessor) evaluate(ctx context.Context, log *slog.Logger, t target, que
 	subject := change.Subject{Installation: t.installation, Repo: t.repo, Number: t.number}
 	// The pull request first: its base branch decides the policy, and the
 	// policy decides which other facts are needed.
-	head, err := a.Gather(ctx, client, subject, Needs{})
+	head, err := a.Pull(ctx, client, subject)
 	if err != nil {
 		return nil, err
 	}
@@ -268,7 +273,7 @@ func (a *Assessor) evaluate(ctx context.Context, log *slog.Logger, t target, que
 	if err != nil {
 		return nil, err
 	}
-	facts, err := a.Gather(ctx, client, subject, pol.Needs())
+	facts, err := a.Gather(ctx, client, head, pol.Needs())
 	if err != nil {
 		return nil, err
 	}

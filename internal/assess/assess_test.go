@@ -69,16 +69,22 @@ func (w *world) assessor() *Assessor {
 			}
 			return fakePolicy{keys: []string{"PAY-1"}}, "server default", nil
 		},
-		Gather: func(_ context.Context, _ *github.Client, s change.Subject, n Needs) (*change.Facts, error) {
+		Pull: func(_ context.Context, _ *github.Client, s change.Subject) (*change.Facts, error) {
 			w.mu.Lock()
 			defer w.mu.Unlock()
-			w.gathers = append(w.gathers, n)
 			pr, ok := w.prs[s.Number]
 			if !ok {
 				return nil, errors.New("GitHub 502")
 			}
 			s.HeadSHA, s.BaseRef = pr.HeadSHA, pr.BaseRef
 			return &change.Facts{Subject: s, PR: pr}, nil
+		},
+		Gather: func(_ context.Context, _ *github.Client, base *change.Facts, n Needs) (*change.Facts, error) {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			w.gathers = append(w.gathers, n)
+			f := *base
+			return &f, nil
 		},
 		Tickets: func(_ context.Context, key string, _ bool, _ string) change.TicketLookup {
 			w.mu.Lock()
@@ -183,8 +189,8 @@ func TestEvaluatePublishesAndIndexes(t *testing.T) {
 	if diff := cmp.Diff(want, w.index[5]); diff != "" {
 		t.Errorf("index (-want +got):\n%s", diff)
 	}
-	// The pull request first (no needs), then the policy's needs.
-	if diff := cmp.Diff([]Needs{{}, {Reviews: true, Commits: true}}, w.gathers); diff != "" {
+	// The pull request first, then only what the policy needs.
+	if diff := cmp.Diff([]Needs{{Reviews: true, Commits: true}}, w.gathers); diff != "" {
 		t.Errorf("gathers (-want +got):\n%s", diff)
 	}
 }

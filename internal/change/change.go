@@ -66,11 +66,15 @@ type PullRequest struct {
 	MergeCommitSHA string `json:"merge_commit_sha,omitempty"`
 	// DefaultBranch is the repository's default branch, the production
 	// branch when the policy names none.
-	DefaultBranch string    `json:"default_branch"`
-	Labels        []string  `json:"labels,omitempty"`
-	CreatedAt     time.Time `json:"created_at"`
-	MergedAt      time.Time `json:"merged_at,omitzero"`
-	MergedBy      string    `json:"merged_by,omitempty"`
+	DefaultBranch string `json:"default_branch"`
+	// ChangedFiles and CommitCount are GitHub's own counts, which tell a
+	// complete list from one cut at GitHub's limits.
+	ChangedFiles int       `json:"changed_files"`
+	CommitCount  int       `json:"commits"`
+	Labels       []string  `json:"labels,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
+	MergedAt     time.Time `json:"merged_at,omitzero"`
+	MergedBy     string    `json:"merged_by,omitempty"`
 }
 
 // Commit is one commit of the pull request.

@@ -49,14 +49,18 @@ type Needs struct {
 // BaseRef and HeadRef are taken from it, and checks, statuses and
 // deployments are read for that SHA.
 func Gather(ctx context.Context, client *github.Client, subject change.Subject, needs Needs) (*change.Facts, error) {
-	for _, team := range needs.ManagerTeams {
-		if _, _, err := splitTeam(team); err != nil {
-			return nil, err
-		}
+	f, err := PullRequest(ctx, client, subject)
+	if err != nil {
+		return nil, err
 	}
+	return More(ctx, client, f, needs)
+}
+
+// PullRequest reads the pull request alone: its base branch decides the
+// policy, which decides what else to read.
+func PullRequest(ctx context.Context, client *github.Client, subject change.Subject) (*change.Facts, error) {
 	g := &gatherer{client: client, repo: subject.Repo, number: subject.Number, memo: map[string]any{}}
 	f := &change.Facts{Subject: subject}
-
 	pr, err := g.pull(ctx)
 	if err != nil {
 		return nil, err
@@ -66,14 +70,28 @@ func Gather(ctx context.Context, client *github.Client, subject change.Subject, 
 	if f.Subject.MergeSHA == "" {
 		f.Subject.MergeSHA = f.PR.MergeCommitSHA
 	}
+	return f, nil
+}
+
+// More reads the lists needs asks for on top of a snapshot from
+// PullRequest, and returns a new snapshot; base is not changed.
+func More(ctx context.Context, client *github.Client, base *change.Facts, needs Needs) (*change.Facts, error) {
+	for _, team := range needs.ManagerTeams {
+		if _, _, err := splitTeam(team); err != nil {
+			return nil, err
+		}
+	}
+	g := &gatherer{client: client, repo: base.Subject.Repo, number: base.Subject.Number, memo: map[string]any{}}
+	f := &change.Facts{Subject: base.Subject, PR: base.PR}
 	head := f.PR.HeadSHA
+	var err error
 
 	if needs.Files {
 		var listed int
 		if f.Files, listed, err = g.files(ctx); err != nil {
 			return nil, err
 		}
-		if gap, ok := truncated("files", listed, pr.GetChangedFiles(), MaxFiles); ok {
+		if gap, ok := truncated("files", listed, f.PR.ChangedFiles, MaxFiles); ok {
 			f.Gaps = append(f.Gaps, gap)
 		}
 	}
@@ -81,7 +99,7 @@ func Gather(ctx context.Context, client *github.Client, subject change.Subject, 
 		if f.Commits, err = g.commits(ctx); err != nil {
 			return nil, err
 		}
-		if gap, ok := truncated("commits", len(f.Commits), pr.GetCommits(), MaxCommits); ok {
+		if gap, ok := truncated("commits", len(f.Commits), f.PR.CommitCount, MaxCommits); ok {
 			f.Gaps = append(f.Gaps, gap)
 		}
 	}
@@ -432,6 +450,8 @@ func convertPull(pr *github.PullRequest) change.PullRequest {
 		HeadRef:       pr.GetHead().GetRef(),
 		HeadSHA:       pr.GetHead().GetSHA(),
 		DefaultBranch: pr.GetBase().GetRepo().GetDefaultBranch(),
+		ChangedFiles:  pr.GetChangedFiles(),
+		CommitCount:   pr.GetCommits(),
 		CreatedAt:     pr.GetCreatedAt().Time,
 		MergedAt:      pr.GetMergedAt().Time,
 		MergedBy:      pr.GetMergedBy().GetLogin(),

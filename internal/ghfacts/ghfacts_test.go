@@ -136,7 +136,7 @@ func TestGatherFull(t *testing.T) {
 		PR: change.PullRequest{
 			Number: 7, URL: "https://github.com/acme/api/pull/7", Title: "PAY-12 rotate keys", Body: "Rotates keys.",
 			Author: "octo", State: "open", BaseRef: "main", HeadRef: "rotate", HeadSHA: head,
-			DefaultBranch: "main", Labels: []string{"security"}, CreatedAt: t0,
+			DefaultBranch: "main", ChangedFiles: 2, CommitCount: 2, Labels: []string{"security"}, CreatedAt: t0,
 		},
 		Files: []string{"clusters/prod/app.yaml", "docs/new.md", "clusters/prod/old.md"},
 		Commits: []change.Commit{
