@@ -246,7 +246,7 @@ func TestPullRequestLifecycle(t *testing.T) {
 		if c.NotModified {
 			notModified++
 		}
-		routes = append(routes, c.Method+" "+c.Route)
+		routes = append(routes, fmt.Sprintf("%s %s → %d", c.Method, c.Route, c.Status))
 	}
 	t.Logf("steady-state re-evaluation: %d GitHub calls (%d answered 304, free of rate limit), %d Jira calls; routes:\n  %s",
 		len(calls), notModified, len(a.jf.Calls())-jiraBefore, strings.Join(routes, "\n  "))
