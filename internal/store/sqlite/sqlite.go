@@ -140,21 +140,29 @@ func (s *DB) migrate(ctx context.Context, log *slog.Logger) error {
 
 // DurableTx runs fn in a transaction whose commit is synced at the
 // configured level (FULL by default) before it returns. The level is a
-// setting of the one connection, so the caller must be its only user
-// meanwhile; the queue's gate ensures it for our code, and River's own
-// statements in between would merely be synced too.
+// setting of the connection, raised before the transaction and lowered
+// after it while the connection is held, so no other write can run at the
+// raised level or commit this one at the lowered level.
 func (s *DB) DurableTx(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
+	// Holding the pool's one connection for the whole sequence keeps any
+	// other statement from running between the pragma and the commit.
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("connection: %w", err)
+	}
+	defer conn.Close()
 	if s.ackSync != "NORMAL" {
-		if _, err := s.db.ExecContext(ctx, "PRAGMA synchronous = "+s.ackSync); err != nil {
+		// SQLite refuses to change the level inside a transaction.
+		if _, err := conn.ExecContext(ctx, "PRAGMA synchronous = "+s.ackSync); err != nil {
 			return fmt.Errorf("set synchronous: %w", err)
 		}
 		defer func() {
-			if _, e := s.db.ExecContext(context.WithoutCancel(ctx), "PRAGMA synchronous = NORMAL"); e != nil {
+			if _, e := conn.ExecContext(context.WithoutCancel(ctx), "PRAGMA synchronous = NORMAL"); e != nil {
 				err = errors.Join(err, fmt.Errorf("reset synchronous: %w", e))
 			}
 		}()
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}

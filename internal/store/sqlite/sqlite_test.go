@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
@@ -199,10 +200,10 @@ func TestDurableTxSyncsAtTheAcknowledgementLevel(t *testing.T) {
 	}
 	defer s.Close()
 	level := func(q interface {
-		QueryRow(string, ...any) *sql.Row
+		QueryRowContext(context.Context, string, ...any) *sql.Row
 	}) int {
 		var n int
-		if err := q.QueryRow(`PRAGMA synchronous`).Scan(&n); err != nil {
+		if err := q.QueryRowContext(t.Context(), `PRAGMA synchronous`).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		return n
