@@ -358,3 +358,118 @@ func TestInvalidPolicyFailsTheCheck(t *testing.T) {
 		}
 	}
 }
+
+// TestMergesAreArchived: a compliant merge gives a standard record, a merge
+// the decision did not allow a bypass record with an open exception, an
+// emergency merge an emergency record with its due date, and redelivering
+// a merge archives nothing more.
+func TestMergesAreArchived(t *testing.T) {
+	t.Parallel()
+	a := startApp(t)
+	a.jf.SetStatus("PAY-123", "Approved")
+	db := openReadOnly(t, a.dataDir)
+
+	compliant := strings.Repeat("c", 40)
+	a.compliantPR(31, compliant)
+	bypass := strings.Repeat("d", 40)
+	a.gh.AddPullRequest("acme", "api", ghfake.PullRequest{Number: 32, Title: "no ticket", Author: "alice", HeadSHA: bypass, BaseRef: "main"})
+	a.gh.AddCommit("acme", "api", 32, ghfake.Commit{SHA: bypass, Message: "x", Author: ghfake.Person{Login: "alice"}})
+	emergency := strings.Repeat("e", 40)
+	a.gh.AddPullRequest("acme", "api", ghfake.PullRequest{Number: 33, Title: "PAY-123 hotfix", Author: "alice", HeadSHA: emergency,
+		BaseRef: "main", Labels: []string{"emergency"}})
+	a.gh.AddCommit("acme", "api", 33, ghfake.Commit{SHA: emergency, Message: "x", Author: ghfake.Person{Login: "alice"}})
+	a.gh.AddReview("acme", "api", 33, ghfake.Review{User: "bob", State: "APPROVED", CommitID: emergency})
+
+	for _, n := range []int{31, 32, 33} {
+		merge := fmt.Sprintf("%040d", n)
+		a.gh.MergePullRequest("acme", "api", n, merge, "alice")
+		closed := strings.ReplaceAll(prEvent("closed", n), sha1, merge)
+		a.github(t, "pull_request", closed)
+		a.github(t, "pull_request", closed) // a second delivery of the same merge
+	}
+	eventually(t, "three records", 30*time.Second, func() bool {
+		return queryInt(t, db, `SELECT COUNT(*) FROM ledger_records`) == 3
+	})
+	type row struct{ Type, Compliant, Exception, State, PR, SHA string }
+	rows, err := db.Query(`SELECT change_type, compliant, exception, exception_state, pr, sha FROM ledger_records ORDER BY pr`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.Type, &r.Compliant, &r.Exception, &r.State, &r.PR, &r.SHA); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, r)
+	}
+	rows.Close()
+	want := []row{
+		{"standard", "true", "", "", "31", fmt.Sprintf("%040d", 31)},
+		{"bypass", "false", "bypass", "open", "32", fmt.Sprintf("%040d", 32)},
+		{"emergency", "true", "emergency", "open", "33", fmt.Sprintf("%040d", 33)},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("ledger index (-want +got):\n%s", diff)
+	}
+	// Every record and checkpoint is on disk as signed blobs.
+	for _, dir := range []string{"records", "checkpoints"} {
+		entries, err := os.ReadDir(filepath.Join(a.dataDir, "evidence", dir))
+		if err != nil || len(entries) != 3 {
+			t.Errorf("%s: %d files (%v), want 3", dir, len(entries), err)
+		}
+	}
+}
+
+func TestAuditVerifyAndTamper(t *testing.T) {
+	t.Parallel()
+	a := startApp(t)
+	a.jf.SetStatus("PAY-123", "Approved")
+	db := openReadOnly(t, a.dataDir)
+	for i, n := range []int{41, 42, 43} {
+		sha := strings.Repeat(fmt.Sprint(i+4), 40)
+		a.compliantPR(n, sha)
+		a.gh.MergePullRequest("acme", "api", n, fmt.Sprintf("%040d", n), "alice")
+		a.github(t, "pull_request", strings.ReplaceAll(prEvent("closed", n), sha1, fmt.Sprintf("%040d", n)))
+	}
+	eventually(t, "three records", 30*time.Second, func() bool {
+		return queryInt(t, db, `SELECT COUNT(*) FROM ledger_records`) == 3
+	})
+	audit := func(args ...string) (int, string, string) {
+		var stdout, stderr bytes.Buffer
+		code := run(t.Context(), append([]string{"audit"}, args...), envMap(nil), &stdout, &stderr)
+		return code, stdout.String(), stderr.String()
+	}
+	code, out, errOut := audit("pubkey", "--data-dir", a.dataDir)
+	if code != 0 || !strings.Contains(out, "BEGIN PUBLIC KEY") || !strings.Contains(out, "fingerprint: SHA256:") {
+		t.Fatalf("pubkey: %d %s %s", code, out, errOut)
+	}
+	pubFile := filepath.Join(t.TempDir(), "pub.pem")
+	if err := os.WriteFile(pubFile, []byte(out[:strings.Index(out, "fingerprint")]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = audit("verify", "--data-dir", a.dataDir, "--pubkey", pubFile)
+	if code != 0 || !strings.HasPrefix(out, "ok: 3 records") {
+		t.Fatalf("verify: %d %q %q", code, out, errOut)
+	}
+	// One byte flipped in the second record's blob.
+	records, err := filepath.Glob(filepath.Join(a.dataDir, "evidence", "records", "*"))
+	if err != nil || len(records) != 3 {
+		t.Fatalf("records %v %v", records, err)
+	}
+	b, err := os.ReadFile(records[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0x01
+	if err := os.Chmod(records[1], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(records[1], b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut = audit("verify", "--data-dir", a.dataDir, "--pubkey", pubFile)
+	if code == 0 || !strings.Contains(errOut, "record 1") {
+		t.Errorf("tampered ledger: exit %d, stderr %q; want non-zero naming record 1", code, errOut)
+	}
+}

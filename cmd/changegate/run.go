@@ -24,7 +24,7 @@ func run(ctx context.Context, args []string, getenv config.LookupEnv, stdout, st
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(serveCmd(getenv, stdout, stderr), policyCmd(stdout), versionCmd(stdout))
+	root.AddCommand(serveCmd(getenv, stdout, stderr), policyCmd(stdout), auditCmd(stdout), versionCmd(stdout))
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(stderr, "changegate:", err)
 		return 1

@@ -94,7 +94,11 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		assessor, err := newAssessor(store, apps, cfg.GitHub.AppID, tickets)
+		led, err := openLedger(ctx, cfg, store, log)
+		if err != nil {
+			return err
+		}
+		assessor, err := newAssessor(store, apps, cfg.GitHub.AppID, tickets, archiver{led})
 		if err != nil {
 			return err
 		}

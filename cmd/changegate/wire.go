@@ -2,18 +2,28 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"database/sql"
+	"errors"
 	"fmt"
+	"log/slog"
+	"path/filepath"
 	"time"
 
 	"github.com/google/go-github/v60/github"
 
-	"github.com/changegate/changegate/config"
+	shipped "github.com/changegate/changegate/config"
 	"github.com/changegate/changegate/internal/assess"
+	"github.com/changegate/changegate/internal/blob"
+	"github.com/changegate/changegate/internal/blob/fs"
+	"github.com/changegate/changegate/internal/blob/s3"
 	"github.com/changegate/changegate/internal/change"
 	"github.com/changegate/changegate/internal/checks"
+	"github.com/changegate/changegate/internal/config"
+	"github.com/changegate/changegate/internal/evidence"
 	"github.com/changegate/changegate/internal/ghfacts"
 	"github.com/changegate/changegate/internal/jira"
+	"github.com/changegate/changegate/internal/ledger"
 	"github.com/changegate/changegate/internal/policy"
 	"github.com/changegate/changegate/internal/store/sqlite"
 )
@@ -23,8 +33,8 @@ import (
 // another.
 
 // newAssessor wires the evaluation workflow.
-func newAssessor(store *sqlite.DB, clients assess.Clients, appID int64, tickets *jira.Client) (*assess.Assessor, error) {
-	defaults, err := policy.Parse(config.DefaultPolicyName, config.DefaultPolicy)
+func newAssessor(store *sqlite.DB, clients assess.Clients, appID int64, tickets *jira.Client, archive assess.Archiver) (*assess.Assessor, error) {
+	defaults, err := policy.Parse(shipped.DefaultPolicyName, shipped.DefaultPolicy)
 	if err != nil {
 		return nil, fmt.Errorf("default policy: %w", err)
 	}
@@ -38,9 +48,11 @@ func newAssessor(store *sqlite.DB, clients assess.Clients, appID int64, tickets 
 		Publish: func(ctx context.Context, c *github.Client, s change.Subject, d change.Decision) (bool, error) {
 			return checks.Publish(ctx, c, checkStore{store}, s, d, checks.PublishOptions{AppID: appID})
 		},
-		Pulls: ghfacts.PullsForCommit,
-		Store: indexStore{store},
-		Now:   time.Now,
+		Pulls:      ghfacts.PullsForCommit,
+		Store:      indexStore{store},
+		Now:        time.Now,
+		Archive:    archive,
+		AppVersion: version,
 	}
 	if tickets != nil {
 		a.Tickets = func(ctx context.Context, key string, approvals bool, group string) change.TicketLookup {
@@ -61,7 +73,7 @@ const (
 
 func policyLoader(defaults *policy.Policy) assess.PolicyLoader {
 	return func(ctx context.Context, c *github.Client, repo change.Repo, baseRef string) (assess.Policy, string, error) {
-		baseline, source := defaults, config.DefaultPolicyName
+		baseline, source := defaults, shipped.DefaultPolicyName
 		orgRepo := change.Repo{Owner: repo.Owner, Name: orgPolicyRepo}
 		data, found, err := ghfacts.FetchFile(ctx, c, orgRepo, orgPolicyPath, "")
 		if err != nil {
@@ -156,4 +168,59 @@ func (s checkStore) Get(ctx context.Context, repo change.Repo, sha string) (chec
 
 func (s checkStore) Put(ctx context.Context, repo change.Repo, sha string, st checks.State) error {
 	return s.db.PutCheckRun(ctx, repo.String(), sha, sqlite.CheckRun{ID: st.CheckRunID, Digest: st.Digest}, time.Now())
+}
+
+// openLedger opens the evidence ledger: the signing key (generated into
+// the data dir on first start), the blob store (a directory under the data
+// dir, or S3 with Object Lock when evidence_url is set), and the SQL index.
+func openLedger(ctx context.Context, cfg config.Config, store *sqlite.DB, log *slog.Logger) (*ledger.Ledger, error) {
+	keyFile := cfg.SigningKeyFile
+	if keyFile == "" {
+		keyFile = filepath.Join(cfg.DataDir, "signing-key.pem")
+	}
+	key, created, err := evidence.LoadOrCreateKey(keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	signer, err := evidence.NewSigner(key)
+	if err != nil {
+		return nil, err
+	}
+	fp := evidence.Fingerprint(signer.Public())
+	if created {
+		log.Warn("generated an evidence signing key; back it up and publish its public key (changegate audit pubkey)",
+			"path", keyFile, "fingerprint", fp)
+	}
+	var blobs blob.Store
+	if cfg.EvidenceURL != "" {
+		blobs, err = s3.Open(ctx, cfg.EvidenceURL, s3.Options{Logger: log.With("component", "evidence")})
+	} else {
+		blobs, err = fs.Open(filepath.Join(cfg.DataDir, "evidence"))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("evidence store: %w", err)
+	}
+	l, err := ledger.Open(ctx, blobs, store.Ledger(), signer, LedgerOrigin(signer.Public()))
+	if err != nil {
+		return nil, err
+	}
+	log.Info("evidence ledger open", "records", l.Size(), "key_fingerprint", fp)
+	return l, nil
+}
+
+// LedgerOrigin names the log in its checkpoints. It is derived from the
+// signing key, so two servers with different keys never share an origin.
+func LedgerOrigin(pub ed25519.PublicKey) string {
+	return "changegate.local/" + evidence.Fingerprint(pub)[:16]
+}
+
+// archiver adapts the ledger to assess.
+type archiver struct{ l *ledger.Ledger }
+
+func (a archiver) Append(ctx context.Context, r *evidence.Record) (uint64, error) {
+	seq, err := a.l.Append(ctx, r)
+	if errors.Is(err, ledger.ErrDuplicate) {
+		return seq, fmt.Errorf("%w: %w", assess.ErrDuplicateRecord, err)
+	}
+	return seq, err
 }

@@ -108,6 +108,10 @@ type Assessor struct {
 	Now      func() time.Time
 	// MaxTickets bounds the keys looked up per pull request.
 	MaxTickets int
+	// Archive records merged production changes; nil leaves them unrecorded.
+	Archive Archiver
+	// AppVersion is written into each record.
+	AppVersion string
 
 	locks keyedMutex
 }
@@ -128,7 +132,7 @@ func (a *Assessor) evaluatePRJob(ctx context.Context, log *slog.Logger, j jobs.E
 	if err != nil {
 		return nil, err
 	}
-	return a.evaluateAll(ctx, log, []target{{repo: repo, number: j.Number, installation: j.Installation, named: true}}, j.QueuedAt)
+	return a.evaluateAll(ctx, log, []target{{repo: repo, number: j.Number, installation: j.Installation, named: true, delivery: j.DeliveryID}}, j.QueuedAt)
 }
 
 func (a *Assessor) evaluateSHAJob(ctx context.Context, log *slog.Logger, j jobs.EvaluateSHA) (queue.Apply, error) {
@@ -188,7 +192,8 @@ type target struct {
 	repo         change.Repo
 	number       int
 	installation int64
-	named        bool // the job itself names the pull request
+	named        bool   // the job itself names the pull request
+	delivery     string // the delivery that asked, for the evidence
 }
 
 // evaluateAll evaluates each target and returns one Apply that indexes them
@@ -256,37 +261,24 @@ func (a *Assessor) evaluate(ctx context.Context, log *slog.Logger, t target, que
 	entry := &IndexedPR{Repo: t.repo.String(), Number: t.number, InstallationID: t.installation,
 		HeadSHA: head.PR.HeadSHA, BaseRef: head.PR.BaseRef, State: head.PR.State, EvaluatedAt: started}
 	if head.PR.State != "open" {
-		// Nothing to enforce on a closed pull request; the merge itself is
-		// archived elsewhere.
-		return entry, nil
-	}
-	pol, source, err := a.Policies(ctx, client, t.repo, head.PR.BaseRef)
-	var invalid *InvalidPolicyError
-	if errors.As(err, &invalid) {
-		d := change.Decision{Outcome: change.InvalidPolicy, Reason: invalid.Error(), PolicySource: invalid.Source}
-		if _, err := a.Publish(ctx, client, subject, d); err != nil {
-			return nil, err
+		if !head.PR.Merged || a.Archive == nil {
+			return entry, nil
 		}
-		log.Warn("invalid policy", "error", invalid)
-		return entry, nil
+		return entry, a.archiveMerge(ctx, log, client, head, t.delivery)
 	}
-	if err != nil {
-		return nil, err
-	}
-	facts, err := a.Gather(ctx, client, head, pol.Needs())
-	if err != nil {
-		return nil, err
-	}
-	keys := pol.TicketKeys(facts.PR)
+	facts, d, keys, err := a.decide(ctx, client, head)
 	entry.Keys = keys
-	facts.Tickets = a.lookupTickets(ctx, pol, keys)
-	d := pol.Evaluate(facts)
-	d.PolicySource = source
+	if err != nil {
+		return nil, err
+	}
 	wrote, err := a.Publish(ctx, client, facts.Subject, d)
 	if err != nil {
 		return nil, err
 	}
 	log.Info("evaluated", "sha", facts.Subject.HeadSHA, "outcome", d.Outcome, "check_written", wrote)
+	if d.Outcome == change.InvalidPolicy {
+		log.Warn("invalid policy", "error", d.Reason)
+	}
 	for _, l := range facts.Tickets {
 		if l.Result == change.LookupUnreachable && a.Tickets != nil {
 			// The check says pending; try again until Jira answers.
@@ -294,6 +286,29 @@ func (a *Assessor) evaluate(ctx context.Context, log *slog.Logger, t target, que
 		}
 	}
 	return entry, nil
+}
+
+// decide loads the policy from the base branch, gathers what it needs,
+// looks up the tickets and evaluates. An invalid policy is a decision, not
+// an error.
+func (a *Assessor) decide(ctx context.Context, client *github.Client, head *change.Facts) (*change.Facts, change.Decision, []string, error) {
+	pol, source, err := a.Policies(ctx, client, head.Subject.Repo, head.PR.BaseRef)
+	var invalid *InvalidPolicyError
+	if errors.As(err, &invalid) {
+		return head, change.Decision{Outcome: change.InvalidPolicy, Reason: invalid.Error(), PolicySource: invalid.Source}, nil, nil
+	}
+	if err != nil {
+		return nil, change.Decision{}, nil, err
+	}
+	facts, err := a.Gather(ctx, client, head, pol.Needs())
+	if err != nil {
+		return nil, change.Decision{}, nil, err
+	}
+	keys := pol.TicketKeys(facts.PR)
+	facts.Tickets = a.lookupTickets(ctx, pol, keys)
+	d := pol.Evaluate(facts)
+	d.PolicySource = source
+	return facts, d, keys, nil
 }
 
 func (a *Assessor) lookupTickets(ctx context.Context, pol Policy, keys []string) []change.TicketLookup {

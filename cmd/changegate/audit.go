@@ -1,0 +1,141 @@
+package main
+
+import (
+	"crypto/ed25519"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/changegate/changegate/internal/blob/fs"
+	"github.com/changegate/changegate/internal/evidence"
+	"github.com/changegate/changegate/internal/ledger"
+	"github.com/changegate/changegate/internal/store/sqlite"
+)
+
+func auditCmd(stdout io.Writer) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "Read and verify the evidence ledger (read-only)",
+	}
+	cmd.AddCommand(pubkeyCmd(stdout), verifyCmd(stdout))
+	return cmd
+}
+
+func pubkeyCmd(stdout io.Writer) *cobra.Command {
+	var dataDir, keyFile string
+	cmd := &cobra.Command{
+		Use:   "pubkey",
+		Short: "Print the evidence signing key's public key and fingerprint",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			pub, err := readPublicKey(keyFile, dataDir)
+			if err != nil {
+				return err
+			}
+			pemBytes, err := evidence.PublicKeyPEM(pub)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(stdout, "%sfingerprint: SHA256:%s\nlog origin: %s\n", pemBytes, evidence.Fingerprint(pub), LedgerOrigin(pub))
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&dataDir, "data-dir", "./data", "data directory holding signing-key.pem")
+	cmd.Flags().StringVar(&keyFile, "key", "", "signing key file (default DATA_DIR/signing-key.pem)")
+	return cmd
+}
+
+func verifyCmd(stdout io.Writer) *cobra.Command {
+	var dataDir, pubFile string
+	cmd := &cobra.Command{
+		Use:   "verify --data-dir DIR",
+		Short: "Verify the ledger offline; exits non-zero naming the first bad record",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var pub ed25519.PublicKey
+			var err error
+			if pubFile != "" {
+				pub, err = readPublicKeyPEM(pubFile)
+			} else {
+				pub, err = readPublicKey("", dataDir)
+			}
+			if err != nil {
+				return err
+			}
+			blobs, err := fs.Open(filepath.Join(dataDir, "evidence"))
+			if err != nil {
+				return err
+			}
+			db, err := sqlite.OpenReadOnly(dataDir)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			report, err := evidence.Verify(ledger.Source(cmd.Context(), blobs, sqlite.LedgerRows(db)), pub, LedgerOrigin(pub))
+			var bad *evidence.VerifyError
+			if errors.As(err, &bad) {
+				return fmt.Errorf("ledger does not verify: %w", bad)
+			}
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(stdout, "ok: %d records, %d checkpoints, tree size %d, root %x, key SHA256:%s\n",
+				report.Records, report.Checkpoints, report.Size, report.Root, evidence.Fingerprint(pub))
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&dataDir, "data-dir", "./data", "data directory to verify")
+	cmd.Flags().StringVar(&pubFile, "pubkey", "", "public key (PEM) to trust, as printed by audit pubkey; default: derived from DATA_DIR/signing-key.pem")
+	return cmd
+}
+
+// readPublicKey derives the public key from the signing key file.
+func readPublicKey(keyFile, dataDir string) (ed25519.PublicKey, error) {
+	if keyFile == "" {
+		keyFile = filepath.Join(dataDir, "signing-key.pem")
+	}
+	b, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return nil, fmt.Errorf("signing key %s: no PEM block", keyFile)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("signing key %s: %w", keyFile, err)
+	}
+	priv, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("signing key %s: %T is not ed25519", keyFile, k)
+	}
+	return priv.Public().(ed25519.PublicKey), nil
+}
+
+// readPublicKeyPEM reads a public key as audit pubkey prints it.
+func readPublicKeyPEM(path string) (ed25519.PublicKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("public key: %w", err)
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return nil, fmt.Errorf("public key %s: no PEM block", path)
+	}
+	k, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("public key %s: %w", path, err)
+	}
+	pub, ok := k.(ed25519.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("public key %s: %T is not ed25519", path, k)
+	}
+	return pub, nil
+}

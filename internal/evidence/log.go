@@ -1,0 +1,130 @@
+package evidence
+
+import (
+	"crypto/sha256"
+	"fmt"
+
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+)
+
+// LeafHash is the RFC 6962 leaf hash of a stored envelope: the exact bytes,
+// never a re-encoding.
+func LeafHash(envelope []byte) []byte { return rfc6962.DefaultHasher.HashLeaf(envelope) }
+
+// Log is an append-only RFC 6962 Merkle tree over envelopes, held in
+// memory. It keeps the hash of every perfect subtree (about two hashes per
+// leaf), so the root at any size and any proof cost O(log n) hashes, and
+// rebuilding a log of a million leaves costs two million SHA-256 calls.
+// The caller persists leaf hashes and rebuilds a Log with AppendLeafHash.
+//
+// A Log is not safe for concurrent use.
+type Log struct {
+	rf *compact.RangeFactory
+	cr *compact.Range
+	// nodes[level][index] is the hash of the perfect subtree of 2^level
+	// leaves starting at leaf index<<level.
+	nodes [][][sha256.Size]byte
+}
+
+// NewLog returns an empty log.
+func NewLog() *Log {
+	rf := &compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+	return &Log{rf: rf, cr: rf.NewEmptyRange(0)}
+}
+
+// Size is the number of leaves.
+func (l *Log) Size() uint64 { return l.cr.End() }
+
+// Append adds an envelope and returns its index.
+func (l *Log) Append(envelope []byte) uint64 {
+	i, _ := l.AppendLeafHash(LeafHash(envelope)) // a computed leaf hash has the right size
+	return i
+}
+
+// AppendLeafHash adds a leaf by its hash and returns its index.
+func (l *Log) AppendLeafHash(h []byte) (uint64, error) {
+	if len(h) != sha256.Size {
+		return 0, fmt.Errorf("leaf hash has %d bytes, want %d", len(h), sha256.Size)
+	}
+	i := l.cr.End()
+	err := l.cr.Append(h, l.store)
+	return i, err
+}
+
+func (l *Log) store(id compact.NodeID, hash []byte) {
+	for uint(len(l.nodes)) <= id.Level {
+		l.nodes = append(l.nodes, nil)
+	}
+	// Nodes complete left to right on every level, so each is appended.
+	l.nodes[id.Level] = append(l.nodes[id.Level], [sha256.Size]byte(hash))
+}
+
+func (l *Log) node(id compact.NodeID) []byte {
+	h := l.nodes[id.Level][id.Index]
+	return h[:]
+}
+
+// LeafHashAt returns the leaf hash at index.
+func (l *Log) LeafHashAt(index uint64) ([]byte, error) {
+	if index >= l.Size() {
+		return nil, fmt.Errorf("leaf %d is beyond log size %d", index, l.Size())
+	}
+	return l.node(compact.NewNodeID(0, index)), nil
+}
+
+// Root returns the root hash of the tree of the first size leaves.
+func (l *Log) Root(size uint64) ([]byte, error) {
+	if size > l.Size() {
+		return nil, fmt.Errorf("size %d is beyond log size %d", size, l.Size())
+	}
+	if size == 0 {
+		return rfc6962.DefaultHasher.EmptyRoot(), nil
+	}
+	ids := compact.RangeNodes(0, size, nil)
+	hashes := make([][]byte, len(ids))
+	for i, id := range ids {
+		hashes[i] = l.node(id)
+	}
+	r, err := l.rf.NewRange(0, size, hashes)
+	if err != nil {
+		return nil, err
+	}
+	return r.GetRootHash(nil)
+}
+
+// InclusionProof proves that leaf index is in the tree of the given size;
+// check it with proof.VerifyInclusion.
+func (l *Log) InclusionProof(index, size uint64) ([][]byte, error) {
+	if size > l.Size() {
+		return nil, fmt.Errorf("size %d is beyond log size %d", size, l.Size())
+	}
+	nodes, err := proof.Inclusion(index, size)
+	if err != nil {
+		return nil, err
+	}
+	return l.rehash(nodes)
+}
+
+// ConsistencyProof proves that the tree of size2 extends the tree of size1;
+// check it with proof.VerifyConsistency.
+func (l *Log) ConsistencyProof(size1, size2 uint64) ([][]byte, error) {
+	if size2 > l.Size() {
+		return nil, fmt.Errorf("size %d is beyond log size %d", size2, l.Size())
+	}
+	nodes, err := proof.Consistency(size1, size2)
+	if err != nil {
+		return nil, err
+	}
+	return l.rehash(nodes)
+}
+
+func (l *Log) rehash(nodes proof.Nodes) ([][]byte, error) {
+	hashes := make([][]byte, len(nodes.IDs))
+	for i, id := range nodes.IDs {
+		// Copy: Rehash overwrites its input, and these are the log's own.
+		hashes[i] = append([]byte(nil), l.node(id)...)
+	}
+	return nodes.Rehash(hashes, rfc6962.DefaultHasher.HashChildren)
+}

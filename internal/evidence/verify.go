@@ -1,0 +1,582 @@
+package evidence
+
+import (
+	"bytes"
+	"cmp"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"iter"
+	"maps"
+	"math"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/transparency-dev/formats/log"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// StoredRecord is one record as storage holds it.
+type StoredRecord struct {
+	Seq int64
+	// Envelope is the stored DSSE envelope. Verify copies what it keeps, so
+	// the source may reuse the buffer once the iterator resumes.
+	Envelope []byte
+	// Missing says the log has this sequence number but its blob is gone.
+	Missing bool
+}
+
+// StoredCheckpoint is one signed checkpoint as storage holds it.
+type StoredCheckpoint struct {
+	Size uint64
+	Data []byte
+}
+
+// IndexRow is one row of the index: the record's queryable fields as
+// strings, under the Field* names. Other keys are ignored.
+type IndexRow struct {
+	Seq    int64
+	Fields map[string]string
+}
+
+// Source is what Verify reads. Each iterator yields in ascending order:
+// records by sequence number, checkpoints by size (in the order they were
+// published), index rows by sequence number. An error from an iterator
+// aborts verification with that error.
+type Source interface {
+	Records() iter.Seq2[StoredRecord, error]
+	Checkpoints() iter.Seq2[StoredCheckpoint, error]
+	IndexRows() iter.Seq2[IndexRow, error]
+}
+
+// Report summarises a ledger that verified.
+type Report struct {
+	Records     int64
+	Checkpoints int64
+	// Size and Root are the tree rebuilt from the stored envelopes.
+	Size uint64
+	Root []byte
+	// LatestCheckpoint is the size of the last checkpoint; records after it
+	// are not yet covered by a signed checkpoint.
+	LatestCheckpoint uint64
+	FirstObserved    time.Time
+	LastObserved     time.Time
+}
+
+// VerifyError names the first bad record and what is wrong with it. For a
+// problem with a checkpoint, Seq is the last record the checkpoint covers,
+// or the first record after the last good checkpoint when the roots differ.
+type VerifyError struct {
+	Seq      int64
+	RecordID string
+	Problem  string
+}
+
+func (e *VerifyError) Error() string {
+	if e.RecordID == "" {
+		return fmt.Sprintf("record %d: %s", e.Seq, e.Problem)
+	}
+	return fmt.Sprintf("record %d (%s): %s", e.Seq, e.RecordID, e.Problem)
+}
+
+// Ranks order problems found at the same sequence number: the more basic
+// fault is the one worth naming (a flipped byte also breaks the root, but
+// "signature not valid" says where to look).
+const (
+	rankMissing = iota
+	rankRecord
+	rankCheckpointSig
+	rankCheckpoint
+	rankDuplicate
+	rankIndex
+)
+
+type problem struct {
+	seq  int64
+	rank int
+	text string
+	// Whatever is at hand to name the record; see name.
+	id  string
+	env []byte
+	row map[string]string
+}
+
+// Verify checks a ledger offline: it rehashes every stored envelope and
+// rebuilds the Merkle root, verifies every DSSE signature and every
+// checkpoint signature against pub (checkpoints for the log named origin),
+// checks each checkpoint's root against the rebuilt tree and its consistency
+// with the one before, and compares every index row with its record.
+//
+// A ledger with a fault gives a *VerifyError naming the first bad record.
+// Any other error is the source failing to read.
+func Verify(src Source, pub ed25519.PublicKey, origin string) (*Report, error) {
+	v, err := NewVerifier(pub)
+	if err != nil {
+		return nil, err
+	}
+	nv, err := NoteVerifier(origin, pub)
+	if err != nil {
+		return nil, err
+	}
+	r := &run{v: v, nv: nv, origin: origin, ids: make(map[[16]byte]int64)}
+	r.minSeq.Store(math.MaxInt64)
+	return r.verify(src)
+}
+
+type run struct {
+	v      *Verifier
+	nv     note.Verifier
+	origin string
+
+	// minSeq is the lowest sequence with a problem so far: work beyond it
+	// cannot change the answer, so it is skipped.
+	minSeq atomic.Int64
+
+	mu         sync.Mutex
+	first      *problem
+	ids        map[[16]byte]int64 // truncated SHA-256 of id → seq, for duplicates
+	exceptions []exceptionSeen
+	firstObs   time.Time
+	lastObs    time.Time
+}
+
+type exceptionSeen struct {
+	seq      int64
+	id       [16]byte
+	closes   string
+	state    string // the record's own: open or closing
+	row      map[string]string
+	hasRow   bool
+	recordID string
+}
+
+type job struct {
+	seq int64
+	// A record, with its index row…
+	env    []byte
+	row    map[string]string
+	hasRow bool
+	// …or a checkpoint to check the signature of.
+	checkpoint []byte
+}
+
+func (r *run) report(p problem) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.first == nil || p.seq < r.first.seq || (p.seq == r.first.seq && p.rank < r.first.rank) {
+		r.first = &p
+		r.minSeq.Store(p.seq)
+	}
+}
+
+func (r *run) verify(src Source) (*Report, error) {
+	jobs := make(chan job, 256)
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for j := range jobs {
+				if j.seq > r.minSeq.Load() {
+					continue
+				}
+				if j.checkpoint != nil {
+					r.checkCheckpointSig(j)
+				} else {
+					r.checkRecord(j)
+				}
+			}
+		})
+	}
+	w := walker{run: r, jobs: jobs, tree: NewLog()}
+	readErr := w.walk(src)
+	close(jobs)
+	wg.Wait()
+	// Once a problem is found, workers skip records after it, so a record
+	// closing an exception may not have been read.
+	r.checkExceptions(w.complete && r.minSeq.Load() == math.MaxInt64)
+
+	if r.first != nil {
+		p := r.first
+		return nil, &VerifyError{Seq: p.seq, RecordID: p.name(), Problem: p.text}
+	}
+	if readErr != nil {
+		return nil, readErr
+	}
+	root, err := w.tree.Root(w.tree.Size())
+	if err != nil {
+		return nil, err
+	}
+	return &Report{
+		Records:          int64(w.tree.Size()),
+		Checkpoints:      w.checkpoints,
+		Size:             w.tree.Size(),
+		Root:             root,
+		LatestCheckpoint: w.lastGood,
+		FirstObserved:    r.firstObs,
+		LastObserved:     r.lastObs,
+	}, nil
+}
+
+// walker is the sequential part of Verify: it reads the three streams in
+// step, rebuilds the tree and checks checkpoints against it, and hands
+// signatures and index rows to the workers.
+type walker struct {
+	*run
+	jobs chan<- job
+	tree *Log
+
+	nextCP  func() (StoredCheckpoint, error, bool)
+	cp      StoredCheckpoint
+	haveCP  bool
+	nextRow func() (IndexRow, error, bool)
+	row     IndexRow
+	haveRow bool
+
+	checkpoints int64
+	prev        *log.Checkpoint // last checkpoint whose root matched
+	lastGood    uint64          // its size
+	afterGood   []byte          // envelope of record lastGood, to name it
+	complete    bool            // every stored record was read
+}
+
+func (w *walker) walk(src Source) error {
+	var stopCP, stopRow func()
+	w.nextCP, stopCP = iter.Pull2(src.Checkpoints())
+	defer stopCP()
+	w.nextRow, stopRow = iter.Pull2(src.IndexRows())
+	defer stopRow()
+	if err := w.advanceCP(); err != nil {
+		return err
+	}
+	if err := w.advanceRow(); err != nil {
+		return err
+	}
+	stop, err := w.checkCheckpoints(nil)
+	if stop || err != nil {
+		return err
+	}
+
+	expected := int64(0)
+	for rec, err := range src.Records() {
+		if err != nil {
+			return fmt.Errorf("read record %d: %w", expected, err)
+		}
+		if expected > w.minSeq.Load() {
+			return nil
+		}
+		if rec.Seq != expected || rec.Missing {
+			row, _, err := w.rowAt(expected)
+			if err != nil {
+				return err
+			}
+			text := "record is missing from the blob store"
+			switch {
+			case rec.Seq > expected:
+				text = fmt.Sprintf("record is missing: the stored records skip from %d to %d", expected-1, rec.Seq)
+			case rec.Seq < expected:
+				text = fmt.Sprintf("stored records are out of sequence: %d follows %d", rec.Seq, expected-1)
+			}
+			w.report(problem{seq: expected, rank: rankMissing, text: text, row: row})
+			return nil
+		}
+		env := bytes.Clone(rec.Envelope)
+		w.tree.Append(env)
+		if uint64(expected) == w.lastGood {
+			w.afterGood = env
+		}
+		row, hasRow, err := w.rowAt(expected)
+		if err != nil {
+			return err
+		}
+		w.jobs <- job{seq: expected, env: env, row: row, hasRow: hasRow}
+		expected++
+		stop, err := w.checkCheckpoints(env)
+		if stop || err != nil {
+			return err
+		}
+	}
+	w.complete = true
+
+	n := w.tree.Size()
+	if w.haveCP {
+		latest := w.cp.Size
+		for w.haveCP {
+			latest = max(latest, w.cp.Size)
+			w.checkpoints++
+			if err := w.advanceCP(); err != nil {
+				return err
+			}
+		}
+		row, _, err := w.rowAt(int64(n))
+		if err != nil {
+			return err
+		}
+		w.report(problem{seq: int64(n), rank: rankMissing, row: row,
+			text: fmt.Sprintf("log truncated: the latest checkpoint commits to %d records but only %d are stored", latest, n)})
+	}
+	if w.haveRow {
+		w.report(problem{seq: w.row.Seq, rank: rankIndex, row: w.row.Fields,
+			text: fmt.Sprintf("index row has no record: the log holds %d records", n)})
+	}
+	return nil
+}
+
+func (w *walker) advanceCP() error {
+	cp, err, ok := w.nextCP()
+	if !ok {
+		w.haveCP = false
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read checkpoint: %w", err)
+	}
+	w.cp, w.haveCP = cp, true
+	return nil
+}
+
+func (w *walker) advanceRow() error {
+	row, err, ok := w.nextRow()
+	if !ok {
+		w.haveRow = false
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read index row: %w", err)
+	}
+	w.row, w.haveRow = row, true
+	return nil
+}
+
+// rowAt returns the index row for seq, reporting rows skipped on the way.
+func (w *walker) rowAt(seq int64) (map[string]string, bool, error) {
+	for w.haveRow && w.row.Seq < seq {
+		w.report(problem{seq: w.row.Seq, rank: rankIndex, row: w.row.Fields,
+			text: fmt.Sprintf("index row is out of order or duplicated (seen after row %d)", seq-1)})
+		if err := w.advanceRow(); err != nil {
+			return nil, false, err
+		}
+	}
+	if w.haveRow && w.row.Seq == seq {
+		f := w.row.Fields
+		return f, true, w.advanceRow()
+	}
+	return nil, false, nil
+}
+
+// checkCheckpoints checks every pending checkpoint the tree has reached.
+// env is the last record appended. stop says a problem was found: nothing
+// after it can be checked against the checkpoints.
+func (w *walker) checkCheckpoints(env []byte) (stop bool, err error) {
+	size := w.tree.Size()
+	for w.haveCP && w.cp.Size <= size {
+		cp := w.cp
+		w.checkpoints++
+		seq := max(int64(cp.Size)-1, 0)
+		fail := func(rank int, format string, args ...any) (bool, error) {
+			p := problem{seq: seq, rank: rank, env: env, text: fmt.Sprintf("checkpoint %d: ", cp.Size) + fmt.Sprintf(format, args...)}
+			if rank == rankCheckpoint && seq != int64(size)-1 {
+				p.env = nil // not the record in hand
+			}
+			w.report(p)
+			return true, nil
+		}
+		if cp.Size < w.lastGood || cp.Size < size {
+			return fail(rankCheckpoint, "follows a checkpoint of size %d: checkpoints went backwards", max(w.lastGood, size))
+		}
+		// The signature is checked in parallel; the root can be compared
+		// now because a bad signature is reported either way.
+		jb := job{seq: seq, checkpoint: cp.Data}
+		if seq == int64(size)-1 {
+			jb.env = env // to name the record
+		}
+		w.jobs <- jb
+		got, err := peekCheckpoint(cp.Data, w.origin)
+		if err != nil {
+			return fail(rankCheckpoint, "%v", err)
+		}
+		if got.Size != cp.Size {
+			return fail(rankCheckpoint, "stored as size %d but signed for size %d", cp.Size, got.Size)
+		}
+		root, err := w.tree.Root(cp.Size)
+		if err != nil {
+			return false, err
+		}
+		if !bytes.Equal(root, got.Hash) {
+			// Everything up to the last good checkpoint matched, so the
+			// first changed record is at or after it.
+			first := int64(w.lastGood)
+			p := problem{seq: first, rank: rankCheckpoint, env: w.afterGood}
+			if first == int64(cp.Size)-1 {
+				p.text = fmt.Sprintf("checkpoint %d: the record is not the one the checkpoint committed to (records reordered, replaced or re-signed)", cp.Size)
+			} else {
+				p.text = fmt.Sprintf("checkpoint %d: the root rebuilt from the records differs; a record in %d..%d was reordered, replaced or re-signed", cp.Size, first, cp.Size-1)
+			}
+			w.report(p)
+			return true, nil
+		}
+		if w.prev != nil {
+			pf, err := w.tree.ConsistencyProof(w.prev.Size, cp.Size)
+			if err != nil {
+				return false, err
+			}
+			if err := proof.VerifyConsistency(rfc6962.DefaultHasher, w.prev.Size, cp.Size, pf, w.prev.Hash, got.Hash); err != nil {
+				return fail(rankCheckpoint, "not consistent with checkpoint %d: %v", w.prev.Size, err)
+			}
+		}
+		w.prev, w.lastGood = &got, cp.Size
+		if err := w.advanceCP(); err != nil {
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+func (r *run) checkCheckpointSig(j job) {
+	if _, err := VerifyCheckpoint(j.checkpoint, r.nv); err != nil {
+		r.report(problem{seq: j.seq, rank: rankCheckpointSig, env: j.env, text: err.Error()})
+	}
+}
+
+func (r *run) checkRecord(j job) {
+	rec, err := r.v.VerifyEnvelope(j.env)
+	if err != nil {
+		r.report(problem{seq: j.seq, rank: rankRecord, env: j.env, row: j.row, text: err.Error()})
+		return
+	}
+	id := sha256.Sum256([]byte(rec.ID))
+	key := [16]byte(id[:16])
+	state := rec.exceptionState()
+
+	r.mu.Lock()
+	if r.firstObs.IsZero() || rec.ObservedAt.Before(r.firstObs) {
+		r.firstObs = rec.ObservedAt
+	}
+	if rec.ObservedAt.After(r.lastObs) {
+		r.lastObs = rec.ObservedAt
+	}
+	other, dup := r.ids[key]
+	if !dup || j.seq < other {
+		r.ids[key] = j.seq
+	}
+	if state != ExceptionStateNone {
+		r.exceptions = append(r.exceptions, exceptionSeen{seq: j.seq, id: key, closes: rec.Exception.Closes,
+			state: state, row: j.row, hasRow: j.hasRow, recordID: rec.ID})
+	}
+	r.mu.Unlock()
+	if dup {
+		later, earlier := max(j.seq, other), min(j.seq, other)
+		r.report(problem{seq: later, rank: rankDuplicate, id: rec.ID, text: fmt.Sprintf("duplicate record id: also at %d", earlier)})
+	}
+
+	if !j.hasRow {
+		r.report(problem{seq: j.seq, rank: rankIndex, id: rec.ID, text: "no index row for this record"})
+		return
+	}
+	want := IndexFields(rec)
+	if state == ExceptionStateNone {
+		// Records with an exception are checked once the whole log is
+		// read, because a later record may close theirs.
+		want[FieldExceptionState] = ExceptionStateNone
+	}
+	for _, k := range slices.Sorted(maps.Keys(want)) {
+		if got := j.row[k]; got != want[k] {
+			r.report(problem{seq: j.seq, rank: rankIndex, id: rec.ID,
+				text: fmt.Sprintf("index row disagrees with the record: %s is %q, the record says %q", k, got, want[k])})
+			return
+		}
+	}
+}
+
+// checkExceptions settles each exception's state, which depends on later
+// records, and checks the index against it. Without the whole log
+// (complete false) an exception may be closed by a record not read, so
+// only what was seen is judged.
+func (r *run) checkExceptions(complete bool) {
+	r.mu.Lock()
+	seen := slices.Clone(r.exceptions)
+	ids := r.ids
+	r.mu.Unlock()
+	slices.SortFunc(seen, func(a, b exceptionSeen) int { return cmp.Compare(a.seq, b.seq) })
+
+	bySeq := make(map[int64]int, len(seen))
+	for i, e := range seen {
+		bySeq[e.seq] = i
+	}
+	closed := make(map[int64]bool)
+	for _, e := range seen {
+		if e.closes == "" {
+			continue
+		}
+		target, ok := ids[[16]byte(sha256Of(e.closes)[:16])]
+		i, hasExc := bySeq[target]
+		switch {
+		case !ok || target >= e.seq:
+			r.report(problem{seq: e.seq, rank: rankRecord, id: e.recordID, text: fmt.Sprintf("closes record %s, which is not earlier in the log", e.closes)})
+		case !hasExc || seen[i].state != ExceptionStateOpen:
+			r.report(problem{seq: e.seq, rank: rankRecord, id: e.recordID, text: fmt.Sprintf("closes record %s, which has no open exception", e.closes)})
+		default:
+			closed[target] = true
+		}
+	}
+	for _, e := range seen {
+		want := e.state
+		if closed[e.seq] {
+			want = ExceptionStateClosed
+		}
+		got := e.row[FieldExceptionState]
+		if !e.hasRow || got == want || (!complete && got == ExceptionStateClosed) {
+			continue
+		}
+		r.report(problem{seq: e.seq, rank: rankIndex, id: e.recordID,
+			text: fmt.Sprintf("index row disagrees with the log: %s is %q, the log says %q", FieldExceptionState, got, want)})
+	}
+}
+
+func sha256Of(s string) []byte {
+	h := sha256.Sum256([]byte(s))
+	return h[:]
+}
+
+// name returns the best id at hand for the problem's record: the verified
+// record's, else the one the envelope claims, else the index row's.
+func (p *problem) name() string {
+	if p.id != "" {
+		return p.id
+	}
+	if p.env != nil {
+		if id := peekID(p.env); id != "" {
+			return id
+		}
+	}
+	return p.row[FieldID]
+}
+
+// peekID reads the id an envelope claims, without verifying anything. It
+// only labels a record already found bad.
+func peekID(env []byte) string {
+	var e struct {
+		Payload string `json:"payload"`
+	}
+	if json.Unmarshal(env, &e) != nil {
+		return ""
+	}
+	payload, err := base64.StdEncoding.DecodeString(e.Payload)
+	if err != nil {
+		return ""
+	}
+	var st struct {
+		Predicate struct {
+			ID string `json:"id"`
+		} `json:"predicate"`
+	}
+	if json.Unmarshal(payload, &st) != nil {
+		return ""
+	}
+	return st.Predicate.ID
+}

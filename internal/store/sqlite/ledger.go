@@ -1,0 +1,157 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"iter"
+	"os"
+	"path/filepath"
+
+	"github.com/changegate/changegate/internal/evidence"
+)
+
+// ledgerColumns are the index's field columns, named as the evidence
+// package names the fields.
+var ledgerColumns = []string{
+	"id", "repo", "pr", "sha", "change_type", "merged_at", "observed_at", "outcome",
+	"compliant", "ticket", "exception", "exception_due", "closes", "exception_state",
+}
+
+// LedgerIndex is the SQL index of the evidence log.
+type LedgerIndex struct{ db *DB }
+
+// Ledger returns the evidence index.
+func (s *DB) Ledger() *LedgerIndex { return &LedgerIndex{db: s} }
+
+// Has reports whether a record with this id is indexed.
+func (x *LedgerIndex) Has(ctx context.Context, id string) (bool, error) {
+	var n int
+	if err := x.db.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM ledger_records WHERE id = ?`, id).Scan(&n); err != nil {
+		return false, fmt.Errorf("ledger index: %w", err)
+	}
+	return n > 0, nil
+}
+
+// Put indexes the record at seq. Indexing the same record again is a no-op.
+// A record that names another in closes marks that one's exception closed.
+func (x *LedgerIndex) Put(ctx context.Context, seq uint64, leafHash string, fields map[string]string) error {
+	state := ""
+	switch {
+	case fields["closes"] != "":
+		state = "closing"
+	case fields["exception"] != "":
+		state = "open"
+	}
+	args := make([]any, 0, len(ledgerColumns)+2)
+	args = append(args, int64(seq))
+	for _, c := range ledgerColumns {
+		if c == "exception_state" {
+			args = append(args, state)
+			continue
+		}
+		args = append(args, fields[c])
+	}
+	args = append(args, leafHash)
+	return x.db.DurableTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `
+			INSERT INTO ledger_records (seq, id, repo, pr, sha, change_type, merged_at, observed_at, outcome,
+				compliant, ticket, exception, exception_due, closes, exception_state, leaf_hash)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (seq) DO NOTHING`, args...)
+		if err != nil {
+			return fmt.Errorf("index record %d: %w", seq, err)
+		}
+		if closes := fields["closes"]; closes != "" {
+			if _, err := tx.ExecContext(ctx, `UPDATE ledger_records SET exception_state = 'closed' WHERE id = ?`, closes); err != nil {
+				return fmt.Errorf("close exception %s: %w", closes, err)
+			}
+		}
+		return nil
+	})
+}
+
+// Size is how many records are indexed.
+func (x *LedgerIndex) Size(ctx context.Context) (uint64, error) {
+	var n int64
+	if err := x.db.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM ledger_records`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("ledger index: %w", err)
+	}
+	return uint64(n), nil
+}
+
+// Row returns the indexed fields of the record at seq, as the evidence
+// package names them, for verify to compare with the record itself.
+func (x *LedgerIndex) Row(ctx context.Context, seq uint64) (map[string]string, string, bool, error) {
+	vals := make([]sql.NullString, len(ledgerColumns)+1)
+	ptrs := make([]any, len(vals))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	err := x.db.db.QueryRowContext(ctx, `
+		SELECT id, repo, pr, sha, change_type, merged_at, observed_at, outcome, compliant, ticket,
+			exception, exception_due, closes, exception_state, leaf_hash
+		FROM ledger_records WHERE seq = ?`, int64(seq)).Scan(ptrs...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, "", false, nil
+	}
+	if err != nil {
+		return nil, "", false, fmt.Errorf("ledger index row %d: %w", seq, err)
+	}
+	out := make(map[string]string, len(ledgerColumns))
+	for i, c := range ledgerColumns {
+		out[c] = vals[i].String
+	}
+	return out, vals[len(ledgerColumns)].String, true, nil
+}
+
+// OpenReadOnly opens a data dir's database for reading beside a running
+// server, without its lock and without migrating.
+func OpenReadOnly(dataDir string) (*sql.DB, error) {
+	path := filepath.Join(dataDir, FileName)
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(10000)")
+}
+
+// LedgerRows yields the ledger index in sequence order, the way
+// evidence.Verify reads it.
+func LedgerRows(db *sql.DB) func(ctx context.Context) iter.Seq2[evidence.IndexRow, error] {
+	return func(ctx context.Context) iter.Seq2[evidence.IndexRow, error] {
+		return func(yield func(evidence.IndexRow, error) bool) {
+			rows, err := db.QueryContext(ctx, `
+				SELECT seq, id, repo, pr, sha, change_type, merged_at, observed_at, outcome, compliant, ticket,
+					exception, exception_due, closes, exception_state
+				FROM ledger_records ORDER BY seq`)
+			if err != nil {
+				yield(evidence.IndexRow{}, fmt.Errorf("read ledger index: %w", err))
+				return
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var seq int64
+				vals := make([]string, len(ledgerColumns))
+				ptrs := []any{&seq}
+				for i := range vals {
+					ptrs = append(ptrs, &vals[i])
+				}
+				if err := rows.Scan(ptrs...); err != nil {
+					yield(evidence.IndexRow{}, fmt.Errorf("read ledger index: %w", err))
+					return
+				}
+				fields := make(map[string]string, len(vals))
+				for i, c := range ledgerColumns {
+					fields[c] = vals[i]
+				}
+				if !yield(evidence.IndexRow{Seq: seq, Fields: fields}, nil) {
+					return
+				}
+			}
+			if err := rows.Err(); err != nil {
+				yield(evidence.IndexRow{}, fmt.Errorf("read ledger index: %w", err))
+			}
+		}
+	}
+}
