@@ -3,13 +3,13 @@ package evidence
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -36,193 +36,461 @@ func Canonical(v any) ([]byte, error) {
 	return canonicalize(raw)
 }
 
-// canonicalize re-encodes one JSON value in canonical form.
+// canonicalize re-encodes one JSON value in canonical form. It parses the
+// bytes itself, rather than through encoding/json's token API, because
+// that API is several times slower and cannot see duplicate keys in a
+// decoded map.
 func canonicalize(data []byte) ([]byte, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var out bytes.Buffer
-	out.Grow(len(data))
-	if err := canonValue(dec, &out, 0); err != nil {
+	p := canonParser{data: data, out: make([]byte, 0, len(data))}
+	if err := p.value(0); err != nil {
 		return nil, fmt.Errorf("canonical json: %w", err)
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, errors.New("canonical json: data after the value")
+	p.skipSpace()
+	if p.pos != len(p.data) {
+		return nil, fmt.Errorf("canonical json: data after the value at offset %d", p.pos)
 	}
-	return out.Bytes(), nil
+	return p.out, nil
 }
 
-func canonValue(dec *json.Decoder, out *bytes.Buffer, depth int) error {
-	tok, err := dec.Token()
-	if err != nil {
-		return err
-	}
-	return canonToken(dec, out, tok, depth)
+// canonParser reads JSON (RFC 8259) from data and appends its canonical
+// form to out.
+type canonParser struct {
+	data []byte
+	pos  int
+	out  []byte
 }
 
-func canonToken(dec *json.Decoder, out *bytes.Buffer, tok json.Token, depth int) error {
-	switch t := tok.(type) {
-	case nil:
-		out.WriteString("null")
-	case bool:
-		out.WriteString(strconv.FormatBool(t))
-	case string:
-		writeString(out, t)
-	case json.Number:
-		n, err := canonNumber(t)
-		if err != nil {
-			return err
+func (p *canonParser) errorf(format string, args ...any) error {
+	return fmt.Errorf("offset %d: %s", p.pos, fmt.Sprintf(format, args...))
+}
+
+func (p *canonParser) skipSpace() {
+	for p.pos < len(p.data) {
+		switch p.data[p.pos] {
+		case ' ', '\t', '\n', '\r':
+			p.pos++
+		default:
+			return
 		}
-		out.WriteString(n)
-	case json.Delim:
+	}
+}
+
+func (p *canonParser) value(depth int) error {
+	p.skipSpace()
+	if p.pos >= len(p.data) {
+		return p.errorf("unexpected end of input")
+	}
+	switch c := p.data[p.pos]; {
+	case c == '{' || c == '[':
 		if depth >= maxDepth {
-			return fmt.Errorf("nested deeper than %d", maxDepth)
+			return p.errorf("nested deeper than %d", maxDepth)
 		}
-		switch t {
-		case '[':
-			return canonArray(dec, out, depth+1)
-		case '{':
-			return canonObject(dec, out, depth+1)
+		if c == '{' {
+			return p.object(depth + 1)
 		}
-		return fmt.Errorf("unexpected %q", t)
+		return p.array(depth + 1)
+	case c == '"':
+		s, err := p.str()
+		if err != nil {
+			return err
+		}
+		p.out = appendString(p.out, s)
+		return nil
+	case c == '-' || (c >= '0' && c <= '9'):
+		return p.number()
 	default:
-		return fmt.Errorf("unexpected token %T", tok)
-	}
-	return nil
-}
-
-func canonArray(dec *json.Decoder, out *bytes.Buffer, depth int) error {
-	out.WriteByte('[')
-	for i := 0; ; i++ {
-		tok, err := dec.Token()
-		if err != nil {
-			return err
+		for _, lit := range []string{"true", "false", "null"} {
+			if bytes.HasPrefix(p.data[p.pos:], []byte(lit)) {
+				p.pos += len(lit)
+				p.out = append(p.out, lit...)
+				return nil
+			}
 		}
-		if tok == json.Delim(']') {
-			out.WriteByte(']')
-			return nil
-		}
-		if i > 0 {
-			out.WriteByte(',')
-		}
-		if err := canonToken(dec, out, tok, depth); err != nil {
-			return err
-		}
+		return p.errorf("unexpected character %q", c)
 	}
 }
 
-type member struct {
-	key   string
-	value []byte
-}
-
-func canonObject(dec *json.Decoder, out *bytes.Buffer, depth int) error {
-	var members []member
+func (p *canonParser) array(depth int) error {
+	p.pos++ // [
+	p.out = append(p.out, '[')
+	p.skipSpace()
+	if p.pos < len(p.data) && p.data[p.pos] == ']' {
+		p.pos++
+		p.out = append(p.out, ']')
+		return nil
+	}
 	for {
-		tok, err := dec.Token()
+		if err := p.value(depth); err != nil {
+			return err
+		}
+		p.skipSpace()
+		if p.pos >= len(p.data) {
+			return p.errorf("unexpected end of input in array")
+		}
+		switch p.data[p.pos] {
+		case ',':
+			p.pos++
+			p.out = append(p.out, ',')
+		case ']':
+			p.pos++
+			p.out = append(p.out, ']')
+			return nil
+		default:
+			return p.errorf("want , or ] in array")
+		}
+	}
+}
+
+// member is one object member: its key and where its canonical value was
+// written in out.
+type member struct {
+	key        []byte
+	start, end int
+}
+
+func (p *canonParser) object(depth int) error {
+	p.pos++ // {
+	base := len(p.out)
+	var members []member
+	p.skipSpace()
+	if p.pos < len(p.data) && p.data[p.pos] == '}' {
+		p.pos++
+		p.out = append(p.out, "{}"...)
+		return nil
+	}
+	for {
+		p.skipSpace()
+		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
+			return p.errorf("want a string key")
+		}
+		key, err := p.str()
 		if err != nil {
 			return err
 		}
-		if tok == json.Delim('}') {
+		p.skipSpace()
+		if p.pos >= len(p.data) || p.data[p.pos] != ':' {
+			return p.errorf("want : after key")
+		}
+		p.pos++
+		start := len(p.out)
+		if err := p.value(depth); err != nil {
+			return err
+		}
+		members = append(members, member{key: key, start: start, end: len(p.out)})
+		p.skipSpace()
+		if p.pos >= len(p.data) {
+			return p.errorf("unexpected end of input in object")
+		}
+		if p.data[p.pos] == '}' {
+			p.pos++
 			break
 		}
-		key, ok := tok.(string)
-		if !ok {
-			return fmt.Errorf("object key is %T", tok)
+		if p.data[p.pos] != ',' {
+			return p.errorf("want , or } in object")
 		}
-		var v bytes.Buffer
-		if err := canonValue(dec, &v, depth); err != nil {
-			return err
-		}
-		members = append(members, member{key, v.Bytes()})
+		p.pos++
 	}
-	slices.SortFunc(members, func(a, b member) int { return compareUTF16(a.key, b.key) })
-	out.WriteByte('{')
+	// The values were written in input order; write them again in key order.
+	values := bytes.Clone(p.out[base:])
+	p.out = append(p.out[:base], '{')
+	slices.SortStableFunc(members, func(a, b member) int { return compareKeys(a.key, b.key) })
 	for i, m := range members {
 		if i > 0 {
-			if members[i-1].key == m.key {
+			if bytes.Equal(members[i-1].key, m.key) {
 				// Parsers disagree on which duplicate wins; a signed record
 				// must mean one thing to every reader.
 				return fmt.Errorf("duplicate key %q", m.key)
 			}
-			out.WriteByte(',')
+			p.out = append(p.out, ',')
 		}
-		writeString(out, m.key)
-		out.WriteByte(':')
-		out.Write(m.value)
+		p.out = appendString(p.out, m.key)
+		p.out = append(p.out, ':')
+		p.out = append(p.out, values[m.start-base:m.end-base]...)
 	}
-	out.WriteByte('}')
+	p.out = append(p.out, '}')
 	return nil
 }
 
-// canonNumber accepts integers only and writes them in shortest decimal
-// form ("-0" becomes "0").
-func canonNumber(n json.Number) (string, error) {
-	s := string(n)
-	if i, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return strconv.FormatInt(i, 10), nil
+// str reads a string at p.pos and returns its value. Like encoding/json,
+// it turns invalid UTF-8 and lone surrogates into U+FFFD.
+func (p *canonParser) str() ([]byte, error) {
+	p.pos++ // opening quote
+	start := p.pos
+	// Fast path: no escapes, ASCII only; the value is the input.
+	for p.pos < len(p.data) {
+		c := p.data[p.pos]
+		if c == '"' {
+			p.pos++
+			return p.data[start : p.pos-1], nil
+		}
+		if c == '\\' || c < 0x20 || c >= utf8.RuneSelf {
+			break
+		}
+		p.pos++
 	}
-	if u, err := strconv.ParseUint(s, 10, 64); err == nil {
-		return strconv.FormatUint(u, 10), nil
+	buf := bytes.Clone(p.data[start:p.pos])
+	for p.pos < len(p.data) {
+		c := p.data[p.pos]
+		switch {
+		case c == '"':
+			p.pos++
+			return buf, nil
+		case c < 0x20:
+			return nil, p.errorf("control character in string")
+		case c >= utf8.RuneSelf:
+			r, size := utf8.DecodeRune(p.data[p.pos:])
+			p.pos += size
+			buf = utf8.AppendRune(buf, r) // RuneError for a bad byte
+		case c != '\\':
+			buf = append(buf, c)
+			p.pos++
+		default:
+			if p.pos+1 >= len(p.data) {
+				return nil, p.errorf("unexpected end of input in string")
+			}
+			esc := p.data[p.pos+1]
+			p.pos += 2
+			switch esc {
+			case '"', '\\', '/':
+				buf = append(buf, esc)
+			case 'b':
+				buf = append(buf, '\b')
+			case 'f':
+				buf = append(buf, '\f')
+			case 'n':
+				buf = append(buf, '\n')
+			case 'r':
+				buf = append(buf, '\r')
+			case 't':
+				buf = append(buf, '\t')
+			case 'u':
+				r, ok := p.hex4()
+				if !ok {
+					return nil, p.errorf("bad \\u escape")
+				}
+				if utf16.IsSurrogate(r) {
+					r2 := unicode.ReplacementChar
+					if bytes.HasPrefix(p.data[p.pos:], []byte(`\u`)) {
+						save := p.pos
+						p.pos += 2
+						if lo, ok := p.hex4(); ok {
+							r2 = utf16.DecodeRune(r, lo)
+						}
+						if r2 == unicode.ReplacementChar {
+							p.pos = save // not a pair: read it on its own next
+						}
+					}
+					r = r2
+				}
+				buf = utf8.AppendRune(buf, r)
+			default:
+				return nil, p.errorf("bad escape \\%c", esc)
+			}
+		}
 	}
-	return "", fmt.Errorf("number %s is not a 64-bit integer: records hold no floats", s)
+	return nil, p.errorf("unexpected end of input in string")
+}
+
+func (p *canonParser) hex4() (rune, bool) {
+	if p.pos+4 > len(p.data) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range p.data[p.pos : p.pos+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	p.pos += 4
+	return r, true
+}
+
+// fields reads an object, calling field with each key with p positioned
+// at its value, which field must consume.
+func (p *canonParser) fields(field func(key string) error) error {
+	p.skipSpace()
+	if p.pos >= len(p.data) || p.data[p.pos] != '{' {
+		return p.errorf("want an object")
+	}
+	p.pos++
+	p.skipSpace()
+	if p.pos < len(p.data) && p.data[p.pos] == '}' {
+		p.pos++
+		return nil
+	}
+	for {
+		p.skipSpace()
+		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
+			return p.errorf("want a string key")
+		}
+		key, err := p.str()
+		if err != nil {
+			return err
+		}
+		p.skipSpace()
+		if p.pos >= len(p.data) || p.data[p.pos] != ':' {
+			return p.errorf("want : after key")
+		}
+		p.pos++
+		if err := field(string(key)); err != nil {
+			return err
+		}
+		p.skipSpace()
+		if p.pos >= len(p.data) {
+			return p.errorf("unexpected end of input in object")
+		}
+		switch p.data[p.pos] {
+		case '}':
+			p.pos++
+			return nil
+		case ',':
+			p.pos++
+		default:
+			return p.errorf("want , or } in object")
+		}
+	}
+}
+
+// elements reads an array, calling element with p positioned at each
+// element, which element must consume.
+func (p *canonParser) elements(element func() error) error {
+	p.skipSpace()
+	if p.pos >= len(p.data) || p.data[p.pos] != '[' {
+		return p.errorf("want an array")
+	}
+	p.pos++
+	p.skipSpace()
+	if p.pos < len(p.data) && p.data[p.pos] == ']' {
+		p.pos++
+		return nil
+	}
+	for {
+		if err := element(); err != nil {
+			return err
+		}
+		p.skipSpace()
+		if p.pos >= len(p.data) {
+			return p.errorf("unexpected end of input in array")
+		}
+		switch p.data[p.pos] {
+		case ']':
+			p.pos++
+			return nil
+		case ',':
+			p.pos++
+		default:
+			return p.errorf("want , or ] in array")
+		}
+	}
+}
+
+// stringValue reads a string value.
+func (p *canonParser) stringValue() (string, error) {
+	p.skipSpace()
+	if p.pos >= len(p.data) || p.data[p.pos] != '"' {
+		return "", p.errorf("want a string")
+	}
+	s, err := p.str()
+	return string(s), err
+}
+
+// number accepts integers only (JSON's grammar leaves no leading zeros or
+// plus signs to normalise) and writes "-0" as "0".
+func (p *canonParser) number() error {
+	start := p.pos
+	if p.data[p.pos] == '-' {
+		p.pos++
+	}
+	digits := p.pos
+	for p.pos < len(p.data) && p.data[p.pos] >= '0' && p.data[p.pos] <= '9' {
+		p.pos++
+	}
+	n := p.data[start:p.pos]
+	switch {
+	case p.pos == digits:
+		return p.errorf("bad number")
+	case p.data[digits] == '0' && p.pos-digits > 1:
+		return p.errorf("number with a leading zero")
+	}
+	if p.pos < len(p.data) {
+		if c := p.data[p.pos]; c == '.' || c == 'e' || c == 'E' {
+			for p.pos < len(p.data) && strings.IndexByte("0123456789.eE+-", p.data[p.pos]) >= 0 {
+				p.pos++
+			}
+			return fmt.Errorf("number %s is not a 64-bit integer: records hold no floats", p.data[start:p.pos])
+		}
+	}
+	if string(n) == "-0" {
+		n = n[1:]
+	}
+	if len(n) > 18 { // beyond 18 digits, check it fits in 64 bits
+		if _, err := strconv.ParseInt(string(n), 10, 64); err != nil {
+			if _, err := strconv.ParseUint(string(n), 10, 64); err != nil {
+				return fmt.Errorf("number %s is not a 64-bit integer", n)
+			}
+		}
+	}
+	p.out = append(p.out, n...)
+	return nil
 }
 
 // writeString escapes as RFC 8785 (ECMAScript JSON.stringify) does: only
 // the quote, the backslash and control characters; everything else is
-// written as UTF-8. Invalid UTF-8 cannot reach here: the decoder replaces it.
-func writeString(out *bytes.Buffer, s string) {
+// written as UTF-8. Invalid UTF-8 cannot reach here: the parser replaces it.
+func appendString(out, s []byte) []byte {
 	const hexDigits = "0123456789abcdef"
-	out.WriteByte('"')
+	out = append(out, '"')
 	start := 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c >= 0x20 && c != '"' && c != '\\' {
 			continue
 		}
-		out.WriteString(s[start:i])
+		out = append(out, s[start:i]...)
 		switch c {
 		case '"':
-			out.WriteString(`\"`)
+			out = append(out, `\"`...)
 		case '\\':
-			out.WriteString(`\\`)
+			out = append(out, `\\`...)
 		case '\b':
-			out.WriteString(`\b`)
+			out = append(out, `\b`...)
 		case '\f':
-			out.WriteString(`\f`)
+			out = append(out, `\f`...)
 		case '\n':
-			out.WriteString(`\n`)
+			out = append(out, `\n`...)
 		case '\r':
-			out.WriteString(`\r`)
+			out = append(out, `\r`...)
 		case '\t':
-			out.WriteString(`\t`)
+			out = append(out, `\t`...)
 		default:
-			out.WriteString(`\u00`)
-			out.WriteByte(hexDigits[c>>4])
-			out.WriteByte(hexDigits[c&0xf])
+			out = append(out, `\u00`...)
+			out = append(out, hexDigits[c>>4], hexDigits[c&0xf])
 		}
 		start = i + 1
 	}
-	out.WriteString(s[start:])
-	out.WriteByte('"')
+	out = append(out, s[start:]...)
+	return append(out, '"')
 }
 
-// compareUTF16 orders strings by UTF-16 code units, as RFC 8785 requires.
+// compareKeys orders keys by UTF-16 code units, as RFC 8785 requires.
 // It differs from Go's byte order only for characters above U+FFFF, so the
 // common all-ASCII case takes the fast path.
-func compareUTF16(a, b string) int {
+func compareKeys(a, b []byte) int {
 	if isASCII(a) && isASCII(b) {
-		switch {
-		case a < b:
-			return -1
-		case a > b:
-			return 1
-		}
-		return 0
+		return bytes.Compare(a, b)
 	}
-	return slices.Compare(utf16.Encode([]rune(a)), utf16.Encode([]rune(b)))
+	return slices.Compare(utf16.Encode([]rune(string(a))), utf16.Encode([]rune(string(b))))
 }
 
-func isASCII(s string) bool {
+func isASCII(s []byte) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= utf8.RuneSelf {
 			return false

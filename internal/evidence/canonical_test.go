@@ -73,7 +73,12 @@ func TestCanonicalizeRejects(t *testing.T) {
 		{"fraction", `{"x":0.5}`, "not a 64-bit integer"},
 		{"beyond 64 bits", `18446744073709551616`, "not a 64-bit integer"},
 		{"trailing value", `{} {}`, "after the value"},
-		{"truncated", `{"a":`, "EOF"},
+		{"truncated", `{"a":`, "unexpected end"},
+		{"leading zero", `[01]`, "leading zero"},
+		{"raw control character", "\"a\x01\"", "control character"},
+		{"bad escape", `"\x41"`, "bad escape"},
+		{"single quotes", `{'a':1}`, "want a string key"},
+		{"missing comma", `[1 2]`, "want , or ]"},
 		{"too deep", strings.Repeat("[", 100) + strings.Repeat("]", 100), "nested deeper"},
 	}
 	for _, tt := range tests {
@@ -89,12 +94,22 @@ func TestCanonicalizeRejects(t *testing.T) {
 
 func TestCanonicalizeNormalises(t *testing.T) {
 	t.Parallel()
-	got, err := canonicalize([]byte(" { \"b\" : -0 , \"a\" : \"\\u0041\\/\" } "))
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct{ in, want string }{
+		{" { \"b\" : -0 , \"a\" : \"\\u0041\\/\" } ", `{"a":"A/","b":0}`},
+		{`"\ud83d\ude00\u00e9\u001f\u2028"`, "\"😀é\\u001f\u2028\""},
+		{`"\ud800\u0041\udc00"`, "\"\ufffdA\ufffd\""},
+		{"\"\xff\"", "\"\ufffd\""},
+		{`[{"z":{},"y":[]},{"":null}]`, `[{"y":[],"z":{}},{"":null}]`},
 	}
-	if want := `{"a":"A/","b":0}`; string(got) != want {
-		t.Errorf("got %s, want %s", got, want)
+	for _, tt := range tests {
+		got, err := canonicalize([]byte(tt.in))
+		if err != nil {
+			t.Errorf("canonicalize(%q): %v", tt.in, err)
+			continue
+		}
+		if string(got) != tt.want {
+			t.Errorf("canonicalize(%q) = %q, want %q", tt.in, got, tt.want)
+		}
 	}
 }
 

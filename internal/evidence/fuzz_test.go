@@ -25,6 +25,9 @@ func FuzzCanonicalize(f *testing.F) {
 		if err != nil {
 			return
 		}
+		if !json.Valid(data) {
+			t.Fatalf("canonicalize accepted invalid JSON %q", data)
+		}
 		if !json.Valid(out) {
 			t.Fatalf("canonicalize(%q) = %q, not valid JSON", data, out)
 		}
