@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,7 +29,9 @@ type env struct {
 	signer *evidence.Signer
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvTB(t) }
+
+func newEnvTB(t testing.TB) *env {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -44,7 +47,7 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-func (e *env) reopenStores(t *testing.T) {
+func (e *env) reopenStores(t testing.TB) {
 	t.Helper()
 	if e.store != nil {
 		e.store.Close()
@@ -61,7 +64,7 @@ func (e *env) reopenStores(t *testing.T) {
 	e.blobs, e.store = blobs, store
 }
 
-func (e *env) open(t *testing.T) *ledger.Ledger {
+func (e *env) open(t testing.TB) *ledger.Ledger {
 	t.Helper()
 	l, err := ledger.Open(t.Context(), e.blobs, e.store.Ledger(), e.signer, origin)
 	if err != nil {
@@ -71,7 +74,7 @@ func (e *env) open(t *testing.T) *ledger.Ledger {
 }
 
 func record(n int, t evidence.ChangeType) *evidence.Record {
-	sha := strings.Repeat(string(rune('a'+n%6)), 39) + string(rune('0'+n%10))
+	sha := fmt.Sprintf("%040x", n+1)
 	at := time.Date(2026, 11, 23, 12, n, 0, 0, time.UTC)
 	var exc *evidence.Exception
 	if t == evidence.Bypass {
