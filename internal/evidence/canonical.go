@@ -149,46 +149,18 @@ type member struct {
 }
 
 func (p *canonParser) object(depth int) error {
-	p.pos++ // {
 	base := len(p.out)
 	var members []member
-	p.skipSpace()
-	if p.pos < len(p.data) && p.data[p.pos] == '}' {
-		p.pos++
-		p.out = append(p.out, "{}"...)
-		return nil
-	}
-	for {
-		p.skipSpace()
-		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
-			return p.errorf("want a string key")
-		}
-		key, err := p.str()
-		if err != nil {
-			return err
-		}
-		p.skipSpace()
-		if p.pos >= len(p.data) || p.data[p.pos] != ':' {
-			return p.errorf("want : after key")
-		}
-		p.pos++
+	err := p.fields(func(key string) error {
 		start := len(p.out)
 		if err := p.value(depth); err != nil {
 			return err
 		}
-		members = append(members, member{key: key, start: start, end: len(p.out)})
-		p.skipSpace()
-		if p.pos >= len(p.data) {
-			return p.errorf("unexpected end of input in object")
-		}
-		if p.data[p.pos] == '}' {
-			p.pos++
-			break
-		}
-		if p.data[p.pos] != ',' {
-			return p.errorf("want , or } in object")
-		}
-		p.pos++
+		members = append(members, member{key: []byte(key), start: start, end: len(p.out)})
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	// The values were written in input order; write them again in key order.
 	values := bytes.Clone(p.out[base:])
