@@ -158,3 +158,44 @@ func mustContain(t *testing.T, s string, subs ...string) {
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 func io_Pipe() (*io.PipeReader, *io.PipeWriter) { return io.Pipe() }
+
+// served is a server started in-process with run.
+type served struct {
+	base string
+	logs *logWatch
+	stop func() int // stops the server and returns its exit code; idempotent
+}
+
+// serveInProcess runs `changegate serve` with env until stop is called or
+// the test ends; at the end, a non-zero exit code fails the test.
+func serveInProcess(t *testing.T, env map[string]string) *served {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io_Pipe()
+	logs := newLogWatch()
+	go logs.consume(pr)
+	exit := make(chan int, 1)
+	go func() {
+		exit <- run(ctx, []string{"serve"}, envMap(env), &bytes.Buffer{}, pw)
+		pw.Close()
+	}()
+	var once sync.Once
+	code := -1
+	stop := func() int {
+		once.Do(func() {
+			cancel()
+			select {
+			case code = <-exit:
+			case <-time.After(40 * time.Second):
+				t.Error("server did not stop")
+			}
+		})
+		return code
+	}
+	t.Cleanup(func() {
+		if c := stop(); c != 0 {
+			t.Errorf("exit code %d; log:\n%s", c, logs.String())
+		}
+	})
+	return &served{base: logs.waitAddr(t), logs: logs, stop: stop}
+}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -63,7 +62,7 @@ func startApp(t *testing.T) *app {
 		t.Fatal(err)
 	}
 	dataDir := filepath.Join(dir, "data")
-	env := envMap(map[string]string{
+	srv := serveInProcess(t, map[string]string{
 		"CHANGEGATE_WEBHOOK_SECRET":          ghSecret,
 		"CHANGEGATE_GITHUB_APP_ID":           itoa(gh.AppID()),
 		"CHANGEGATE_GITHUB_PRIVATE_KEY_FILE": keyFile,
@@ -75,27 +74,7 @@ func startApp(t *testing.T) *app {
 		"CHANGEGATE_DATA_DIR":                dataDir,
 		"CHANGEGATE_LISTEN":                  "127.0.0.1:0",
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io_Pipe()
-	logs := newLogWatch()
-	go logs.consume(pr)
-	exit := make(chan int, 1)
-	go func() {
-		exit <- run(ctx, []string{"serve"}, env, &bytes.Buffer{}, pw)
-		pw.Close()
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case code := <-exit:
-			if code != 0 {
-				t.Errorf("exit code %d; log:\n%s", code, logs.String())
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("server did not stop")
-		}
-	})
-	return &app{gh: gh, jf: jf, base: logs.waitAddr(t), dataDir: dataDir, client: &http.Client{Timeout: 10 * time.Second}, logs: logs}
+	return &app{gh: gh, jf: jf, base: srv.base, dataDir: dataDir, client: &http.Client{Timeout: 10 * time.Second}, logs: srv.logs}
 }
 
 // github sends a signed GitHub delivery and returns its ID.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -32,7 +31,7 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 	dataDir := filepath.Join(dir, "data")
 	secret := "e2e-webhook-secret-value"
-	env := envMap(map[string]string{
+	srv := serveInProcess(t, map[string]string{
 		"CHANGEGATE_WEBHOOK_SECRET":          secret,
 		"CHANGEGATE_GITHUB_APP_ID":           itoa(gh.AppID()),
 		"CHANGEGATE_GITHUB_PRIVATE_KEY_FILE": keyFile,
@@ -40,18 +39,7 @@ func TestServeEndToEnd(t *testing.T) {
 		"CHANGEGATE_DATA_DIR":                dataDir,
 		"CHANGEGATE_LISTEN":                  "127.0.0.1:0",
 	})
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	pr, pw := io_Pipe()
-	logs := newLogWatch()
-	go logs.consume(pr)
-	exit := make(chan int, 1)
-	var stdout bytes.Buffer
-	go func() {
-		exit <- run(ctx, []string{"serve"}, env, &stdout, pw)
-		pw.Close()
-	}()
-	base := logs.waitAddr(t)
+	ctx, base, logs := t.Context(), srv.base, srv.logs
 	db := openReadOnly(t, dataDir)
 
 	eventually(t, "start-up sync", 20*time.Second, func() bool {
@@ -104,14 +92,8 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Errorf("access token requests = %d, want one per installation", n)
 	}
 
-	cancel()
-	select {
-	case code := <-exit:
-		if code != 0 {
-			t.Errorf("exit code %d; log:\n%s", code, logs.String())
-		}
-	case <-time.After(40 * time.Second):
-		t.Fatal("server did not stop")
+	if code := srv.stop(); code != 0 {
+		t.Errorf("exit code %d; log:\n%s", code, logs.String())
 	}
 	out := logs.String()
 	mustContain(t, out, `"msg":"stopped cleanly"`, `"delivery_id":"d-1"`, `"installation_id":42`)
@@ -126,17 +108,8 @@ func TestServeEndToEnd(t *testing.T) {
 func TestServeGeneratesWebhookSecretOnFirstStart(t *testing.T) {
 	t.Parallel()
 	dataDir := t.TempDir()
-	env := envMap(map[string]string{"CHANGEGATE_DATA_DIR": dataDir, "CHANGEGATE_LISTEN": "127.0.0.1:0"})
-	ctx, cancel := context.WithCancel(t.Context())
-	pr, pw := io_Pipe()
-	logs := newLogWatch()
-	go logs.consume(pr)
-	exit := make(chan int, 1)
-	go func() {
-		exit <- run(ctx, []string{"serve"}, env, &bytes.Buffer{}, pw)
-		pw.Close()
-	}()
-	base := logs.waitAddr(t)
+	srv := serveInProcess(t, map[string]string{"CHANGEGATE_DATA_DIR": dataDir, "CHANGEGATE_LISTEN": "127.0.0.1:0"})
+	ctx, base, logs := t.Context(), srv.base, srv.logs
 	secret, err := os.ReadFile(filepath.Join(dataDir, "webhook-secret"))
 	if err != nil {
 		t.Fatal(err)
@@ -146,8 +119,7 @@ func TestServeGeneratesWebhookSecretOnFirstStart(t *testing.T) {
 	if err != nil || status != http.StatusAccepted {
 		t.Errorf("signed with the generated secret: %d %v", status, err)
 	}
-	cancel()
-	if code := <-exit; code != 0 {
+	if code := srv.stop(); code != 0 {
 		t.Errorf("exit %d", code)
 	}
 	mustContain(t, logs.String(), "generated one into "+filepath.Join(dataDir, "webhook-secret"))
