@@ -24,11 +24,7 @@ func TestCrashLosesNoAcknowledgedDelivery(t *testing.T) {
 	}
 	t.Parallel()
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "changegate")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t, dir)
 	dataDir := filepath.Join(dir, "data")
 	secret := []byte("crash-test-secret")
 
@@ -135,7 +131,7 @@ type binServer struct {
 	done chan int
 }
 
-func startBinary(t *testing.T, bin, dataDir string, secret []byte) *binServer {
+func startBinary(t *testing.T, bin, dataDir string, secret []byte, extraEnv ...string) *binServer {
 	t.Helper()
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(os.Environ(),
@@ -143,6 +139,7 @@ func startBinary(t *testing.T, bin, dataDir string, secret []byte) *binServer {
 		"CHANGEGATE_LISTEN=127.0.0.1:0",
 		"CHANGEGATE_WEBHOOK_SECRET="+string(secret),
 	)
+	cmd.Env = append(cmd.Env, extraEnv...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -178,4 +175,14 @@ func (s *binServer) wait() int {
 		s.cmd.Process.Kill()
 		return <-s.done
 	}
+}
+
+func buildBinary(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "changegate")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
 }
