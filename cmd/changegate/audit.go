@@ -23,7 +23,7 @@ func auditCmd(stdout io.Writer) *cobra.Command {
 		Use:   "audit",
 		Short: "Read and verify the evidence ledger (read-only)",
 	}
-	cmd.AddCommand(pubkeyCmd(stdout), verifyCmd(stdout))
+	cmd.AddCommand(pubkeyCmd(stdout), verifyCmd(stdout), reindexCmd(stdout))
 	return cmd
 }
 
@@ -138,4 +138,38 @@ func readPublicKeyPEM(path string) (ed25519.PublicKey, error) {
 		return nil, fmt.Errorf("public key %s: %T is not ed25519", path, k)
 	}
 	return pub, nil
+}
+
+func reindexCmd(stdout io.Writer) *cobra.Command {
+	var dataDir string
+	cmd := &cobra.Command{
+		Use:   "reindex --data-dir DIR",
+		Short: "Rebuild the ledger index from the signed records (the server must be stopped)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			pub, err := readPublicKey("", dataDir)
+			if err != nil {
+				return err
+			}
+			blobs, err := fs.Open(filepath.Join(dataDir, "evidence"))
+			if err != nil {
+				return err
+			}
+			// Open takes the data dir's lock: reindexing beside a running
+			// server is refused.
+			store, err := sqlite.Open(cmd.Context(), dataDir, sqlite.Options{})
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			n, err := ledger.Reindex(cmd.Context(), blobs, store.Ledger(), pub)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(stdout, "reindexed %d records\n", n)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&dataDir, "data-dir", "./data", "data directory")
+	return cmd
 }

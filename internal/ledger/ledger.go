@@ -18,6 +18,7 @@ package ledger
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -224,4 +225,47 @@ func (l *Ledger) checkpoint(ctx context.Context, size uint64) error {
 		return fmt.Errorf("store checkpoint %d: %w", size, err)
 	}
 	return nil
+}
+
+// Rebuilder is an index that can be emptied, for Reindex.
+type Rebuilder interface {
+	Index
+	Clear(ctx context.Context) error
+}
+
+// Reindex rebuilds the index from the blob store: the blobs are the truth.
+// Every record's signature is checked before it is indexed. It returns the
+// number of records indexed. The server must not be running.
+func Reindex(ctx context.Context, blobs blob.Store, index Rebuilder, pub ed25519.PublicKey) (uint64, error) {
+	verifier, err := evidence.NewVerifier(pub)
+	if err != nil {
+		return 0, err
+	}
+	if err := index.Clear(ctx); err != nil {
+		return 0, err
+	}
+	var n uint64
+	err = blobs.List(ctx, RecordPrefix, func(k string) error {
+		seq, _, err := ParseRecordKey(k)
+		if err != nil {
+			return err
+		}
+		if seq != n {
+			return fmt.Errorf("ledger: record %d is missing (found %s next)", n, k)
+		}
+		env, err := blobs.Get(ctx, k)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", k, err)
+		}
+		rec, err := verifier.VerifyEnvelope(env)
+		if err != nil {
+			return fmt.Errorf("ledger: record %d (%s): %w", seq, k, err)
+		}
+		if err := index.Put(ctx, seq, hex.EncodeToString(evidence.LeafHash(env)), evidence.IndexFields(rec)); err != nil {
+			return err
+		}
+		n++
+		return nil
+	})
+	return n, err
 }

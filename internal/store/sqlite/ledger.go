@@ -72,6 +72,14 @@ func (x *LedgerIndex) Put(ctx context.Context, seq uint64, leafHash string, fiel
 	})
 }
 
+// Clear empties the index, before a rebuild from the blobs.
+func (x *LedgerIndex) Clear(ctx context.Context) error {
+	if _, err := x.db.db.ExecContext(ctx, `DELETE FROM ledger_records`); err != nil {
+		return fmt.Errorf("clear ledger index: %w", err)
+	}
+	return nil
+}
+
 // Size is how many records are indexed.
 func (x *LedgerIndex) Size(ctx context.Context) (uint64, error) {
 	var n int64
