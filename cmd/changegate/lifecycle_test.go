@@ -6,12 +6,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/changegate/changegate/internal/evidence"
 	"github.com/changegate/changegate/internal/ghfake"
 	"github.com/changegate/changegate/internal/jira/jirafake"
 	"github.com/changegate/changegate/internal/webhook"
@@ -450,5 +452,104 @@ func TestAuditVerifyAndTamper(t *testing.T) {
 	code, _, errOut = audit("verify", "--data-dir", a.dataDir, "--pubkey", pubFile)
 	if code == 0 || !strings.Contains(errOut, "record 1") {
 		t.Errorf("tampered ledger: exit %d, stderr %q; want non-zero naming record 1", code, errOut)
+	}
+}
+
+// TestDeploymentsAndDirectPushesAreArchived: a production deployment of a
+// merged change links to its change record; a deployment of a commit with
+// no record, and a push to main outside any pull request, are exceptions.
+func TestDeploymentsAndDirectPushesAreArchived(t *testing.T) {
+	t.Parallel()
+	a := startApp(t)
+	a.jf.SetStatus("PAY-123", "Approved")
+	db := openReadOnly(t, a.dataDir)
+	head, merge := strings.Repeat("f", 40), fmt.Sprintf("%040d", 51)
+	a.compliantPR(51, head)
+	a.gh.MergePullRequest("acme", "api", 51, merge, "alice")
+	a.github(t, "pull_request", strings.ReplaceAll(prEvent("closed", 51), sha1, merge))
+	eventually(t, "the merge record", 30*time.Second, func() bool {
+		return queryInt(t, db, `SELECT COUNT(*) FROM ledger_records WHERE change_type = 'standard'`) == 1
+	})
+
+	deploy := func(sha, env string) {
+		dep := a.gh.AddDeployment("acme", "api", ghfake.Deployment{SHA: sha, Environment: env})
+		a.gh.AddDeploymentStatus("acme", "api", dep.ID, ghfake.DeploymentStatus{State: "success"})
+		a.github(t, "deployment_status", fmt.Sprintf(`{"action":"created","deployment_status":{"state":"success"},`+
+			`"deployment":{"id":%d,"sha":%q,"environment":%q},%s}`, dep.ID, sha, env, repoJSON))
+	}
+	deploy(merge, "production")
+	rogue := strings.Repeat("9", 40)
+	deploy(rogue, "production")
+	deploy(strings.Repeat("8", 40), "staging") // not production: no record
+
+	// A push to main: the merge commit is covered by its pull request; the
+	// other commit was pushed directly.
+	direct := strings.Repeat("7", 40)
+	a.github(t, "push", fmt.Sprintf(`{"ref":"refs/heads/main","before":%q,"after":%q,"commits":[{"id":%q},{"id":%q}],`+
+		`"pusher":{"name":"mallory"},"repository":{"full_name":"acme/api","default_branch":"main"},"installation":{"id":42}}`,
+		merge, direct, merge, direct))
+	a.github(t, "push", fmt.Sprintf(`{"ref":"refs/heads/main","before":"%040d","after":%q,"commits":[{"id":%q}],`+
+		`"pusher":{"name":"alice"},"repository":{"full_name":"acme/api","default_branch":"main"},"installation":{"id":42}}`,
+		0, merge, merge)) // covered: no record
+
+	eventually(t, "four records", 30*time.Second, func() bool {
+		return queryInt(t, db, `SELECT COUNT(*) FROM ledger_records`) == 4
+	})
+	time.Sleep(500 * time.Millisecond) // nothing else may follow
+	type row struct{ Type, SHA, Exception, Compliant string }
+	rows, err := db.Query(`SELECT change_type, sha, exception, compliant FROM ledger_records ORDER BY seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]row{}
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.Type, &r.SHA, &r.Exception, &r.Compliant); err != nil {
+			t.Fatal(err)
+		}
+		got[r.Type+" "+r.SHA[:4]] = r
+	}
+	rows.Close()
+	want := map[string]row{
+		"standard 0000":    {"standard", merge, "", "true"},
+		"deployment 0000":  {"deployment", merge, "", "true"},
+		"deployment 9999":  {"deployment", rogue, "bypass", "false"},
+		"direct_push 7777": {"direct_push", direct, "direct_push", "false"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("records (-want +got):\n%s", diff)
+	}
+	// The deployment record links the change record of the commit it shipped.
+	pub, err := readPublicKey("", a.dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(a.dataDir, "evidence", "records", "*"))
+	var standardID string
+	var links []string
+	for _, f := range files {
+		env, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, err := evidence.VerifyEnvelope(env, pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case rec.ChangeType == evidence.Standard:
+			standardID = rec.ID
+		case rec.ChangeType == evidence.Deployment && rec.Subject.SHA() == merge:
+			links = rec.Links
+		}
+	}
+	if standardID == "" || !slices.Equal(links, []string{standardID}) {
+		t.Errorf("deployment links %v, want the change record %q", links, standardID)
+	}
+	var code int
+	var out bytes.Buffer
+	code = run(t.Context(), []string{"audit", "verify", "--data-dir", a.dataDir}, envMap(nil), &out, &out)
+	if code != 0 {
+		t.Errorf("verify: %s", out.String())
 	}
 }

@@ -98,17 +98,20 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		assessor, err := newAssessor(store, apps, cfg.GitHub.AppID, tickets, archiver{led})
+		assessor, err := newAssessor(store, apps, cfg.GitHub.AppID, tickets, archiver{led, store.Ledger()})
 		if err != nil {
 			return err
 		}
 		assessor.Register(workers)
+		assessor.RegisterArchive(workers)
 	} else {
 		log.Warn("GitHub App credentials not configured: webhooks are accepted and recorded, but nothing is read from GitHub")
 		queue.Add(workers, notConfigured[jobs.InstallationSync]())
 		queue.Add(workers, notConfigured[jobs.EvaluatePR]())
 		queue.Add(workers, notConfigured[jobs.EvaluateSHA]())
 		queue.Add(workers, notConfigured[jobs.JiraIssue]())
+		queue.Add(workers, notConfigured[jobs.ArchiveDeployment]())
+		queue.Add(workers, notConfigured[jobs.ArchivePush]())
 	}
 
 	q, err := queue.New(store, workers, queue.Config{

@@ -48,11 +48,13 @@ func newAssessor(store *sqlite.DB, clients assess.Clients, appID int64, tickets 
 		Publish: func(ctx context.Context, c *github.Client, s change.Subject, d change.Decision) (bool, error) {
 			return checks.Publish(ctx, c, checkStore{store}, s, d, checks.PublishOptions{AppID: appID})
 		},
-		Pulls:      ghfacts.PullsForCommit,
-		Store:      indexStore{store},
-		Now:        time.Now,
-		Archive:    archive,
-		AppVersion: version,
+		Pulls:       ghfacts.PullsForCommit,
+		Store:       indexStore{store},
+		Now:         time.Now,
+		Archive:     archive,
+		CommitPulls: ghfacts.PullRequestsForCommit,
+		Deployments: ghfacts.Deployments,
+		AppVersion:  version,
 	}
 	if tickets != nil {
 		a.Tickets = func(ctx context.Context, key string, approvals bool, group string) change.TicketLookup {
@@ -130,6 +132,14 @@ func (a policyAdapter) TicketOptions() (bool, string) {
 }
 
 func (a policyAdapter) Evaluate(f *change.Facts) change.Decision { return policy.Evaluate(a.p, f) }
+
+func (a policyAdapter) ProductionBranch(branch, defaultBranch string) bool {
+	return a.p.ProductionBranch(branch, defaultBranch)
+}
+
+func (a policyAdapter) ProductionEnvironment(env string) bool { return a.p.ProductionEnvironment(env) }
+
+func (a policyAdapter) Digest() string { return a.p.Digest() }
 
 // indexStore adapts the SQLite pull request index.
 type indexStore struct{ db *sqlite.DB }
@@ -214,8 +224,15 @@ func LedgerOrigin(pub ed25519.PublicKey) string {
 	return "changegate.local/" + evidence.Fingerprint(pub)[:16]
 }
 
-// archiver adapts the ledger to assess.
-type archiver struct{ l *ledger.Ledger }
+// archiver adapts the ledger and its index to assess.
+type archiver struct {
+	l     *ledger.Ledger
+	index *sqlite.LedgerIndex
+}
+
+func (a archiver) RecordsFor(ctx context.Context, repo, sha string) ([]string, error) {
+	return a.index.IDsFor(ctx, repo, sha)
+}
 
 func (a archiver) Append(ctx context.Context, r *evidence.Record) (uint64, error) {
 	seq, err := a.l.Append(ctx, r)

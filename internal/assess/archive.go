@@ -12,11 +12,170 @@ import (
 
 	"github.com/changegate/changegate/internal/change"
 	"github.com/changegate/changegate/internal/evidence"
+	"github.com/changegate/changegate/internal/jobs"
+	"github.com/changegate/changegate/internal/queue"
 )
 
 // Archiver appends change records to the evidence ledger.
 type Archiver interface {
 	Append(ctx context.Context, r *evidence.Record) (uint64, error)
+	// RecordsFor lists the ids of the records about a commit.
+	RecordsFor(ctx context.Context, repo, sha string) ([]string, error)
+}
+
+// CommitPulls lists the pull requests that contain a commit
+// (ghfacts.PullRequestsForCommit).
+type CommitPulls func(ctx context.Context, client *github.Client, repo change.Repo, sha string) ([]change.PullRequest, error)
+
+// DeploymentReader lists the deployments of a commit to an environment
+// (ghfacts.Deployments).
+type DeploymentReader func(ctx context.Context, client *github.Client, repo change.Repo, sha, env string) ([]change.Deployment, error)
+
+// RegisterArchive adds the archive job handlers.
+func (a *Assessor) RegisterArchive(w *queue.Workers) {
+	queue.Add(w, queue.Handler[jobs.ArchiveDeployment](a.archiveDeploymentJob))
+	queue.Add(w, queue.Handler[jobs.ArchivePush](a.archivePushJob))
+}
+
+// archiveDeploymentJob records a successful deployment to a production
+// environment, linked to the change records of the commit it shipped. A
+// commit with no change record shipped unevaluated: an exception.
+func (a *Assessor) archiveDeploymentJob(ctx context.Context, log *slog.Logger, j jobs.ArchiveDeployment) (queue.Apply, error) {
+	repo, err := change.ParseRepo(j.Repo)
+	if err != nil || a.Archive == nil {
+		return nil, err
+	}
+	client, err := a.Clients.Installation(j.Installation)
+	if err != nil {
+		return nil, err
+	}
+	pol, source, err := a.Policies(ctx, client, repo, "")
+	var invalid *InvalidPolicyError
+	switch {
+	case errors.As(err, &invalid):
+		// Unable to tell production from the rest: record it (fail closed).
+		log.Warn("invalid policy on the default branch; archiving the deployment anyway", "error", invalid)
+	case err != nil:
+		return nil, err
+	case !pol.ProductionEnvironment(j.Environment):
+		return nil, nil
+	}
+	deps, err := a.Deployments(ctx, client, repo, j.SHA, j.Environment)
+	if err != nil {
+		return nil, err
+	}
+	links, err := a.Archive.RecordsFor(ctx, repo.String(), j.SHA)
+	if err != nil {
+		return nil, err
+	}
+	now := a.Now().UTC()
+	r := &evidence.Record{
+		Schema: evidence.Schema, Repo: repo, ChangeType: evidence.Deployment,
+		Subject:     evidence.Subject{HeadSHA: j.SHA},
+		Facts:       change.Facts{Subject: change.Subject{Installation: j.Installation, Repo: repo, HeadSHA: j.SHA}, Deployments: deps},
+		Decision:    change.Decision{Outcome: change.Compliant, Reason: "deployed commits with change records"},
+		ObservedAt:  now,
+		DeliveryIDs: []string{j.DeliveryID},
+		AppVersion:  a.AppVersion,
+		Links:       links,
+	}
+	if pol != nil {
+		r.Policy = evidence.Policy{Digest: pol.Digest(), Source: source}
+	}
+	if len(links) == 0 {
+		reason := fmt.Sprintf("deployed %s to %s, a commit with no change record: it never went through a reviewed, merged pull request", short(j.SHA), j.Environment)
+		r.Decision = change.Decision{Outcome: change.NonCompliant, Reason: reason}
+		r.Exception = &evidence.Exception{Kind: evidence.ExceptionBypass, Reason: reason, OpenedAt: now}
+	}
+	return nil, a.append(ctx, log, r)
+}
+
+// archivePushJob records a push to a production branch that no merged pull
+// request covers: a direct push, with an exception.
+func (a *Assessor) archivePushJob(ctx context.Context, log *slog.Logger, j jobs.ArchivePush) (queue.Apply, error) {
+	repo, err := change.ParseRepo(j.Repo)
+	if err != nil || a.Archive == nil {
+		return nil, err
+	}
+	client, err := a.Clients.Installation(j.Installation)
+	if err != nil {
+		return nil, err
+	}
+	pol, source, err := a.Policies(ctx, client, repo, j.DefaultBranch)
+	var invalid *InvalidPolicyError
+	switch {
+	case errors.As(err, &invalid):
+		log.Warn("invalid policy on the default branch; checking the push anyway", "error", invalid)
+	case err != nil:
+		return nil, err
+	case !pol.ProductionBranch(j.Branch, j.DefaultBranch):
+		return nil, nil
+	}
+	var uncovered []string
+	for _, sha := range j.Commits {
+		prs, err := a.CommitPulls(ctx, client, repo, sha)
+		if err != nil {
+			return nil, err
+		}
+		covered := false
+		for _, pr := range prs {
+			if pr.Merged && pr.BaseRef == j.Branch {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			uncovered = append(uncovered, sha)
+		}
+	}
+	if len(uncovered) == 0 {
+		return nil, nil
+	}
+	now := a.Now().UTC()
+	reason := fmt.Sprintf("%s pushed %d commit(s) to %s outside a merged pull request: %s",
+		orSomeone(j.Pusher), len(uncovered), j.Branch, strings.Join(shorts(uncovered), ", "))
+	r := &evidence.Record{
+		Schema: evidence.Schema, Repo: repo, ChangeType: evidence.DirectPush,
+		Subject:     evidence.Subject{BaseRef: j.Branch, HeadSHA: j.After},
+		Facts:       change.Facts{Subject: change.Subject{Installation: j.Installation, Repo: repo, BaseRef: j.Branch, HeadSHA: j.After}},
+		Decision:    change.Decision{Outcome: change.NonCompliant, Reason: reason},
+		ObservedAt:  now,
+		DeliveryIDs: []string{j.DeliveryID},
+		AppVersion:  a.AppVersion,
+		Exception:   &evidence.Exception{Kind: evidence.ExceptionDirectPush, Reason: reason, OpenedAt: now},
+	}
+	if pol != nil {
+		r.Policy = evidence.Policy{Digest: pol.Digest(), Source: source}
+	}
+	return nil, a.append(ctx, log, r)
+}
+
+func (a *Assessor) append(ctx context.Context, log *slog.Logger, r *evidence.Record) error {
+	seq, err := a.Archive.Append(ctx, r)
+	if errors.Is(err, ErrDuplicateRecord) {
+		log.Debug("already archived", "seq", seq)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("archive %s: %w", r.ChangeType, err)
+	}
+	log.Info("change archived", "seq", seq, "record", r.ID, "change_type", r.ChangeType)
+	return nil
+}
+
+func orSomeone(s string) string {
+	if s == "" {
+		return "someone"
+	}
+	return s
+}
+
+func shorts(shas []string) []string {
+	out := make([]string, len(shas))
+	for i, s := range shas {
+		out[i] = short(s)
+	}
+	return out
 }
 
 // ErrDuplicateRecord is what an Archiver returns for a change archived
@@ -36,17 +195,7 @@ func (a *Assessor) archiveMerge(ctx context.Context, log *slog.Logger, client *g
 		log.Debug("merge not archived: not a production change", "reason", d.Reason)
 		return nil
 	}
-	rec := mergeRecord(facts, d, a.Now(), delivery, a.AppVersion)
-	seq, err := a.Archive.Append(ctx, rec)
-	if errors.Is(err, ErrDuplicateRecord) {
-		log.Debug("merge already archived", "seq", seq)
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("archive merge: %w", err)
-	}
-	log.Info("merge archived", "seq", seq, "record", rec.ID, "change_type", rec.ChangeType, "outcome", d.Outcome)
-	return nil
+	return a.append(ctx, log, mergeRecord(facts, d, a.Now(), delivery, a.AppVersion))
 }
 
 // mergeRecord is the change record of a merge. It is pure.

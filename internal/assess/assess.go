@@ -35,6 +35,12 @@ type Policy interface {
 	TicketOptions() (approvals bool, group string)
 	// Evaluate is the pure decision.
 	Evaluate(f *change.Facts) change.Decision
+	// ProductionBranch and ProductionEnvironment say what production is,
+	// for pushes and deployments.
+	ProductionBranch(branch, defaultBranch string) bool
+	ProductionEnvironment(env string) bool
+	// Digest identifies the effective policy.
+	Digest() string
 }
 
 // Needs lists the facts a policy's controls read.
@@ -108,8 +114,10 @@ type Assessor struct {
 	Now      func() time.Time
 	// MaxTickets bounds the keys looked up per pull request.
 	MaxTickets int
-	// Archive records merged production changes; nil leaves them unrecorded.
-	Archive Archiver
+	// Archive records production changes; nil leaves them unrecorded.
+	Archive     Archiver
+	CommitPulls CommitPulls
+	Deployments DeploymentReader
 	// AppVersion is written into each record.
 	AppVersion string
 

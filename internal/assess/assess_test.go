@@ -28,6 +28,9 @@ func (p fakePolicy) Needs() Needs                             { return Needs{Rev
 func (p fakePolicy) TicketKeys(change.PullRequest) []string   { return p.keys }
 func (p fakePolicy) TicketOptions() (bool, string)            { return false, "" }
 func (p fakePolicy) Evaluate(f *change.Facts) change.Decision { return decide(f) }
+func (p fakePolicy) ProductionBranch(b, def string) bool      { return b == def }
+func (p fakePolicy) ProductionEnvironment(env string) bool    { return env == "production" }
+func (p fakePolicy) Digest() string                           { return "digest" }
 
 // decide is a stand-in policy: compliant when every ticket was found.
 func decide(f *change.Facts) change.Decision {

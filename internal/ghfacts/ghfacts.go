@@ -521,3 +521,31 @@ func isNotFound(err error) bool {
 	var er *github.ErrorResponse
 	return errors.As(err, &er) && er.Response != nil && er.Response.StatusCode == http.StatusNotFound
 }
+
+// PullRequestsForCommit lists the pull requests that contain a commit, with
+// whether and where they were merged (the list endpoint reports merged_at,
+// not merged).
+func PullRequestsForCommit(ctx context.Context, client *github.Client, repo change.Repo, sha string) ([]change.PullRequest, error) {
+	prs, err := listAll(func(o github.ListOptions) ([]*github.PullRequest, *github.Response, error) {
+		return client.PullRequests.ListPullRequestsWithCommit(ctx, repo.Owner, repo.Name, sha, &o)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list pull requests of %s@%s: %w", repo, sha, err)
+	}
+	out := make([]change.PullRequest, 0, len(prs))
+	for _, pr := range prs {
+		c := convertPull(pr)
+		c.Merged = pr.MergedAt != nil
+		if c.Merged {
+			c.MergeCommitSHA = pr.GetMergeCommitSHA()
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// Deployments lists the deployments of sha to env, with their statuses.
+func Deployments(ctx context.Context, client *github.Client, repo change.Repo, sha, env string) ([]change.Deployment, error) {
+	g := &gatherer{client: client, repo: repo, memo: map[string]any{}}
+	return g.deployments(ctx, sha, env)
+}

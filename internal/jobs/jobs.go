@@ -150,3 +150,58 @@ func (j JiraIssue) DeliveryRef() string { return j.DeliveryID }
 func (j JiraIssue) LogAttrs() []slog.Attr {
 	return []slog.Attr{slog.String("delivery_id", j.DeliveryID), slog.String("jira_key", j.Key), slog.String("jira_event", j.Event)}
 }
+
+// Kinds of the archive jobs.
+const (
+	KindArchiveDeployment = "archive_deployment"
+	KindArchivePush       = "archive_push"
+)
+
+// ArchiveDeployment records a successful deployment, when its environment
+// is a production environment.
+type ArchiveDeployment struct {
+	DeliveryID   string    `json:"delivery_id"`
+	Installation int64     `json:"installation_id"`
+	Repo         string    `json:"repo"`
+	SHA          string    `json:"sha"`
+	Environment  string    `json:"environment"`
+	DeploymentID int64     `json:"deployment_id"`
+	QueuedAt     time.Time `json:"queued_at"`
+}
+
+func (ArchiveDeployment) Kind() string { return KindArchiveDeployment }
+
+// DeliveryRef names the delivery the job was queued for.
+func (a ArchiveDeployment) DeliveryRef() string { return a.DeliveryID }
+
+// LogAttrs are the attributes a worker's log lines carry.
+func (a ArchiveDeployment) LogAttrs() []slog.Attr {
+	return []slog.Attr{slog.String("delivery_id", a.DeliveryID), slog.Int64("installation_id", a.Installation),
+		slog.String("repo", a.Repo), slog.String("sha", a.SHA), slog.String("environment", a.Environment)}
+}
+
+// ArchivePush records a push to a production branch whose commits no
+// merged pull request covers: a direct push.
+type ArchivePush struct {
+	DeliveryID    string    `json:"delivery_id"`
+	Installation  int64     `json:"installation_id"`
+	Repo          string    `json:"repo"`
+	Branch        string    `json:"branch"`
+	DefaultBranch string    `json:"default_branch"`
+	Before        string    `json:"before"`
+	After         string    `json:"after"`
+	Commits       []string  `json:"commits"`
+	Pusher        string    `json:"pusher"`
+	QueuedAt      time.Time `json:"queued_at"`
+}
+
+func (ArchivePush) Kind() string { return KindArchivePush }
+
+// DeliveryRef names the delivery the job was queued for.
+func (a ArchivePush) DeliveryRef() string { return a.DeliveryID }
+
+// LogAttrs are the attributes a worker's log lines carry.
+func (a ArchivePush) LogAttrs() []slog.Attr {
+	return []slog.Attr{slog.String("delivery_id", a.DeliveryID), slog.Int64("installation_id", a.Installation),
+		slog.String("repo", a.Repo), slog.String("sha", a.After), slog.String("branch", a.Branch)}
+}

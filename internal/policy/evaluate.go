@@ -849,3 +849,19 @@ func sortedKeys[V any](m map[string]V) []string {
 	slices.Sort(keys)
 	return keys
 }
+
+// ProductionBranch reports whether a merge or push to branch changes
+// production: production.branches, or the repository's default branch when
+// none are named (an unknown default branch counts, failing closed).
+func (p *Policy) ProductionBranch(branch, defaultBranch string) bool {
+	if len(p.Production.Branches) == 0 {
+		return defaultBranch == "" || branch == defaultBranch
+	}
+	return matchAny(p.Production.Branches, branch)
+}
+
+// ProductionEnvironment reports whether a deployment to env is a
+// production deployment.
+func (p *Policy) ProductionEnvironment(env string) bool {
+	return matchAnyFold(p.Production.Environments, env)
+}

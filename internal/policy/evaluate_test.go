@@ -741,3 +741,18 @@ func TestEvaluateDoesNotModifyFacts(t *testing.T) {
 		t.Errorf("facts changed (-before +after):\n%s", diff)
 	}
 }
+
+func TestProductionBranchAndEnvironment(t *testing.T) {
+	t.Parallel()
+	p := Defaults()
+	if !p.ProductionBranch("main", "main") || p.ProductionBranch("dev", "main") || !p.ProductionBranch("dev", "") {
+		t.Error("default branch rule")
+	}
+	p.Production.Branches = []string{"release/*"}
+	if !p.ProductionBranch("release/1.2", "main") || p.ProductionBranch("main", "main") {
+		t.Error("named branches")
+	}
+	if !p.ProductionEnvironment("Production") || p.ProductionEnvironment("staging") {
+		t.Error("environments")
+	}
+}

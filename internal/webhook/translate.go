@@ -48,7 +48,8 @@ type payload struct {
 		SuspendedAt         *string `json:"suspended_at"`
 	} `json:"installation"`
 	Repository *struct {
-		FullName string `json:"full_name"`
+		FullName      string `json:"full_name"`
+		DefaultBranch string `json:"default_branch"`
 	} `json:"repository"`
 	Repositories        []repo `json:"repositories"`
 	RepositoriesAdded   []repo `json:"repositories_added"`
@@ -85,8 +86,22 @@ type payload struct {
 		HeadSHA string `json:"head_sha"`
 	} `json:"workflow_run"`
 	Deployment *struct {
-		SHA string `json:"sha"`
+		ID          int64  `json:"id"`
+		SHA         string `json:"sha"`
+		Environment string `json:"environment"`
 	} `json:"deployment"`
+	DeploymentStatus *struct {
+		State string `json:"state"`
+	} `json:"deployment_status"`
+	Ref     string `json:"ref"`
+	Before  string `json:"before"`
+	Deleted bool   `json:"deleted"`
+	Commits []struct {
+		ID string `json:"id"`
+	} `json:"commits"`
+	Pusher *struct {
+		Name string `json:"name"`
+	} `json:"pusher"`
 	SHA   string `json:"sha"`   // status
 	After string `json:"after"` // push
 }
@@ -209,9 +224,17 @@ func evaluationJobs(d *Delivery, p *payload, opts TranslateOptions) []jobs.Job {
 			return sha(p.SHA)
 		}
 	case "deployment_status":
-		if p.Deployment != nil {
-			return sha(p.Deployment.SHA)
+		if p.Deployment == nil {
+			return nil
 		}
+		out := sha(p.Deployment.SHA)
+		if p.DeploymentStatus != nil && p.DeploymentStatus.State == "success" && p.Deployment.SHA != "" {
+			out = append(out, jobs.ArchiveDeployment{DeliveryID: d.ID, Installation: d.InstallationID, Repo: d.Repo,
+				SHA: p.Deployment.SHA, Environment: p.Deployment.Environment, DeploymentID: p.Deployment.ID, QueuedAt: d.ReceivedAt})
+		}
+		return out
+	case "push":
+		return pushJobs(d, p)
 	case "workflow_run":
 		if d.Action == "completed" && p.WorkflowRun != nil {
 			return sha(p.WorkflowRun.HeadSHA)
@@ -223,6 +246,35 @@ func evaluationJobs(d *Delivery, p *payload, opts TranslateOptions) []jobs.Job {
 		}
 	}
 	return nil
+}
+
+// maxPushCommits bounds the commits of one push checked for a pull request;
+// GitHub's payload lists at most 20 anyway.
+const maxPushCommits = 50
+
+func pushJobs(d *Delivery, p *payload) []jobs.Job {
+	branch, ok := strings.CutPrefix(p.Ref, "refs/heads/")
+	if !ok || p.Deleted || p.After == "" || strings.Trim(p.After, "0") == "" {
+		return nil
+	}
+	job := jobs.ArchivePush{DeliveryID: d.ID, Installation: d.InstallationID, Repo: d.Repo, Branch: branch,
+		Before: p.Before, After: p.After, QueuedAt: d.ReceivedAt}
+	if p.Repository != nil {
+		job.DefaultBranch = p.Repository.DefaultBranch
+	}
+	if p.Pusher != nil {
+		job.Pusher = p.Pusher.Name
+	}
+	for i, c := range p.Commits {
+		if i == maxPushCommits {
+			break
+		}
+		job.Commits = append(job.Commits, c.ID)
+	}
+	if len(job.Commits) == 0 {
+		job.Commits = []string{p.After}
+	}
+	return []jobs.Job{job}
 }
 
 // CheckName is the name of changegate's check run.

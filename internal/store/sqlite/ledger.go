@@ -72,6 +72,25 @@ func (x *LedgerIndex) Put(ctx context.Context, seq uint64, leafHash string, fiel
 	})
 }
 
+// IDsFor lists the ids of the records about a commit of a repository, in
+// log order.
+func (x *LedgerIndex) IDsFor(ctx context.Context, repo, sha string) ([]string, error) {
+	rows, err := x.db.db.QueryContext(ctx, `SELECT id FROM ledger_records WHERE repo = ? AND sha = ? ORDER BY seq`, repo, sha)
+	if err != nil {
+		return nil, fmt.Errorf("ledger index: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("ledger index: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
 // Clear empties the index, before a rebuild from the blobs.
 func (x *LedgerIndex) Clear(ctx context.Context) error {
 	if _, err := x.db.db.ExecContext(ctx, `DELETE FROM ledger_records`); err != nil {
