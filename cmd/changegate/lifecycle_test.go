@@ -553,3 +553,66 @@ func TestDeploymentsAndDirectPushesAreArchived(t *testing.T) {
 		t.Errorf("verify: %s", out.String())
 	}
 }
+
+// TestEmergencyExceptionsCloseInTimeOrStayOpen: a manager's approval after
+// an emergency merge closes the exception with a new record when it comes
+// within the window; a late one leaves the exception open.
+func TestEmergencyExceptionsCloseInTimeOrStayOpen(t *testing.T) {
+	t.Parallel()
+	a := startApp(t)
+	a.jf.SetStatus("PAY-123", "Approved")
+	db := openReadOnly(t, a.dataDir)
+	emergencyPR := func(n int, mergedAt time.Time) (head, merge string) {
+		head, merge = fmt.Sprintf("%040x", 0xe000+n), fmt.Sprintf("%040x", 0xf000+n)
+		pr := ghfake.PullRequest{Number: n, Title: "PAY-123 hotfix", Author: "alice", HeadSHA: head, BaseRef: "main",
+			Labels: []string{"emergency"}}
+		if !mergedAt.IsZero() {
+			pr.State, pr.Merged, pr.MergeCommitSHA, pr.MergedBy, pr.MergedAt, pr.ClosedAt = "closed", true, merge, "alice", mergedAt, mergedAt
+		}
+		a.gh.AddPullRequest("acme", "api", pr)
+		a.gh.AddCommit("acme", "api", n, ghfake.Commit{SHA: head, Message: "x", Author: ghfake.Person{Login: "alice"}})
+		a.gh.AddReview("acme", "api", n, ghfake.Review{User: "bob", State: "APPROVED", CommitID: head})
+		if mergedAt.IsZero() {
+			a.gh.MergePullRequest("acme", "api", n, merge, "alice")
+		}
+		a.github(t, "pull_request", strings.ReplaceAll(prEvent("closed", n), sha1, merge))
+		return head, merge
+	}
+	inTimeHead, inTime := emergencyPR(61, time.Time{})
+	lateHead, late := emergencyPR(62, time.Now().Add(-72*time.Hour))
+	eventually(t, "two emergency records", 30*time.Second, func() bool {
+		return queryInt(t, db, `SELECT COUNT(*) FROM ledger_records WHERE change_type = 'emergency'`) == 2
+	})
+	// The manager approves both after the fact.
+	for n, head := range map[int]string{61: inTimeHead, 62: lateHead} {
+		a.gh.AddReview("acme", "api", n, ghfake.Review{User: "carol", State: "APPROVED", CommitID: head})
+		a.github(t, "pull_request_review", reviewEvent(n))
+	}
+	eventually(t, "the closing record", 30*time.Second, func() bool {
+		return queryInt(t, db, `SELECT COUNT(*) FROM ledger_records WHERE closes != ''`) == 1
+	})
+	time.Sleep(500 * time.Millisecond)
+	state := func(sha, closes string) string {
+		var s string
+		if err := db.QueryRow(`SELECT exception_state FROM ledger_records WHERE sha = ? AND (closes != '') = ?`, sha, closes != "").Scan(&s); err != nil {
+			t.Fatalf("%s: %v", sha, err)
+		}
+		return s
+	}
+	if got := state(inTime, ""); got != "closed" {
+		t.Errorf("approved in time: exception %q, want closed", got)
+	}
+	if got := state(inTime, "x"); got != "closing" {
+		t.Errorf("the closing record: %q, want closing", got)
+	}
+	if got := state(late, ""); got != "open" {
+		t.Errorf("approved late: exception %q, want open", got)
+	}
+	if n := queryInt(t, db, `SELECT COUNT(*) FROM ledger_records`); n != 3 {
+		t.Errorf("%d records, want 2 emergencies and 1 closing", n)
+	}
+	var out bytes.Buffer
+	if code := run(t.Context(), []string{"audit", "verify", "--data-dir", a.dataDir}, envMap(nil), &out, &out); code != 0 {
+		t.Errorf("verify: %s", out.String())
+	}
+}

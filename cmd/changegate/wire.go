@@ -141,6 +141,8 @@ func (a policyAdapter) ProductionEnvironment(env string) bool { return a.p.Produ
 
 func (a policyAdapter) Digest() string { return a.p.Digest() }
 
+func (a policyAdapter) EmergencyLabel() string { return a.p.Emergency.Label }
+
 // indexStore adapts the SQLite pull request index.
 type indexStore struct{ db *sqlite.DB }
 

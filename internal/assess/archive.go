@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -187,7 +188,7 @@ var ErrDuplicateRecord = errors.New("record already archived")
 // decision did not allow is a bypass, with an open exception; an emergency
 // merge owes a manager's approval within the policy's window.
 func (a *Assessor) archiveMerge(ctx context.Context, log *slog.Logger, client *github.Client, head *change.Facts, delivery string) error {
-	facts, d, _, err := a.decide(ctx, client, head)
+	facts, d, _, pol, err := a.decide(ctx, client, head)
 	if err != nil {
 		return err
 	}
@@ -195,7 +196,72 @@ func (a *Assessor) archiveMerge(ctx context.Context, log *slog.Logger, client *g
 		log.Debug("merge not archived: not a production change", "reason", d.Reason)
 		return nil
 	}
-	return a.append(ctx, log, mergeRecord(facts, d, a.Now(), delivery, a.AppVersion))
+	rec := mergeRecord(facts, d, a.Now(), delivery, a.AppVersion)
+	if err := a.append(ctx, log, rec); err != nil {
+		return err
+	}
+	if rec.ChangeType != evidence.Emergency || pol == nil {
+		return nil
+	}
+	return a.closeEmergency(ctx, log, pol, facts, rec, delivery)
+}
+
+// closeEmergency records a manager's approval given after an emergency
+// merge, when it came within the policy's window: a new record that closes
+// the emergency record's exception. A late approval closes nothing; the
+// exception stays open and is reported.
+func (a *Assessor) closeEmergency(ctx context.Context, log *slog.Logger, pol Policy, facts *change.Facts, emergency *evidence.Record, delivery string) error {
+	// The decision without the emergency label says whether a manager has
+	// approved by now.
+	plain := *facts
+	plain.PR.Labels = slices.DeleteFunc(slices.Clone(facts.PR.Labels), func(l string) bool { return strings.EqualFold(l, pol.EmergencyLabel()) })
+	d := pol.Evaluate(&plain)
+	if c, ok := d.Control(change.ControlManagerApproval); !ok || c.Result != change.Pass {
+		return nil
+	}
+	approver, at, ok := managerApproval(facts)
+	if !ok {
+		return nil
+	}
+	origID := evidence.RecordID(emergency.Repo.String(), emergency.Subject.SHA(), evidence.Emergency, "")
+	due := emergency.Exception.DueAt
+	if at.After(due) {
+		log.Warn("emergency approval came late; the exception stays open", "approver", approver, "approved_at", at, "due_at", due)
+		return nil
+	}
+	closing := *emergency
+	closing.Decision = d
+	closing.ObservedAt = a.Now().UTC()
+	closing.DeliveryIDs = nil
+	if delivery != "" {
+		closing.DeliveryIDs = []string{delivery}
+	}
+	closing.Links = []string{origID}
+	closing.Exception = &evidence.Exception{Kind: evidence.ExceptionEmergency, Closes: origID, OpenedAt: emergency.Exception.OpenedAt, DueAt: due,
+		Reason: fmt.Sprintf("approved after the fact by %s at %s, within the window ending %s", approver, at.UTC().Format(time.RFC3339), due.UTC().Format(time.RFC3339))}
+	return a.append(ctx, log, &closing)
+}
+
+// managerApproval is the earliest approval on the head by a user with an
+// active membership of a manager team, as the facts hold them.
+func managerApproval(f *change.Facts) (string, time.Time, bool) {
+	managers := map[string]bool{}
+	for _, m := range f.Memberships {
+		if m.Active {
+			managers[strings.ToLower(m.User)] = true
+		}
+	}
+	var who string
+	var at time.Time
+	for _, r := range f.Reviews {
+		if r.State != change.ReviewApproved || r.CommitID != f.PR.HeadSHA || !managers[strings.ToLower(r.User)] {
+			continue
+		}
+		if who == "" || r.SubmittedAt.Before(at) {
+			who, at = r.User, r.SubmittedAt
+		}
+	}
+	return who, at, who != ""
 }
 
 // mergeRecord is the change record of a merge. It is pure.

@@ -41,6 +41,8 @@ type Policy interface {
 	ProductionEnvironment(env string) bool
 	// Digest identifies the effective policy.
 	Digest() string
+	// EmergencyLabel is the label that marks an emergency change.
+	EmergencyLabel() string
 }
 
 // Needs lists the facts a policy's controls read.
@@ -274,7 +276,7 @@ func (a *Assessor) evaluate(ctx context.Context, log *slog.Logger, t target, que
 		}
 		return entry, a.archiveMerge(ctx, log, client, head, t.delivery)
 	}
-	facts, d, keys, err := a.decide(ctx, client, head)
+	facts, d, keys, _, err := a.decide(ctx, client, head)
 	entry.Keys = keys
 	if err != nil {
 		return nil, err
@@ -299,24 +301,24 @@ func (a *Assessor) evaluate(ctx context.Context, log *slog.Logger, t target, que
 // decide loads the policy from the base branch, gathers what it needs,
 // looks up the tickets and evaluates. An invalid policy is a decision, not
 // an error.
-func (a *Assessor) decide(ctx context.Context, client *github.Client, head *change.Facts) (*change.Facts, change.Decision, []string, error) {
+func (a *Assessor) decide(ctx context.Context, client *github.Client, head *change.Facts) (*change.Facts, change.Decision, []string, Policy, error) {
 	pol, source, err := a.Policies(ctx, client, head.Subject.Repo, head.PR.BaseRef)
 	var invalid *InvalidPolicyError
 	if errors.As(err, &invalid) {
-		return head, change.Decision{Outcome: change.InvalidPolicy, Reason: invalid.Error(), PolicySource: invalid.Source}, nil, nil
+		return head, change.Decision{Outcome: change.InvalidPolicy, Reason: invalid.Error(), PolicySource: invalid.Source}, nil, nil, nil
 	}
 	if err != nil {
-		return nil, change.Decision{}, nil, err
+		return nil, change.Decision{}, nil, nil, err
 	}
 	facts, err := a.Gather(ctx, client, head, pol.Needs())
 	if err != nil {
-		return nil, change.Decision{}, nil, err
+		return nil, change.Decision{}, nil, nil, err
 	}
 	keys := pol.TicketKeys(facts.PR)
 	facts.Tickets = a.lookupTickets(ctx, pol, keys)
 	d := pol.Evaluate(facts)
 	d.PolicySource = source
-	return facts, d, keys, nil
+	return facts, d, keys, pol, nil
 }
 
 func (a *Assessor) lookupTickets(ctx context.Context, pol Policy, keys []string) []change.TicketLookup {

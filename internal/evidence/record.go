@@ -8,6 +8,7 @@
 package evidence
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -259,4 +260,16 @@ func formatTime(t time.Time) string {
 		return ""
 	}
 	return t.UTC().Format(time.RFC3339Nano)
+}
+
+// RecordID is a record's identity: one record per repository, commit and
+// change type, whichever delivery produced it, and for a record that closes
+// another's exception, per record closed.
+func RecordID(repo, sha string, t ChangeType, closes string) string {
+	key := repo + "\x00" + sha + "\x00" + string(t)
+	if closes != "" {
+		key += "\x00closes\x00" + closes
+	}
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:16])
 }

@@ -19,7 +19,6 @@ package ledger
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -79,13 +78,6 @@ func ParseCheckpointKey(key string) (uint64, error) {
 		return 0, fmt.Errorf("checkpoint key %q: want 12-digit size and .note", key)
 	}
 	return strconv.ParseUint(rest, 10, 64)
-}
-
-// RecordID is a record's identity: one record per repository, commit and
-// change type, whichever delivery produced it.
-func RecordID(repo, sha string, t evidence.ChangeType) string {
-	sum := sha256.Sum256([]byte(repo + "\x00" + sha + "\x00" + string(t)))
-	return hex.EncodeToString(sum[:16])
 }
 
 // Index holds the queryable fields of each record.
@@ -181,7 +173,11 @@ var ErrDuplicate = errors.New("record already archived")
 func (l *Ledger) Append(ctx context.Context, r *evidence.Record) (uint64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	r.ID = RecordID(r.Repo.String(), r.Subject.SHA(), r.ChangeType)
+	closes := ""
+	if r.Exception != nil {
+		closes = r.Exception.Closes
+	}
+	r.ID = evidence.RecordID(r.Repo.String(), r.Subject.SHA(), r.ChangeType, closes)
 	if seq, ok := l.ids[r.ID]; ok {
 		return seq, ErrDuplicate
 	}

@@ -144,7 +144,7 @@ func TestOpenRepairsACrashBetweenSteps(t *testing.T) {
 	}
 	// Step 1 only, for the next record.
 	r := record(1, evidence.Bypass)
-	r.ID = ledger.RecordID(r.Repo.String(), r.Subject.SHA(), r.ChangeType)
+	r.ID = evidence.RecordID(r.Repo.String(), r.Subject.SHA(), r.ChangeType, "")
 	envBytes, err := e.signer.Sign(r)
 	if err != nil {
 		t.Fatal(err)

@@ -19,7 +19,7 @@ CREATE TABLE ledger_records (
     closes          TEXT    NOT NULL,
     exception_state TEXT    NOT NULL,
     leaf_hash       TEXT    NOT NULL,
-    UNIQUE (repo, sha, change_type)
+    UNIQUE (repo, sha, change_type, closes)
 ) STRICT;
 CREATE INDEX ledger_records_observed ON ledger_records (observed_at);
 CREATE INDEX ledger_records_repo ON ledger_records (repo, merged_at);
