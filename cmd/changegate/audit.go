@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/x509"
 	"encoding/pem"
@@ -12,7 +13,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/changegate/changegate/internal/blob"
 	"github.com/changegate/changegate/internal/blob/fs"
+	"github.com/changegate/changegate/internal/blob/s3"
 	"github.com/changegate/changegate/internal/evidence"
 	"github.com/changegate/changegate/internal/ledger"
 	"github.com/changegate/changegate/internal/store/sqlite"
@@ -51,8 +54,18 @@ func pubkeyCmd(stdout io.Writer) *cobra.Command {
 	return cmd
 }
 
+// openEvidence opens the blob store the records live in: S3 when an
+// evidence URL is given (credentials from the standard AWS environment),
+// else the data dir's evidence directory.
+func openEvidence(ctx context.Context, dataDir, evidenceURL string) (blob.Store, error) {
+	if evidenceURL != "" {
+		return s3.Open(ctx, evidenceURL, s3.Options{})
+	}
+	return fs.Open(filepath.Join(dataDir, "evidence"))
+}
+
 func verifyCmd(stdout io.Writer) *cobra.Command {
-	var dataDir, pubFile string
+	var dataDir, pubFile, evidenceURL string
 	cmd := &cobra.Command{
 		Use:   "verify --data-dir DIR",
 		Short: "Verify the ledger offline; exits non-zero naming the first bad record",
@@ -68,7 +81,7 @@ func verifyCmd(stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			blobs, err := fs.Open(filepath.Join(dataDir, "evidence"))
+			blobs, err := openEvidence(cmd.Context(), dataDir, evidenceURL)
 			if err != nil {
 				return err
 			}
@@ -92,6 +105,7 @@ func verifyCmd(stdout io.Writer) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&dataDir, "data-dir", "./data", "data directory to verify")
 	cmd.Flags().StringVar(&pubFile, "pubkey", "", "public key (PEM) to trust, as printed by audit pubkey; default: derived from DATA_DIR/signing-key.pem")
+	cmd.Flags().StringVar(&evidenceURL, "evidence-url", "", "s3://bucket/prefix?… when the records are in S3 (as CHANGEGATE_EVIDENCE_URL)")
 	return cmd
 }
 
@@ -141,7 +155,7 @@ func readPublicKeyPEM(path string) (ed25519.PublicKey, error) {
 }
 
 func reindexCmd(stdout io.Writer) *cobra.Command {
-	var dataDir string
+	var dataDir, evidenceURL string
 	cmd := &cobra.Command{
 		Use:   "reindex --data-dir DIR",
 		Short: "Rebuild the ledger index from the signed records (the server must be stopped)",
@@ -151,7 +165,7 @@ func reindexCmd(stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			blobs, err := fs.Open(filepath.Join(dataDir, "evidence"))
+			blobs, err := openEvidence(cmd.Context(), dataDir, evidenceURL)
 			if err != nil {
 				return err
 			}
@@ -171,5 +185,6 @@ func reindexCmd(stdout io.Writer) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&dataDir, "data-dir", "./data", "data directory")
+	cmd.Flags().StringVar(&evidenceURL, "evidence-url", "", "s3://bucket/prefix?… when the records are in S3 (as CHANGEGATE_EVIDENCE_URL)")
 	return cmd
 }
