@@ -200,15 +200,10 @@ func (l *Ledger) Append(ctx context.Context, r *evidence.Record) (uint64, error)
 	return seq, nil
 }
 
-// checkpoint signs and stores the checkpoint of the tree at size, unless
-// it is stored already (a repaired crash, or a retried append).
+// checkpoint signs and stores the checkpoint of the tree at size. ed25519
+// signatures are deterministic, so storing it again (a repaired crash, a
+// retried append) writes identical bytes, which the store accepts.
 func (l *Ledger) checkpoint(ctx context.Context, size uint64) error {
-	key := CheckpointKey(size)
-	if _, err := l.blobs.Get(ctx, key); err == nil {
-		return nil
-	} else if !errors.Is(err, blob.ErrNotFound) {
-		return fmt.Errorf("read checkpoint %d: %w", size, err)
-	}
 	root, err := l.log.Root(size)
 	if err != nil {
 		return err
@@ -217,7 +212,7 @@ func (l *Ledger) checkpoint(ctx context.Context, size uint64) error {
 	if err != nil {
 		return fmt.Errorf("sign checkpoint %d: %w", size, err)
 	}
-	if err := l.blobs.Put(ctx, key, cp); err != nil {
+	if err := l.blobs.Put(ctx, CheckpointKey(size), cp); err != nil {
 		return fmt.Errorf("store checkpoint %d: %w", size, err)
 	}
 	return nil
