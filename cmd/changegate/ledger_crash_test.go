@@ -10,9 +10,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/changegate/changegate/internal/ghfake"
-	"github.com/changegate/changegate/internal/jira/jirafake"
 )
 
 // TestLedgerSurvivesKill: merges are archived while the built binary is
@@ -25,13 +22,7 @@ func TestLedgerSurvivesKill(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	bin := buildBinary(t, dir)
-	gh := ghfake.New(t)
-	inst := gh.AddInstallation(ghfake.Installation{ID: 42, Account: "acme", AccountType: "Organization"})
-	gh.AddRepo(inst.ID, ghfake.Repo{ID: 1001, Owner: "acme", Name: "api"})
-	gh.SetContent("acme", "api", "main", ".github/changegate.yml", []byte(repoPolicy))
-	gh.SetTeamMember("acme", "release-managers", "carol", "active")
-	jf := jirafake.New(t)
-	jf.AddIssue(jirafake.Issue{Key: "PAY-123", Type: "Story", Status: "Approved", Summary: "x"})
+	gh, jf := newFakes(t, "Approved")
 	keyFile := filepath.Join(dir, "app.pem")
 	if err := os.WriteFile(keyFile, gh.PrivateKeyPEM(), 0o600); err != nil {
 		t.Fatal(err)

@@ -44,10 +44,9 @@ manager:
   teams: [acme/release-managers]
 `
 
-// startApp starts the real server wiring (run) against the fakes, with one
-// repository acme/api whose policy requires an Approved PAY ticket, a
-// review, a staging deployment and a release manager's approval.
-func startApp(t *testing.T) *app {
+// newFakes starts a fake GitHub with one repository acme/api, its policy
+// and a release manager, and a fake Jira holding PAY-123 in status.
+func newFakes(t *testing.T, status string) (*ghfake.Server, *jirafake.Server) {
 	t.Helper()
 	gh := ghfake.New(t)
 	inst := gh.AddInstallation(ghfake.Installation{ID: 42, Account: "acme", AccountType: "Organization"})
@@ -55,8 +54,17 @@ func startApp(t *testing.T) *app {
 	gh.SetContent("acme", "api", "main", ".github/changegate.yml", []byte(repoPolicy))
 	gh.SetTeamMember("acme", "release-managers", "carol", "active")
 	jf := jirafake.New(t)
-	jf.AddIssue(jirafake.Issue{Key: "PAY-123", Type: "Story", Status: "In Progress", Summary: "Add rate limiting",
+	jf.AddIssue(jirafake.Issue{Key: "PAY-123", Type: "Story", Status: status, Summary: "Add rate limiting",
 		Reporter: jirafake.User{AccountID: "r1", DisplayName: "Pat Reporter"}})
+	return gh, jf
+}
+
+// startApp starts the real server wiring (run) against the fakes, with one
+// repository acme/api whose policy requires an Approved PAY ticket, a
+// review, a staging deployment and a release manager's approval.
+func startApp(t *testing.T) *app {
+	t.Helper()
+	gh, jf := newFakes(t, "In Progress")
 
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "app.pem")

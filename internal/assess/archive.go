@@ -42,23 +42,11 @@ func (a *Assessor) RegisterArchive(w *queue.Workers) {
 // environment, linked to the change records of the commit it shipped. A
 // commit with no change record shipped unevaluated: an exception.
 func (a *Assessor) archiveDeploymentJob(ctx context.Context, log *slog.Logger, j jobs.ArchiveDeployment) (queue.Apply, error) {
-	repo, err := change.ParseRepo(j.Repo)
-	if err != nil || a.Archive == nil {
+	repo, client, pol, source, err := a.archiveTarget(ctx, log, j.Installation, j.Repo, "")
+	if err != nil || client == nil {
 		return nil, err
 	}
-	client, err := a.Clients.Installation(j.Installation)
-	if err != nil {
-		return nil, err
-	}
-	pol, source, err := a.Policies(ctx, client, repo, "")
-	var invalid *InvalidPolicyError
-	switch {
-	case errors.As(err, &invalid):
-		// Unable to tell production from the rest: record it (fail closed).
-		log.Warn("invalid policy on the default branch; archiving the deployment anyway", "error", invalid)
-	case err != nil:
-		return nil, err
-	case !pol.ProductionEnvironment(j.Environment):
+	if pol != nil && !pol.ProductionEnvironment(j.Environment) {
 		return nil, nil
 	}
 	deps, err := a.Deployments(ctx, client, repo, j.SHA, j.Environment)
@@ -94,22 +82,11 @@ func (a *Assessor) archiveDeploymentJob(ctx context.Context, log *slog.Logger, j
 // archivePushJob records a push to a production branch that no merged pull
 // request covers: a direct push, with an exception.
 func (a *Assessor) archivePushJob(ctx context.Context, log *slog.Logger, j jobs.ArchivePush) (queue.Apply, error) {
-	repo, err := change.ParseRepo(j.Repo)
-	if err != nil || a.Archive == nil {
+	repo, client, pol, source, err := a.archiveTarget(ctx, log, j.Installation, j.Repo, j.DefaultBranch)
+	if err != nil || client == nil {
 		return nil, err
 	}
-	client, err := a.Clients.Installation(j.Installation)
-	if err != nil {
-		return nil, err
-	}
-	pol, source, err := a.Policies(ctx, client, repo, j.DefaultBranch)
-	var invalid *InvalidPolicyError
-	switch {
-	case errors.As(err, &invalid):
-		log.Warn("invalid policy on the default branch; checking the push anyway", "error", invalid)
-	case err != nil:
-		return nil, err
-	case !pol.ProductionBranch(j.Branch, j.DefaultBranch):
+	if pol != nil && !pol.ProductionBranch(j.Branch, j.DefaultBranch) {
 		return nil, nil
 	}
 	var uncovered []string
@@ -149,6 +126,32 @@ func (a *Assessor) archivePushJob(ctx context.Context, log *slog.Logger, j jobs.
 		r.Policy = evidence.Policy{Digest: pol.Digest(), Source: source}
 	}
 	return nil, a.append(ctx, log, r)
+}
+
+// archiveTarget resolves what an archive job needs: the repository, its
+// installation client, and the policy of ref. A nil client means nothing is
+// archived (no archiver configured). An invalid policy is a nil Policy with
+// no error: production cannot be told from the rest, so the caller
+// archives (fails closed).
+func (a *Assessor) archiveTarget(ctx context.Context, log *slog.Logger, installation int64, repoName, ref string) (change.Repo, *github.Client, Policy, string, error) {
+	repo, err := change.ParseRepo(repoName)
+	if err != nil || a.Archive == nil {
+		return repo, nil, nil, "", err
+	}
+	client, err := a.Clients.Installation(installation)
+	if err != nil {
+		return repo, nil, nil, "", err
+	}
+	pol, source, err := a.Policies(ctx, client, repo, ref)
+	var invalid *InvalidPolicyError
+	if errors.As(err, &invalid) {
+		log.Warn("invalid policy on the default branch; archiving anyway", "error", invalid)
+		return repo, client, nil, "", nil
+	}
+	if err != nil {
+		return repo, nil, nil, "", err
+	}
+	return repo, client, pol, source, nil
 }
 
 func (a *Assessor) append(ctx context.Context, log *slog.Logger, r *evidence.Record) error {
