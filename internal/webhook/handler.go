@@ -92,24 +92,11 @@ type reply struct {
 
 // Handle is the echo handler.
 func (h *GitHub) Handle(c echo.Context) error {
+	body, ok, err := h.readSigned(c, "github", "X-Hub-Signature-256")
+	if !ok {
+		return err
+	}
 	req := c.Request()
-	// Size first: nothing else is worth doing for a body GitHub would never send.
-	if req.ContentLength > h.maxBody {
-		return h.reject(c, http.StatusRequestEntityTooLarge, "unverified", OutcomeTooLarge, "payload exceeds 25 MB")
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, h.maxBody))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return h.reject(c, http.StatusRequestEntityTooLarge, "unverified", OutcomeTooLarge, "payload exceeds 25 MB")
-		}
-		return h.reject(c, http.StatusBadRequest, "unverified", OutcomeMalformed, "could not read body")
-	}
-	if err := VerifySignature(h.secret, body, req.Header.Get("X-Hub-Signature-256")); err != nil {
-		// The event header is not trusted before the signature is, so it
-		// never becomes a label value here.
-		return h.reject(c, http.StatusUnauthorized, "unverified", OutcomeBadSignature, err.Error())
-	}
 	event := req.Header.Get("X-GitHub-Event")
 	id := req.Header.Get("X-GitHub-Delivery")
 	label := eventLabel(event)
@@ -121,30 +108,60 @@ func (h *GitHub) Handle(c echo.Context) error {
 		h.log.Warn("webhook rejected", "delivery_id", id, "event", event, "error", err)
 		return h.reject(c, http.StatusBadRequest, label, OutcomeMalformed, err.Error())
 	}
-	log := h.log.With(deliveryAttrs(&d)...)
 	if event == "ping" {
 		h.counter.WithLabelValues("github", label, OutcomePing).Inc()
 		return c.JSON(http.StatusOK, reply{Status: "pong", Delivery: id})
 	}
-	if len(d.Jobs) == 0 {
-		h.counter.WithLabelValues("github", label, OutcomeIgnored).Inc()
-		log.Debug("webhook ignored")
-		return c.JSON(http.StatusAccepted, reply{Status: OutcomeIgnored, Delivery: id})
+	return h.accept(c, "github", label, &d, h.log.With(deliveryAttrs(&d)...))
+}
+
+// readSigned reads a body within the size limit and checks its signature
+// in header. When ok is false, the request has been answered and the
+// returned error is the handler's result.
+func (h *GitHub) readSigned(c echo.Context, source, header string) (body []byte, ok bool, err error) {
+	req := c.Request()
+	// Size first: nothing else is worth doing for a body GitHub would never send.
+	if req.ContentLength > h.maxBody {
+		return nil, false, h.rejectSource(c, source, http.StatusRequestEntityTooLarge, "unverified", OutcomeTooLarge, "payload exceeds 25 MB")
 	}
-	dup, err := h.enqueuer.Enqueue(req.Context(), &d)
+	body, err = io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, h.maxBody))
 	if err != nil {
-		// Not acknowledged: GitHub shows the delivery as failed and it can be
-		// redelivered; the dedupe key makes that safe.
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, false, h.rejectSource(c, source, http.StatusRequestEntityTooLarge, "unverified", OutcomeTooLarge, "payload exceeds 25 MB")
+		}
+		return nil, false, h.rejectSource(c, source, http.StatusBadRequest, "unverified", OutcomeMalformed, "could not read body")
+	}
+	if err := VerifySignature(h.secret, body, req.Header.Get(header)); err != nil {
+		// The event header is not trusted before the signature is, so it
+		// never becomes a label value here.
+		return nil, false, h.rejectSource(c, source, http.StatusUnauthorized, "unverified", OutcomeBadSignature, err.Error())
+	}
+	return body, true, nil
+}
+
+// accept stores a translated delivery, or drops it when it asks for no
+// work, and answers.
+func (h *GitHub) accept(c echo.Context, source, label string, d *Delivery, log *slog.Logger) error {
+	if len(d.Jobs) == 0 {
+		h.counter.WithLabelValues(source, label, OutcomeIgnored).Inc()
+		log.Debug("webhook ignored")
+		return c.JSON(http.StatusAccepted, reply{Status: OutcomeIgnored, Delivery: d.ID})
+	}
+	dup, err := h.enqueuer.Enqueue(c.Request().Context(), d)
+	if err != nil {
+		// Not acknowledged: the sender shows the delivery as failed and it
+		// can be redelivered; the dedupe key makes that safe.
 		log.Error("webhook not stored", "error", err)
-		return h.reject(c, http.StatusServiceUnavailable, label, OutcomeUnavailable, "could not store delivery; redeliver later")
+		return h.rejectSource(c, source, http.StatusServiceUnavailable, label, OutcomeUnavailable, "could not store delivery; redeliver later")
 	}
 	outcome := OutcomeAccepted
 	if dup {
 		outcome = OutcomeDuplicate
 	}
-	h.counter.WithLabelValues("github", label, outcome).Inc()
+	h.counter.WithLabelValues(source, label, outcome).Inc()
 	log.Info("webhook accepted", "outcome", outcome, "jobs", len(d.Jobs))
-	return c.JSON(http.StatusAccepted, reply{Status: outcome, Delivery: id})
+	return c.JSON(http.StatusAccepted, reply{Status: outcome, Delivery: d.ID})
 }
 
 func (h *GitHub) reject(c echo.Context, status int, event, outcome, msg string) error {

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -68,20 +67,13 @@ func TranslateJira(id string, body []byte, received time.Time, parse JiraParser)
 // Handle is the echo handler.
 func (j *Jira) Handle(c echo.Context) error {
 	h := j.gh
-	req := c.Request()
-	if req.ContentLength > h.maxBody {
-		return h.rejectSource(c, "jira", http.StatusRequestEntityTooLarge, "unverified", OutcomeTooLarge, "payload too large")
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, h.maxBody))
-	if err != nil {
-		return h.rejectSource(c, "jira", http.StatusRequestEntityTooLarge, "unverified", OutcomeTooLarge, "payload too large")
-	}
-	if err := VerifySignature(h.secret, body, req.Header.Get("X-Hub-Signature")); err != nil {
-		return h.rejectSource(c, "jira", http.StatusUnauthorized, "unverified", OutcomeBadSignature, err.Error())
+	body, ok, err := h.readSigned(c, "jira", "X-Hub-Signature")
+	if !ok {
+		return err
 	}
 	// Jira Cloud keeps X-Atlassian-Webhook-Identifier across retries; other
 	// senders get the body's hash, so a byte-identical resend is a duplicate.
-	id := req.Header.Get("X-Atlassian-Webhook-Identifier")
+	id := c.Request().Header.Get("X-Atlassian-Webhook-Identifier")
 	if id == "" || len(id) > 128 {
 		sum := sha256.Sum256(body)
 		id = hex.EncodeToString(sum[:16])
@@ -92,20 +84,5 @@ func (j *Jira) Handle(c echo.Context) error {
 		return h.rejectSource(c, "jira", http.StatusBadRequest, "jira", OutcomeMalformed, err.Error())
 	}
 	log := h.log.With(slog.String("delivery_id", id), slog.String("source", "jira"), slog.String("jira_event", d.Action))
-	if len(d.Jobs) == 0 {
-		h.counter.WithLabelValues("jira", "jira", OutcomeIgnored).Inc()
-		return c.JSON(http.StatusAccepted, reply{Status: OutcomeIgnored, Delivery: id})
-	}
-	dup, err := h.enqueuer.Enqueue(req.Context(), &d)
-	if err != nil {
-		log.Error("jira webhook not stored", "error", err)
-		return h.rejectSource(c, "jira", http.StatusServiceUnavailable, "jira", OutcomeUnavailable, "could not store delivery")
-	}
-	outcome := OutcomeAccepted
-	if dup {
-		outcome = OutcomeDuplicate
-	}
-	h.counter.WithLabelValues("jira", "jira", outcome).Inc()
-	log.Info("jira webhook accepted", "outcome", outcome, "jobs", len(d.Jobs))
-	return c.JSON(http.StatusAccepted, reply{Status: outcome, Delivery: id})
+	return h.accept(c, "jira", "jira", &d, log)
 }
