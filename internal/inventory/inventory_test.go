@@ -274,33 +274,11 @@ func TestSyncThroughQueueAgainstFakeGitHub(t *testing.T) {
 	want := map[string]float64{"retry": 1, "snoozed": 1, "completed": 1}
 	var outcomes map[string]float64
 	for range 100 {
-		outcomes = jobOutcomes(t, reg)
+		outcomes = testenv.CounterBy(t, reg, "changegate_jobs_total", "outcome")
 		if cmp.Equal(want, outcomes) {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Errorf("job outcomes (-want +got):\n%s", cmp.Diff(want, outcomes))
-}
-
-func jobOutcomes(t *testing.T, reg *prometheus.Registry) map[string]float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	outcomes := map[string]float64{}
-	for _, mf := range mfs {
-		if mf.GetName() != "changegate_jobs_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "outcome" {
-					outcomes[l.GetValue()] += m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return outcomes
 }

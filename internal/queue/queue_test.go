@@ -17,6 +17,7 @@ import (
 	"github.com/changegate/changegate/internal/jobs"
 	"github.com/changegate/changegate/internal/queue"
 	"github.com/changegate/changegate/internal/store/sqlite"
+	"github.com/changegate/changegate/internal/testenv"
 	"github.com/changegate/changegate/internal/webhook"
 )
 
@@ -221,7 +222,7 @@ func TestRateLimitSnoozesWithoutSpendingAttempts(t *testing.T) {
 	// With one attempt allowed, only a snooze (not a failed attempt) lets
 	// the job run a second time and succeed.
 	waitFor(t, "run after the rate limit", func() bool { return h.deliveries(t)["r-1"].Processed == 1 })
-	if got := testutil.ToFloat64(mustCounter(t, h.reg, "snoozed")); got != 1 {
+	if got := outcomes(t, h.reg)["snoozed"]; got != 1 {
 		t.Errorf("snoozed = %v, want 1", got)
 	}
 }
@@ -235,8 +236,8 @@ func TestFailuresAreBoundedAndKept(t *testing.T) {
 		}
 	}
 	waitFor(t, "failures recorded", func() bool {
-		return testutil.ToFloat64(mustCounter(t, h.reg, "discarded")) == 1 &&
-			testutil.ToFloat64(mustCounter(t, h.reg, "cancelled")) == 1
+		return outcomes(t, h.reg)["discarded"] == 1 &&
+			outcomes(t, h.reg)["cancelled"] == 1
 	})
 	h.mu.Lock()
 	runs := map[string]int{"f-1": h.runs["f-1"], "f-2": h.runs["f-2"]}
@@ -259,26 +260,8 @@ func TestFailuresAreBoundedAndKept(t *testing.T) {
 	}
 }
 
-func mustCounter(t *testing.T, reg *prometheus.Registry, outcome string) prometheus.Collector {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "x"})
-	for _, mf := range mfs {
-		if mf.GetName() != "changegate_jobs_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "outcome" && l.GetValue() == outcome {
-					c.Add(m.GetCounter().GetValue())
-				}
-			}
-		}
-	}
-	return c
+func outcomes(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	return testenv.CounterBy(t, reg, "changegate_jobs_total", "outcome")
 }
 
 func TestEnqueueAfterStopFails(t *testing.T) {
