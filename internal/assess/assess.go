@@ -322,13 +322,11 @@ func (a *Assessor) decide(ctx context.Context, client *github.Client, head *chan
 }
 
 func (a *Assessor) lookupTickets(ctx context.Context, pol Policy, keys []string) []change.TicketLookup {
-	max := a.MaxTickets
-	if max <= 0 {
-		max = 5
+	limit := a.MaxTickets
+	if limit <= 0 {
+		limit = 5
 	}
-	if len(keys) > max {
-		keys = keys[:max]
-	}
+	keys = keys[:min(len(keys), limit)]
 	approvals, group := pol.TicketOptions()
 	out := make([]change.TicketLookup, 0, len(keys))
 	for _, k := range keys {
