@@ -56,12 +56,24 @@ func pubkeyCmd(stdout io.Writer) *cobra.Command {
 
 // openEvidence opens the blob store the records live in: S3 when an
 // evidence URL is given (credentials from the standard AWS environment),
-// else the data dir's evidence directory.
-func openEvidence(ctx context.Context, dataDir, evidenceURL string) (blob.Store, error) {
-	if evidenceURL != "" {
+// else the data dir's evidence directory, read-only unless writable is set.
+func openEvidence(ctx context.Context, dataDir, evidenceURL string, writable bool) (blob.Store, error) {
+	switch {
+	case evidenceURL != "":
 		return s3.Open(ctx, evidenceURL, s3.Options{})
+	case writable:
+		return fs.Open(filepath.Join(dataDir, "evidence"))
+	default:
+		return fs.OpenReadOnly(filepath.Join(dataDir, "evidence"))
 	}
-	return fs.Open(filepath.Join(dataDir, "evidence"))
+}
+
+// closeEvidence releases a blob store that holds resources.
+func closeEvidence(b blob.Store) error {
+	if c, ok := b.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
 }
 
 func verifyCmd(stdout io.Writer) *cobra.Command {
@@ -81,10 +93,11 @@ func verifyCmd(stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			blobs, err := openEvidence(cmd.Context(), dataDir, evidenceURL)
+			blobs, err := openEvidence(cmd.Context(), dataDir, evidenceURL, false)
 			if err != nil {
 				return err
 			}
+			defer closeEvidence(blobs)
 			db, err := sqlite.OpenReadOnly(dataDir)
 			if err != nil {
 				return err
@@ -165,10 +178,6 @@ func reindexCmd(stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			blobs, err := openEvidence(cmd.Context(), dataDir, evidenceURL)
-			if err != nil {
-				return err
-			}
 			// Open takes the data dir's lock: reindexing beside a running
 			// server is refused.
 			store, err := sqlite.Open(cmd.Context(), dataDir, sqlite.Options{})
@@ -176,6 +185,13 @@ func reindexCmd(stdout io.Writer) *cobra.Command {
 				return err
 			}
 			defer store.Close()
+			// Writable, so that what a crashed server journaled is
+			// replayed before the records are read.
+			blobs, err := openEvidence(cmd.Context(), dataDir, evidenceURL, true)
+			if err != nil {
+				return err
+			}
+			defer closeEvidence(blobs)
 			n, err := ledger.Reindex(cmd.Context(), blobs, store.Ledger(), pub)
 			if err != nil {
 				return err

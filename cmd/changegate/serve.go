@@ -98,6 +98,12 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
+		// Deferred calls run after the queue has stopped on every path.
+		defer func() {
+			if err := led.Close(); err != nil {
+				log.Error("close evidence ledger", "err", err)
+			}
+		}()
 		assessor, err := newAssessor(store, apps, cfg.GitHub.AppID, tickets, archiver{led, store.Ledger()})
 		if err != nil {
 			return err

@@ -99,3 +99,34 @@ func validSegment(seg string) error {
 	}
 	return nil
 }
+
+// Entry is one blob of a PutAll.
+type Entry struct {
+	Key  string
+	Data []byte
+}
+
+// Batcher is a Store that can store several blobs for about the price of
+// one, which is what lets the ledger commit a group of records with one
+// round of syncs.
+type Batcher interface {
+	// PutAll stores each entry as Put would, in order. When it returns nil
+	// every entry is durable. When it fails, the entries stored are a prefix
+	// of entries: an entry is never stored while one before it is not, also
+	// across a crash.
+	PutAll(ctx context.Context, entries []Entry) error
+}
+
+// PutAll stores entries in order: with the store's own PutAll when it is a
+// Batcher, or else one Put after another, which keeps the same prefix rule.
+func PutAll(ctx context.Context, s Store, entries []Entry) error {
+	if b, ok := s.(Batcher); ok {
+		return b.PutAll(ctx, entries)
+	}
+	for _, e := range entries {
+		if err := s.Put(ctx, e.Key, e.Data); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -3,6 +3,7 @@ package evidence
 import (
 	"crypto/sha256"
 	"fmt"
+	"slices"
 
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/proof"
@@ -90,6 +91,29 @@ func (l *Log) Root(size uint64) ([]byte, error) {
 	r, err := l.rf.NewRange(0, size, hashes)
 	if err != nil {
 		return nil, err
+	}
+	return r.GetRootHash(nil)
+}
+
+// RootAfter returns the root the log would have after appending leaves
+// (leaf hashes), without appending them: a writer signs the checkpoint of a
+// batch before the batch is stored, and only then appends it.
+func (l *Log) RootAfter(leaves [][]byte) ([]byte, error) {
+	// A copy: the range keeps the slice it is given and appends in place.
+	r, err := l.rf.NewRange(0, l.Size(), slices.Clone(l.cr.Hashes()))
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range leaves {
+		if len(h) != sha256.Size {
+			return nil, fmt.Errorf("leaf hash has %d bytes, want %d", len(h), sha256.Size)
+		}
+		if err := r.Append(h, nil); err != nil {
+			return nil, err
+		}
+	}
+	if r.End() == 0 {
+		return rfc6962.DefaultHasher.EmptyRoot(), nil
 	}
 	return r.GetRootHash(nil)
 }

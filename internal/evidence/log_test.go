@@ -129,3 +129,32 @@ func TestLogRebuildFromLeafHashes(t *testing.T) {
 		t.Error("AppendLeafHash accepted a short hash")
 	}
 }
+
+func TestRootAfterDoesNotAppend(t *testing.T) {
+	l := NewLog()
+	var leaves [][]byte
+	for i := range 7 {
+		leaves = append(leaves, LeafHash([]byte{byte(i)}))
+	}
+	for i := range 3 {
+		l.Append([]byte{byte(i)})
+	}
+	before, _ := l.Root(3)
+	got, err := l.RootAfter(leaves[3:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := l.Root(3); l.Size() != 3 || !bytes.Equal(after, before) {
+		t.Fatalf("RootAfter changed the log: size %d, root %x, was %x", l.Size(), after, before)
+	}
+	for i := 3; i < 7; i++ {
+		l.Append([]byte{byte(i)})
+	}
+	want, _ := l.Root(7)
+	if !bytes.Equal(got, want) {
+		t.Errorf("RootAfter = %x, root after appending = %x", got, want)
+	}
+	if empty, _ := NewLog().RootAfter(nil); !bytes.Equal(empty, rfc6962.DefaultHasher.EmptyRoot()) {
+		t.Errorf("empty RootAfter = %x", empty)
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"sync"
@@ -80,81 +81,162 @@ func ParseCheckpointKey(key string) (uint64, error) {
 	return strconv.ParseUint(rest, 10, 64)
 }
 
+// IndexEntry is one record's row in the index.
+type IndexEntry struct {
+	Seq      uint64
+	LeafHash string // hex
+	Fields   map[string]string
+}
+
 // Index holds the queryable fields of each record.
 type Index interface {
-	// Has reports whether a record with this id is indexed.
-	Has(ctx context.Context, id string) (bool, error)
-	// Put indexes the record at seq; it is idempotent.
-	Put(ctx context.Context, seq uint64, leafHash string, fields map[string]string) error
+	// Put indexes records in one transaction; indexing a record again is a
+	// no-op. Entries come in sequence order.
+	Put(ctx context.Context, entries []IndexEntry) error
 	// Size is how many records are indexed.
 	Size(ctx context.Context) (uint64, error)
 }
 
+// maxBatch bounds the records one commit takes, and so the wait of the
+// last appender in a burst.
+const maxBatch = 256
+
 // Ledger appends records. It is safe for concurrent use; appends are
 // strictly ordered.
+//
+// Concurrent appends are group-committed. Each caller signs its own record;
+// the first to find no commit running becomes the writer and commits
+// everything queued, as one batch: the record blobs and the batch's
+// checkpoint in one blob.PutAll (one round of syncs), then the index rows in
+// one transaction. Every Append returns only once a signed checkpoint
+// covering its record is durable, so "a checkpoint after each append" holds
+// for every caller, while a burst of N appends costs one checkpoint rather
+// than N.
 type Ledger struct {
-	blobs  blob.Store
-	index  Index
-	signer *evidence.Signer
-	origin string
+	blobs    blob.Store
+	index    Index
+	signer   *evidence.Signer
+	verifier *evidence.Verifier
+	origin   string
 
-	mu  sync.Mutex
+	qmu     sync.Mutex
+	queue   []*request
+	writing bool // a goroutine is committing the queue
+
+	mu  sync.Mutex // held while committing; guards the fields below
 	log *evidence.Log
 	ids map[string]uint64 // record id → seq, for the whole log
+	// repair says a commit failed part-way, so the stores may hold records,
+	// a checkpoint or index rows the log does not know; the next commit
+	// catches up first.
+	repair bool
+}
+
+type request struct {
+	id   string
+	rec  *evidence.Record
+	env  []byte
+	seq  uint64
+	err  error
+	done chan struct{}
 }
 
 // Open reads the log from the blob store, repairs what a crash left behind
 // (a missing checkpoint or index rows), and returns the ledger.
 func Open(ctx context.Context, blobs blob.Store, index Index, signer *evidence.Signer, origin string) (*Ledger, error) {
-	l := &Ledger{blobs: blobs, index: index, signer: signer, origin: origin, log: evidence.NewLog(), ids: map[string]uint64{}}
 	verifier, err := evidence.NewVerifier(signer.Public())
 	if err != nil {
 		return nil, err
 	}
-	var keys []string
-	if err := blobs.List(ctx, RecordPrefix, func(k string) error { keys = append(keys, k); return nil }); err != nil {
-		return nil, fmt.Errorf("list records: %w", err)
-	}
-	indexed, err := index.Size(ctx)
-	if err != nil {
+	l := &Ledger{blobs: blobs, index: index, signer: signer, verifier: verifier, origin: origin,
+		log: evidence.NewLog(), ids: map[string]uint64{}}
+	if err := l.catchUp(ctx); err != nil {
 		return nil, err
+	}
+	return l, nil
+}
+
+// catchUp brings the log up to the blob store and the index up to the log,
+// in the write order: records stored past the log's end (a crash or a
+// failed commit after the blobs were written) are checked and adopted, the
+// checkpoint of the whole log is stored, and records missing from the
+// index are indexed. A record the index does not hold has its signature
+// checked before it is adopted, so no unsigned record enters the log.
+func (l *Ledger) catchUp(ctx context.Context) error {
+	var keys []string
+	if err := l.blobs.List(ctx, RecordPrefix, func(k string) error { keys = append(keys, k); return nil }); err != nil {
+		return fmt.Errorf("list records: %w", err)
+	}
+	indexed, err := l.index.Size(ctx)
+	if err != nil {
+		return err
 	}
 	for i, k := range keys {
 		seq, id, err := ParseRecordKey(k)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if seq != uint64(i) {
-			return nil, fmt.Errorf("ledger: record %d is missing (found %s next); run changegate audit verify", i, k)
+			return fmt.Errorf("ledger: record %d is missing (found %s next); run changegate audit verify", i, k)
+		}
+		if seq < l.log.Size() {
+			continue
 		}
 		if prev, dup := l.ids[id]; dup {
-			return nil, fmt.Errorf("ledger: record %s appears at %d and %d", id, prev, seq)
+			return fmt.Errorf("ledger: record %s appears at %d and %d", id, prev, seq)
 		}
-		env, err := blobs.Get(ctx, k)
+		env, err := l.blobs.Get(ctx, k)
 		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", k, err)
+			return fmt.Errorf("read %s: %w", k, err)
+		}
+		if seq >= indexed {
+			if _, err := l.verifier.VerifyEnvelope(env); err != nil {
+				return fmt.Errorf("ledger: record %d (%s): %w", seq, k, err)
+			}
 		}
 		l.log.Append(env)
 		l.ids[id] = seq
-		if seq < indexed {
-			continue
-		}
-		// Written to the blob store but not indexed: a crash between the
-		// steps. The signature is checked before the record is trusted.
-		rec, err := verifier.VerifyEnvelope(env)
+	}
+	size := l.log.Size()
+	if size > 0 {
+		cp, err := l.checkpoint(size, nil)
 		if err != nil {
-			return nil, fmt.Errorf("ledger: record %d (%s): %w", seq, k, err)
+			return err
 		}
-		if err := index.Put(ctx, seq, hex.EncodeToString(evidence.LeafHash(env)), evidence.IndexFields(rec)); err != nil {
-			return nil, err
-		}
-	}
-	if size := l.log.Size(); size > 0 {
-		if err := l.checkpoint(ctx, size); err != nil {
-			return nil, err
+		if err := l.blobs.Put(ctx, cp.Key, cp.Data); err != nil {
+			return fmt.Errorf("store checkpoint %d: %w", size, err)
 		}
 	}
-	return l, nil
+	var rows []IndexEntry
+	for seq := indexed; seq < size; seq++ {
+		k := keys[seq]
+		env, err := l.blobs.Get(ctx, k)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", k, err)
+		}
+		rec, err := l.verifier.VerifyEnvelope(env)
+		if err != nil {
+			return fmt.Errorf("ledger: record %d (%s): %w", seq, k, err)
+		}
+		rows = append(rows, IndexEntry{Seq: seq, LeafHash: hex.EncodeToString(evidence.LeafHash(env)), Fields: evidence.IndexFields(rec)})
+		if len(rows) == maxBatch || seq == size-1 {
+			if err := l.index.Put(ctx, rows); err != nil {
+				return err
+			}
+			rows = rows[:0]
+		}
+	}
+	l.repair = false
+	return nil
+}
+
+// Close releases the blob store, when it holds resources (the fs store's
+// journal). Appends must have returned.
+func (l *Ledger) Close() error {
+	if c, ok := l.blobs.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
 }
 
 // Size is the number of records in the log.
@@ -170,52 +252,161 @@ var ErrDuplicate = errors.New("record already archived")
 // Append signs r and appends it. r.ID is set from its repository, commit
 // and change type; a second record with the same identity is refused with
 // ErrDuplicate, so a redelivered merge archives once.
+//
+// If ctx ends while the record waits for its commit, Append returns the
+// context's error, but the record may still be committed; appending it
+// again then gives ErrDuplicate.
 func (l *Ledger) Append(ctx context.Context, r *evidence.Record) (uint64, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	closes := ""
 	if r.Exception != nil {
 		closes = r.Exception.Closes
 	}
 	r.ID = evidence.RecordID(r.Repo.String(), r.Subject.SHA(), r.ChangeType, closes)
-	if seq, ok := l.ids[r.ID]; ok {
-		return seq, ErrDuplicate
-	}
 	env, err := l.signer.Sign(r)
 	if err != nil {
 		return 0, fmt.Errorf("sign record: %w", err)
 	}
-	seq := l.log.Size()
-	if err := l.blobs.Put(ctx, RecordKey(seq, r.ID), env); err != nil {
-		return 0, fmt.Errorf("store record %d: %w", seq, err)
+	req := &request{id: r.ID, rec: r, env: env, done: make(chan struct{})}
+
+	l.qmu.Lock()
+	l.queue = append(l.queue, req)
+	lead := !l.writing
+	l.writing = true
+	l.qmu.Unlock()
+	if lead {
+		// The commit outlives a caller that gives up: others wait on it.
+		l.commitQueued(context.WithoutCancel(ctx), req)
 	}
-	l.log.Append(env)
-	l.ids[r.ID] = seq
-	if err := l.checkpoint(ctx, seq+1); err != nil {
-		return 0, err
+	select {
+	case <-req.done:
+		return req.seq, req.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
 	}
-	if err := l.index.Put(ctx, seq, hex.EncodeToString(evidence.LeafHash(env)), evidence.IndexFields(r)); err != nil {
-		return 0, err
-	}
-	return seq, nil
 }
 
-// checkpoint signs and stores the checkpoint of the tree at size. ed25519
-// signatures are deterministic, so storing it again (a repaired crash, a
-// retried append) writes identical bytes, which the store accepts.
-func (l *Ledger) checkpoint(ctx context.Context, size uint64) error {
-	root, err := l.log.Root(size)
+// commitQueued commits batches until own is done and then hands whatever
+// is still queued to a new goroutine, so that no caller writes for others
+// for long. With own nil it commits until the queue is empty.
+func (l *Ledger) commitQueued(ctx context.Context, own *request) {
+	for {
+		l.qmu.Lock()
+		if len(l.queue) == 0 {
+			l.writing = false
+			l.qmu.Unlock()
+			return
+		}
+		if own != nil && isDone(own) {
+			l.qmu.Unlock()
+			go l.commitQueued(ctx, nil) // l.writing stays true
+			return
+		}
+		n := min(len(l.queue), maxBatch)
+		batch := l.queue[:n:n]
+		l.queue = l.queue[n:]
+		l.qmu.Unlock()
+		l.commit(ctx, batch)
+	}
+}
+
+func isDone(r *request) bool {
+	select {
+	case <-r.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// commit writes one batch: record blobs and checkpoint, then index rows.
+func (l *Ledger) commit(ctx context.Context, batch []*request) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	finish := func(reqs []*request, err error) {
+		for _, r := range reqs {
+			r.err = err
+			close(r.done)
+		}
+	}
+	if l.repair {
+		if err := l.catchUp(ctx); err != nil {
+			finish(batch, fmt.Errorf("ledger: repair after a failed commit: %w", err))
+			return
+		}
+	}
+	// Duplicates of the log, or of a record earlier in the batch, are
+	// answered now and take no sequence number.
+	var todo []*request
+	inBatch := map[string]uint64{}
+	next := l.log.Size()
+	for _, r := range batch {
+		if seq, ok := l.ids[r.id]; ok {
+			r.seq, r.err = seq, ErrDuplicate
+			close(r.done)
+			continue
+		}
+		if seq, ok := inBatch[r.id]; ok {
+			r.seq, r.err = seq, ErrDuplicate
+			close(r.done)
+			continue
+		}
+		r.seq = next
+		inBatch[r.id] = next
+		next++
+		todo = append(todo, r)
+	}
+	if len(todo) == 0 {
+		return
+	}
+
+	entries := make([]blob.Entry, 0, len(todo)+1)
+	leaves := make([][]byte, 0, len(todo))
+	for _, r := range todo {
+		entries = append(entries, blob.Entry{Key: RecordKey(r.seq, r.id), Data: r.env})
+		leaves = append(leaves, evidence.LeafHash(r.env))
+	}
+	cp, err := l.checkpoint(next, leaves)
 	if err != nil {
-		return err
+		finish(todo, err)
+		return
 	}
-	cp, err := l.signer.SignCheckpoint(l.origin, size, root)
+	entries = append(entries, cp)
+	if err := blob.PutAll(ctx, l.blobs, entries); err != nil {
+		// Some of the records may be stored: the next commit adopts them.
+		l.repair = true
+		finish(todo, fmt.Errorf("store records %d..%d: %w", todo[0].seq, next-1, err))
+		return
+	}
+	rows := make([]IndexEntry, len(todo))
+	for i, r := range todo {
+		if _, err := l.log.AppendLeafHash(leaves[i]); err != nil {
+			panic(err) // LeafHash always has the right size
+		}
+		l.ids[r.id] = r.seq
+		rows[i] = IndexEntry{Seq: r.seq, LeafHash: hex.EncodeToString(leaves[i]), Fields: evidence.IndexFields(r.rec)}
+	}
+	if err := l.index.Put(ctx, rows); err != nil {
+		// The records are in the log; only their rows are missing.
+		l.repair = true
+		finish(todo, fmt.Errorf("index records %d..%d: %w", todo[0].seq, next-1, err))
+		return
+	}
+	finish(todo, nil)
+}
+
+// checkpoint signs the checkpoint of the log after appending leaves.
+// ed25519 signatures are deterministic, so storing it again (a repaired
+// crash, a retried commit) writes identical bytes, which the store accepts.
+func (l *Ledger) checkpoint(size uint64, leaves [][]byte) (blob.Entry, error) {
+	root, err := l.log.RootAfter(leaves)
 	if err != nil {
-		return fmt.Errorf("sign checkpoint %d: %w", size, err)
+		return blob.Entry{}, err
 	}
-	if err := l.blobs.Put(ctx, CheckpointKey(size), cp); err != nil {
-		return fmt.Errorf("store checkpoint %d: %w", size, err)
+	data, err := l.signer.SignCheckpoint(l.origin, size, root)
+	if err != nil {
+		return blob.Entry{}, fmt.Errorf("sign checkpoint %d: %w", size, err)
 	}
-	return nil
+	return blob.Entry{Key: CheckpointKey(size), Data: data}, nil
 }
 
 // Rebuilder is an index that can be emptied, for Reindex.
@@ -252,7 +443,8 @@ func Reindex(ctx context.Context, blobs blob.Store, index Rebuilder, pub ed25519
 		if err != nil {
 			return fmt.Errorf("ledger: record %d (%s): %w", seq, k, err)
 		}
-		if err := index.Put(ctx, seq, hex.EncodeToString(evidence.LeafHash(env)), evidence.IndexFields(rec)); err != nil {
+		entry := IndexEntry{Seq: seq, LeafHash: hex.EncodeToString(evidence.LeafHash(env)), Fields: evidence.IndexFields(rec)}
+		if err := index.Put(ctx, []IndexEntry{entry}); err != nil {
 			return err
 		}
 		n++

@@ -40,6 +40,7 @@ func Run(t *testing.T, newStore func(t *testing.T) blob.Store, o Options) {
 	t.Run("List", func(t *testing.T) { t.Parallel(); testList(t, newStore(t), o.ListKeys) })
 	t.Run("InvalidKeys", func(t *testing.T) { t.Parallel(); testInvalidKeys(t, newStore(t)) })
 	t.Run("Concurrent", func(t *testing.T) { t.Parallel(); testConcurrent(t, newStore(t)) })
+	t.Run("PutAll", func(t *testing.T) { t.Parallel(); testPutAll(t, newStore(t)) })
 }
 
 func allBytes() []byte {
@@ -334,4 +335,38 @@ func testConcurrent(t *testing.T, s blob.Store) {
 		}
 		wantGet(t, s, "c/race", randomBytes(uint64(300+winner), 3000))
 	})
+}
+
+// testPutAll: a batch across two directories lands whole; retried, it is a
+// no-op; a batch with a key that holds other bytes fails with ErrExists and
+// stores nothing after that key.
+func testPutAll(t *testing.T, s blob.Store) {
+	ctx := t.Context()
+	var batch []blob.Entry
+	for i := range 20 {
+		batch = append(batch, blob.Entry{Key: fmt.Sprintf("records/%03d", i), Data: randomBytes(uint64(i), 100+i)})
+	}
+	batch = append(batch, blob.Entry{Key: "checkpoints/020", Data: []byte("cp")})
+	if err := blob.PutAll(ctx, s, batch); err != nil {
+		t.Fatalf("PutAll: %v", err)
+	}
+	for _, e := range batch {
+		wantGet(t, s, e.Key, e.Data)
+	}
+	if err := blob.PutAll(ctx, s, batch); err != nil {
+		t.Fatalf("PutAll again with the same bytes: %v", err)
+	}
+
+	clash := []blob.Entry{
+		{Key: "records/020", Data: []byte("new")},
+		{Key: "records/005", Data: []byte("not what is stored")},
+		{Key: "records/021", Data: []byte("after the clash")},
+	}
+	if err := blob.PutAll(ctx, s, clash); !errors.Is(err, blob.ErrExists) {
+		t.Fatalf("PutAll over a key with other bytes: %v, want ErrExists", err)
+	}
+	wantGet(t, s, "records/005", batch[5].Data)
+	if _, err := s.Get(ctx, "records/021"); !errors.Is(err, blob.ErrNotFound) {
+		t.Errorf("an entry after the failed one was stored: %v", err)
+	}
 }

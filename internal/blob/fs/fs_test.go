@@ -18,6 +18,7 @@ func open(t *testing.T) *fs.Store {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { s.Close() })
 	return s
 }
 

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/changegate/changegate/internal/evidence"
+	"github.com/changegate/changegate/internal/ledger"
 )
 
 // ledgerColumns are the index's field columns, named as the evidence
@@ -25,51 +26,62 @@ type LedgerIndex struct{ db *DB }
 // Ledger returns the evidence index.
 func (s *DB) Ledger() *LedgerIndex { return &LedgerIndex{db: s} }
 
-// Has reports whether a record with this id is indexed.
-func (x *LedgerIndex) Has(ctx context.Context, id string) (bool, error) {
-	var n int
-	if err := x.db.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM ledger_records WHERE id = ?`, id).Scan(&n); err != nil {
-		return false, fmt.Errorf("ledger index: %w", err)
+// Put indexes a batch of records in one transaction. Indexing a record
+// again is a no-op. A record that names another in closes marks that one's
+// exception closed.
+//
+// The commit is not synced to disk: the index is derived from the blob
+// store, and ledger.Open re-indexes the records a power cut took from it.
+// Rows are committed in sequence order, so what is lost is always a suffix.
+func (x *LedgerIndex) Put(ctx context.Context, entries []ledger.IndexEntry) error {
+	tx, err := x.db.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("ledger index: begin: %w", err)
 	}
-	return n > 0, nil
+	defer tx.Rollback()
+	for _, e := range entries {
+		if err := putRecord(ctx, tx, e); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("ledger index: commit: %w", err)
+	}
+	return nil
 }
 
-// Put indexes the record at seq. Indexing the same record again is a no-op.
-// A record that names another in closes marks that one's exception closed.
-func (x *LedgerIndex) Put(ctx context.Context, seq uint64, leafHash string, fields map[string]string) error {
+func putRecord(ctx context.Context, tx *sql.Tx, e ledger.IndexEntry) error {
 	state := ""
 	switch {
-	case fields["closes"] != "":
+	case e.Fields["closes"] != "":
 		state = "closing"
-	case fields["exception"] != "":
+	case e.Fields["exception"] != "":
 		state = "open"
 	}
 	args := make([]any, 0, len(ledgerColumns)+2)
-	args = append(args, int64(seq))
+	args = append(args, int64(e.Seq))
 	for _, c := range ledgerColumns {
 		if c == "exception_state" {
 			args = append(args, state)
 			continue
 		}
-		args = append(args, fields[c])
+		args = append(args, e.Fields[c])
 	}
-	args = append(args, leafHash)
-	return x.db.DurableTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `
-			INSERT INTO ledger_records (seq, id, repo, pr, sha, change_type, merged_at, observed_at, outcome,
-				compliant, ticket, exception, exception_due, closes, exception_state, leaf_hash)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (seq) DO NOTHING`, args...)
-		if err != nil {
-			return fmt.Errorf("index record %d: %w", seq, err)
+	args = append(args, e.LeafHash)
+	_, err := tx.ExecContext(ctx, `
+		INSERT INTO ledger_records (seq, id, repo, pr, sha, change_type, merged_at, observed_at, outcome,
+			compliant, ticket, exception, exception_due, closes, exception_state, leaf_hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (seq) DO NOTHING`, args...)
+	if err != nil {
+		return fmt.Errorf("index record %d: %w", e.Seq, err)
+	}
+	if closes := e.Fields["closes"]; closes != "" {
+		if _, err := tx.ExecContext(ctx, `UPDATE ledger_records SET exception_state = 'closed' WHERE id = ?`, closes); err != nil {
+			return fmt.Errorf("close exception %s: %w", closes, err)
 		}
-		if closes := fields["closes"]; closes != "" {
-			if _, err := tx.ExecContext(ctx, `UPDATE ledger_records SET exception_state = 'closed' WHERE id = ?`, closes); err != nil {
-				return fmt.Errorf("close exception %s: %w", closes, err)
-			}
-		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // IDsFor lists the ids of the records about a commit of a repository, in
