@@ -24,11 +24,14 @@ import (
 // serialised by .journal/open.lock, so a directory being set up is never
 // mistaken for a dead one.
 //
-// A journal file is journalMagic, then for each entry the uvarint length
-// and bytes of its key and of its data, then the SHA-256 of everything
-// before. A file that does not check out was being written when its writer
-// died: its PutAll never returned and none of its entries were linked, so it
-// is dropped.
+// A journal file holds one batch from its start: journalMagic, the uvarint
+// length of the body, the body (for each entry the uvarint length and bytes
+// of its key and of its data), then the SHA-256 of everything before. Files
+// are reused once flushed, so bytes may follow; they are ignored. A file
+// that does not check out was being written when its writer died: its
+// PutAll never returned and none of its entries were linked, so it is
+// dropped. A reused file still holding a flushed batch replays as a no-op,
+// because those blobs are on disk with the same bytes.
 const (
 	journalDir   = ".journal"
 	journalMagic = "changegate blob journal v1\n"
@@ -49,7 +52,8 @@ type journal struct {
 	lock *os.File
 
 	mu       sync.Mutex
-	pending  []string // journals whose entries are linked but maybe not on disk
+	free     []*os.File // journal files whose batch is on disk, to reuse
+	pending  []*os.File // journal files whose entries are linked but maybe not on disk
 	flushing bool
 	flushed  time.Time
 	err      error // the last flush's failure, reported by close
@@ -197,54 +201,95 @@ func torn(got, want []byte) bool {
 	return true
 }
 
-// write journals entries durably and returns the journal file's name.
-func (j *journal) write(entries []blob.Entry) (string, error) {
-	buf := make([]byte, 0, len(journalMagic)+sha256.Size+len(entries)*64)
-	buf = append(buf, journalMagic...)
+// write journals entries durably and returns the journal file holding
+// them. It reuses a flushed file when there is one: overwriting a file that
+// exists needs one data sync, where a new file also needs its directory
+// synced.
+func (j *journal) write(entries []blob.Entry) (*os.File, error) {
+	body := make([]byte, 0, len(entries)*64)
 	for _, e := range entries {
-		buf = binary.AppendUvarint(buf, uint64(len(e.Key)))
-		buf = append(buf, e.Key...)
-		buf = binary.AppendUvarint(buf, uint64(len(e.Data)))
-		buf = append(buf, e.Data...)
+		body = binary.AppendUvarint(body, uint64(len(e.Key)))
+		body = append(body, e.Key...)
+		body = binary.AppendUvarint(body, uint64(len(e.Data)))
+		body = append(body, e.Data...)
 	}
+	buf := make([]byte, 0, len(journalMagic)+binary.MaxVarintLen64+len(body)+sha256.Size)
+	buf = append(buf, journalMagic...)
+	buf = binary.AppendUvarint(buf, uint64(len(body)))
+	buf = append(buf, body...)
 	sum := sha256.Sum256(buf)
 	buf = append(buf, sum[:]...)
 
-	f, err := os.CreateTemp(j.dir, "*"+journalExt)
+	f, err := j.file()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	_, err = f.Write(buf)
-	if err == nil {
-		err = f.Sync()
+	if _, err := f.WriteAt(buf, 0); err != nil {
+		j.release(f)
+		return nil, err
 	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	if err := syncData(f); err != nil {
+		j.release(f)
+		return nil, err
 	}
-	if err == nil {
-		err = syncDir(j.dir)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return "", err
-	}
-	return f.Name(), nil
+	return f, nil
 }
 
-// readJournal decodes a journal file, or fails if it is torn.
+// file returns a free journal file, or a new one made durable in the
+// journal directory.
+func (j *journal) file() (*os.File, error) {
+	j.mu.Lock()
+	if n := len(j.free); n > 0 {
+		f := j.free[n-1]
+		j.free = j.free[:n-1]
+		j.mu.Unlock()
+		return f, nil
+	}
+	j.mu.Unlock()
+	f, err := os.CreateTemp(j.dir, "*"+journalExt)
+	if err != nil {
+		return nil, err
+	}
+	if err := syncDir(j.dir); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, err
+	}
+	return f, nil
+}
+
+// release returns a journal file whose batch did not happen: its content is
+// emptied so that the batch is never replayed.
+func (j *journal) release(f *os.File) {
+	if err := f.Truncate(0); err != nil {
+		f.Close() // keep it out of the pool; Open replays or drops it
+		return
+	}
+	j.mu.Lock()
+	j.free = append(j.free, f)
+	j.mu.Unlock()
+}
+
+// readJournal decodes the batch at the start of a journal file, or fails
+// if it is torn or empty.
 func readJournal(name string) ([]blob.Entry, error) {
 	data, err := os.ReadFile(name)
 	if err != nil {
 		return nil, err
 	}
-	if len(data) < len(journalMagic)+sha256.Size || !strings.HasPrefix(string(data), journalMagic) {
+	if !strings.HasPrefix(string(data), journalMagic) {
 		return nil, errors.New("not a journal")
 	}
-	body, sum := data[:len(data)-sha256.Size], data[len(data)-sha256.Size:]
-	if got := sha256.Sum256(body); !bytes.Equal(got[:], sum) {
+	n, k := binary.Uvarint(data[len(journalMagic):])
+	start := len(journalMagic) + k
+	if k <= 0 || n > uint64(len(data)-start) || uint64(len(data)-start)-n < sha256.Size {
+		return nil, errors.New("torn")
+	}
+	end := start + int(n)
+	if got := sha256.Sum256(data[:end]); !bytes.Equal(got[:], data[end:end+sha256.Size]) {
 		return nil, errors.New("checksum mismatch")
 	}
-	rest := body[len(journalMagic):]
+	rest := data[start:end]
 	next := func() ([]byte, error) {
 		n, k := binary.Uvarint(rest)
 		if k <= 0 || n > uint64(len(rest)-k) {
@@ -271,51 +316,51 @@ func readJournal(name string) ([]blob.Entry, error) {
 
 // written records that the journal's entries are linked, and starts a
 // flush when one is due.
-func (j *journal) written(name string) {
+func (j *journal) written(f *os.File) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	j.pending = append(j.pending, name)
+	j.pending = append(j.pending, f)
 	if !j.flushing && (len(j.pending) >= flushPending || time.Since(j.flushed) >= flushEvery) {
 		j.flushing = true
 		go j.flush()
 	}
 }
 
-// flush syncs the file system, after which the pending journals are no
-// longer needed. A failure keeps them: Open replays them after a restart.
+// flush syncs the file system, after which the pending journal files are
+// free for reuse. A failure keeps them pending: Open replays them after a
+// restart.
 func (j *journal) flush() error {
 	j.mu.Lock()
-	names := j.pending
+	files := j.pending
 	j.pending = nil
 	j.mu.Unlock()
 
 	err := syncFS(j.root)
-	if err == nil {
-		for _, n := range names {
-			if rerr := os.Remove(n); rerr != nil && !errors.Is(rerr, iofs.ErrNotExist) {
-				err = rerr
-			}
-		}
-	}
 
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if err != nil {
-		j.pending = append(names, j.pending...)
+		j.pending = append(files, j.pending...)
 		j.err = err
+	} else {
+		j.free = append(j.free, files...)
 	}
 	j.flushing = false
 	j.flushed = time.Now()
 	return err
 }
 
-// abandon makes whatever a failed PutAll linked durable and drops its
-// journal.
-func (j *journal) abandon(name string) error {
+// abandon makes whatever a failed PutAll linked durable and empties its
+// journal file, so that a write refused there is never replayed.
+func (j *journal) abandon(f *os.File) error {
 	if err := syncFS(j.root); err != nil {
-		return err // the journal stays, to be replayed
+		j.mu.Lock()
+		j.pending = append(j.pending, f) // replayed if the process dies
+		j.mu.Unlock()
+		return err
 	}
-	return os.Remove(name)
+	j.release(f)
+	return nil
 }
 
 // close flushes and removes the store's journal directory.
@@ -333,6 +378,12 @@ func (j *journal) close() error {
 		time.Sleep(time.Millisecond)
 	}
 	err := j.flush()
+	j.mu.Lock()
+	for _, f := range j.free {
+		f.Close()
+	}
+	j.free = nil
+	j.mu.Unlock()
 	if err == nil {
 		err = os.RemoveAll(j.dir)
 	}

@@ -118,3 +118,41 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestJournalFilesAreReused: after a flush the next batch overwrites a
+// journal file in place, and a replay of that file (a shorter batch over a
+// longer one) restores the new batch only.
+func TestJournalFilesAreReused(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "blobs")
+	a, err := fs.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := []blob.Entry{{Key: "records/1", Data: bytes.Repeat([]byte("a"), 4096)}, {Key: "records/2", Data: []byte("b")}}
+	if err := a.PutAll(t.Context(), long); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Put(t.Context(), "records/3", []byte("c")); err != nil {
+		t.Fatal(err)
+	}
+	wals, _ := filepath.Glob(filepath.Join(a.JournalDir(), "*.wal"))
+	if len(wals) != 1 {
+		t.Fatalf("%d journal files after two batches with a flush between, want 1 (reused)", len(wals))
+	}
+	a.Die()
+	must(t, os.Remove(filepath.Join(dir, "records", "3")))
+	b, err := fs.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for _, e := range append(long, blob.Entry{Key: "records/3", Data: []byte("c")}) {
+		if got, err := b.Get(t.Context(), e.Key); err != nil || !bytes.Equal(got, e.Data) {
+			t.Errorf("%s = %.10q, %v", e.Key, got, err)
+		}
+	}
+}
