@@ -1,19 +1,20 @@
 // Package ledger appends signed change records to the evidence log and
 // keeps it consistent across crashes.
 //
-// Write order, one writer at a time:
+// Write order, one batch of records at a time (see Ledger on batches):
 //
-//  1. the record's signed envelope goes to the blob store under a key that
+//  1. each record's signed envelope goes to the blob store under a key that
 //     carries its sequence number (records/000000000042-<id>.dsse.json);
 //  2. a checkpoint signed over the new tree size and root goes to the blob
-//     store (checkpoints/000000000043.note);
-//  3. the record's queryable fields go to the SQL index.
+//     store (checkpoints/000000000043.note), never before the records it
+//     covers (blob.PutAll stores a prefix of its entries);
+//  3. the records' queryable fields go to the SQL index.
 //
 // The blobs are the truth: the order of the log is the order of the record
-// keys, and the index can be rebuilt from them. A crash after step 1 leaves
-// a record without a checkpoint; after step 2, one without an index row.
-// Open repairs both before the ledger takes a new record, so there is no
-// gap, no duplicate and no unsigned record.
+// keys, and the index can be rebuilt from them. A crash in step 1 or after
+// it leaves records without a checkpoint; after step 2, records without
+// index rows. Open repairs both before the ledger takes a new record, so
+// there is no gap, no duplicate and no unsigned record.
 package ledger
 
 import (

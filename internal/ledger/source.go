@@ -31,6 +31,14 @@ func (s *source) keys(prefix string) ([]string, error) {
 	return keys, err
 }
 
+// readAhead is how many record blobs Records reads ahead of the one it
+// yields, with readers at a time reading them. A local disk serves small
+// files faster in parallel, and S3 needs many requests in flight.
+const (
+	readAhead = 256
+	readers   = 16
+)
+
 func (s *source) Records() iter.Seq2[evidence.StoredRecord, error] {
 	return func(yield func(evidence.StoredRecord, error) bool) {
 		keys, err := s.keys(RecordPrefix)
@@ -38,29 +46,76 @@ func (s *source) Records() iter.Seq2[evidence.StoredRecord, error] {
 			yield(evidence.StoredRecord{}, fmt.Errorf("list records: %w", err))
 			return
 		}
-		var next uint64
-		for _, k := range keys {
-			seq, _, err := ParseRecordKey(k)
-			if err != nil {
+		seqs := make([]uint64, len(keys))
+		for i, k := range keys {
+			if seqs[i], _, err = ParseRecordKey(k); err != nil {
 				yield(evidence.StoredRecord{}, err)
 				return
 			}
+		}
+		blobs, stop := s.prefetch(keys)
+		defer stop()
+		var next uint64
+		for i, k := range keys {
+			seq := seqs[i]
 			for ; next < seq; next++ {
 				if !yield(evidence.StoredRecord{Seq: int64(next), Missing: true}, nil) {
 					return
 				}
 			}
-			env, err := s.blobs.Get(s.ctx, k)
-			if err != nil {
-				yield(evidence.StoredRecord{}, fmt.Errorf("read %s: %w", k, err))
+			r := <-blobs
+			if r.err != nil {
+				yield(evidence.StoredRecord{}, fmt.Errorf("read %s: %w", k, r.err))
 				return
 			}
-			if !yield(evidence.StoredRecord{Seq: int64(seq), Envelope: env}, nil) {
+			if !yield(evidence.StoredRecord{Seq: int64(seq), Envelope: r.data}, nil) {
 				return
 			}
 			next = seq + 1
 		}
 	}
+}
+
+type fetched struct {
+	data []byte
+	err  error
+}
+
+// prefetch reads the blobs of keys in parallel and delivers them in key
+// order. stop ends the reading early.
+func (s *source) prefetch(keys []string) (<-chan fetched, func()) {
+	ctx, cancel := context.WithCancel(s.ctx)
+	order := make(chan chan fetched, readAhead)
+	go func() {
+		defer close(order)
+		sem := make(chan struct{}, readers)
+		for _, k := range keys {
+			c := make(chan fetched, 1)
+			select {
+			case order <- c:
+			case <-ctx.Done():
+				return
+			}
+			sem <- struct{}{}
+			go func() {
+				defer func() { <-sem }()
+				data, err := s.blobs.Get(ctx, k)
+				c <- fetched{data, err}
+			}()
+		}
+	}()
+	out := make(chan fetched)
+	go func() {
+		defer close(out)
+		for c := range order {
+			select {
+			case out <- <-c:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, cancel
 }
 
 func (s *source) Checkpoints() iter.Seq2[evidence.StoredCheckpoint, error] {
