@@ -2,8 +2,10 @@ package evidence
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"flag"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -231,5 +233,43 @@ func TestGoldenRecord(t *testing.T) {
 	}
 	if diff := cmp.Diff(string(want), string(got)); diff != "" {
 		t.Errorf("canonical record changed (-want +got):\n%s", diff)
+	}
+}
+
+// plain8 passes exactly the words of eight bytes that need no care in a
+// string: it is what lets str skip them.
+func TestPlain8(t *testing.T) {
+	t.Parallel()
+	plain := func(b [8]byte) bool {
+		for _, c := range b {
+			if c < 0x20 || c >= 0x80 || c == '"' || c == '\\' {
+				return false
+			}
+		}
+		return true
+	}
+	check := func(b [8]byte) {
+		if got, want := plain8(binary.LittleEndian.Uint64(b[:])), plain(b); got != want {
+			t.Fatalf("plain8(%q) = %v, want %v", b, got, want)
+		}
+	}
+	// Every byte value in every position of a plain word…
+	for c := range 256 {
+		for i := range 8 {
+			b := [8]byte([]byte("abcdefgh"))
+			b[i] = byte(c)
+			check(b)
+		}
+	}
+	// …and words with several special bytes, whose borrows interfere.
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 100_000 {
+		var b [8]byte
+		for i := range b {
+			if b[i] = byte(0x20 + r.IntN(0x60)); r.IntN(4) == 0 {
+				b[i] = byte(r.IntN(256))
+			}
+		}
+		check(b)
 	}
 }

@@ -33,7 +33,51 @@ func (s *Signer) SignCheckpoint(origin string, size uint64, root []byte) ([]byte
 // v.Name() and returns it. A note carrying no valid signature by v fails
 // with ErrSignature, whatever else it is signed by.
 func VerifyCheckpoint(data []byte, v note.Verifier) (log.Checkpoint, error) {
-	n, err := note.Open(data, note.VerifierList(v))
+	o := openCheckpoint(data, v)
+	return o.verified(v, o.msg != nil && v.Verify(o.msg, o.sig))
+}
+
+// openedCheckpoint is a checkpoint read by openCheckpoint: everything about
+// it is known but whether its signature by the verifier is valid.
+type openedCheckpoint struct {
+	// msg and sig are the note's text and the verifier's signature of it,
+	// still to be checked; msg is nil when note.Open did not get as far.
+	msg, sig []byte
+	// err is what note.Open found wrong, as if the signature were valid.
+	err error
+}
+
+// openCheckpoint is VerifyCheckpoint up to the signature check: note.Open,
+// with v's check of the signature deferred, so that Verify can check
+// signatures in batches and VerifyCheckpoint one at a time, with the same
+// errors.
+func openCheckpoint(data []byte, v note.Verifier) openedCheckpoint {
+	d := deferredVerifier{Verifier: v}
+	_, err := note.Open(data, note.VerifierList(&d))
+	return openedCheckpoint{msg: d.msg, sig: d.sig, err: err}
+}
+
+// deferredVerifier is a note.Verifier that accepts every signature and
+// keeps it to be checked later. note.Open asks it about at most one, as it
+// ignores a key's signatures after its first.
+type deferredVerifier struct {
+	note.Verifier
+	msg, sig []byte
+}
+
+func (d *deferredVerifier) Verify(msg, sig []byte) bool {
+	d.msg, d.sig = msg, sig
+	return true
+}
+
+// verified finishes what openCheckpoint began, once it is known whether the
+// signature is valid.
+func (o *openedCheckpoint) verified(v note.Verifier, valid bool) (log.Checkpoint, error) {
+	err := o.err
+	if o.msg != nil && !valid {
+		// note.Open stops at the first bad signature.
+		err = &note.InvalidSignatureError{Name: v.Name(), Hash: v.KeyHash()}
+	}
 	if err != nil {
 		var unverified *note.UnverifiedNoteError
 		var invalid *note.InvalidSignatureError
@@ -42,7 +86,8 @@ func VerifyCheckpoint(data []byte, v note.Verifier) (log.Checkpoint, error) {
 		}
 		return log.Checkpoint{}, fmt.Errorf("checkpoint is not a signed note: %w", err)
 	}
-	return parseCheckpointText([]byte(n.Text), v.Name())
+	// The message signed is the note's text.
+	return parseCheckpointText(o.msg, v.Name())
 }
 
 // parseCheckpointText reads the checkpoint body. Extension lines after the

@@ -215,29 +215,41 @@ const (
 // it to ExceptionStateOpen or ExceptionStateClosing when it writes the record,
 // and to ExceptionStateClosed when a later record closes it.
 func IndexFields(r *Record) map[string]string {
-	f := map[string]string{
-		FieldID:         r.ID,
-		FieldRepo:       r.Repo.String(),
-		FieldPR:         "",
-		FieldSHA:        r.Subject.SHA(),
-		FieldChangeType: string(r.ChangeType),
-		FieldMergedAt:   formatTime(r.Facts.PR.MergedAt),
-		FieldObservedAt: formatTime(r.ObservedAt),
-		FieldOutcome:    string(r.Decision.Outcome),
-		FieldCompliant:  strconv.FormatBool(r.Decision.Outcome == change.Compliant),
-		FieldTicket:     ticketKey(&r.Facts),
+	fields := indexFields(r)
+	m := make(map[string]string, len(fields))
+	for _, f := range fields {
+		m[f.name] = f.value
 	}
+	return m
+}
+
+type indexField struct{ name, value string }
+
+// indexFields is IndexFields as a list, in no particular order, which
+// Verify compares with every index row without building a map.
+func indexFields(r *Record) [13]indexField {
+	pr, exception, due, closes := "", "", "", ""
 	if r.Subject.PR != 0 {
-		f[FieldPR] = strconv.Itoa(r.Subject.PR)
+		pr = strconv.Itoa(r.Subject.PR)
 	}
 	if e := r.Exception; e != nil {
-		f[FieldException] = e.Kind
-		f[FieldExceptionDue] = formatTime(e.DueAt)
-		f[FieldCloses] = e.Closes
-	} else {
-		f[FieldException], f[FieldExceptionDue], f[FieldCloses] = "", "", ""
+		exception, due, closes = e.Kind, formatTime(e.DueAt), e.Closes
 	}
-	return f
+	return [...]indexField{
+		{FieldID, r.ID},
+		{FieldRepo, r.Repo.String()},
+		{FieldPR, pr},
+		{FieldSHA, r.Subject.SHA()},
+		{FieldChangeType, string(r.ChangeType)},
+		{FieldMergedAt, formatTime(r.Facts.PR.MergedAt)},
+		{FieldObservedAt, formatTime(r.ObservedAt)},
+		{FieldOutcome, string(r.Decision.Outcome)},
+		{FieldCompliant, strconv.FormatBool(r.Decision.Outcome == change.Compliant)},
+		{FieldTicket, ticketKey(&r.Facts)},
+		{FieldException, exception},
+		{FieldExceptionDue, due},
+		{FieldCloses, closes},
+	}
 }
 
 // ticketKey is the ticket an auditor samples by: the first one found in Jira,

@@ -2,11 +2,13 @@ package evidence
 
 import (
 	"context"
-	"crypto"
 	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 
 	intoto "github.com/in-toto/attestation/go/v1"
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
@@ -61,8 +63,7 @@ func NewSigner(priv ed25519.PrivateKey) (*Signer, error) {
 	if len(priv) != ed25519.PrivateKeySize {
 		return nil, fmt.Errorf("signing key has %d bytes, want %d", len(priv), ed25519.PrivateKeySize)
 	}
-	pub := priv.Public().(ed25519.PublicKey)
-	sv := &dsseKey{pub: pub, priv: priv, keyID: KeyID(pub)}
+	sv := &dsseKey{priv: priv, keyID: KeyID(priv.Public().(ed25519.PublicKey))}
 	es, err := dsse.NewEnvelopeSigner(sv)
 	if err != nil {
 		return nil, fmt.Errorf("dsse signer: %w", err)
@@ -105,7 +106,6 @@ func (s *Signer) Sign(r *Record) ([]byte, error) {
 type Verifier struct {
 	pub   ed25519.PublicKey
 	keyID string
-	dsse  *dsse.EnvelopeVerifier
 }
 
 // NewVerifier returns a Verifier for pub.
@@ -113,12 +113,7 @@ func NewVerifier(pub ed25519.PublicKey) (*Verifier, error) {
 	if len(pub) != ed25519.PublicKeySize {
 		return nil, fmt.Errorf("public key has %d bytes, want %d", len(pub), ed25519.PublicKeySize)
 	}
-	k := &dsseKey{pub: pub, keyID: KeyID(pub)}
-	ev, err := dsse.NewEnvelopeVerifier(k)
-	if err != nil {
-		return nil, fmt.Errorf("dsse verifier: %w", err)
-	}
-	return &Verifier{pub: pub, keyID: k.keyID, dsse: ev}, nil
+	return &Verifier{pub: pub, keyID: KeyID(pub)}, nil
 }
 
 // VerifyEnvelope checks envelope against pub and returns the record in it.
@@ -136,27 +131,144 @@ func VerifyEnvelope(envelope []byte, pub ed25519.PublicKey) (*Record, error) {
 // It also checks that the statement's subject is the record's commit, so
 // a signed record cannot be presented as evidence for another commit.
 func (v *Verifier) VerifyEnvelope(envelope []byte) (*Record, error) {
+	_, o, err := v.openEnvelope(nil, envelope)
+	if err != nil {
+		return nil, err
+	}
+	return v.verified(&o, o.verify(v.pub))
+}
+
+// openedEnvelope is an envelope read by openEnvelope: everything about it
+// is known but whether a signature is valid.
+type openedEnvelope struct {
+	// msg is PAE(payloadType, payload), the bytes a signature covers, and
+	// body is its tail, the payload.
+	msg, body []byte
+	// sigs are the signatures that may be by the key: those that name its
+	// key id or no key id. There is at least one.
+	sigs [][]byte
+	// signatures is every signature as stored, to name them in an error.
+	signatures []rawSignature
+}
+
+// verify reports whether any of the signatures is valid, by crypto/ed25519.
+func (o *openedEnvelope) verify(pub ed25519.PublicKey) bool {
+	return slices.ContainsFunc(o.sigs, func(sig []byte) bool { return ed25519.Verify(pub, o.msg, sig) })
+}
+
+// Why an envelope has no valid signature, in the words of the dsse package,
+// which once checked envelopes here: errors read as they always have.
+var (
+	errBase64           = errors.New("unable to base64 decode payload (is payload in the right format?)")
+	errNoValidSignature = errors.New("accepted signatures do not match threshold, Found: 0, Expected 1")
+)
+
+// openEnvelope is VerifyEnvelope up to the signature check: it reads the
+// envelope, appends the message a signature covers to buf and picks out the
+// signatures to check, so that Verify can check signatures in batches and
+// VerifyEnvelope one at a time, with the same errors. It returns buf
+// extended; o.msg and o.body are slices of it.
+//
+// Signatures are read as dsse.EnvelopeVerifier does for a single key: all
+// of them must be base64, and any one by the key is enough.
+func (v *Verifier) openEnvelope(buf, envelope []byte) ([]byte, openedEnvelope, error) {
+	var o openedEnvelope
 	env, err := decodeEnvelope(envelope)
 	if err != nil {
-		return nil, fmt.Errorf("envelope is not DSSE JSON: %w", err)
+		return buf, o, fmt.Errorf("envelope is not DSSE JSON: %w", err)
 	}
-	if env.PayloadType != PayloadType {
-		return nil, fmt.Errorf("envelope payload type is %q, want %q", env.PayloadType, PayloadType)
+	if string(env.payloadType) != PayloadType {
+		return buf, o, fmt.Errorf("envelope payload type is %q, want %q", env.payloadType, PayloadType)
 	}
-	_, payload, err := v.dsse.VerifyAndDecode(context.Background(), env)
+	o.signatures = env.signatures
+	if len(env.signatures) == 0 {
+		return buf, o, v.signatureError(&o, dsse.ErrNoSignature)
+	}
+	buf, o.msg, o.body, err = appendPAE(buf, env.payload)
 	if err != nil {
-		var ids []string
-		for _, s := range env.Signatures {
-			ids = append(ids, s.KeyID)
+		return buf, o, v.signatureError(&o, err)
+	}
+	for _, s := range env.signatures {
+		var sig []byte
+		if sig, err = appendBase64(nil, s.sig); err != nil {
+			return buf, o, v.signatureError(&o, err)
 		}
-		return nil, fmt.Errorf("%w: no valid signature by key %s (envelope signed by %q): %v", ErrSignature, v.keyID, ids, err)
+		if len(s.keyID) == 0 || string(s.keyID) == v.keyID {
+			o.sigs = append(o.sigs, sig)
+		}
 	}
-	// One pass over the payload decodes statement and record together.
-	var st struct {
-		statement
-		Predicate Record `json:"predicate"`
+	if len(o.sigs) == 0 {
+		return buf, o, v.signatureError(&o, errNoValidSignature)
 	}
-	if err := json.Unmarshal(payload, &st); err != nil {
+	return buf, o, nil
+}
+
+// verified finishes what openEnvelope began, once it is known whether a
+// signature in o.sigs is valid. The payload is decoded only then, so that
+// nothing unsigned is parsed.
+func (v *Verifier) verified(o *openedEnvelope, valid bool) (*Record, error) {
+	if !valid {
+		return nil, v.signatureError(o, errNoValidSignature)
+	}
+	return decodePayload(o.body)
+}
+
+func (v *Verifier) signatureError(o *openedEnvelope, cause error) error {
+	var ids []string
+	for _, s := range o.signatures {
+		ids = append(ids, string(s.keyID))
+	}
+	return fmt.Errorf("%w: no valid signature by key %s (envelope signed by %q): %v", ErrSignature, v.keyID, ids, cause)
+}
+
+// paePrefix starts the DSSE pre-authentication encoding of every payload
+// of type PayloadType: "DSSEv1" SP len(type) SP type SP.
+var paePrefix = "DSSEv1 " + strconv.Itoa(len(PayloadType)) + " " + PayloadType + " "
+
+// paeRoom is room for the rest of the header: the body's length and a space.
+const paeRoom = 20 + 1
+
+// appendPAE appends PAE(PayloadType, payload) to buf, payload being base64,
+// and returns buf extended, the message and its body. The header holds the
+// body's length, so the body is decoded first, after room for the longest
+// header, and the header is then written just in front of it: the payload,
+// most of the message, is written once.
+func appendPAE(buf, payload []byte) (out, msg, body []byte, err error) {
+	start := len(buf)
+	buf = append(buf, make([]byte, len(paePrefix)+paeRoom)...)
+	bodyStart := len(buf)
+	if buf, err = appendBase64(buf, payload); err != nil {
+		return buf[:start], nil, nil, err
+	}
+	body = buf[bodyStart:]
+	var room [paeRoom]byte
+	rest := append(strconv.AppendInt(room[:0], int64(len(body)), 10), ' ')
+	msgStart := bodyStart - len(rest) - len(paePrefix)
+	copy(buf[msgStart:], paePrefix)
+	copy(buf[bodyStart-len(rest):], rest)
+	return buf, buf[msgStart:], body, nil
+}
+
+// appendBase64 appends src, decoded, to buf. Like the dsse package it
+// accepts standard base64, else URL-safe base64.
+func appendBase64(buf, src []byte) ([]byte, error) {
+	n := base64.StdEncoding.DecodedLen(len(src))
+	buf = slices.Grow(buf, n)
+	dst := buf[len(buf) : len(buf)+n]
+	m, err := base64.StdEncoding.Decode(dst, src)
+	if err != nil {
+		if m, err = base64.URLEncoding.Decode(dst, src); err != nil {
+			return buf, errBase64
+		}
+	}
+	return buf[:len(buf)+m], nil
+}
+
+// decodePayload decodes a signed payload: an in-toto statement of a valid
+// change record about the statement's subject.
+func decodePayload(payload []byte) (*Record, error) {
+	st, err := decodeStatement(payload)
+	if err != nil {
 		return nil, fmt.Errorf("payload is not an in-toto statement of a change record: %w", err)
 	}
 	if st.Type != intoto.StatementTypeUri {
@@ -165,11 +277,11 @@ func (v *Verifier) VerifyEnvelope(envelope []byte) (*Record, error) {
 	if st.PredicateType != PredicateType {
 		return nil, fmt.Errorf("statement predicateType is %q, want %q", st.PredicateType, PredicateType)
 	}
-	r := st.Predicate
+	r := &st.Predicate
 	if err := r.Validate(); err != nil {
 		return nil, fmt.Errorf("record %s is invalid: %w", r.ID, err)
 	}
-	want, err := subjectOf(&r)
+	want, err := subjectOf(r)
 	if err != nil {
 		return nil, err
 	}
@@ -177,92 +289,97 @@ func (v *Verifier) VerifyEnvelope(envelope []byte) (*Record, error) {
 		st.Subject[0].Digest[string(intoto.AlgorithmGitCommit)] != r.Subject.SHA() {
 		return nil, fmt.Errorf("statement subject %v is not the record's commit %s", st.Subject, want.Name)
 	}
-	return &r, nil
+	return r, nil
 }
+
+// rawEnvelope is a DSSE envelope as decodeEnvelope reads it. Its fields
+// are the strings' values, slices of the input where no escape forced a
+// copy.
+type rawEnvelope struct {
+	payloadType, payload []byte
+	signatures           []rawSignature
+}
+
+type rawSignature struct{ keyID, sig []byte }
 
 // decodeEnvelope reads a DSSE envelope strictly: exactly the three DSSE
 // fields, each once, and nothing after. It has its own small parser
 // because encoding/json spends more time scanning the base64 payload than
 // ed25519 spends verifying it, and Verify reads every envelope.
-func decodeEnvelope(data []byte) (*dsse.Envelope, error) {
+func decodeEnvelope(data []byte) (rawEnvelope, error) {
 	p := canonParser{data: data}
-	var env dsse.Envelope
-	seen := map[string]bool{}
+	var env rawEnvelope
+	var seen struct{ payload, payloadType, signatures bool }
 	err := p.fields(func(key string) error {
 		var err error
+		var dup *bool
 		switch key {
 		case "payload":
-			env.Payload, err = p.stringValue()
+			env.payload, err = p.stringValue()
+			dup = &seen.payload
 		case "payloadType":
-			env.PayloadType, err = p.stringValue()
+			env.payloadType, err = p.stringValue()
+			dup = &seen.payloadType
 		case "signatures":
 			err = p.elements(func() error {
-				var sig dsse.Signature
-				seenSig := map[string]bool{}
+				var sig rawSignature
+				var seenSig struct{ keyID, sig bool }
 				err := p.fields(func(key string) error {
 					var err error
+					var dup *bool
 					switch key {
 					case "keyid":
-						sig.KeyID, err = p.stringValue()
+						sig.keyID, err = p.stringValue()
+						dup = &seenSig.keyID
 					case "sig":
-						sig.Sig, err = p.stringValue()
+						sig.sig, err = p.stringValue()
+						dup = &seenSig.sig
 					default:
 						return fmt.Errorf("unknown field %q in signature", key)
 					}
-					if seenSig[key] {
+					if *dup {
 						return fmt.Errorf("duplicate field %q in signature", key)
 					}
-					seenSig[key] = true
+					*dup = true
 					return err
 				})
-				env.Signatures = append(env.Signatures, sig)
+				env.signatures = append(env.signatures, sig)
 				return err
 			})
+			dup = &seen.signatures
 		default:
 			return fmt.Errorf("unknown field %q", key)
 		}
-		if seen[key] {
+		if *dup {
 			return fmt.Errorf("duplicate field %q", key)
 		}
-		seen[key] = true
+		*dup = true
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return rawEnvelope{}, err
 	}
 	p.skipSpace()
 	if p.pos != len(data) {
-		return nil, errors.New("data after the JSON value")
+		return rawEnvelope{}, errors.New("data after the JSON value")
 	}
-	if !seen["payload"] || !seen["payloadType"] || !seen["signatures"] {
-		return nil, errors.New("missing payload, payloadType or signatures")
+	if !seen.payload || !seen.payloadType || !seen.signatures {
+		return rawEnvelope{}, errors.New("missing payload, payloadType or signatures")
 	}
-	return &env, nil
+	return env, nil
 }
 
-// dsseKey adapts an ed25519 key to the dsse package's Signer and Verifier.
+// dsseKey adapts an ed25519 key to the dsse package's Signer.
 type dsseKey struct {
-	pub   ed25519.PublicKey
-	priv  ed25519.PrivateKey // nil when only verifying
+	priv  ed25519.PrivateKey
 	keyID string
 }
 
 func (k *dsseKey) Sign(_ context.Context, data []byte) ([]byte, error) {
-	if k.priv == nil {
-		return nil, errors.New("no private key")
-	}
 	return ed25519.Sign(k.priv, data), nil
 }
 
-func (k *dsseKey) Verify(_ context.Context, data, sig []byte) error {
-	if !ed25519.Verify(k.pub, data, sig) {
-		return ErrSignature
-	}
-	return nil
-}
-
-func (k *dsseKey) KeyID() (string, error)   { return k.keyID, nil }
-func (k *dsseKey) Public() crypto.PublicKey { return k.pub }
+func (k *dsseKey) KeyID() (string, error) { return k.keyID, nil }
 
 // noteSigner signs checkpoints as a sumdb note with the record key. The key
 // name is the log's origin, as C2SP checkpoints require.

@@ -78,7 +78,7 @@ func TestSubjectIsHeadWithoutMerge(t *testing.T) {
 	}
 }
 
-func mustPayload(t *testing.T, env []byte) []byte {
+func mustPayload(t testing.TB, env []byte) []byte {
 	t.Helper()
 	var e dsse.Envelope
 	if err := json.Unmarshal(env, &e); err != nil {

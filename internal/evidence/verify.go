@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"iter"
-	"maps"
 	"math"
 	"runtime"
 	"slices"
@@ -17,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 	"github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -36,6 +36,8 @@ type StoredRecord struct {
 // StoredCheckpoint is one signed checkpoint as storage holds it.
 type StoredCheckpoint struct {
 	Size uint64
+	// Data is the signed note. Verify copies what it keeps, so the source
+	// may reuse the buffer once the iterator resumes.
 	Data []byte
 }
 
@@ -116,6 +118,19 @@ type problem struct {
 //
 // A ledger with a fault gives a *VerifyError naming the first bad record.
 // Any other error is the source failing to read.
+//
+// Signatures, of envelopes and checkpoints alike, are checked in batches
+// of hundreds with curve25519-voi's batch verification, several times
+// cheaper per signature than crypto/ed25519.Verify. Batch
+// verification uses the cofactored equation (RFC 8032 §5.1.7, FIPS 186-5),
+// so a signature that passes it is valid under cofactored semantics, where
+// crypto/ed25519 checks the cofactorless one; the two differ only on
+// signatures with a small-order component, which no honest signer makes.
+// That torsion malleability cannot change any signed content, and any
+// change to stored bytes still changes the leaf hash and breaks the root.
+// When a batch fails, every signature of its chunk is checked again with
+// crypto/ed25519, so the first bad record is named, with the same problem
+// as VerifyEnvelope and VerifyCheckpoint would give.
 func Verify(src Source, pub ed25519.PublicKey, origin string) (*Report, error) {
 	v, err := NewVerifier(pub)
 	if err != nil {
@@ -125,7 +140,10 @@ func Verify(src Source, pub ed25519.PublicKey, origin string) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &run{v: v, nv: nv, origin: origin, ids: make(map[[16]byte]int64)}
+	// A key that is not a point on the curve cannot be expanded: then no
+	// batch is made, and crypto/ed25519 rejects every signature.
+	key, _ := voi.NewExpandedPublicKey(voi.PublicKey(pub))
+	r := &run{v: v, nv: nv, key: key, origin: origin, ids: make(map[[16]byte]int64)}
 	r.minSeq.Store(math.MaxInt64)
 	return r.verify(src)
 }
@@ -133,6 +151,7 @@ func Verify(src Source, pub ed25519.PublicKey, origin string) (*Report, error) {
 type run struct {
 	v      *Verifier
 	nv     note.Verifier
+	key    *voi.ExpandedPublicKey // nil if pub is not a valid point
 	origin string
 
 	// minSeq is the lowest sequence with a problem so far: work beyond it
@@ -157,6 +176,8 @@ type exceptionSeen struct {
 	recordID string
 }
 
+// job is one signature to check, with what to check once it is known to be
+// valid.
 type job struct {
 	seq int64
 	// A record, with its index row…
@@ -166,6 +187,13 @@ type job struct {
 	// …or a checkpoint to check the signature of.
 	checkpoint []byte
 }
+
+// chunkSize is how many jobs the walker hands a worker at once, and so the
+// largest batch of signatures. Batch verification costs less per signature
+// the larger the batch, but little less beyond a few hundred; every chunk
+// in flight holds its envelopes, a megabyte or more; and a bad signature
+// makes its whole chunk be checked again one by one.
+const chunkSize = 512
 
 func (r *run) report(p problem) {
 	r.mu.Lock()
@@ -177,25 +205,22 @@ func (r *run) report(p problem) {
 }
 
 func (r *run) verify(src Source) (*Report, error) {
-	jobs := make(chan job, 256)
+	workers := runtime.GOMAXPROCS(0)
+	// Chunks in flight: one queued and one in hand per worker, one filling.
+	chunks := make(chan []job, workers)
 	var wg sync.WaitGroup
-	for range runtime.GOMAXPROCS(0) {
+	for range workers {
 		wg.Go(func() {
-			for j := range jobs {
-				if j.seq > r.minSeq.Load() {
-					continue
-				}
-				if j.checkpoint != nil {
-					r.checkCheckpointSig(j)
-				} else {
-					r.checkRecord(j)
-				}
+			c := checker{run: r, batch: voi.NewBatchVerifierWithCapacity(chunkSize)}
+			for jobs := range chunks {
+				c.check(jobs)
 			}
 		})
 	}
-	w := walker{run: r, jobs: jobs, tree: NewLog()}
+	w := walker{run: r, chunks: chunks, tree: NewLog()}
 	readErr := w.walk(src)
-	close(jobs)
+	w.flush()
+	close(chunks)
 	wg.Wait()
 	// Once a problem is found, workers skip records after it, so a record
 	// closing an exception may not have been read.
@@ -228,8 +253,9 @@ func (r *run) verify(src Source) (*Report, error) {
 // signatures and index rows to the workers.
 type walker struct {
 	*run
-	jobs chan<- job
-	tree *Log
+	chunks chan<- []job
+	chunk  []job // filling
+	tree   *Log
 
 	nextCP  func() (StoredCheckpoint, error, bool)
 	cp      StoredCheckpoint
@@ -294,7 +320,7 @@ func (w *walker) walk(src Source) error {
 		if err != nil {
 			return err
 		}
-		w.jobs <- job{seq: expected, env: env, row: row, hasRow: hasRow}
+		w.send(job{seq: expected, env: env, row: row, hasRow: hasRow})
 		expected++
 		stop, err := w.checkCheckpoints(env)
 		if stop || err != nil {
@@ -325,6 +351,24 @@ func (w *walker) walk(src Source) error {
 			text: fmt.Sprintf("index row has no record: the log holds %d records", n)})
 	}
 	return nil
+}
+
+// send queues j for the workers, who get jobs a chunk at a time.
+func (w *walker) send(j job) {
+	if w.chunk == nil {
+		w.chunk = make([]job, 0, chunkSize)
+	}
+	if w.chunk = append(w.chunk, j); len(w.chunk) == chunkSize {
+		w.flush()
+	}
+}
+
+// flush hands the workers the jobs queued so far.
+func (w *walker) flush() {
+	if len(w.chunk) > 0 {
+		w.chunks <- w.chunk
+		w.chunk = nil
+	}
 }
 
 func (w *walker) advanceCP() error {
@@ -391,11 +435,11 @@ func (w *walker) checkCheckpoints(env []byte) (stop bool, err error) {
 		}
 		// The signature is checked in parallel; the root can be compared
 		// now because a bad signature is reported either way.
-		jb := job{seq: seq, checkpoint: cp.Data}
+		jb := job{seq: seq, checkpoint: bytes.Clone(cp.Data)}
 		if seq == int64(size)-1 {
 			jb.env = env // to name the record
 		}
-		w.jobs <- jb
+		w.send(jb)
 		got, err := peekCheckpoint(cp.Data, w.origin)
 		if err != nil {
 			return fail(rankCheckpoint, "%v", err)
@@ -437,18 +481,104 @@ func (w *walker) checkCheckpoints(env []byte) (stop bool, err error) {
 	return false, nil
 }
 
-func (r *run) checkCheckpointSig(j job) {
-	if _, err := VerifyCheckpoint(j.checkpoint, r.nv); err != nil {
-		r.report(problem{seq: j.seq, rank: rankCheckpointSig, env: j.env, text: err.Error()})
+// checker is a worker: it checks the signatures of a chunk of jobs in one
+// batch, then finishes each job.
+type checker struct {
+	*run
+	batch *voi.BatchVerifier
+	msgs  []byte // the envelopes' signed messages, reused from chunk to chunk
+	items []item
+}
+
+// item is a job whose signature is in the batch.
+type item struct {
+	job
+	env openedEnvelope   // a record's
+	cp  openedCheckpoint // a checkpoint's
+}
+
+func (c *checker) check(jobs []job) {
+	c.batch.Reset()
+	c.msgs, c.items = c.msgs[:0], c.items[:0]
+	for _, j := range jobs {
+		if j.seq > c.minSeq.Load() {
+			continue
+		}
+		if j.checkpoint != nil {
+			c.openCheckpoint(j)
+		} else {
+			c.openRecord(j)
+		}
+	}
+	// When the batch fails, each signature is checked again on its own, in
+	// order, until a bad one is found: the jobs after it are skipped.
+	ok := c.key != nil && c.batch.VerifyBatchOnly(nil)
+	for i := range c.items {
+		it := &c.items[i]
+		if it.seq > c.minSeq.Load() {
+			continue
+		}
+		if it.checkpoint != nil {
+			c.checkpointVerified(it.job, &it.cp, ok || c.nv.Verify(it.cp.msg, it.cp.sig))
+		} else {
+			c.recordVerified(it.job, &it.env, ok || it.env.verify(c.v.pub))
+		}
+	}
+	clear(c.items) // let go of the chunk's envelopes
+}
+
+// add puts a job's signature in the batch.
+func (c *checker) add(it item, msg, sig []byte) {
+	c.items = append(c.items, it)
+	if c.key != nil {
+		c.batch.AddExpanded(c.key, msg, sig)
 	}
 }
 
-func (r *run) checkRecord(j job) {
-	rec, err := r.v.VerifyEnvelope(j.env)
-	if err != nil {
-		r.report(problem{seq: j.seq, rank: rankRecord, env: j.env, row: j.row, text: err.Error()})
+func (c *checker) openCheckpoint(j job) {
+	o := openCheckpoint(j.checkpoint, c.nv)
+	if o.msg == nil {
+		c.checkpointVerified(j, &o, false) // no signature to check
 		return
 	}
+	c.add(item{job: j, cp: o}, o.msg, o.sig)
+}
+
+func (c *checker) checkpointVerified(j job, o *openedCheckpoint, valid bool) {
+	if _, err := o.verified(c.nv, valid); err != nil {
+		c.report(problem{seq: j.seq, rank: rankCheckpointSig, env: j.env, text: err.Error()})
+	}
+}
+
+// openRecord puts an envelope's first signature by the key in the batch.
+// Should an envelope have several and that one be bad, the batch fails and
+// the envelope is checked on its own, where any of them will do.
+func (c *checker) openRecord(j job) {
+	var o openedEnvelope
+	var err error
+	if c.msgs, o, err = c.v.openEnvelope(c.msgs, j.env); err != nil {
+		c.recordFailed(j, err)
+		return
+	}
+	c.add(item{job: j, env: o}, o.msg, o.sigs[0])
+}
+
+func (c *checker) recordVerified(j job, o *openedEnvelope, valid bool) {
+	rec, err := c.v.verified(o, valid)
+	if err != nil {
+		c.recordFailed(j, err)
+		return
+	}
+	c.checkRecord(j, rec)
+}
+
+func (r *run) recordFailed(j job, err error) {
+	r.report(problem{seq: j.seq, rank: rankRecord, env: j.env, row: j.row, text: err.Error()})
+}
+
+// checkRecord checks a verified record against the others and its index
+// row.
+func (r *run) checkRecord(j job, rec *Record) {
 	id := sha256.Sum256([]byte(rec.ID))
 	key := [16]byte(id[:16])
 	state := rec.exceptionState()
@@ -478,18 +608,26 @@ func (r *run) checkRecord(j job) {
 		r.report(problem{seq: j.seq, rank: rankIndex, id: rec.ID, text: "no index row for this record"})
 		return
 	}
-	want := IndexFields(rec)
+	// The field named is the first in key order to disagree. The fields
+	// are compared one by one rather than gathered in a map: Verify does
+	// this for every record.
+	var bad indexField
+	compare := func(want indexField) {
+		if j.row[want.name] != want.value && (bad.name == "" || want.name < bad.name) {
+			bad = want
+		}
+	}
+	for _, f := range indexFields(rec) {
+		compare(f)
+	}
 	if state == ExceptionStateNone {
 		// Records with an exception are checked once the whole log is
 		// read, because a later record may close theirs.
-		want[FieldExceptionState] = ExceptionStateNone
+		compare(indexField{FieldExceptionState, ExceptionStateNone})
 	}
-	for _, k := range slices.Sorted(maps.Keys(want)) {
-		if got := j.row[k]; got != want[k] {
-			r.report(problem{seq: j.seq, rank: rankIndex, id: rec.ID,
-				text: fmt.Sprintf("index row disagrees with the record: %s is %q, the record says %q", k, got, want[k])})
-			return
-		}
+	if bad.name != "" {
+		r.report(problem{seq: j.seq, rank: rankIndex, id: rec.ID,
+			text: fmt.Sprintf("index row disagrees with the record: %s is %q, the record says %q", bad.name, j.row[bad.name], bad.value)})
 	}
 }
 

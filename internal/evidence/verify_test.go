@@ -1,10 +1,12 @@
 package evidence
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"iter"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -312,4 +314,168 @@ func resignCheckpoint(t *testing.T, s *Signer, data []byte) []byte {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// bigN is enough records, with a checkpoint after each, for their jobs to
+// fill more than one chunk: Verify checks them in two batches.
+const bigN = chunkSize/2 + 88
+
+var big struct {
+	sync.Mutex
+	src *memSource
+}
+
+// bigLedger returns a copy of a good ledger of bigN records, signed once
+// for all the tests that use it.
+func bigLedger(t *testing.T) *memSource {
+	t.Helper()
+	big.Lock()
+	defer big.Unlock()
+	if big.src == nil {
+		s := testSigner(t, 1)
+		recs, envs := signAll(t, s, bigN)
+		l := newLedger(s, 1)
+		for i := range bigN {
+			l.appendEnvelope(t, recs[i], envs[i])
+		}
+		big.src = l.src
+	}
+	return big.src.clone()
+}
+
+func TestVerifyAcrossChunks(t *testing.T) {
+	t.Parallel()
+	src := bigLedger(t)
+	if jobs := 2 * len(src.records); jobs <= chunkSize {
+		t.Fatalf("%d jobs fit in one chunk of %d", jobs, chunkSize)
+	}
+	rep, err := Verify(src, testSigner(t, 1).Public(), testOrigin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := NewLog()
+	for _, r := range src.records {
+		l.Append(r.Envelope)
+	}
+	root, _ := l.Root(bigN)
+	if rep.Records != bigN || rep.Checkpoints != bigN || rep.LatestCheckpoint != bigN || !bytes.Equal(rep.Root, root) {
+		t.Errorf("report = %+v, want %d records and checkpoints with root %x", rep, bigN, root)
+	}
+}
+
+// A bad signature among good ones fails its batch; the chunk is then
+// checked one by one, and the record named is the one VerifyEnvelope or
+// VerifyCheckpoint rejects, with its error as the problem.
+func TestVerifyBadSignatureInBatch(t *testing.T) {
+	t.Parallel()
+	s, other := testSigner(t, 1), testSigner(t, 2)
+	nv, err := NoteVerifier(testOrigin, s.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each tamper returns the sequence number of the bad record and the
+	// problem expected there. The jobs of record mid are in the middle of
+	// the first chunk.
+	const mid = chunkSize / 4
+	badEnvelope := func(t *testing.T, src *memSource, k int, env []byte) (int64, string) {
+		src.records[k].Envelope = env
+		_, err := VerifyEnvelope(env, s.Public())
+		if err == nil {
+			t.Fatal("VerifyEnvelope accepted the tampered envelope")
+		}
+		return int64(k), err.Error()
+	}
+	badCheckpoint := func(t *testing.T, src *memSource, k int, data []byte) (int64, string) {
+		src.checkpoints[k].Data = data
+		_, err := VerifyCheckpoint(data, nv)
+		if err == nil {
+			t.Fatal("VerifyCheckpoint accepted the tampered checkpoint")
+		}
+		return int64(src.checkpoints[k].Size) - 1, err.Error()
+	}
+	tests := []struct {
+		name   string
+		tamper func(t *testing.T, src *memSource) (seq int64, problem string)
+	}{
+		{
+			name: "envelope with another record's signature",
+			tamper: func(t *testing.T, src *memSource) (int64, string) {
+				return badEnvelope(t, src, mid, withEnvelopeSig(t, src.records[mid].Envelope, src.records[mid+1].Envelope))
+			},
+		},
+		{
+			name: "envelope signed by a foreign key",
+			tamper: func(t *testing.T, src *memSource) (int64, string) {
+				return badEnvelope(t, src, mid, mustSign(t, other, sampleRecord(mid)))
+			},
+		},
+		{
+			name: "envelope signed by a foreign key under the key's id",
+			tamper: func(t *testing.T, src *memSource) (int64, string) {
+				env := bytes.Replace(mustSign(t, other, sampleRecord(mid)), []byte(KeyID(other.Public())), []byte(KeyID(s.Public())), 1)
+				return badEnvelope(t, src, mid, env)
+			},
+		},
+		{
+			name: "checkpoint with another checkpoint's signature",
+			tamper: func(t *testing.T, src *memSource) (int64, string) {
+				return badCheckpoint(t, src, mid, withCheckpointSig(t, src.checkpoints[mid].Data, src.checkpoints[mid+1].Data))
+			},
+		},
+		{
+			name: "checkpoint before a bad envelope in the same batch",
+			tamper: func(t *testing.T, src *memSource) (int64, string) {
+				badEnvelope(t, src, mid+10, withEnvelopeSig(t, src.records[mid+10].Envelope, src.records[mid+11].Envelope))
+				return badCheckpoint(t, src, mid-10, withCheckpointSig(t, src.checkpoints[mid-10].Data, src.checkpoints[mid-9].Data))
+			},
+		},
+		{
+			name: "envelope in the last batch",
+			tamper: func(t *testing.T, src *memSource) (int64, string) {
+				return badEnvelope(t, src, bigN-5, withEnvelopeSig(t, src.records[bigN-5].Envelope, src.records[bigN-4].Envelope))
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			src := bigLedger(t)
+			seq, problem := tt.tamper(t, src)
+			_, err := Verify(src, s.Public(), testOrigin)
+			var ve *VerifyError
+			if !errors.As(err, &ve) {
+				t.Fatalf("Verify = %v, want a *VerifyError", err)
+			}
+			want := &VerifyError{Seq: seq, RecordID: fmt.Sprintf("cr-%06d", seq), Problem: problem}
+			if diff := cmp.Diff(want, ve); diff != "" {
+				t.Errorf("Verify error (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// withEnvelopeSig returns env with the signature of from: well formed,
+// by the key, and not over env's payload.
+func withEnvelopeSig(t *testing.T, env, from []byte) []byte {
+	t.Helper()
+	e, err := decodeEnvelope(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := decodeEnvelope(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.Replace(env, e.signatures[0].sig, f.signatures[0].sig, 1)
+}
+
+// withCheckpointSig returns the checkpoint data with the signature lines of
+// from.
+func withCheckpointSig(t *testing.T, data, from []byte) []byte {
+	t.Helper()
+	i, j := bytes.LastIndex(data, []byte("\n\n")), bytes.LastIndex(from, []byte("\n\n"))
+	if i < 0 || j < 0 {
+		t.Fatal("not a note")
+	}
+	return append(bytes.Clone(data[:i+2]), from[j+2:]...)
 }
