@@ -17,9 +17,11 @@ import (
 // appends share commits.
 //
 // The disks of small cloud machines vary by several times from minute to
-// minute, so each run starts with a baseline on the same disk: durable
+// minute, so each run starts with two baselines on the same disk: durable
 // single-file writes (temporary file, fsync, link, directory fsync), the
-// cost of the simplest durable append. Compare appends/s with it.
+// cost of the simplest durable append; and file creations without any
+// sync, the ceiling of any layout with a file per record. Compare
+// appends/s with them.
 //
 //	go test ./internal/ledger -run '^$' -bench Append -benchtime 3000x
 func BenchmarkAppend(b *testing.B) {
@@ -32,6 +34,16 @@ func BenchmarkAppend(b *testing.B) {
 			}
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "writes/s")
+	})
+	b.Run("baseline=create", func(b *testing.B) {
+		dir := b.TempDir()
+		data := make([]byte, 5280)
+		for i := range b.N {
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("r%d", i)), data, 0o444); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "creates/s")
 	})
 	for _, callers := range []int{1, 8, 32, 64} {
 		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
