@@ -85,21 +85,60 @@ func (s *Signer) Sign(r *Record) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := Canonical(statement{
-		Type:          intoto.StatementTypeUri,
-		Subject:       []descriptor{subj},
-		PredicateType: PredicateType,
-		Predicate:     payload,
-	})
+	subjects, err := Canonical([]descriptor{subj})
 	if err != nil {
 		return nil, err
 	}
+	st := statementJSON(subjects, payload)
 	// Signing is CPU only; the dsse interface wants a context anyway.
 	env, err := s.dsse.SignPayload(context.Background(), PayloadType, st)
 	if err != nil {
 		return nil, fmt.Errorf("sign record %s: %w", r.ID, err)
 	}
-	return Canonical(env)
+	return envelopeJSON(env), nil
+}
+
+// statementJSON is the canonical JSON of the in-toto Statement of a
+// canonical record payload, the same bytes as Canonical(statement{...}),
+// written directly: re-encoding the payload it holds would cost as much as
+// encoding the record.
+func statementJSON(subjects, payload []byte) []byte {
+	// Keys in canonical order: _type, predicate, predicateType, subject.
+	b := make([]byte, 0, len(payload)+len(subjects)+160)
+	b = append(b, `{"_type":`...)
+	b = appendString(b, []byte(intoto.StatementTypeUri))
+	b = append(b, `,"predicate":`...)
+	b = append(b, payload...)
+	b = append(b, `,"predicateType":`...)
+	b = appendString(b, []byte(PredicateType))
+	b = append(b, `,"subject":`...)
+	b = append(b, subjects...)
+	return append(b, '}')
+}
+
+// envelopeJSON is the canonical JSON of a DSSE envelope, the same bytes as
+// Canonical(env), written directly for the same reason. Its strings are
+// base64, the payload type and key ids, all ASCII.
+func envelopeJSON(env *dsse.Envelope) []byte {
+	// Keys in canonical order: payload, payloadType, signatures; in a
+	// signature, keyid, sig.
+	b := make([]byte, 0, len(env.Payload)+len(env.Signatures)*160+64)
+	b = append(b, `{"payload":`...)
+	b = appendString(b, []byte(env.Payload))
+	b = append(b, `,"payloadType":`...)
+	b = appendString(b, []byte(env.PayloadType))
+	b = append(b, `,"signatures":[`...)
+	for i, sig := range env.Signatures {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"keyid":`...)
+		b = appendString(b, []byte(sig.KeyID))
+		b = append(b, `,"sig":`...)
+		b = appendString(b, []byte(sig.Sig))
+		b = append(b, '}')
+	}
+	return append(b, "]}"...)
 }
 
 // Verifier checks envelopes against one public key.

@@ -157,3 +157,43 @@ func mustSign(t *testing.T, s *Signer, r *Record) []byte {
 	}
 	return env
 }
+
+// TestSignWritesCanonicalJSON: the statement and envelope Sign writes
+// directly are byte for byte what Canonical makes of them, for records
+// with and without exceptions, links and awkward strings.
+func TestSignWritesCanonicalJSON(t *testing.T) {
+	s := testSigner(t, 1)
+	for i := range 20 {
+		r := sampleRecord(i)
+		switch i % 4 {
+		case 1:
+			r.ChangeType = Bypass
+			r.Exception = &Exception{Kind: ExceptionBypass, Reason: "merged \"while\" red\n\t<é>\u2028", OpenedAt: r.ObservedAt}
+		case 2:
+			r.Links = []string{"cr-1", "cr-2"}
+			r.Facts.PR.Title = "quote \" backslash \\ control \x01 emoji 🚀"
+		}
+		env, err := s.Sign(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := Canonical(json.RawMessage(env))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(env, want) {
+			t.Fatalf("record %d: envelope is not canonical:\n%s\nwant\n%s", i, env, want)
+		}
+		e, err := decodeEnvelope(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := base64.StdEncoding.DecodeString(string(e.payload))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want, _ := Canonical(json.RawMessage(st)); !bytes.Equal(st, want) {
+			t.Fatalf("record %d: statement is not canonical:\n%s\nwant\n%s", i, st, want)
+		}
+	}
+}
