@@ -47,11 +47,7 @@ func TestVerifyGoodLedger(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			l := NewLog()
-			for _, r := range src.records {
-				l.Append(r.Envelope)
-			}
-			root, _ := l.Root(10)
+			root := rootOf(src)
 			want := &Report{Records: 10, Checkpoints: int64(len(src.checkpoints)), Size: 10, Root: root, LatestCheckpoint: 10,
 				FirstObserved: sampleRecord(0).ObservedAt, LastObserved: sampleRecord(9).ObservedAt}
 			if diff := cmp.Diff(want, rep); diff != "" {
@@ -353,11 +349,7 @@ func TestVerifyAcrossChunks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := NewLog()
-	for _, r := range src.records {
-		l.Append(r.Envelope)
-	}
-	root, _ := l.Root(bigN)
+	root := rootOf(src)
 	if rep.Records != bigN || rep.Checkpoints != bigN || rep.LatestCheckpoint != bigN || !bytes.Equal(rep.Root, root) {
 		t.Errorf("report = %+v, want %d records and checkpoints with root %x", rep, bigN, root)
 	}
@@ -478,4 +470,14 @@ func withCheckpointSig(t *testing.T, data, from []byte) []byte {
 		t.Fatal("not a note")
 	}
 	return append(bytes.Clone(data[:i+2]), from[j+2:]...)
+}
+
+// rootOf is the root of the tree of the source's stored envelopes.
+func rootOf(src *memSource) []byte {
+	l := NewLog()
+	for _, r := range src.records {
+		l.Append(r.Envelope)
+	}
+	root, _ := l.Root(l.Size())
+	return root
 }
