@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"iter"
@@ -40,6 +41,10 @@ type StoredCheckpoint struct {
 	// may reuse the buffer once the iterator resumes.
 	Data []byte
 }
+
+// FieldLeafHash names an index row's copy of its record's leaf hash, in
+// hex. It is optional in an IndexRow; when present, Verify compares it too.
+const FieldLeafHash = "leaf_hash"
 
 // IndexRow is one row of the index: the record's queryable fields as
 // strings, under the Field* names. Other keys are ignored.
@@ -180,8 +185,9 @@ type exceptionSeen struct {
 // valid.
 type job struct {
 	seq int64
-	// A record, with its index row…
+	// A record, with its leaf hash and index row…
 	env    []byte
+	leaf   []byte
 	row    map[string]string
 	hasRow bool
 	// …or a checkpoint to check the signature of.
@@ -312,7 +318,10 @@ func (w *walker) walk(src Source) error {
 			return nil
 		}
 		env := bytes.Clone(rec.Envelope)
-		w.tree.Append(env)
+		leaf := LeafHash(env)
+		if _, err := w.tree.AppendLeafHash(leaf); err != nil {
+			return err
+		}
 		if uint64(expected) == w.lastGood {
 			w.afterGood = env
 		}
@@ -320,7 +329,7 @@ func (w *walker) walk(src Source) error {
 		if err != nil {
 			return err
 		}
-		w.send(job{seq: expected, env: env, row: row, hasRow: hasRow})
+		w.send(job{seq: expected, env: env, leaf: leaf, row: row, hasRow: hasRow})
 		expected++
 		stop, err := w.checkCheckpoints(env)
 		if stop || err != nil {
@@ -619,6 +628,9 @@ func (r *run) checkRecord(j job, rec *Record) {
 	}
 	for _, f := range indexFields(rec) {
 		compare(f)
+	}
+	if _, ok := j.row[FieldLeafHash]; ok {
+		compare(indexField{FieldLeafHash, hex.EncodeToString(j.leaf)})
 	}
 	if state == ExceptionStateNone {
 		// Records with an exception are checked once the whole log is

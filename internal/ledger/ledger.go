@@ -18,6 +18,7 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/hex"
@@ -96,6 +97,10 @@ type Index interface {
 	Put(ctx context.Context, entries []IndexEntry) error
 	// Size is how many records are indexed.
 	Size(ctx context.Context) (uint64, error)
+	// Leaves calls fn with the id and leaf hash of each of the first n
+	// records, in sequence order, for Open to rebuild the tree without
+	// reading the blobs.
+	Leaves(ctx context.Context, n uint64, fn func(seq uint64, id string, leafHash []byte) error) error
 }
 
 // maxBatch bounds the records one commit takes, and so the wait of the
@@ -151,11 +156,83 @@ func Open(ctx context.Context, blobs blob.Store, index Index, signer *evidence.S
 	}
 	l := &Ledger{blobs: blobs, index: index, signer: signer, verifier: verifier, origin: origin,
 		log: evidence.NewLog(), ids: map[string]uint64{}}
-	if err := l.catchUp(ctx); err != nil {
+	var keys []string
+	if err := blobs.List(ctx, RecordPrefix, func(k string) error { keys = append(keys, k); return nil }); err != nil {
+		return nil, fmt.Errorf("list records: %w", err)
+	}
+	if err := l.loadFromIndex(ctx, keys); err != nil {
+		return nil, err
+	}
+	if err := l.catchUp(ctx, keys); err != nil {
 		return nil, err
 	}
 	return l, nil
 }
+
+// loadFromIndex rebuilds the log's first records from the leaf hashes in
+// the index, so that a large ledger opens without reading every blob. The
+// index is not trusted for it: the tree rebuilt must have the root of the
+// latest checkpoint the index covers, as signed by the ledger's key, and
+// each row's id must be the one in its record's key. When anything
+// disagrees, the log is left empty and catchUp reads the blobs, which are
+// the truth.
+func (l *Ledger) loadFromIndex(ctx context.Context, keys []string) error {
+	indexed, err := l.index.Size(ctx)
+	if err != nil {
+		return err
+	}
+	indexed = min(indexed, uint64(len(keys)))
+	var size uint64 // the largest checkpoint size the index covers
+	err = l.blobs.List(ctx, CheckpointPrefix, func(k string) error {
+		if s, err := ParseCheckpointKey(k); err == nil && s <= indexed {
+			size = max(size, s)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("list checkpoints: %w", err)
+	}
+	if size == 0 {
+		return nil
+	}
+	data, err := l.blobs.Get(ctx, CheckpointKey(size))
+	if err != nil {
+		return fmt.Errorf("read checkpoint %d: %w", size, err)
+	}
+	nv, err := evidence.NoteVerifier(l.origin, l.signer.Public())
+	if err != nil {
+		return err
+	}
+	cp, err := evidence.VerifyCheckpoint(data, nv)
+	if err != nil || cp.Size != size {
+		return nil // read from the blobs, where verify will find the fault
+	}
+	log, ids := evidence.NewLog(), make(map[string]uint64, size)
+	err = l.index.Leaves(ctx, size, func(seq uint64, id string, leaf []byte) error {
+		kseq, kid, err := ParseRecordKey(keys[seq])
+		if err != nil || kseq != seq || kid != id {
+			return errDisagree
+		}
+		if _, err := log.AppendLeafHash(leaf); err != nil {
+			return errDisagree
+		}
+		ids[id] = seq
+		return nil
+	})
+	if errors.Is(err, errDisagree) || log.Size() != size {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if root, err := log.Root(size); err != nil || !bytes.Equal(root, cp.Hash) {
+		return nil
+	}
+	l.log, l.ids = log, ids
+	return nil
+}
+
+var errDisagree = errors.New("index disagrees with the blob store")
 
 // catchUp brings the log up to the blob store and the index up to the log,
 // in the write order: records stored past the log's end (a crash or a
@@ -163,10 +240,11 @@ func Open(ctx context.Context, blobs blob.Store, index Index, signer *evidence.S
 // checkpoint of the whole log is stored, and records missing from the
 // index are indexed. A record the index does not hold has its signature
 // checked before it is adopted, so no unsigned record enters the log.
-func (l *Ledger) catchUp(ctx context.Context) error {
-	var keys []string
-	if err := l.blobs.List(ctx, RecordPrefix, func(k string) error { keys = append(keys, k); return nil }); err != nil {
-		return fmt.Errorf("list records: %w", err)
+func (l *Ledger) catchUp(ctx context.Context, keys []string) error {
+	if keys == nil {
+		if err := l.blobs.List(ctx, RecordPrefix, func(k string) error { keys = append(keys, k); return nil }); err != nil {
+			return fmt.Errorf("list records: %w", err)
+		}
 	}
 	indexed, err := l.index.Size(ctx)
 	if err != nil {
@@ -330,7 +408,7 @@ func (l *Ledger) commit(ctx context.Context, batch []*request) {
 		}
 	}
 	if l.repair {
-		if err := l.catchUp(ctx); err != nil {
+		if err := l.catchUp(ctx, nil); err != nil {
 			finish(batch, fmt.Errorf("ledger: repair after a failed commit: %w", err))
 			return
 		}

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"iter"
@@ -120,6 +121,31 @@ func (x *LedgerIndex) Size(ctx context.Context) (uint64, error) {
 	return uint64(n), nil
 }
 
+// Leaves calls fn with the id and leaf hash of each of the first n records,
+// in sequence order.
+func (x *LedgerIndex) Leaves(ctx context.Context, n uint64, fn func(seq uint64, id string, leafHash []byte) error) error {
+	rows, err := x.db.db.QueryContext(ctx, `SELECT seq, id, leaf_hash FROM ledger_records WHERE seq < ? ORDER BY seq`, int64(n))
+	if err != nil {
+		return fmt.Errorf("ledger index: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var seq int64
+		var id, leaf string
+		if err := rows.Scan(&seq, &id, &leaf); err != nil {
+			return fmt.Errorf("ledger index: %w", err)
+		}
+		h, err := hex.DecodeString(leaf)
+		if err != nil {
+			return fmt.Errorf("ledger index: record %d: leaf hash: %w", seq, err)
+		}
+		if err := fn(uint64(seq), id, h); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
 // Row returns the indexed fields of the record at seq, as the evidence
 // package names them, for verify to compare with the record itself.
 func (x *LedgerIndex) Row(ctx context.Context, seq uint64) (map[string]string, string, bool, error) {
@@ -162,7 +188,7 @@ func LedgerRows(db *sql.DB) func(ctx context.Context) iter.Seq2[evidence.IndexRo
 		return func(yield func(evidence.IndexRow, error) bool) {
 			rows, err := db.QueryContext(ctx, `
 				SELECT seq, id, repo, pr, sha, change_type, merged_at, observed_at, outcome, compliant, ticket,
-					exception, exception_due, closes, exception_state
+					exception, exception_due, closes, exception_state, leaf_hash
 				FROM ledger_records ORDER BY seq`)
 			if err != nil {
 				yield(evidence.IndexRow{}, fmt.Errorf("read ledger index: %w", err))
@@ -171,19 +197,22 @@ func LedgerRows(db *sql.DB) func(ctx context.Context) iter.Seq2[evidence.IndexRo
 			defer rows.Close()
 			for rows.Next() {
 				var seq int64
+				var leaf string
 				vals := make([]string, len(ledgerColumns))
 				ptrs := []any{&seq}
 				for i := range vals {
 					ptrs = append(ptrs, &vals[i])
 				}
+				ptrs = append(ptrs, &leaf)
 				if err := rows.Scan(ptrs...); err != nil {
 					yield(evidence.IndexRow{}, fmt.Errorf("read ledger index: %w", err))
 					return
 				}
-				fields := make(map[string]string, len(vals))
+				fields := make(map[string]string, len(vals)+1)
 				for i, c := range ledgerColumns {
 					fields[c] = vals[i]
 				}
+				fields[evidence.FieldLeafHash] = leaf
 				if !yield(evidence.IndexRow{Seq: seq, Fields: fields}, nil) {
 					return
 				}
