@@ -16,6 +16,7 @@ import (
 	"github.com/changegate/changegate/internal/evidence"
 	"github.com/changegate/changegate/internal/ghfake"
 	"github.com/changegate/changegate/internal/jira/jirafake"
+	"github.com/changegate/changegate/internal/ledger"
 	"github.com/changegate/changegate/internal/webhook"
 )
 
@@ -401,11 +402,10 @@ func TestMergesAreArchived(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("ledger index (-want +got):\n%s", diff)
 	}
-	// Every record is on disk as a signed blob, and so is a checkpoint of
-	// all three (merges archived at once share a checkpoint).
-	entries, err := os.ReadDir(filepath.Join(a.dataDir, "evidence", "records"))
-	if err != nil || len(entries) != 3 {
-		t.Errorf("records: %d files (%v), want 3", len(entries), err)
+	// Every record is on disk signed, and so is a checkpoint of all three
+	// (merges archived at once share a bundle and a checkpoint).
+	if recs := storedRecords(t, a.dataDir); len(recs) != 3 {
+		t.Errorf("%d records stored, want 3", len(recs))
 	}
 	if _, err := os.Stat(filepath.Join(a.dataDir, "evidence", "checkpoints", "000000000003.note")); err != nil {
 		t.Errorf("checkpoint of the 3 records: %v", err)
@@ -443,20 +443,21 @@ func TestAuditVerifyAndTamper(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out, "ok: 3 records") {
 		t.Fatalf("verify: %d %q %q", code, out, errOut)
 	}
-	// One byte flipped in the second record's blob.
-	records, err := filepath.Glob(filepath.Join(a.dataDir, "evidence", "records", "*"))
-	if err != nil || len(records) != 3 {
-		t.Fatalf("records %v %v", records, err)
+	// One byte flipped in the second record.
+	recs := storedRecords(t, a.dataDir)
+	if len(recs) != 3 {
+		t.Fatalf("%d records stored, want 3", len(recs))
 	}
-	b, err := os.ReadFile(records[1])
+	r := recs[1]
+	b, err := os.ReadFile(r.file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b[len(b)/2] ^= 0x01
-	if err := os.Chmod(records[1], 0o600); err != nil {
+	b[(r.start+r.end)/2] ^= 0x01
+	if err := os.Chmod(r.file, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(records[1], b, 0o600); err != nil {
+	if err := os.WriteFile(r.file, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	code, _, errOut = audit("verify", "--data-dir", a.dataDir, "--pubkey", pubFile)
@@ -534,15 +535,10 @@ func TestDeploymentsAndDirectPushesAreArchived(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, _ := filepath.Glob(filepath.Join(a.dataDir, "evidence", "records", "*"))
 	var standardID string
 	var links []string
-	for _, f := range files {
-		env, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rec, err := evidence.VerifyEnvelope(env, pub)
+	for _, r := range storedRecords(t, a.dataDir) {
+		rec, err := evidence.VerifyEnvelope(r.env, pub)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -625,4 +621,42 @@ func TestEmergencyExceptionsCloseInTimeOrStayOpen(t *testing.T) {
 	if code := run(t.Context(), []string{"audit", "verify", "--data-dir", a.dataDir}, envMap(nil), &out, &out); code != 0 {
 		t.Errorf("verify: %s", out.String())
 	}
+}
+
+// storedRecord is one record in the evidence directory: its envelope and
+// where it sits in its bundle file.
+type storedRecord struct {
+	seq        uint64
+	env        []byte
+	file       string
+	start, end int // byte offsets of the envelope in file
+}
+
+// storedRecords reads every record bundle of a data dir, in log order.
+func storedRecords(t *testing.T, dataDir string) []storedRecord {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dataDir, "evidence", "records", "*.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []storedRecord
+	for _, f := range files {
+		first, last, err := ledger.ParseBundleKey(ledger.RecordPrefix + filepath.Base(f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := 0
+		for i, env := range ledger.SplitBundle(data) {
+			out = append(out, storedRecord{seq: first + uint64(i), env: env, file: f, start: start, end: start + len(env)})
+			start += len(env) + 1
+		}
+		if n := uint64(len(out)); n == 0 || out[n-1].seq != last {
+			t.Fatalf("%s does not hold the records its name says", f)
+		}
+	}
+	return out
 }

@@ -109,6 +109,10 @@ type problem struct {
 	seq  int64
 	rank int
 	text string
+	// last is set for a problem somewhere in the records seq..last, such
+	// as a root that differs from a checkpoint covering several records. A
+	// problem named at one record of that range is more precise, and wins.
+	last int64
 	// Whatever is at hand to name the record; see name.
 	id  string
 	env []byte
@@ -165,6 +169,7 @@ type run struct {
 
 	mu         sync.Mutex
 	first      *problem
+	rng        *problem           // the first problem spanning several records
 	ids        map[[16]byte]int64 // truncated SHA-256 of id → seq, for duplicates
 	exceptions []exceptionSeen
 	firstObs   time.Time
@@ -204,10 +209,38 @@ const chunkSize = 512
 func (r *run) report(p problem) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if p.last > p.seq {
+		if r.rng == nil || p.seq < r.rng.seq {
+			r.rng = &p
+		}
+		// The records of the range are still checked, to name the one.
+		r.lowerMinSeq(p.last)
+		return
+	}
 	if r.first == nil || p.seq < r.first.seq || (p.seq == r.first.seq && p.rank < r.first.rank) {
 		r.first = &p
-		r.minSeq.Store(p.seq)
 	}
+	r.lowerMinSeq(p.seq)
+}
+
+func (r *run) lowerMinSeq(seq int64) {
+	if seq < r.minSeq.Load() {
+		r.minSeq.Store(seq)
+	}
+}
+
+// firstProblem is the problem to name: the first by sequence number. A
+// record that is missing or not validly signed beats a problem spanning it,
+// because it says which record changed; an index row that disagrees does
+// not, because a record moved within the range makes its row disagree too.
+func (r *run) firstProblem() *problem {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f, g := r.first, r.rng
+	if g != nil && (f == nil || f.seq > g.last || (f.seq >= g.seq && f.rank > rankRecord)) {
+		return g
+	}
+	return f
 }
 
 func (r *run) verify(src Source) (*Report, error) {
@@ -232,8 +265,7 @@ func (r *run) verify(src Source) (*Report, error) {
 	// closing an exception may not have been read.
 	r.checkExceptions(w.complete && r.minSeq.Load() == math.MaxInt64)
 
-	if r.first != nil {
-		p := r.first
+	if p := r.firstProblem(); p != nil {
 		return nil, &VerifyError{Seq: p.seq, RecordID: p.name(), Problem: p.text}
 	}
 	if readErr != nil {
@@ -464,7 +496,7 @@ func (w *walker) checkCheckpoints(env []byte) (stop bool, err error) {
 			// Everything up to the last good checkpoint matched, so the
 			// first changed record is at or after it.
 			first := int64(w.lastGood)
-			p := problem{seq: first, rank: rankCheckpoint, env: w.afterGood}
+			p := problem{seq: first, last: int64(cp.Size) - 1, rank: rankCheckpoint, env: w.afterGood}
 			if first == int64(cp.Size)-1 {
 				p.text = fmt.Sprintf("checkpoint %d: the record is not the one the checkpoint committed to (records reordered, replaced or re-signed)", cp.Size)
 			} else {

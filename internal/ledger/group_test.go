@@ -66,11 +66,18 @@ func TestConcurrentAppendsShareCommits(t *testing.T) {
 	if dups.Load() != n {
 		t.Errorf("%d duplicates refused, want %d", dups.Load(), n)
 	}
+	bundles := 0
+	if err := e.blobs.List(t.Context(), ledger.RecordPrefix, func(string) error { bundles++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if bundles >= n {
+		t.Errorf("%d bundles for %d records appended at once; want them to share bundles", bundles, n)
+	}
 	rep := verifyLedger(t, e)
 	if rep.Records != n || rep.LatestCheckpoint != n {
 		t.Errorf("verified %d records, latest checkpoint %d; want %d, %d", rep.Records, rep.LatestCheckpoint, n, n)
 	}
-	t.Logf("%d records, %d checkpoints", rep.Records, rep.Checkpoints)
+	t.Logf("%d records, %d bundles, %d checkpoints", rep.Records, bundles, rep.Checkpoints)
 }
 
 func hasCheckpointAtLeast(t *testing.T, blobs blob.Store, size uint64) (bool, error) {

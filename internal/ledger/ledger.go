@@ -39,35 +39,9 @@ const (
 	CheckpointPrefix = "checkpoints/"
 )
 
-// RecordKey is where the record at seq is stored.
-func RecordKey(seq uint64, id string) string {
-	return fmt.Sprintf("%s%012d-%s.dsse.json", RecordPrefix, seq, id)
-}
-
 // CheckpointKey is where the checkpoint of a tree of size is stored.
 func CheckpointKey(size uint64) string {
 	return fmt.Sprintf("%s%012d.note", CheckpointPrefix, size)
-}
-
-// ParseRecordKey returns the sequence number and id in a record key.
-func ParseRecordKey(key string) (seq uint64, id string, err error) {
-	rest, ok := strings.CutPrefix(key, RecordPrefix)
-	if !ok {
-		return 0, "", fmt.Errorf("record key %q: no %s prefix", key, RecordPrefix)
-	}
-	rest, ok = strings.CutSuffix(rest, ".dsse.json")
-	if !ok {
-		return 0, "", fmt.Errorf("record key %q: no .dsse.json suffix", key)
-	}
-	num, id, ok := strings.Cut(rest, "-")
-	if !ok || len(num) != 12 || id == "" {
-		return 0, "", fmt.Errorf("record key %q: want 12-digit sequence, dash, id", key)
-	}
-	seq, err = strconv.ParseUint(num, 10, 64)
-	if err != nil {
-		return 0, "", fmt.Errorf("record key %q: %w", key, err)
-	}
-	return seq, id, nil
 }
 
 // ParseCheckpointKey returns the tree size in a checkpoint key.
@@ -156,14 +130,14 @@ func Open(ctx context.Context, blobs blob.Store, index Index, signer *evidence.S
 	}
 	l := &Ledger{blobs: blobs, index: index, signer: signer, verifier: verifier, origin: origin,
 		log: evidence.NewLog(), ids: map[string]uint64{}}
-	var keys []string
-	if err := blobs.List(ctx, RecordPrefix, func(k string) error { keys = append(keys, k); return nil }); err != nil {
-		return nil, fmt.Errorf("list records: %w", err)
-	}
-	if err := l.loadFromIndex(ctx, keys); err != nil {
+	refs, err := listBundles(ctx, blobs)
+	if err != nil {
 		return nil, err
 	}
-	if err := l.catchUp(ctx, keys); err != nil {
+	if err := l.loadFromIndex(ctx, refs); err != nil {
+		return nil, err
+	}
+	if err := l.catchUp(ctx, refs); err != nil {
 		return nil, err
 	}
 	return l, nil
@@ -172,16 +146,19 @@ func Open(ctx context.Context, blobs blob.Store, index Index, signer *evidence.S
 // loadFromIndex rebuilds the log's first records from the leaf hashes in
 // the index, so that a large ledger opens without reading every blob. The
 // index is not trusted for it: the tree rebuilt must have the root of the
-// latest checkpoint the index covers, as signed by the ledger's key, and
-// each row's id must be the one in its record's key. When anything
-// disagrees, the log is left empty and catchUp reads the blobs, which are
-// the truth.
-func (l *Ledger) loadFromIndex(ctx context.Context, keys []string) error {
+// latest checkpoint the index covers, as signed by the ledger's key. When
+// it does not, the log is left empty and catchUp reads the blobs, which are
+// the truth. The record ids, which only serve to refuse duplicates, are
+// taken from the index; verify checks them against the records.
+func (l *Ledger) loadFromIndex(ctx context.Context, refs []bundleRef) error {
+	if len(refs) == 0 {
+		return nil
+	}
 	indexed, err := l.index.Size(ctx)
 	if err != nil {
 		return err
 	}
-	indexed = min(indexed, uint64(len(keys)))
+	indexed = min(indexed, refs[len(refs)-1].last+1)
 	var size uint64 // the largest checkpoint size the index covers
 	err = l.blobs.List(ctx, CheckpointPrefix, func(k string) error {
 		if s, err := ParseCheckpointKey(k); err == nil && s <= indexed {
@@ -209,8 +186,7 @@ func (l *Ledger) loadFromIndex(ctx context.Context, keys []string) error {
 	}
 	log, ids := evidence.NewLog(), make(map[string]uint64, size)
 	err = l.index.Leaves(ctx, size, func(seq uint64, id string, leaf []byte) error {
-		kseq, kid, err := ParseRecordKey(keys[seq])
-		if err != nil || kseq != seq || kid != id {
+		if seq != log.Size() {
 			return errDisagree
 		}
 		if _, err := log.AppendLeafHash(leaf); err != nil {
@@ -238,43 +214,47 @@ var errDisagree = errors.New("index disagrees with the blob store")
 // in the write order: records stored past the log's end (a crash or a
 // failed commit after the blobs were written) are checked and adopted, the
 // checkpoint of the whole log is stored, and records missing from the
-// index are indexed. A record the index does not hold has its signature
-// checked before it is adopted, so no unsigned record enters the log.
-func (l *Ledger) catchUp(ctx context.Context, keys []string) error {
-	if keys == nil {
-		if err := l.blobs.List(ctx, RecordPrefix, func(k string) error { keys = append(keys, k); return nil }); err != nil {
-			return fmt.Errorf("list records: %w", err)
+// index are indexed. Every adopted record has its signature checked, so no
+// unsigned record enters the log.
+func (l *Ledger) catchUp(ctx context.Context, refs []bundleRef) error {
+	if refs == nil {
+		var err error
+		if refs, err = listBundles(ctx, l.blobs); err != nil {
+			return err
 		}
 	}
 	indexed, err := l.index.Size(ctx)
 	if err != nil {
 		return err
 	}
-	for i, k := range keys {
-		seq, id, err := ParseRecordKey(k)
+	var next uint64
+	for _, b := range refs {
+		if b.first != next {
+			return fmt.Errorf("ledger: record %d is missing (found %s next); run changegate audit verify", next, b.key)
+		}
+		next = b.last + 1
+		if b.last < l.log.Size() {
+			continue
+		}
+		envs, err := readBundle(ctx, l.blobs, b)
 		if err != nil {
 			return err
 		}
-		if seq != uint64(i) {
-			return fmt.Errorf("ledger: record %d is missing (found %s next); run changegate audit verify", i, k)
-		}
-		if seq < l.log.Size() {
-			continue
-		}
-		if prev, dup := l.ids[id]; dup {
-			return fmt.Errorf("ledger: record %s appears at %d and %d", id, prev, seq)
-		}
-		env, err := l.blobs.Get(ctx, k)
-		if err != nil {
-			return fmt.Errorf("read %s: %w", k, err)
-		}
-		if seq >= indexed {
-			if _, err := l.verifier.VerifyEnvelope(env); err != nil {
-				return fmt.Errorf("ledger: record %d (%s): %w", seq, k, err)
+		for i, env := range envs {
+			seq := b.first + uint64(i)
+			if seq < l.log.Size() {
+				continue
 			}
+			rec, err := l.verifier.VerifyEnvelope(env)
+			if err != nil {
+				return fmt.Errorf("ledger: record %d (%s): %w", seq, b.key, err)
+			}
+			if prev, dup := l.ids[rec.ID]; dup {
+				return fmt.Errorf("ledger: record %s appears at %d and %d", rec.ID, prev, seq)
+			}
+			l.log.Append(env)
+			l.ids[rec.ID] = seq
 		}
-		l.log.Append(env)
-		l.ids[id] = seq
 	}
 	size := l.log.Size()
 	if size > 0 {
@@ -287,23 +267,41 @@ func (l *Ledger) catchUp(ctx context.Context, keys []string) error {
 		}
 	}
 	var rows []IndexEntry
-	for seq := indexed; seq < size; seq++ {
-		k := keys[seq]
-		env, err := l.blobs.Get(ctx, k)
-		if err != nil {
-			return fmt.Errorf("read %s: %w", k, err)
+	flush := func() error {
+		if len(rows) == 0 {
+			return nil
 		}
-		rec, err := l.verifier.VerifyEnvelope(env)
-		if err != nil {
-			return fmt.Errorf("ledger: record %d (%s): %w", seq, k, err)
+		err := l.index.Put(ctx, rows)
+		rows = rows[:0]
+		return err
+	}
+	for _, b := range refs {
+		if b.last < indexed || b.first >= size {
+			continue
 		}
-		rows = append(rows, IndexEntry{Seq: seq, LeafHash: hex.EncodeToString(evidence.LeafHash(env)), Fields: evidence.IndexFields(rec)})
-		if len(rows) == maxBatch || seq == size-1 {
-			if err := l.index.Put(ctx, rows); err != nil {
-				return err
+		envs, err := readBundle(ctx, l.blobs, b)
+		if err != nil {
+			return err
+		}
+		for i, env := range envs {
+			seq := b.first + uint64(i)
+			if seq < indexed {
+				continue
 			}
-			rows = rows[:0]
+			rec, err := l.verifier.VerifyEnvelope(env)
+			if err != nil {
+				return fmt.Errorf("ledger: record %d (%s): %w", seq, b.key, err)
+			}
+			rows = append(rows, IndexEntry{Seq: seq, LeafHash: hex.EncodeToString(evidence.LeafHash(env)), Fields: evidence.IndexFields(rec)})
+			if len(rows) == maxBatch {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
 		}
+	}
+	if err := flush(); err != nil {
+		return err
 	}
 	l.repair = false
 	return nil
@@ -438,18 +436,18 @@ func (l *Ledger) commit(ctx context.Context, batch []*request) {
 		return
 	}
 
-	entries := make([]blob.Entry, 0, len(todo)+1)
-	leaves := make([][]byte, 0, len(todo))
-	for _, r := range todo {
-		entries = append(entries, blob.Entry{Key: RecordKey(r.seq, r.id), Data: r.env})
-		leaves = append(leaves, evidence.LeafHash(r.env))
+	envs := make([][]byte, len(todo))
+	leaves := make([][]byte, len(todo))
+	for i, r := range todo {
+		envs[i], leaves[i] = r.env, evidence.LeafHash(r.env)
 	}
 	cp, err := l.checkpoint(next, leaves)
 	if err != nil {
 		finish(todo, err)
 		return
 	}
-	entries = append(entries, cp)
+	// The records' bundle, then the checkpoint that covers them.
+	entries := []blob.Entry{{Key: BundleKey(todo[0].seq, next-1), Data: Bundle(envs)}, cp}
 	if err := blob.PutAll(ctx, l.blobs, entries); err != nil {
 		// Some of the records may be stored: the next commit adopts them.
 		l.repair = true
@@ -505,29 +503,32 @@ func Reindex(ctx context.Context, blobs blob.Store, index Rebuilder, pub ed25519
 	if err := index.Clear(ctx); err != nil {
 		return 0, err
 	}
+	refs, err := listBundles(ctx, blobs)
+	if err != nil {
+		return 0, err
+	}
 	var n uint64
-	err = blobs.List(ctx, RecordPrefix, func(k string) error {
-		seq, _, err := ParseRecordKey(k)
+	for _, b := range refs {
+		if b.first != n {
+			return n, fmt.Errorf("ledger: record %d is missing (found %s next)", n, b.key)
+		}
+		envs, err := readBundle(ctx, blobs, b)
 		if err != nil {
-			return err
+			return n, err
 		}
-		if seq != n {
-			return fmt.Errorf("ledger: record %d is missing (found %s next)", n, k)
+		rows := make([]IndexEntry, len(envs))
+		for i, env := range envs {
+			seq := b.first + uint64(i)
+			rec, err := verifier.VerifyEnvelope(env)
+			if err != nil {
+				return n, fmt.Errorf("ledger: record %d (%s): %w", seq, b.key, err)
+			}
+			rows[i] = IndexEntry{Seq: seq, LeafHash: hex.EncodeToString(evidence.LeafHash(env)), Fields: evidence.IndexFields(rec)}
 		}
-		env, err := blobs.Get(ctx, k)
-		if err != nil {
-			return fmt.Errorf("read %s: %w", k, err)
+		if err := index.Put(ctx, rows); err != nil {
+			return n, err
 		}
-		rec, err := verifier.VerifyEnvelope(env)
-		if err != nil {
-			return fmt.Errorf("ledger: record %d (%s): %w", seq, k, err)
-		}
-		entry := IndexEntry{Seq: seq, LeafHash: hex.EncodeToString(evidence.LeafHash(env)), Fields: evidence.IndexFields(rec)}
-		if err := index.Put(ctx, []IndexEntry{entry}); err != nil {
-			return err
-		}
-		n++
-		return nil
-	})
+		n = b.last + 1
+	}
 	return n, err
 }

@@ -149,7 +149,7 @@ func TestOpenRepairsACrashBetweenSteps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.blobs.Put(t.Context(), ledger.RecordKey(1, r.ID), envBytes); err != nil {
+	if err := e.blobs.Put(t.Context(), ledger.BundleKey(1, 1), ledger.Bundle([][]byte{envBytes})); err != nil {
 		t.Fatal(err)
 	}
 	l2 := e.open(t)
@@ -184,7 +184,8 @@ func TestOpenRefusesAGap(t *testing.T) {
 		}
 		ids = append(ids, r.ID)
 	}
-	path := filepath.Join(e.dir, "evidence", filepath.FromSlash(ledger.RecordKey(1, ids[1])))
+	// Appended one at a time, each record is a bundle of one.
+	path := filepath.Join(e.dir, "evidence", filepath.FromSlash(ledger.BundleKey(1, 1)))
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
@@ -196,16 +197,25 @@ func TestOpenRefusesAGap(t *testing.T) {
 
 func TestKeys(t *testing.T) {
 	t.Parallel()
-	k := ledger.RecordKey(42, "abc")
+	k := ledger.BundleKey(42, 73)
 	if err := blob.ValidKey(k); err != nil {
 		t.Fatal(err)
 	}
-	seq, id, err := ledger.ParseRecordKey(k)
-	if err != nil || seq != 42 || id != "abc" {
-		t.Errorf("ParseRecordKey(%q) = %d %q %v", k, seq, id, err)
+	first, last, err := ledger.ParseBundleKey(k)
+	if err != nil || first != 42 || last != 73 {
+		t.Errorf("ParseBundleKey(%q) = %d %d %v", k, first, last, err)
+	}
+	for _, bad := range []string{"records/000000000042-abc.dsse.json", ledger.BundleKey(5, 4), "records/x.dsse.jsonl"} {
+		if _, _, err := ledger.ParseBundleKey(bad); err == nil {
+			t.Errorf("ParseBundleKey(%q) accepted", bad)
+		}
 	}
 	size, err := ledger.ParseCheckpointKey(ledger.CheckpointKey(43))
 	if err != nil || size != 43 {
 		t.Errorf("ParseCheckpointKey = %d %v", size, err)
+	}
+	envs := [][]byte{[]byte(`{"a":1}`), []byte(`{"b":2}`)}
+	if got := ledger.SplitBundle(ledger.Bundle(envs)); len(got) != 2 || string(got[0]) != `{"a":1}` || string(got[1]) != `{"b":2}` {
+		t.Errorf("SplitBundle(Bundle(...)) = %q", got)
 	}
 }

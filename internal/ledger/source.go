@@ -31,50 +31,53 @@ func (s *source) keys(prefix string) ([]string, error) {
 	return keys, err
 }
 
-// readAhead is how many record blobs Records reads ahead of the one it
-// yields, with readers at a time reading them. A local disk serves small
-// files faster in parallel, and S3 needs many requests in flight.
-const (
-	readAhead = 256
-	readers   = 16
-)
-
 func (s *source) Records() iter.Seq2[evidence.StoredRecord, error] {
 	return func(yield func(evidence.StoredRecord, error) bool) {
-		keys, err := s.keys(RecordPrefix)
+		refs, err := listBundles(s.ctx, s.blobs)
 		if err != nil {
-			yield(evidence.StoredRecord{}, fmt.Errorf("list records: %w", err))
+			yield(evidence.StoredRecord{}, err)
 			return
 		}
-		seqs := make([]uint64, len(keys))
-		for i, k := range keys {
-			if seqs[i], _, err = ParseRecordKey(k); err != nil {
-				yield(evidence.StoredRecord{}, err)
-				return
-			}
+		keys := make([]string, len(refs))
+		for i, b := range refs {
+			keys[i] = b.key
 		}
 		blobs, stop := s.prefetch(keys)
 		defer stop()
+		// A bundle is read as it is, damaged or not: its lines are the
+		// records from its first sequence number on. Fewer lines than its
+		// key names leave the rest missing; more run into the next bundle,
+		// which Verify reports as records out of sequence.
 		var next uint64
-		for i, k := range keys {
-			seq := seqs[i]
-			for ; next < seq; next++ {
+		for _, b := range refs {
+			for ; next < b.first; next++ {
 				if !yield(evidence.StoredRecord{Seq: int64(next), Missing: true}, nil) {
 					return
 				}
 			}
 			r := <-blobs
 			if r.err != nil {
-				yield(evidence.StoredRecord{}, fmt.Errorf("read %s: %w", k, r.err))
+				yield(evidence.StoredRecord{}, fmt.Errorf("read %s: %w", b.key, r.err))
 				return
 			}
-			if !yield(evidence.StoredRecord{Seq: int64(seq), Envelope: r.data}, nil) {
-				return
+			lines := SplitBundle(r.data)
+			for i, env := range lines {
+				if !yield(evidence.StoredRecord{Seq: int64(b.first) + int64(i), Envelope: env}, nil) {
+					return
+				}
 			}
-			next = seq + 1
+			next = b.first + uint64(len(lines))
 		}
 	}
 }
+
+// readAhead is how many blobs Records reads ahead of the one it yields,
+// with readers at a time reading them. A local disk serves files faster in
+// parallel, and S3 needs many requests in flight.
+const (
+	readAhead = 32
+	readers   = 16
+)
 
 type fetched struct {
 	data []byte
