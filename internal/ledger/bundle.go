@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/changegate/changegate/internal/blob"
+	"github.com/changegate/changegate/internal/evidence"
 )
 
 // Records are stored in bundles, one blob per commit: the envelopes of the
@@ -109,4 +110,47 @@ func readBundle(ctx context.Context, blobs blob.Store, b bundleRef) ([][]byte, e
 		return nil, fmt.Errorf("ledger: %s holds %d lines, its key names %d records; run changegate audit verify", b.key, len(lines), b.count())
 	}
 	return lines, nil
+}
+
+// contiguous checks that the bundles hold the records 0, 1, 2… with no gap
+// or overlap.
+func contiguous(refs []bundleRef) error {
+	var next uint64
+	for _, b := range refs {
+		if b.first != next {
+			return fmt.Errorf("ledger: record %d is missing (found %s next)", next, b.key)
+		}
+		next = b.last + 1
+	}
+	return nil
+}
+
+// eachRecord calls fn with each record from..end-1 in order, read from the
+// bundles that hold them, once its signature is checked: no record the
+// ledger adopts or indexes goes unchecked.
+func eachRecord(ctx context.Context, blobs blob.Store, v *evidence.Verifier, refs []bundleRef, from, end uint64,
+	fn func(seq uint64, env []byte, rec *evidence.Record) error) error {
+	for _, b := range refs {
+		if b.last < from || b.first >= end {
+			continue
+		}
+		envs, err := readBundle(ctx, blobs, b)
+		if err != nil {
+			return err
+		}
+		for i, env := range envs {
+			seq := b.first + uint64(i)
+			if seq < from || seq >= end {
+				continue
+			}
+			rec, err := v.VerifyEnvelope(env)
+			if err != nil {
+				return fmt.Errorf("ledger: record %d (%s): %w", seq, b.key, err)
+			}
+			if err := fn(seq, env, rec); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -227,34 +228,19 @@ func (l *Ledger) catchUp(ctx context.Context, refs []bundleRef) error {
 	if err != nil {
 		return err
 	}
-	var next uint64
-	for _, b := range refs {
-		if b.first != next {
-			return fmt.Errorf("ledger: record %d is missing (found %s next); run changegate audit verify", next, b.key)
+	if err := contiguous(refs); err != nil {
+		return fmt.Errorf("%w; run changegate audit verify", err)
+	}
+	err = eachRecord(ctx, l.blobs, l.verifier, refs, l.log.Size(), math.MaxUint64, func(seq uint64, env []byte, rec *evidence.Record) error {
+		if prev, dup := l.ids[rec.ID]; dup {
+			return fmt.Errorf("ledger: record %s appears at %d and %d", rec.ID, prev, seq)
 		}
-		next = b.last + 1
-		if b.last < l.log.Size() {
-			continue
-		}
-		envs, err := readBundle(ctx, l.blobs, b)
-		if err != nil {
-			return err
-		}
-		for i, env := range envs {
-			seq := b.first + uint64(i)
-			if seq < l.log.Size() {
-				continue
-			}
-			rec, err := l.verifier.VerifyEnvelope(env)
-			if err != nil {
-				return fmt.Errorf("ledger: record %d (%s): %w", seq, b.key, err)
-			}
-			if prev, dup := l.ids[rec.ID]; dup {
-				return fmt.Errorf("ledger: record %s appears at %d and %d", rec.ID, prev, seq)
-			}
-			l.log.Append(env)
-			l.ids[rec.ID] = seq
-		}
+		l.log.Append(env)
+		l.ids[rec.ID] = seq
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	size := l.log.Size()
 	if size > 0 {
@@ -275,30 +261,15 @@ func (l *Ledger) catchUp(ctx context.Context, refs []bundleRef) error {
 		rows = rows[:0]
 		return err
 	}
-	for _, b := range refs {
-		if b.last < indexed || b.first >= size {
-			continue
+	err = eachRecord(ctx, l.blobs, l.verifier, refs, indexed, size, func(seq uint64, env []byte, rec *evidence.Record) error {
+		rows = append(rows, IndexEntry{Seq: seq, LeafHash: hex.EncodeToString(evidence.LeafHash(env)), Fields: evidence.IndexFields(rec)})
+		if len(rows) == maxBatch {
+			return flush()
 		}
-		envs, err := readBundle(ctx, l.blobs, b)
-		if err != nil {
-			return err
-		}
-		for i, env := range envs {
-			seq := b.first + uint64(i)
-			if seq < indexed {
-				continue
-			}
-			rec, err := l.verifier.VerifyEnvelope(env)
-			if err != nil {
-				return fmt.Errorf("ledger: record %d (%s): %w", seq, b.key, err)
-			}
-			rows = append(rows, IndexEntry{Seq: seq, LeafHash: hex.EncodeToString(evidence.LeafHash(env)), Fields: evidence.IndexFields(rec)})
-			if len(rows) == maxBatch {
-				if err := flush(); err != nil {
-					return err
-				}
-			}
-		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if err := flush(); err != nil {
 		return err
@@ -507,28 +478,24 @@ func Reindex(ctx context.Context, blobs blob.Store, index Rebuilder, pub ed25519
 	if err != nil {
 		return 0, err
 	}
+	if err := contiguous(refs); err != nil {
+		return 0, err
+	}
 	var n uint64
-	for _, b := range refs {
-		if b.first != n {
-			return n, fmt.Errorf("ledger: record %d is missing (found %s next)", n, b.key)
-		}
-		envs, err := readBundle(ctx, blobs, b)
-		if err != nil {
-			return n, err
-		}
-		rows := make([]IndexEntry, len(envs))
-		for i, env := range envs {
-			seq := b.first + uint64(i)
-			rec, err := verifier.VerifyEnvelope(env)
-			if err != nil {
-				return n, fmt.Errorf("ledger: record %d (%s): %w", seq, b.key, err)
+	var rows []IndexEntry
+	err = eachRecord(ctx, blobs, verifier, refs, 0, math.MaxUint64, func(seq uint64, env []byte, rec *evidence.Record) error {
+		rows = append(rows, IndexEntry{Seq: seq, LeafHash: hex.EncodeToString(evidence.LeafHash(env)), Fields: evidence.IndexFields(rec)})
+		if len(rows) == maxBatch {
+			if err := index.Put(ctx, rows); err != nil {
+				return err
 			}
-			rows[i] = IndexEntry{Seq: seq, LeafHash: hex.EncodeToString(evidence.LeafHash(env)), Fields: evidence.IndexFields(rec)}
+			rows = rows[:0]
 		}
-		if err := index.Put(ctx, rows); err != nil {
-			return n, err
-		}
-		n = b.last + 1
+		n = seq + 1
+		return nil
+	})
+	if err == nil && len(rows) > 0 {
+		err = index.Put(ctx, rows)
 	}
 	return n, err
 }
