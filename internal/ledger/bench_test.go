@@ -12,7 +12,7 @@ import (
 )
 
 // BenchmarkAppend measures durable appends: sign, journal and link the
-// record blobs and the checkpoint blob, and index the records, with 1 to 64
+// records' bundle and the checkpoint blob, and index the records, with 1 to 64
 // callers appending at once (the archive jobs of a busy server). Concurrent
 // appends share commits.
 //

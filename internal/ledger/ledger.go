@@ -3,17 +3,18 @@
 //
 // Write order, one batch of records at a time (see Ledger on batches):
 //
-//  1. each record's signed envelope goes to the blob store under a key that
-//     carries its sequence number (records/000000000042-<id>.dsse.json);
+//  1. the records' signed envelopes go to the blob store as one bundle,
+//     under a key that carries their sequence numbers
+//     (records/000000000042-000000000073.dsse.jsonl; see BundleKey);
 //  2. a checkpoint signed over the new tree size and root goes to the blob
-//     store (checkpoints/000000000043.note), never before the records it
+//     store (checkpoints/000000000074.note), never before the records it
 //     covers (blob.PutAll stores a prefix of its entries);
 //  3. the records' queryable fields go to the SQL index.
 //
-// The blobs are the truth: the order of the log is the order of the record
-// keys, and the index can be rebuilt from them. A crash in step 1 or after
-// it leaves records without a checkpoint; after step 2, records without
-// index rows. Open repairs both before the ledger takes a new record, so
+// The blobs are the truth: the order of the log is the order of the bundle
+// keys and of the lines in each, and the index can be rebuilt from them. A
+// crash after step 1 leaves records without a checkpoint; after step 2,
+// records without index rows. Open repairs both before the ledger takes a new record, so
 // there is no gap, no duplicate and no unsigned record.
 package ledger
 
@@ -87,7 +88,7 @@ const maxBatch = 256
 //
 // Concurrent appends are group-committed. Each caller signs its own record;
 // the first to find no commit running becomes the writer and commits
-// everything queued, as one batch: the record blobs and the batch's
+// everything queued, as one batch: the records' bundle and the batch's
 // checkpoint in one blob.PutAll (one round of syncs), then the index rows in
 // one transaction. Every Append returns only once a signed checkpoint
 // covering its record is durable, so "a checkpoint after each append" holds
@@ -366,7 +367,7 @@ func isDone(r *request) bool {
 	}
 }
 
-// commit writes one batch: record blobs and checkpoint, then index rows.
+// commit writes one batch: the bundle and checkpoint, then the index rows.
 func (l *Ledger) commit(ctx context.Context, batch []*request) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
