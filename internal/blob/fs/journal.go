@@ -54,9 +54,9 @@ type journal struct {
 	mu       sync.Mutex
 	free     []*os.File // journal files whose batch is on disk, to reuse
 	pending  []*os.File // journal files whose entries are linked but maybe not on disk
-	flushing bool
+	flushing bool       // a background flush is running, in bg
 	flushed  time.Time
-	err      error // the last flush's failure, reported by close
+	bg       sync.WaitGroup
 }
 
 // openJournal creates the store's own journal directory and replays the
@@ -322,7 +322,7 @@ func (j *journal) written(f *os.File) {
 	j.pending = append(j.pending, f)
 	if !j.flushing && (len(j.pending) >= flushPending || time.Since(j.flushed) >= flushEvery) {
 		j.flushing = true
-		go j.flush()
+		j.bg.Go(func() { j.flush() })
 	}
 }
 
@@ -341,7 +341,6 @@ func (j *journal) flush() error {
 	defer j.mu.Unlock()
 	if err != nil {
 		j.pending = append(files, j.pending...)
-		j.err = err
 	} else {
 		j.free = append(j.free, files...)
 	}
@@ -363,20 +362,10 @@ func (j *journal) abandon(f *os.File) error {
 	return nil
 }
 
-// close flushes and removes the store's journal directory.
+// close waits for a background flush, flushes what is left and removes
+// the store's journal directory. No PutAll may run any more.
 func (j *journal) close() error {
-	for {
-		j.mu.Lock()
-		busy := j.flushing
-		if !busy {
-			j.flushing = true
-		}
-		j.mu.Unlock()
-		if !busy {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	j.bg.Wait()
 	err := j.flush()
 	j.mu.Lock()
 	for _, f := range j.free {
