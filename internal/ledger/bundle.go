@@ -3,6 +3,7 @@ package ledger
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"fmt"
 	"strconv"
 	"strings"
@@ -153,4 +154,34 @@ func eachRecord(ctx context.Context, blobs blob.Store, v *evidence.Verifier, ref
 		}
 	}
 	return nil
+}
+
+// indexRecords indexes the records from..end-1, checked as eachRecord
+// checks them, in transactions of up to maxBatch rows. It returns the
+// sequence number after the last record indexed.
+func indexRecords(ctx context.Context, blobs blob.Store, v *evidence.Verifier, refs []bundleRef, index Index, from, end uint64) (uint64, error) {
+	next := from
+	var rows []IndexEntry
+	flush := func() error {
+		if len(rows) == 0 {
+			return nil
+		}
+		if err := index.Put(ctx, rows); err != nil {
+			return err
+		}
+		next = rows[len(rows)-1].Seq + 1
+		rows = rows[:0]
+		return nil
+	}
+	err := eachRecord(ctx, blobs, v, refs, from, end, func(seq uint64, env []byte, rec *evidence.Record) error {
+		rows = append(rows, IndexEntry{Seq: seq, LeafHash: hex.EncodeToString(evidence.LeafHash(env)), Fields: evidence.IndexFields(rec)})
+		if len(rows) == maxBatch {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	return next, err
 }

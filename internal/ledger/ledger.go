@@ -253,26 +253,7 @@ func (l *Ledger) catchUp(ctx context.Context, refs []bundleRef) error {
 			return fmt.Errorf("store checkpoint %d: %w", size, err)
 		}
 	}
-	var rows []IndexEntry
-	flush := func() error {
-		if len(rows) == 0 {
-			return nil
-		}
-		err := l.index.Put(ctx, rows)
-		rows = rows[:0]
-		return err
-	}
-	err = eachRecord(ctx, l.blobs, l.verifier, refs, indexed, size, func(seq uint64, env []byte, rec *evidence.Record) error {
-		rows = append(rows, IndexEntry{Seq: seq, LeafHash: hex.EncodeToString(evidence.LeafHash(env)), Fields: evidence.IndexFields(rec)})
-		if len(rows) == maxBatch {
-			return flush()
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	if err := flush(); err != nil {
+	if _, err := indexRecords(ctx, l.blobs, l.verifier, refs, l.index, indexed, size); err != nil {
 		return err
 	}
 	l.repair = false
@@ -482,21 +463,5 @@ func Reindex(ctx context.Context, blobs blob.Store, index Rebuilder, pub ed25519
 	if err := contiguous(refs); err != nil {
 		return 0, err
 	}
-	var n uint64
-	var rows []IndexEntry
-	err = eachRecord(ctx, blobs, verifier, refs, 0, math.MaxUint64, func(seq uint64, env []byte, rec *evidence.Record) error {
-		rows = append(rows, IndexEntry{Seq: seq, LeafHash: hex.EncodeToString(evidence.LeafHash(env)), Fields: evidence.IndexFields(rec)})
-		if len(rows) == maxBatch {
-			if err := index.Put(ctx, rows); err != nil {
-				return err
-			}
-			rows = rows[:0]
-		}
-		n = seq + 1
-		return nil
-	})
-	if err == nil && len(rows) > 0 {
-		err = index.Put(ctx, rows)
-	}
-	return n, err
+	return indexRecords(ctx, blobs, verifier, refs, index, 0, math.MaxUint64)
 }
