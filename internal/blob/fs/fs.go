@@ -10,9 +10,9 @@
 //
 // Durability comes from a journal rather than a sync per blob: a PutAll
 // first writes all its blobs to one journal file and syncs it (one
-// sequential write, two syncs), then links the blobs without syncing them.
-// A background flush syncs the file system and drops the journals it
-// covered. After a crash, Open replays the journals of dead writers: a blob
+// sequential write and one data sync, the file being reused), then links
+// the blobs without syncing them. A background flush syncs the file system,
+// after which the journal files it covered are reused. After a crash, Open replays the journals of dead writers: a blob
 // that is missing, or that a power cut left empty or torn, is restored from
 // the journal. So a PutAll that returned is durable, and a batch costs about
 // as much as a single blob.
