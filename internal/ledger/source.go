@@ -12,9 +12,10 @@ import (
 // Rows yields the index rows in sequence order.
 type Rows func(ctx context.Context) iter.Seq2[evidence.IndexRow, error]
 
-// Source reads a ledger for evidence.Verify: the record envelopes in the
-// order of their keys (a sequence number with no blob is reported missing),
-// the checkpoints by size, and the index rows.
+// Source reads a ledger for evidence.Verify: the record envelopes in log
+// order, line by line from the bundles (a sequence number no bundle holds
+// is reported missing), the checkpoints by size, and the index rows. Blobs
+// are read ahead in parallel.
 func Source(ctx context.Context, blobs blob.Store, rows Rows) evidence.Source {
 	return &source{ctx: ctx, blobs: blobs, rows: rows}
 }
@@ -71,7 +72,7 @@ func (s *source) Records() iter.Seq2[evidence.StoredRecord, error] {
 	}
 }
 
-// readAhead is how many blobs Records reads ahead of the one it yields,
+// readAhead is how many blobs a listing reads ahead of the one it yields,
 // with readers at a time reading them. A local disk serves files faster in
 // parallel, and S3 needs many requests in flight.
 const (
@@ -128,18 +129,22 @@ func (s *source) Checkpoints() iter.Seq2[evidence.StoredCheckpoint, error] {
 			yield(evidence.StoredCheckpoint{}, fmt.Errorf("list checkpoints: %w", err))
 			return
 		}
-		for _, k := range keys {
-			size, err := ParseCheckpointKey(k)
-			if err != nil {
+		sizes := make([]uint64, len(keys))
+		for i, k := range keys {
+			if sizes[i], err = ParseCheckpointKey(k); err != nil {
 				yield(evidence.StoredCheckpoint{}, err)
 				return
 			}
-			data, err := s.blobs.Get(s.ctx, k)
-			if err != nil {
-				yield(evidence.StoredCheckpoint{}, fmt.Errorf("read %s: %w", k, err))
+		}
+		blobs, stop := s.prefetch(keys)
+		defer stop()
+		for i, k := range keys {
+			r := <-blobs
+			if r.err != nil {
+				yield(evidence.StoredCheckpoint{}, fmt.Errorf("read %s: %w", k, r.err))
 				return
 			}
-			if !yield(evidence.StoredCheckpoint{Size: size, Data: data}, nil) {
+			if !yield(evidence.StoredCheckpoint{Size: sizes[i], Data: r.data}, nil) {
 				return
 			}
 		}
