@@ -13,18 +13,14 @@ import (
 	"github.com/changegate/changegate/internal/testenv"
 )
 
-// extraOperations are real GitHub operations that changegate calls for
-// installation sync but that the shared OpenAPI subset lacks.
-var extraOperations = []struct{ method, path, operationID, docs string }{
-	{"GET", "/app/installations", "apps/list-installations",
-		"https://docs.github.com/rest/apps/apps#list-installations-for-the-authenticated-app"},
-	{"GET", "/installation/repositories", "apps/list-repos-accessible-to-installation",
-		"https://docs.github.com/rest/apps/installations#list-repositories-accessible-to-the-app-installation"},
+// multiSegment holds the patterns of the parameters the description marks
+// x-multi-segment, for when they end a template: file paths, git refs such
+// as heads/feature/x, and compare's basehead, which must be BASE...HEAD.
+var multiSegment = map[string]string{
+	"path":     `.+?`,
+	"ref":      `.+?`,
+	"basehead": `.+?\.\.\..+?`,
 }
-
-// greedyParams may span several segments when they end a template: file
-// paths, git refs such as heads/feature/x, and compare's base...head.
-var greedyParams = map[string]bool{"path": true, "ref": true, "base": true, "head": true}
 
 // loadSpec parses the shared OpenAPI description once per process; it
 // returns nil when the shared folder is absent.
@@ -51,9 +47,6 @@ var loadSpec = sync.OnceValues(func() (*spec, error) {
 				sp.add(m, path)
 			}
 		}
-	}
-	for _, op := range extraOperations {
-		sp.add(op.method, op.path)
 	}
 	return sp, nil
 })
@@ -104,7 +97,7 @@ var paramRE = regexp.MustCompile(`\{[^}]+\}`)
 
 // compileTemplate turns an OpenAPI path template into a regexp over the
 // escaped request path. A parameter matches one non-empty segment, or
-// several when greedy and in the last segment.
+// several when multi-segment and in the last segment.
 func compileTemplate(template string) *regexp.Regexp {
 	lastSeg := strings.LastIndex(template, "/")
 	var b strings.Builder
@@ -113,8 +106,8 @@ func compileTemplate(template string) *regexp.Regexp {
 	for _, loc := range paramRE.FindAllStringIndex(template, -1) {
 		b.WriteString(regexp.QuoteMeta(template[prev:loc[0]]))
 		name := template[loc[0]+1 : loc[1]-1]
-		if loc[0] > lastSeg && greedyParams[name] {
-			b.WriteString(`.+?`)
+		if pat, ok := multiSegment[name]; ok && loc[0] > lastSeg {
+			b.WriteString(pat)
 		} else {
 			b.WriteString(`[^/]+?`)
 		}

@@ -9,7 +9,7 @@ func TestSpecRoute(t *testing.T) {
 		"/repos/{owner}/{repo}",
 		"/repos/{owner}/{repo}/commits/{ref}",
 		"/repos/{owner}/{repo}/commits/{ref}/check-runs",
-		"/repos/{owner}/{repo}/compare/{base}...{head}",
+		"/repos/{owner}/{repo}/compare/{basehead}",
 		"/repos/{owner}/{repo}/contents/{path}",
 		"/repos/{owner}/{repo}/pulls/{pull_number}",
 	} {
@@ -29,8 +29,10 @@ func TestSpecRoute(t *testing.T) {
 		{"most specific wins", "GET", "/repos/o/r/commits/abc/check-runs", "/repos/{owner}/{repo}/commits/{ref}/check-runs", true},
 		{"ref with slash", "GET", "/repos/o/r/commits/heads/main", "/repos/{owner}/{repo}/commits/{ref}", true},
 		{"nested content path", "GET", "/repos/o/r/contents/a/b/c.yaml", "/repos/{owner}/{repo}/contents/{path}", true},
-		{"compare", "GET", "/repos/o/r/compare/main...f%2Fx", "/repos/{owner}/{repo}/compare/{base}...{head}", true},
+		{"compare", "GET", "/repos/o/r/compare/main...f%2Fx", "/repos/{owner}/{repo}/compare/{basehead}", true},
+		{"compare across segments", "GET", "/repos/o/r/compare/u:main...u:feature/x", "/repos/{owner}/{repo}/compare/{basehead}", true},
 		{"compare needs dots", "GET", "/repos/o/r/compare/main..f", "", false},
+		{"compare needs a base", "GET", "/repos/o/r/compare/...f", "", false},
 		{"escaped slash stays in segment", "GET", "/repos/o/r%2Fx", "/repos/{owner}/{repo}", true},
 		{"post", "POST", "/repos/o/r/check-runs", "/repos/{owner}/{repo}/check-runs", true},
 	}

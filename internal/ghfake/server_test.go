@@ -583,7 +583,7 @@ func TestOpenAPIValidation(t *testing.T) {
 	}
 	wantRoutes := []string{
 		"/repos/{owner}/{repo}/contents/{path}",
-		"/repos/{owner}/{repo}/compare/{base}...{head}",
+		"/repos/{owner}/{repo}/compare/{basehead}",
 		"/repos/{owner}/{repo}/git/matching-refs/{ref}",
 	}
 	if diff := cmp.Diff(wantRoutes, routes); diff != "" {
