@@ -16,17 +16,20 @@ import (
 	"github.com/changegate/changegate/internal/blob"
 	"github.com/changegate/changegate/internal/blob/fs"
 	"github.com/changegate/changegate/internal/blob/s3"
+	"github.com/changegate/changegate/internal/config"
 	"github.com/changegate/changegate/internal/evidence"
 	"github.com/changegate/changegate/internal/ledger"
 	"github.com/changegate/changegate/internal/store/sqlite"
 )
 
-func auditCmd(stdout io.Writer) *cobra.Command {
+func auditCmd(getenv config.LookupEnv, stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "audit",
 		Short: "Read and verify the evidence ledger (read-only)",
 	}
-	cmd.AddCommand(pubkeyCmd(stdout), verifyCmd(stdout), reindexCmd(stdout))
+	cmd.AddCommand(pubkeyCmd(stdout), verifyCmd(stdout), reindexCmd(stdout),
+		populationCmd(getenv, stdout, stderr), sampleCmd(getenv, stdout), exportCmd(getenv, stdout),
+		exceptionsCmd(getenv, stdout), tokenCmd(stdout))
 	return cmd
 }
 
@@ -79,10 +82,16 @@ func closeEvidence(b blob.Store) error {
 func verifyCmd(stdout io.Writer) *cobra.Command {
 	var dataDir, pubFile, evidenceURL string
 	cmd := &cobra.Command{
-		Use:   "verify --data-dir DIR",
-		Short: "Verify the ledger offline; exits non-zero naming the first bad record",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Use:   "verify PACKAGE.zip | --data-dir DIR",
+		Short: "Verify an evidence package or the ledger offline; exits non-zero naming the first bad file or record",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				if cmd.Flags().Changed("data-dir") {
+					return usage("give a package or --data-dir, not both")
+				}
+				return verifyPackageCmd(args[0], pubFile, stdout)
+			}
 			var pub ed25519.PublicKey
 			var err error
 			if pubFile != "" {
@@ -117,7 +126,7 @@ func verifyCmd(stdout io.Writer) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&dataDir, "data-dir", "./data", "data directory to verify")
-	cmd.Flags().StringVar(&pubFile, "pubkey", "", "public key (PEM) to trust, as printed by audit pubkey; default: derived from DATA_DIR/signing-key.pem")
+	cmd.Flags().StringVar(&pubFile, "pubkey", "", "public key to trust: a PEM file as printed by audit pubkey (or, for a package, its SHA256 fingerprint); default: DATA_DIR/signing-key.pem, or the package's own key")
 	cmd.Flags().StringVar(&evidenceURL, "evidence-url", "", "s3://bucket/prefix?… when the records are in S3 (as CHANGEGATE_EVIDENCE_URL)")
 	return cmd
 }

@@ -80,7 +80,11 @@ func TestBuildBenchLedger(t *testing.T) {
 // benchRecord is the archived record of pull request i.
 func benchRecord(i int) *evidence.Record {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	at := func(min int) time.Time { return t0.Add(time.Duration(i)*time.Minute + time.Duration(min)*time.Second) }
+	// One merge every 30 s: a month is about 86k records, as the audit
+	// benchmarks want.
+	at := func(sec int) time.Time {
+		return t0.Add(time.Duration(i)*30*time.Second + time.Duration(sec)*time.Second)
+	}
 	sha := func(tag string) string { return fmt.Sprintf("%032x%08x", i, len(tag)*7919)[:40] }
 	repo := change.Repo{Owner: "acme", Name: fmt.Sprintf("svc-%d", i%40)}
 	head, merge := sha("head"), sha("merge")
@@ -119,11 +123,19 @@ func benchRecord(i int) *evidence.Record {
 			{Control: change.ControlStaging, Result: change.Pass, Evidence: []change.Evidence{{Kind: "deployment", Ref: "staging", Detail: "success"}}},
 			{Control: change.ControlManagerApproval, Result: change.Pass, Evidence: []change.Evidence{{Kind: "review", Ref: "dave", Detail: head}}},
 		}}
-	return &evidence.Record{
+	r := &evidence.Record{
 		Schema: evidence.Schema, Repo: repo,
 		Subject:    evidence.Subject{PR: num, BaseRef: "main", HeadSHA: head, MergeSHA: merge},
 		ChangeType: evidence.Standard, Facts: facts, Decision: decision,
 		Policy:     evidence.Policy{Digest: decision.PolicyDigest, Source: decision.PolicySource},
 		ObservedAt: at(31), DeliveryIDs: []string{fmt.Sprintf("d-%d", i)}, AppVersion: "bench",
 	}
+	if i%500 == 7 { // one merge in 500 bypasses the check
+		r.ChangeType = evidence.Bypass
+		r.Decision.Outcome = change.NonCompliant
+		r.Decision.Controls[3] = change.ControlResult{Control: change.ControlManagerApproval, Result: change.Fail}
+		r.Exception = &evidence.Exception{Kind: evidence.ExceptionBypass, OpenedAt: at(30),
+			Reason: "merged while changegate's decision was non_compliant (manager_approval fail)"}
+	}
+	return r
 }

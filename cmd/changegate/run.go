@@ -24,10 +24,11 @@ func run(ctx context.Context, args []string, getenv config.LookupEnv, stdout, st
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(serveCmd(getenv, stdout, stderr), policyCmd(stdout), auditCmd(stdout), versionCmd(stdout))
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	root.AddCommand(serveCmd(getenv, stdout, stderr), policyCmd(stdout), auditCmd(getenv, stdout, stderr), versionCmd(stdout))
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(stderr, "changegate:", err)
-		return 1
+		return exitCode(err)
 	}
 	return 0
 }

@@ -75,6 +75,23 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 			"changegate: set it as the GitHub App's webhook secret, or set CHANGEGATE_WEBHOOK_SECRET\n", cfg.WebhookSecretSource)
 	}
 
+	// The ledger and its key are made on every first start, App
+	// credentials or not, so that audit pubkey always works.
+	led, err := openLedger(ctx, cfg, store, log)
+	if err != nil {
+		return err
+	}
+	// Deferred calls run after the queue has stopped on every path.
+	defer func() {
+		if err := led.Close(); err != nil {
+			log.Error("close evidence ledger", "err", err)
+		}
+	}()
+	auditUI, err := newAuditHandler(cfg, store, led, log)
+	if err != nil {
+		return err
+	}
+
 	classify := ghapp.RetryDelay
 	workers := queue.NewWorkers()
 	queue.Add(workers, inventory.EventHandler(store, time.Now))
@@ -94,16 +111,6 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		led, err := openLedger(ctx, cfg, store, log)
-		if err != nil {
-			return err
-		}
-		// Deferred calls run after the queue has stopped on every path.
-		defer func() {
-			if err := led.Close(); err != nil {
-				log.Error("close evidence ledger", "err", err)
-			}
-		}()
 		assessor, err := newAssessor(store, apps, cfg.GitHub.AppID, tickets, archiver{led, store.Ledger()})
 		if err != nil {
 			return err
@@ -182,6 +189,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		JiraWebhook:   jiraHook,
 		Gatherer:      reg,
 		Logger:        log,
+		Audit:         auditUI,
 		Checks: []server.Check{
 			{Name: "store", Run: func(ctx context.Context) error { return store.CheckWritable(ctx, time.Now()) }},
 			{Name: "queue", Run: func(ctx context.Context) error {

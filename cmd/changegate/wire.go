@@ -11,9 +11,11 @@ import (
 	"time"
 
 	"github.com/google/go-github/v60/github"
+	"github.com/labstack/echo/v4"
 
 	shipped "github.com/changegate/changegate/config"
 	"github.com/changegate/changegate/internal/assess"
+	"github.com/changegate/changegate/internal/audit"
 	"github.com/changegate/changegate/internal/blob"
 	"github.com/changegate/changegate/internal/blob/fs"
 	"github.com/changegate/changegate/internal/blob/s3"
@@ -26,6 +28,7 @@ import (
 	"github.com/changegate/changegate/internal/ledger"
 	"github.com/changegate/changegate/internal/policy"
 	"github.com/changegate/changegate/internal/store/sqlite"
+	"github.com/changegate/changegate/internal/web"
 )
 
 // The adapters below let the workflow in assess speak to the policy,
@@ -185,7 +188,7 @@ func (s checkStore) Put(ctx context.Context, repo change.Repo, sha string, st ch
 // openLedger opens the evidence ledger: the signing key (generated into
 // the data dir on first start), the blob store (a directory under the data
 // dir, or S3 with Object Lock when evidence_url is set), and the SQL index.
-func openLedger(ctx context.Context, cfg config.Config, store *sqlite.DB, log *slog.Logger) (*ledger.Ledger, error) {
+func openLedger(ctx context.Context, cfg config.Config, store *sqlite.DB, log *slog.Logger) (*openedLedger, error) {
 	keyFile := cfg.SigningKeyFile
 	if keyFile == "" {
 		keyFile = filepath.Join(cfg.DataDir, "signing-key.pem")
@@ -217,7 +220,33 @@ func openLedger(ctx context.Context, cfg config.Config, store *sqlite.DB, log *s
 		return nil, err
 	}
 	log.Info("evidence ledger open", "records", l.Size(), "key_fingerprint", fp)
-	return l, nil
+	return &openedLedger{Ledger: l, blobs: blobs, signer: signer}, nil
+}
+
+// openedLedger is the ledger with what the audit side reads beside it.
+type openedLedger struct {
+	*ledger.Ledger
+	blobs  blob.Store
+	signer *evidence.Signer
+}
+
+// newAuditHandler mounts the audit API and UI when auditor tokens are
+// configured; the server refuses to start on a tokens file it cannot
+// read. Without tokens the routes are off (404).
+func newAuditHandler(cfg config.Config, store *sqlite.DB, l *openedLedger, log *slog.Logger) (func(e *echo.Echo), error) {
+	if cfg.AuditorTokensFile == "" {
+		log.Info("audit API and UI off: no auditor tokens file (CHANGEGATE_AUDITOR_TOKENS_FILE)")
+		return nil, nil
+	}
+	tokens, err := web.LoadTokens(cfg.AuditorTokensFile, log.With("component", "audit"))
+	if err != nil {
+		return nil, fmt.Errorf("auditor tokens: %w", err)
+	}
+	svc, err := audit.New(store.LedgerReader(), ledger.NewReader(l.blobs), l.signer, LedgerOrigin(l.signer.Public()))
+	if err != nil {
+		return nil, err
+	}
+	return web.New(svc, tokens, web.Options{Logger: log.With("component", "audit")}).Register, nil
 }
 
 // LedgerOrigin names the log in its checkpoints. It is derived from the
@@ -228,7 +257,7 @@ func LedgerOrigin(pub ed25519.PublicKey) string {
 
 // archiver adapts the ledger and its index to assess.
 type archiver struct {
-	l     *ledger.Ledger
+	l     *openedLedger
 	index *sqlite.LedgerIndex
 }
 

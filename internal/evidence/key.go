@@ -158,3 +158,7 @@ func PublicKeyPEM(pub ed25519.PublicKey) ([]byte, error) {
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), nil
 }
+
+// LoadKey reads an existing signing key, with the checks LoadOrCreateKey
+// makes; it never creates one.
+func LoadKey(path string) (ed25519.PrivateKey, error) { return loadKey(path) }

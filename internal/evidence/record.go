@@ -207,6 +207,8 @@ const (
 	FieldExceptionDue   = "exception_due"
 	FieldCloses         = "closes"
 	FieldExceptionState = "exception_state"
+	FieldEventTime      = "event_time" // SortableTime
+	FieldSummary        = "summary"    // SummaryJSON
 )
 
 // IndexFields returns the queryable fields of a record, as strings, the way
@@ -227,7 +229,7 @@ type indexField struct{ name, value string }
 
 // indexFields is IndexFields as a list, in no particular order, which
 // Verify compares with every index row without building a map.
-func indexFields(r *Record) [13]indexField {
+func indexFields(r *Record) [15]indexField {
 	pr, exception, due, closes := "", "", "", ""
 	if r.Subject.PR != 0 {
 		pr = strconv.Itoa(r.Subject.PR)
@@ -249,6 +251,8 @@ func indexFields(r *Record) [13]indexField {
 		{FieldException, exception},
 		{FieldExceptionDue, due},
 		{FieldCloses, closes},
+		{FieldEventTime, SortableEventTime(r)},
+		{FieldSummary, SummaryJSON(r)},
 	}
 }
 

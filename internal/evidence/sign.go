@@ -446,3 +446,38 @@ func NoteVerifier(origin string, pub ed25519.PublicKey) (note.Verifier, error) {
 	}
 	return v, nil
 }
+
+// SignPayload signs any payload as a DSSE envelope of payloadType with the
+// record key, for documents that travel with evidence (an export's
+// manifest). It returns the envelope's canonical JSON.
+func (s *Signer) SignPayload(payloadType string, payload []byte) ([]byte, error) {
+	env, err := s.dsse.SignPayload(context.Background(), payloadType, payload)
+	if err != nil {
+		return nil, fmt.Errorf("sign %s: %w", payloadType, err)
+	}
+	return envelopeJSON(env), nil
+}
+
+// OpenPayload checks that envelope is a DSSE envelope of payloadType with
+// a valid signature by the key, and returns its payload: the bytes signed.
+func (v *Verifier) OpenPayload(envelope []byte, payloadType string) ([]byte, error) {
+	var env dsse.Envelope
+	if err := json.Unmarshal(envelope, &env); err != nil {
+		return nil, fmt.Errorf("envelope is not DSSE JSON: %w", err)
+	}
+	if env.PayloadType != payloadType {
+		return nil, fmt.Errorf("envelope payload type is %q, want %q", env.PayloadType, payloadType)
+	}
+	payload, err := base64.StdEncoding.DecodeString(env.Payload)
+	if err != nil {
+		return nil, fmt.Errorf("envelope payload: %w", err)
+	}
+	msg := dsse.PAE(env.PayloadType, payload)
+	for _, s := range env.Signatures {
+		sig, err := base64.StdEncoding.DecodeString(s.Sig)
+		if err == nil && (s.KeyID == "" || s.KeyID == v.keyID) && ed25519.Verify(v.pub, msg, sig) {
+			return payload, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: no valid signature by key %s", ErrSignature, v.keyID)
+}

@@ -174,7 +174,7 @@ func indexRecords(ctx context.Context, blobs blob.Store, v *evidence.Verifier, r
 		return nil
 	}
 	err := eachRecord(ctx, blobs, v, refs, from, end, func(seq uint64, env []byte, rec *evidence.Record) error {
-		rows = append(rows, IndexEntry{Seq: seq, LeafHash: hex.EncodeToString(evidence.LeafHash(env)), Fields: evidence.IndexFields(rec)})
+		rows = append(rows, IndexEntry{Seq: seq, LeafHash: hex.EncodeToString(evidence.LeafHash(env)), Fields: evidence.IndexFields(rec), Links: rec.Links})
 		if len(rows) == maxBatch {
 			return flush()
 		}

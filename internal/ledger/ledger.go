@@ -64,6 +64,9 @@ type IndexEntry struct {
 	Seq      uint64
 	LeafHash string // hex
 	Fields   map[string]string
+	// Links are the ids of the records this one links (a deployment's
+	// change records), so that a population can find a change's deployment.
+	Links []string
 }
 
 // Index holds the queryable fields of each record.
@@ -413,7 +416,7 @@ func (l *Ledger) commit(ctx context.Context, batch []*request) {
 			panic(err) // LeafHash always has the right size
 		}
 		l.ids[r.id] = r.seq
-		rows[i] = IndexEntry{Seq: r.seq, LeafHash: hex.EncodeToString(leaves[i]), Fields: evidence.IndexFields(r.rec)}
+		rows[i] = IndexEntry{Seq: r.seq, LeafHash: hex.EncodeToString(leaves[i]), Fields: evidence.IndexFields(r.rec), Links: r.rec.Links}
 	}
 	if err := l.index.Put(ctx, rows); err != nil {
 		// The records are in the log; only their rows are missing.

@@ -1,5 +1,6 @@
 // Package server assembles changegate's HTTP surface on echo: webhook
-// intake, health, readiness and metrics. Handlers hold no business logic.
+// intake, health, readiness, metrics and, when configured, the audit API
+// and UI. Handlers hold no business logic.
 package server
 
 import (
@@ -28,6 +29,10 @@ type Options struct {
 	Checks      []Check
 	Gatherer    prometheus.Gatherer
 	Logger      *slog.Logger
+	// Audit mounts the audit API and the auditor UI (web.Handler's
+	// Register); nil when no auditor token file is configured, and
+	// /api/v1 and /audit then answer 404.
+	Audit func(e *echo.Echo)
 }
 
 // New returns the echo instance with every route.
@@ -45,6 +50,9 @@ func New(o Options) *echo.Echo {
 	})
 	e.GET("/readyz", readyz(o.Checks))
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{})))
+	if o.Audit != nil {
+		o.Audit(e)
+	}
 	return e
 }
 

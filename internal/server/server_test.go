@@ -102,3 +102,27 @@ func TestPanicBecomes500(t *testing.T) {
 		t.Errorf("healthz after panic %d", code)
 	}
 }
+
+func TestAuditMountedOnlyWhenConfigured(t *testing.T) {
+	t.Parallel()
+	audit := func(e *echo.Echo) {
+		e.GET("/api/v1/checkpoint", func(c echo.Context) error { return c.String(http.StatusOK, "mounted") })
+	}
+	tests := []struct {
+		name  string
+		audit func(*echo.Echo)
+		code  int
+	}{
+		{"configured", audit, http.StatusOK},
+		{"not configured", nil, http.StatusNotFound},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := serve(t, Options{Audit: tc.audit})
+			if code, body := get(t, srv.URL+"/api/v1/checkpoint"); code != tc.code {
+				t.Errorf("status %d (%s), want %d", code, body, tc.code)
+			}
+		})
+	}
+}

@@ -19,6 +19,7 @@ import (
 var ledgerColumns = []string{
 	"id", "repo", "pr", "sha", "change_type", "merged_at", "observed_at", "outcome",
 	"compliant", "ticket", "exception", "exception_due", "closes", "exception_state",
+	"event_time", "summary",
 }
 
 // LedgerIndex is the SQL index of the evidence log.
@@ -69,13 +70,22 @@ func putRecord(ctx context.Context, tx *sql.Tx, e ledger.IndexEntry) error {
 		args = append(args, e.Fields[c])
 	}
 	args = append(args, e.LeafHash)
-	_, err := tx.ExecContext(ctx, `
+	res, err := tx.ExecContext(ctx, `
 		INSERT INTO ledger_records (seq, id, repo, pr, sha, change_type, merged_at, observed_at, outcome,
-			compliant, ticket, exception, exception_due, closes, exception_state, leaf_hash)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			compliant, ticket, exception, exception_due, closes, exception_state, event_time, summary, leaf_hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (seq) DO NOTHING`, args...)
 	if err != nil {
 		return fmt.Errorf("index record %d: %w", e.Seq, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return err // indexed before
+	}
+	for _, link := range e.Links {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO ledger_links (link, seq, event_time) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+			link, int64(e.Seq), e.Fields["event_time"]); err != nil {
+			return fmt.Errorf("index links of record %d: %w", e.Seq, err)
+		}
 	}
 	if closes := e.Fields["closes"]; closes != "" {
 		if _, err := tx.ExecContext(ctx, `UPDATE ledger_records SET exception_state = 'closed' WHERE id = ?`, closes); err != nil {
@@ -106,7 +116,7 @@ func (x *LedgerIndex) IDsFor(ctx context.Context, repo, sha string) ([]string, e
 
 // Clear empties the index, before a rebuild from the blobs.
 func (x *LedgerIndex) Clear(ctx context.Context) error {
-	if _, err := x.db.db.ExecContext(ctx, `DELETE FROM ledger_records`); err != nil {
+	if _, err := x.db.db.ExecContext(ctx, `DELETE FROM ledger_records; DELETE FROM ledger_links`); err != nil {
 		return fmt.Errorf("clear ledger index: %w", err)
 	}
 	return nil
@@ -124,19 +134,27 @@ func (x *LedgerIndex) Size(ctx context.Context) (uint64, error) {
 // Leaves calls fn with the id and leaf hash of each of the first n records,
 // in sequence order.
 func (x *LedgerIndex) Leaves(ctx context.Context, n uint64, fn func(seq uint64, id string, leafHash []byte) error) error {
-	rows, err := x.db.db.QueryContext(ctx, `SELECT seq, id, leaf_hash FROM ledger_records WHERE seq < ? ORDER BY seq`, int64(n))
+	return leaves(ctx, x.db.db, n, fn)
+}
+
+func leaves(ctx context.Context, db *sql.DB, n uint64, fn func(seq uint64, id string, leafHash []byte) error) error {
+	rows, err := db.QueryContext(ctx, `SELECT seq, id, leaf_hash FROM ledger_records WHERE seq < ? ORDER BY seq`, int64(n))
 	if err != nil {
 		return fmt.Errorf("ledger index: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var seq int64
-		var id, leaf string
+		var id string
+		var leaf sql.RawBytes
+		h := make([]byte, 32) // fn may keep it
 		if err := rows.Scan(&seq, &id, &leaf); err != nil {
 			return fmt.Errorf("ledger index: %w", err)
 		}
-		h, err := hex.DecodeString(leaf)
-		if err != nil {
+		if hex.DecodedLen(len(leaf)) != len(h) {
+			return fmt.Errorf("ledger index: record %d: leaf hash has %d hex digits", seq, len(leaf))
+		}
+		if _, err := hex.Decode(h, leaf); err != nil {
 			return fmt.Errorf("ledger index: record %d: leaf hash: %w", seq, err)
 		}
 		if err := fn(uint64(seq), id, h); err != nil {
@@ -156,7 +174,7 @@ func (x *LedgerIndex) Row(ctx context.Context, seq uint64) (map[string]string, s
 	}
 	err := x.db.db.QueryRowContext(ctx, `
 		SELECT id, repo, pr, sha, change_type, merged_at, observed_at, outcome, compliant, ticket,
-			exception, exception_due, closes, exception_state, leaf_hash
+			exception, exception_due, closes, exception_state, event_time, summary, leaf_hash
 		FROM ledger_records WHERE seq = ?`, int64(seq)).Scan(ptrs...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, "", false, nil
@@ -188,7 +206,7 @@ func LedgerRows(db *sql.DB) func(ctx context.Context) iter.Seq2[evidence.IndexRo
 		return func(yield func(evidence.IndexRow, error) bool) {
 			rows, err := db.QueryContext(ctx, `
 				SELECT seq, id, repo, pr, sha, change_type, merged_at, observed_at, outcome, compliant, ticket,
-					exception, exception_due, closes, exception_state, leaf_hash
+					exception, exception_due, closes, exception_state, event_time, summary, leaf_hash
 				FROM ledger_records ORDER BY seq`)
 			if err != nil {
 				yield(evidence.IndexRow{}, fmt.Errorf("read ledger index: %w", err))

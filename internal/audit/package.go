@@ -1,0 +1,392 @@
+package audit
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/changegate/changegate/internal/evidence"
+)
+
+// The files of an evidence package.
+const (
+	fileManifest        = "manifest.json"
+	fileManifestDSSE    = "manifest.json.dsse"
+	fileVerify          = "VERIFY.txt"
+	fileCheckpoint      = "checkpoint.note"
+	filePubkey          = "pubkey.pem"
+	fileLeaves          = "leaves.bin"
+	filePopulation      = "population.csv"
+	filePopManifest     = "population.manifest.json"
+	filePopManifestDSSE = "population.manifest.json.dsse"
+)
+
+// Files of each record, under recordDir.
+const (
+	fileEnvelope = "envelope.dsse.json"
+	fileRecord   = "record.json"
+	fileHTML     = "record.html"
+	fileProof    = "inclusion-proof.json"
+)
+
+func recordDir(p Pick) string { return fmt.Sprintf("records/%012d-%s/", p.Seq, p.ID) }
+
+// PackageManifest is an evidence package's manifest.json: what it holds,
+// how the sample was drawn, and the SHA-256 of every other file.
+type PackageManifest struct {
+	Type        string            `json:"_type"`
+	Kind        string            `json:"kind"` // sample or export
+	Query       *QueryManifest    `json:"query,omitempty"`
+	Selection   *Selection        `json:"selection,omitempty"`
+	GeneratedAt string            `json:"generated_at"`
+	Counts      PackageCounts     `json:"counts"`
+	Checkpoint  CheckpointJSON    `json:"checkpoint"`
+	PublicKey   PublicKeyJSON     `json:"public_key"`
+	Sample      []Pick            `json:"sample"`
+	Files       map[string]string `json:"files"` // name → SHA-256 hex
+}
+
+// PackageCounts are a package's figures.
+type PackageCounts struct {
+	Population      int            `json:"population"`
+	Sampled         int            `json:"sampled"`
+	ExceptionsAdded int            `json:"exceptions_added"`
+	ByType          map[string]int `json:"by_type"`
+}
+
+// Sample draws the sample req asks for and returns its evidence package, a
+// zip. The same request at the same checkpoint gives the same bytes.
+func (s *Service) Sample(ctx context.Context, req SampleRequest) ([]byte, error) {
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	cp, err := s.pinned(ctx, req.CheckpointSize)
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.Population(ctx, req.Query, cp)
+	if err != nil {
+		return nil, err
+	}
+	sel, err := selection(req, p)
+	if err != nil {
+		return nil, err
+	}
+	key, _ := hex.DecodeString(sel.Key)
+	picks := Draw(p.Rows, key, sel.Size, req.IncludeExceptions)
+	qm := queryManifest(req.Query)
+	m := &PackageManifest{Kind: "sample", Query: &qm, Selection: &sel, Sample: picks}
+	return s.buildPackage(ctx, m, p)
+}
+
+// pinned is the checkpoint of exactly size records, or the latest.
+func (s *Service) pinned(ctx context.Context, size uint64) (Checkpoint, error) {
+	if size == 0 {
+		return s.Latest(ctx)
+	}
+	cp, err := s.At(ctx, size)
+	if err != nil {
+		return Checkpoint{}, &FlagError{Flag: "checkpoint", Problem: err.Error()}
+	}
+	return cp, nil
+}
+
+// Export builds an evidence package of the records named, at the latest
+// checkpoint. Its population file holds their rows.
+func (s *Service) Export(ctx context.Context, ids []string) ([]byte, error) {
+	if len(ids) == 0 {
+		return nil, &FlagError{Flag: "id", Problem: "is required: name at least one record"}
+	}
+	cp, err := s.Latest(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p := &Population{Checkpoint: cp}
+	var picks []Pick
+	for _, id := range ids {
+		row, err := s.rowOf(ctx, id, cp)
+		if err != nil {
+			return nil, err
+		}
+		if slices.ContainsFunc(picks, func(p Pick) bool { return p.ID == id }) {
+			continue
+		}
+		p.Rows = append(p.Rows, row)
+		picks = append(picks, Pick{Seq: row.Seq, ID: row.ID, Reason: "chosen"})
+	}
+	slices.SortFunc(p.Rows, func(a, b Row) int { return compareSeq(a.Seq, b.Seq) })
+	return s.buildPackage(ctx, &PackageManifest{Kind: "export", Sample: picks}, p)
+}
+
+func compareSeq(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// rowOf is the population row of one record at cp.
+func (s *Service) rowOf(ctx context.Context, id string, cp Checkpoint) (Row, error) {
+	seq, ok, err := s.index.Lookup(ctx, id)
+	if err != nil {
+		return Row{}, err
+	}
+	if !ok || seq >= cp.Size {
+		return Row{}, &NotFoundError{ID: id}
+	}
+	rec, err := s.record(ctx, seq)
+	if err != nil {
+		return Row{}, err
+	}
+	at := evidence.EventTime(rec)
+	p, err := s.Population(ctx, Query{From: at, To: at.Add(time.Nanosecond), Repo: rec.Repo.String()}, cp)
+	if err != nil {
+		return Row{}, err
+	}
+	for _, r := range p.Rows {
+		if r.Seq == seq {
+			return r, nil
+		}
+	}
+	return Row{}, fmt.Errorf("ledger index: record %d (%s) is not indexed at its event time", seq, id)
+}
+
+// NotFoundError names a record id the ledger does not hold.
+type NotFoundError struct{ ID string }
+
+func (e *NotFoundError) Error() string { return fmt.Sprintf("no record with id %q", e.ID) }
+
+// buildPackage writes the package of m's picks from population p.
+func (s *Service) buildPackage(ctx context.Context, m *PackageManifest, p *Population) ([]byte, error) {
+	cp := p.Checkpoint
+	tree, err := s.treeAt(ctx, cp)
+	if err != nil {
+		return nil, err
+	}
+	files := map[string][]byte{}
+	if err := s.addLog(files, cp, tree); err != nil {
+		return nil, err
+	}
+	if err := s.addPopulation(files, p); err != nil {
+		return nil, err
+	}
+	rows := make(map[uint64]*Row, len(p.Rows))
+	for i := range p.Rows {
+		rows[p.Rows[i].Seq] = &p.Rows[i]
+	}
+	for _, pick := range m.Sample {
+		if err := s.addRecord(ctx, files, pick, rows[pick.Seq], cp, tree); err != nil {
+			return nil, err
+		}
+	}
+	files[fileVerify] = []byte(verifyText)
+
+	pk, err := publicKeyJSON(s.Public())
+	if err != nil {
+		return nil, err
+	}
+	m.Type, m.GeneratedAt, m.Checkpoint, m.PublicKey = PackageManifestType, formatTime(cp.AsOf), checkpointJSON(cp), pk
+	m.Counts = PackageCounts{Population: len(p.Rows), Sampled: len(m.Sample), ByType: p.Counts()}
+	for _, pick := range m.Sample {
+		if pick.Reason == "exception" {
+			m.Counts.ExceptionsAdded++
+		}
+	}
+	m.Files = map[string]string{}
+	for name, data := range files {
+		m.Files[name] = sha256Hex(data)
+	}
+	manifest, err := marshalManifest(m)
+	if err != nil {
+		return nil, err
+	}
+	if files[fileManifestDSSE], err = s.sign(manifest); err != nil {
+		return nil, err
+	}
+	files[fileManifest] = manifest
+	return writeZip(files, cp.AsOf)
+}
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// addLog adds the checkpoint, the key and the leaf hashes of the whole log
+// up to it.
+func (s *Service) addLog(files map[string][]byte, cp Checkpoint, tree *evidence.Log) error {
+	pem, err := evidence.PublicKeyPEM(s.Public())
+	if err != nil {
+		return err
+	}
+	files[filePubkey] = pem
+	files[fileCheckpoint] = cp.Note
+	leaves := make([]byte, 0, cp.Size*sha256.Size)
+	for i := range cp.Size {
+		h, err := tree.LeafHashAt(i)
+		if err != nil {
+			return err
+		}
+		leaves = append(leaves, h...)
+	}
+	files[fileLeaves] = leaves
+	return nil
+}
+
+// addPopulation adds the population file and its signed manifest.
+func (s *Service) addPopulation(files map[string][]byte, p *Population) error {
+	var csv bytes.Buffer
+	if err := p.WriteCSV(&csv); err != nil {
+		return err
+	}
+	pm, err := s.populationManifest(p, csv.Bytes(), filePopulation, "csv")
+	if err != nil {
+		return err
+	}
+	if p.Query.From.IsZero() {
+		pm.Query = QueryManifest{Statement: "the records an export named"}
+	}
+	manifest, err := marshalManifest(pm)
+	if err != nil {
+		return err
+	}
+	signed, err := s.sign(manifest)
+	if err != nil {
+		return err
+	}
+	files[filePopulation], files[filePopManifest], files[filePopManifestDSSE] = csv.Bytes(), manifest, signed
+	return nil
+}
+
+// addRecord adds one picked record: its envelope as stored, the record
+// readable, a printable page, and its inclusion proof.
+func (s *Service) addRecord(ctx context.Context, files map[string][]byte, pick Pick, row *Row, cp Checkpoint, tree *evidence.Log) error {
+	if row == nil {
+		return fmt.Errorf("record %d (%s) is not a row of the population", pick.Seq, pick.ID)
+	}
+	view, err := s.view(ctx, *row, cp, tree)
+	if err != nil {
+		return err
+	}
+	readable, err := ReadableRecord(view.Envelope)
+	if err != nil {
+		return err
+	}
+	page, err := RecordHTML(view)
+	if err != nil {
+		return err
+	}
+	proof, err := json.MarshalIndent(view.Proof, "", "  ")
+	if err != nil {
+		return err
+	}
+	dir := recordDir(pick)
+	files[dir+fileEnvelope] = view.Envelope
+	files[dir+fileRecord] = readable
+	files[dir+fileHTML] = page
+	files[dir+fileProof] = append(proof, '\n')
+	return nil
+}
+
+// view reads a row's record and proves it in cp's tree.
+func (s *Service) view(ctx context.Context, row Row, cp Checkpoint, tree *evidence.Log) (*RecordView, error) {
+	env, err := s.log.Envelope(ctx, row.Seq)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := s.verifier.VerifyEnvelope(env)
+	if err != nil {
+		return nil, fmt.Errorf("record %d: %w", row.Seq, err)
+	}
+	if !bytes.Equal(evidence.LeafHash(env), row.LeafHash) || rec.ID != row.ID {
+		return nil, fmt.Errorf("record %d: the index disagrees with the stored record: run changegate audit verify", row.Seq)
+	}
+	proof, err := proveInclusion(tree, row.Seq, cp)
+	if err != nil {
+		return nil, err
+	}
+	return &RecordView{Row: row, Envelope: env, Record: rec, Proof: proof, Checkpoint: cp}, nil
+}
+
+func proveInclusion(tree *evidence.Log, seq uint64, cp Checkpoint) (Proof, error) {
+	hashes, err := tree.InclusionProof(seq, cp.Size)
+	if err != nil {
+		return Proof{}, fmt.Errorf("inclusion proof of %d in %d: %w", seq, cp.Size, err)
+	}
+	leaf, err := tree.LeafHashAt(seq)
+	if err != nil {
+		return Proof{}, err
+	}
+	p := Proof{Seq: seq, TreeSize: cp.Size, LeafHash: hex.EncodeToString(leaf), Root: hex.EncodeToString(cp.Root), Hashes: []string{}}
+	for _, h := range hashes {
+		p.Hashes = append(p.Hashes, hex.EncodeToString(h))
+	}
+	return p, nil
+}
+
+// ReadableRecord is the record an envelope signs, as indented JSON: the
+// in-toto predicate, exactly as signed but for whitespace.
+func ReadableRecord(envelope []byte) ([]byte, error) {
+	var env struct {
+		Payload string `json:"payload"`
+	}
+	if err := json.Unmarshal(envelope, &env); err != nil {
+		return nil, fmt.Errorf("envelope: %w", err)
+	}
+	payload, err := base64.StdEncoding.DecodeString(env.Payload)
+	if err != nil {
+		return nil, fmt.Errorf("envelope payload: %w", err)
+	}
+	var st struct {
+		Predicate json.RawMessage `json:"predicate"`
+	}
+	if err := json.Unmarshal(payload, &st); err != nil {
+		return nil, fmt.Errorf("statement: %w", err)
+	}
+	var out bytes.Buffer
+	if err := json.Indent(&out, st.Predicate, "", "  "); err != nil {
+		return nil, fmt.Errorf("record: %w", err)
+	}
+	out.WriteByte('\n')
+	return out.Bytes(), nil
+}
+
+// writeZip writes files in name order with a fixed time, so that the
+// same files give the same bytes. The leaf hashes do not compress and are
+// stored as they are.
+func writeZip(files map[string][]byte, at time.Time) ([]byte, error) {
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, name := range names {
+		h := &zip.FileHeader{Name: name, Method: zip.Deflate, Modified: at.UTC().Truncate(2 * time.Second)}
+		if name == fileLeaves {
+			h.Method = zip.Store
+		}
+		w, err := zw.CreateHeader(h)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := w.Write(files[name]); err != nil {
+			return nil, err
+		}
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}

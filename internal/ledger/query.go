@@ -1,0 +1,37 @@
+package ledger
+
+import "time"
+
+// Query selects a population from the index: the records among the first
+// Size of the log whose event time falls in [From, To), optionally of one
+// repository, of some change types, or only those carrying an exception.
+// Rows come in sequence order.
+type Query struct {
+	From, To       time.Time
+	Repo           string
+	Types          []string
+	ExceptionsOnly bool
+	Size           uint64
+}
+
+// Row is one record of a population as the index holds it.
+type Row struct {
+	Seq      uint64
+	LeafHash []byte
+	// Summary is the record's evidence.SummaryJSON. It is only valid
+	// during the call it is passed to.
+	Summary []byte
+	// DeployedAt is the event time (evidence.SortableTime) of the first
+	// deployment record among the first Size that links this record; empty
+	// when none does.
+	DeployedAt string
+}
+
+// MonthCount counts the records of one change type whose event time falls
+// in one month ("2026-01"), and how many of them were compliant.
+type MonthCount struct {
+	Month      string
+	ChangeType string
+	Records    int
+	Compliant  int
+}
