@@ -222,7 +222,7 @@ func (h *Handler) sampleFromForm(c echo.Context, v sampleView, frequency string)
 	if err != nil {
 		return nil, "", err
 	}
-	if req, err = pinSample(c.Request().Context(), h.svc, req); err != nil {
+	if req, _, err = pinSample(c.Request().Context(), h.svc, req); err != nil {
 		return nil, "", err
 	}
 	zip, err := h.svc.Sample(c.Request().Context(), req)

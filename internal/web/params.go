@@ -65,8 +65,9 @@ const (
 	mimeXLSX   = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 )
 
-// negotiate picks a response format: the format parameter, else the first
-// media type of Accept that has one, else JSON.
+// negotiate picks a response format: the format parameter, else the
+// media type of Accept with the highest q that has a format (the first of
+// equals), else JSON.
 func negotiate(v url.Values, accept string, allowed ...string) (string, error) {
 	if f := v.Get("format"); f != "" {
 		if !slices.Contains(allowed, f) {
@@ -74,17 +75,24 @@ func negotiate(v url.Values, accept string, allowed ...string) (string, error) {
 		}
 		return f, nil
 	}
+	best, bestQ := formatJSON, 0.0
 	for _, part := range strings.Split(accept, ",") {
-		mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
+		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
 		if err != nil {
 			continue
 		}
 		f := map[string]string{mimeCSV: formatCSV, mimeXLSX: formatXLSX, "application/json": formatJSON}[mt]
-		if f != "" && slices.Contains(allowed, f) {
-			return f, nil
+		q := 1.0
+		if s, ok := params["q"]; ok {
+			if q, err = strconv.ParseFloat(s, 64); err != nil {
+				continue
+			}
+		}
+		if f != "" && slices.Contains(allowed, f) && q > bestQ {
+			best, bestQ = f, q
 		}
 	}
-	return formatJSON, nil
+	return best, nil
 }
 
 // uintParam reads a non-negative integer parameter; def when absent.

@@ -69,24 +69,29 @@ func (w sampleWire) request() (audit.SampleRequest, error) {
 // pinSample settles the checkpoint a sample is drawn at (the latest when
 // the request names none) and validates the request as the package build
 // will.
-func pinSample(ctx context.Context, svc Auditor, req audit.SampleRequest) (audit.SampleRequest, error) {
+func pinSample(ctx context.Context, svc Auditor, req audit.SampleRequest) (audit.SampleRequest, audit.Checkpoint, error) {
 	latest, err := svc.Latest(ctx)
 	if err != nil {
-		return req, err
+		return req, audit.Checkpoint{}, err
 	}
 	switch {
 	case req.CheckpointSize == 0 && req.Nonce == "":
 		req.CheckpointSize = latest.Size
 	case req.CheckpointSize > latest.Size:
-		return req, &audit.FlagError{Flag: "checkpoint", Problem: fmt.Sprintf("%d is beyond the log's latest checkpoint, %d", req.CheckpointSize, latest.Size)}
+		return req, audit.Checkpoint{}, &audit.FlagError{Flag: "checkpoint",
+			Problem: fmt.Sprintf("%d is beyond the log's latest checkpoint, %d", req.CheckpointSize, latest.Size)}
 	}
 	if err := req.Validate(); err != nil {
-		return req, err
+		return req, audit.Checkpoint{}, err
 	}
-	if _, err := svc.At(ctx, req.CheckpointSize); err != nil {
-		return req, &audit.FlagError{Flag: "checkpoint", Problem: fmt.Sprintf("%d: %v", req.CheckpointSize, err)}
+	if req.CheckpointSize == latest.Size {
+		return req, latest, nil
 	}
-	return req, nil
+	cp, err := svc.At(ctx, req.CheckpointSize)
+	if err != nil {
+		return req, audit.Checkpoint{}, &audit.FlagError{Flag: "checkpoint", Problem: fmt.Sprintf("%d: %v", req.CheckpointSize, err)}
+	}
+	return req, cp, nil
 }
 
 // sampleID is a pinned request's id: the canonical JSON of its wire form,

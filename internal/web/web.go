@@ -88,6 +88,7 @@ func (h *Handler) Register(e *echo.Echo) {
 	api.POST("/samples", h.createSample)
 	api.GET("/samples/:id/package", h.samplePackage)
 	api.GET("/exceptions", h.exceptions)
+	api.GET("/export", h.export)
 	api.GET("/checkpoint", h.checkpoint)
 	api.GET("/proof/inclusion", h.inclusionProof)
 	api.GET("/proof/consistency", h.consistencyProof)

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/changegate/changegate/internal/blob/fs"
+	"github.com/changegate/changegate/internal/evidence"
+	"github.com/changegate/changegate/internal/ledger"
+	"github.com/changegate/changegate/internal/store/sqlite"
+	"github.com/changegate/changegate/internal/web"
+)
+
+// auditDataDir is a data dir holding n records of January 2026
+// (benchRecord: one merge every 30 s, a bypass among them).
+func auditDataDir(t *testing.T, n int) string {
+	t.Helper()
+	dir := t.TempDir()
+	key, _, err := evidence.LoadOrCreateKey(filepath.Join(dir, "signing-key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := evidence.NewSigner(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := sqlite.Open(t.Context(), dir, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	blobs, err := fs.Open(filepath.Join(dir, "evidence"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := ledger.Open(t.Context(), blobs, store.Ledger(), signer, LedgerOrigin(signer.Public()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for i := range n {
+		if _, err := l.Append(t.Context(), benchRecord(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// cli runs the changegate command line and returns its exit code and output.
+func cli(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	var out, errs bytes.Buffer
+	code := run(t.Context(), args, envMap(nil), &out, &errs)
+	return code, out.String() + errs.String()
+}
+
+// TestAuditCLIAgainstServer: the audit commands give byte-identical
+// packages and populations from a data dir and from a server's API, and
+// the package verifies offline with the published key.
+func TestAuditCLIAgainstServer(t *testing.T) {
+	t.Parallel()
+	dir := auditDataDir(t, 40)
+	token, line, err := web.NewToken("auditor-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(tokens, []byte(line+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := serveInProcess(t, map[string]string{
+		"CHANGEGATE_DATA_DIR":            dir,
+		"CHANGEGATE_LISTEN":              "127.0.0.1:0",
+		"CHANGEGATE_WEBHOOK_SECRET":      "s3cret",
+		"CHANGEGATE_AUDITOR_TOKENS_FILE": tokens,
+	})
+	out := t.TempDir()
+	period := []string{"--from", "2026-01-01", "--to", "2026-01-02"}
+	local := []string{"--data-dir", dir}
+	remote := []string{"--server", srv.base, "--token", token}
+	for _, cmd := range [][]string{
+		append([]string{"audit", "sample", "--size", "5", "--seed", "s1", "--include-exceptions"}, period...),
+		append([]string{"audit", "population", "--format", "csv"}, period...),
+		{"audit", "export", "--id", benchID(3) + "," + benchID(7)},
+	} {
+		a, b := filepath.Join(out, "local-"+cmd[1]), filepath.Join(out, "remote-"+cmd[1])
+		if code, msg := cli(t, append(append(cmd, local...), "--out", a)...); code != 0 {
+			t.Fatalf("%v: exit %d: %s", cmd, code, msg)
+		}
+		if code, msg := cli(t, append(append(cmd, remote...), "--out", b)...); code != 0 {
+			t.Fatalf("%v --server: exit %d: %s", cmd, code, msg)
+		}
+		if !sameFile(t, a, b) {
+			t.Errorf("%v: the data dir and the server gave different bytes", cmd)
+		}
+	}
+	if !sameFile(t, filepath.Join(out, "local-population.manifest.json"), filepath.Join(out, "remote-population.manifest.json")) {
+		t.Error("population manifests differ")
+	}
+	pub := filepath.Join(out, "changegate.pub")
+	code, msg := cli(t, "audit", "pubkey", "--data-dir", dir)
+	if code != 0 {
+		t.Fatal(msg)
+	}
+	pem, _, _ := strings.Cut(msg, "fingerprint:")
+	os.WriteFile(pub, []byte(pem), 0o600)
+	for _, pkg := range []string{"remote-sample", "remote-export"} {
+		if code, msg := cli(t, "audit", "verify", filepath.Join(out, pkg), "--pubkey", pub); code != 0 || !strings.HasPrefix(msg, "ok:") {
+			t.Errorf("verify %s: exit %d: %s", pkg, code, msg)
+		}
+	}
+	if code, msg := cli(t, append(append([]string{"audit", "exceptions"}, period...), local...)...); code != 0 || !strings.Contains(msg, "bypass") {
+		t.Errorf("exceptions: exit %d: %s", code, msg)
+	}
+	if code, _ := cli(t, append(append([]string{"audit", "population"}, period...), "--server", srv.base, "--token", "wrong")...); code == 0 {
+		t.Error("a wrong token was accepted")
+	}
+}
+
+func benchID(i int) string {
+	r := benchRecord(i)
+	return evidence.RecordID(r.Repo.String(), r.Subject.SHA(), r.ChangeType, "")
+}
+
+func sameFile(t *testing.T, a, b string) bool {
+	t.Helper()
+	x, err1 := os.ReadFile(a)
+	y, err2 := os.ReadFile(b)
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	return bytes.Equal(x, y)
+}
+
+// TestAuditBadFlags: each bad input gets exit code 2, names the flag, and
+// writes no file.
+func TestAuditBadFlags(t *testing.T) {
+	t.Parallel()
+	dir := auditDataDir(t, 10)
+	out := filepath.Join(t.TempDir(), "out.zip")
+	for _, tc := range []struct {
+		args []string
+		flag string
+	}{
+		{[]string{"sample", "--from", "2026-13-01", "--to", "2026-02-01", "--size", "1", "--seed", "s"}, "--from"},
+		{[]string{"sample", "--from", "2026-02-01", "--to", "2026-01-01", "--size", "1", "--seed", "s"}, "--from"},
+		{[]string{"sample", "--from", "2026-01-01", "--to", "2026-02-01", "--size", "0", "--seed", "s"}, "--size"},
+		{[]string{"sample", "--from", "2026-01-01", "--to", "2026-02-01", "--size", "-3", "--seed", "s"}, "--size"},
+		{[]string{"sample", "--from", "2026-01-01", "--to", "2026-02-01", "--size", "11", "--seed", "s"}, "--size"},
+		{[]string{"sample", "--from", "2026-01-01", "--to", "2026-02-01", "--size", "1", "--seed", "s", "--type", "yolo"}, "--type"},
+		{[]string{"population", "--from", "2026-01-01", "--to", "2026-02-01", "--format", "pdf"}, "--format"},
+		{[]string{"export", "--id", "0123"}, "0123"},
+		{[]string{"sample", "--bogus"}, "--bogus"},
+	} {
+		args := append(append([]string{"audit"}, tc.args...), "--data-dir", dir, "--out", out)
+		code, msg := cli(t, args...)
+		if code != 2 || !strings.Contains(msg, tc.flag) {
+			t.Errorf("%v: exit %d, %q; want 2 naming %s", tc.args, code, msg, tc.flag)
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Fatalf("%v wrote %s", tc.args, out)
+		}
+	}
+}
