@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -158,16 +159,29 @@ func (q *queryFlags) values() url.Values {
 // writeOutput writes data to path ("-" or empty: stdout) atomically: a
 // file appears whole or not at all.
 func writeOutput(path string, data []byte, stdout io.Writer) error {
-	if path == "" || path == "-" {
-		_, err := stdout.Write(data)
+	return writeStream(path, stdout, func(w io.Writer) error {
+		_, err := w.Write(data)
 		return err
+	})
+}
+
+// writeStream is writeOutput for what write produces: into a temporary
+// file beside path, renamed into place only when write succeeded.
+func writeStream(path string, stdout io.Writer, write func(io.Writer) error) error {
+	if path == "" || path == "-" {
+		return write(stdout)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
+	bw := bufio.NewWriterSize(tmp, 1<<20)
+	if err := write(bw); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := bw.Flush(); err != nil {
 		tmp.Close()
 		return err
 	}

@@ -37,7 +37,10 @@ func populationCmd(getenv config.LookupEnv, stdout, stderr io.Writer) *cobra.Com
 			if format == "xlsx" && (out == "" || out == "-") {
 				return usage("--format xlsx needs --out FILE")
 			}
-			file, manifest, err := exportPopulation(cmd, &lf, &qf, q, format, getenv)
+			if lf.server == "" {
+				return streamPopulation(cmd, &lf, q, format, out, manifestOut, stdout, stderr)
+			}
+			file, manifest, err := remotePopulation(cmd, &lf, &qf, format, getenv)
 			if err != nil {
 				return err
 			}
@@ -52,48 +55,66 @@ func populationCmd(getenv config.LookupEnv, stdout, stderr io.Writer) *cobra.Com
 	return cmd
 }
 
-func exportPopulation(cmd *cobra.Command, lf *ledgerFlags, qf *queryFlags, q audit.Query, format string, getenv config.LookupEnv) ([]byte, []byte, error) {
+func remotePopulation(cmd *cobra.Command, lf *ledgerFlags, qf *queryFlags, format string, getenv config.LookupEnv) ([]byte, []byte, error) {
 	client, err := lf.remote(getenv)
 	if err != nil {
 		return nil, nil, err
 	}
-	if client != nil {
-		v := qf.values()
-		v.Set("format", format)
-		body, h, err := client.get(cmd.Context(), "/api/v1/changes", v)
-		if err != nil {
-			return nil, nil, err
-		}
-		manifest, err := base64.StdEncoding.DecodeString(h.Get("X-Changegate-Manifest"))
-		if err != nil || len(manifest) == 0 {
-			return nil, nil, fmt.Errorf("audit API: the population came without its manifest")
-		}
-		return body, manifest, nil
-	}
-	svc, done, err := lf.local(cmd.Context())
+	v := qf.values()
+	v.Set("format", format)
+	body, h, err := client.get(cmd.Context(), "/api/v1/changes", v)
 	if err != nil {
 		return nil, nil, err
+	}
+	manifest, err := base64.StdEncoding.DecodeString(h.Get("X-Changegate-Manifest"))
+	if err != nil || len(manifest) == 0 {
+		return nil, nil, fmt.Errorf("audit API: the population came without its manifest")
+	}
+	return body, manifest, nil
+}
+
+// streamPopulation writes a data dir's population straight to its file,
+// which appears whole or not at all, then the manifest beside it.
+func streamPopulation(cmd *cobra.Command, lf *ledgerFlags, q audit.Query, format, out, manifestOut string, stdout, stderr io.Writer) error {
+	svc, done, err := lf.local(cmd.Context())
+	if err != nil {
+		return err
 	}
 	defer done()
 	cp, err := svc.Latest(cmd.Context())
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
-	return svc.ExportPopulation(cmd.Context(), q, cp, format)
+	var manifest []byte
+	err = writeStream(out, stdout, func(w io.Writer) error {
+		manifest, err = svc.WritePopulation(cmd.Context(), w, q, cp, format)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return writePopulation(nil, manifest, "", manifestOrDefault(out, manifestOut), io.Discard, stderr)
 }
 
-// writePopulation writes the file and its manifest beside it.
-func writePopulation(file, manifest []byte, out, manifestOut string, stdout, stderr io.Writer) error {
+func manifestOrDefault(out, manifestOut string) string {
 	if manifestOut == "" && out != "" && out != "-" {
-		manifestOut = out + ".manifest.json"
+		return out + ".manifest.json"
 	}
+	return manifestOut
+}
+
+// writePopulation writes the file (unless nil) and its manifest beside it.
+func writePopulation(file, manifest []byte, out, manifestOut string, stdout, stderr io.Writer) error {
+	manifestOut = manifestOrDefault(out, manifestOut)
 	if manifestOut != "" {
 		if err := writeOutput(manifestOut, manifest, stdout); err != nil {
 			return err
 		}
 	}
-	if err := writeOutput(out, file, stdout); err != nil {
-		return err
+	if file != nil {
+		if err := writeOutput(out, file, stdout); err != nil {
+			return err
+		}
 	}
 	if manifestOut == "" {
 		fmt.Fprintln(stderr, "changegate: the signed manifest was not written: give --out FILE or --manifest FILE to keep it")

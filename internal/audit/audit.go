@@ -27,7 +27,9 @@ type Index interface {
 	// size closes to the closing record's id.
 	Closed(ctx context.Context, size uint64) (map[string]string, error)
 	Lookup(ctx context.Context, id string) (seq uint64, ok bool, err error)
-	Leaves(ctx context.Context, n uint64, fn func(seq uint64, id string, leafHash []byte) error) error
+	// LeafHashes returns the leaf hashes of the first n records, 32
+	// bytes each.
+	LeafHashes(ctx context.Context, n uint64) ([]byte, error)
 	Size(ctx context.Context) (uint64, error)
 }
 
@@ -147,21 +149,15 @@ func (s *Service) treeAt(ctx context.Context, cp Checkpoint) (*evidence.Log, err
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.tree.Size() < cp.Size {
-		from := s.tree.Size()
-		t := s.tree
-		err := s.index.Leaves(ctx, cp.Size, func(seq uint64, _ string, leaf []byte) error {
-			if seq < from {
-				return nil
-			}
-			if seq != t.Size() {
-				return fmt.Errorf("ledger index: leaf %d missing", t.Size())
-			}
-			_, err := t.AppendLeafHash(leaf)
-			return err
-		})
+		leaves, err := s.index.LeafHashes(ctx, cp.Size)
 		if err != nil {
-			s.tree = evidence.NewLog() // a partial tree is not kept
 			return nil, err
+		}
+		for i := s.tree.Size(); i < cp.Size; i++ {
+			if _, err := s.tree.AppendLeafHash(leaves[i*32 : (i+1)*32]); err != nil {
+				s.tree = evidence.NewLog() // a partial tree is not kept
+				return nil, err
+			}
 		}
 	}
 	root, err := s.tree.Root(cp.Size)

@@ -3,12 +3,14 @@ package audit
 import (
 	"archive/zip"
 	"bytes"
+	"compress/flate"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"slices"
 	"time"
 
@@ -71,19 +73,74 @@ func (s *Service) Sample(ctx context.Context, req SampleRequest) ([]byte, error)
 	if err != nil {
 		return nil, err
 	}
-	p, err := s.Population(ctx, req.Query, cp)
+	pop, err := s.streamPopulation(ctx, req.Query, cp)
 	if err != nil {
 		return nil, err
 	}
-	sel, err := selection(req, p)
+	sel, err := selection(req, cp.Root, len(pop.entries))
 	if err != nil {
 		return nil, err
 	}
 	key, _ := hex.DecodeString(sel.Key)
-	picks := Draw(p.Rows, key, sel.Size, req.IncludeExceptions)
+	picks := Draw(pop.entries, key, sel.Size, req.IncludeExceptions)
+	for _, p := range picks {
+		row, err := s.rowOf(ctx, p.ID, cp)
+		if err != nil {
+			return nil, err
+		}
+		pop.rows[row.Seq] = &row
+	}
 	qm := queryManifest(req.Query)
 	m := &PackageManifest{Kind: "sample", Query: &qm, Selection: &sel, Sample: picks}
-	return s.buildPackage(ctx, m, p)
+	return s.buildPackage(ctx, m, pop)
+}
+
+// packagePopulation is the population a package holds: its CSV, what a
+// draw needs of each row, and the full rows of the records picked.
+type packagePopulation struct {
+	query   Query
+	cp      Checkpoint
+	csv     []byte
+	counts  counts
+	entries []Entry
+	rows    map[uint64]*Row
+}
+
+// streamPopulation writes q's population at cp as CSV, keeping only what
+// a draw needs of each row: a month of a busy log is too many rows to
+// hold whole.
+func (s *Service) streamPopulation(ctx context.Context, q Query, cp Checkpoint) (*packagePopulation, error) {
+	pop := &packagePopulation{query: q, cp: cp, counts: newCounts(), rows: map[uint64]*Row{}}
+	var b bytes.Buffer
+	enc := newRowEncoder(&b, "csv")
+	err := s.eachRow(ctx, q, cp, false, func(r *Row) error {
+		pop.counts.add(r)
+		pop.entries = append(pop.entries, Entry{Seq: r.Seq, ID: r.ID, Exception: r.Exception != nil})
+		return enc.row(r)
+	})
+	if err == nil {
+		err = enc.close()
+	}
+	if err != nil {
+		return nil, err
+	}
+	pop.csv = b.Bytes()
+	return pop, nil
+}
+
+// heldPopulation is a population held whole, as a package holds it.
+func heldPopulation(p *Population) (*packagePopulation, error) {
+	var b bytes.Buffer
+	if err := p.WriteCSV(&b); err != nil {
+		return nil, err
+	}
+	pop := &packagePopulation{query: p.Query, cp: p.Checkpoint, csv: b.Bytes(), counts: p.Counts(), rows: map[uint64]*Row{}}
+	for i := range p.Rows {
+		r := &p.Rows[i]
+		pop.entries = append(pop.entries, Entry{Seq: r.Seq, ID: r.ID, Exception: r.Exception != nil})
+		pop.rows[r.Seq] = r
+	}
+	return pop, nil
 }
 
 // pinned is the checkpoint of exactly size records, or the latest.
@@ -122,7 +179,11 @@ func (s *Service) Export(ctx context.Context, ids []string) ([]byte, error) {
 		picks = append(picks, Pick{Seq: row.Seq, ID: row.ID, Reason: "chosen"})
 	}
 	slices.SortFunc(p.Rows, func(a, b Row) int { return compareSeq(a.Seq, b.Seq) })
-	return s.buildPackage(ctx, &PackageManifest{Kind: "export", Sample: picks}, p)
+	pop, err := heldPopulation(p)
+	if err != nil {
+		return nil, err
+	}
+	return s.buildPackage(ctx, &PackageManifest{Kind: "export", Sample: picks}, pop)
 }
 
 func compareSeq(a, b uint64) int {
@@ -167,25 +228,21 @@ type NotFoundError struct{ ID string }
 func (e *NotFoundError) Error() string { return fmt.Sprintf("no record with id %q", e.ID) }
 
 // buildPackage writes the package of m's picks from population p.
-func (s *Service) buildPackage(ctx context.Context, m *PackageManifest, p *Population) ([]byte, error) {
-	cp := p.Checkpoint
+func (s *Service) buildPackage(ctx context.Context, m *PackageManifest, p *packagePopulation) ([]byte, error) {
+	cp := p.cp
 	tree, err := s.treeAt(ctx, cp)
 	if err != nil {
 		return nil, err
 	}
 	files := map[string][]byte{}
-	if err := s.addLog(files, cp, tree); err != nil {
+	if err := s.addLog(ctx, files, cp); err != nil {
 		return nil, err
 	}
 	if err := s.addPopulation(files, p); err != nil {
 		return nil, err
 	}
-	rows := make(map[uint64]*Row, len(p.Rows))
-	for i := range p.Rows {
-		rows[p.Rows[i].Seq] = &p.Rows[i]
-	}
 	for _, pick := range m.Sample {
-		if err := s.addRecord(ctx, files, pick, rows[pick.Seq], cp, tree); err != nil {
+		if err := s.addRecord(ctx, files, pick, p.rows[pick.Seq], cp, tree); err != nil {
 			return nil, err
 		}
 	}
@@ -196,7 +253,7 @@ func (s *Service) buildPackage(ctx context.Context, m *PackageManifest, p *Popul
 		return nil, err
 	}
 	m.Type, m.GeneratedAt, m.Checkpoint, m.PublicKey = PackageManifestType, formatTime(cp.AsOf), checkpointJSON(cp), pk
-	m.Counts = PackageCounts{Population: len(p.Rows), Sampled: len(m.Sample), ByType: p.Counts()}
+	m.Counts = PackageCounts{Population: len(p.entries), Sampled: len(m.Sample), ByType: p.counts}
 	for _, pick := range m.Sample {
 		if pick.Reason == "exception" {
 			m.Counts.ExceptionsAdded++
@@ -224,36 +281,27 @@ func sha256Hex(b []byte) string {
 
 // addLog adds the checkpoint, the key and the leaf hashes of the whole log
 // up to it.
-func (s *Service) addLog(files map[string][]byte, cp Checkpoint, tree *evidence.Log) error {
+func (s *Service) addLog(ctx context.Context, files map[string][]byte, cp Checkpoint) error {
 	pem, err := evidence.PublicKeyPEM(s.Public())
 	if err != nil {
 		return err
 	}
-	files[filePubkey] = pem
-	files[fileCheckpoint] = cp.Note
-	leaves := make([]byte, 0, cp.Size*sha256.Size)
-	for i := range cp.Size {
-		h, err := tree.LeafHashAt(i)
-		if err != nil {
-			return err
-		}
-		leaves = append(leaves, h...)
+	leaves, err := s.index.LeafHashes(ctx, cp.Size)
+	if err != nil {
+		return err
 	}
-	files[fileLeaves] = leaves
+	files[filePubkey], files[fileCheckpoint], files[fileLeaves] = pem, cp.Note, leaves
 	return nil
 }
 
 // addPopulation adds the population file and its signed manifest.
-func (s *Service) addPopulation(files map[string][]byte, p *Population) error {
-	var csv bytes.Buffer
-	if err := p.WriteCSV(&csv); err != nil {
-		return err
-	}
-	pm, err := s.populationManifest(p, csv.Bytes(), filePopulation, "csv")
+func (s *Service) addPopulation(files map[string][]byte, p *packagePopulation) error {
+	sum := sha256.Sum256(p.csv)
+	pm, err := s.manifestOf(p.query, p.cp, len(p.entries), p.counts, sum[:], len(p.csv), filePopulation, "csv")
 	if err != nil {
 		return err
 	}
-	if p.Query.From.IsZero() {
+	if p.query.From.IsZero() {
 		pm.Query = QueryManifest{Statement: "the records an export named"}
 	}
 	manifest, err := marshalManifest(pm)
@@ -264,7 +312,7 @@ func (s *Service) addPopulation(files map[string][]byte, p *Population) error {
 	if err != nil {
 		return err
 	}
-	files[filePopulation], files[filePopManifest], files[filePopManifestDSSE] = csv.Bytes(), manifest, signed
+	files[filePopulation], files[filePopManifest], files[filePopManifestDSSE] = p.csv, manifest, signed
 	return nil
 }
 
@@ -372,6 +420,11 @@ func writeZip(files map[string][]byte, at time.Time) ([]byte, error) {
 	slices.Sort(names)
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
+	// Speed over size: the leaf hashes do not compress, and the population
+	// compresses well at any level.
+	zw.RegisterCompressor(zip.Deflate, func(w io.Writer) (io.WriteCloser, error) {
+		return flate.NewWriter(w, flate.BestSpeed)
+	})
 	for _, name := range names {
 		h := &zip.FileHeader{Name: name, Method: zip.Deflate, Modified: at.UTC().Truncate(2 * time.Second)}
 		if name == fileLeaves {

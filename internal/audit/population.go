@@ -2,7 +2,6 @@ package audit
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -138,7 +137,7 @@ func (s *Service) eachRow(ctx context.Context, q Query, cp Checkpoint, exception
 
 func newRow(r ledger.Row, closed map[string]string, asOf time.Time) (Row, error) {
 	row := Row{Seq: r.Seq, LeafHash: r.LeafHash}
-	if err := json.Unmarshal(r.Summary, &row.Summary); err != nil {
+	if err := evidence.DecodeSummary(r.Summary, &row.Summary); err != nil {
 		return Row{}, fmt.Errorf("ledger index: record %d: summary: %w", r.Seq, err)
 	}
 	row.DeployedAt = row.Summary.DeployedAt

@@ -68,16 +68,15 @@ func (r SampleRequest) Validate() error {
 }
 
 // selection settles the key and size of a sample of p.
-func selection(r SampleRequest, p *Population) (Selection, error) {
+func selection(r SampleRequest, root []byte, n int) (Selection, error) {
 	sel := Selection{Method: SelectionMethod, Frequency: r.Frequency, RequestedSize: r.Size, IncludeExceptions: r.IncludeExceptions}
 	if r.Nonce != "" {
 		sel.SeedSource, sel.Nonce = "auditor-nonce", r.Nonce
-		sel.Key = hex.EncodeToString(NonceKey(p.Checkpoint.Root, r.Nonce))
+		sel.Key = hex.EncodeToString(NonceKey(root, r.Nonce))
 	} else {
 		sel.SeedSource, sel.Seed = "seed", r.Seed
 		sel.Key = hex.EncodeToString([]byte(r.Seed))
 	}
-	n := len(p.Rows)
 	switch {
 	case r.Size > n:
 		return sel, &FlagError{Flag: "size", Problem: fmt.Sprintf("%d is larger than the population of %d records", r.Size, n)}
@@ -119,29 +118,37 @@ type Pick struct {
 	Score  string `json:"score,omitempty"` // hex HMAC, random picks only
 }
 
+// Entry is what a draw needs of a population row.
+type Entry struct {
+	Seq       uint64
+	ID        string
+	Exception bool
+}
+
 // Draw ranks the population's records by score and takes the first size,
-// then, with include_exceptions, adds every row with an exception that was
-// not drawn. It is pure: the same population and key give the same picks.
-func Draw(rows []Row, key []byte, size int, includeExceptions bool) []Pick {
+// then, with include_exceptions, adds every record with an exception that
+// was not drawn, in population order. It is pure: the same population and
+// key give the same picks.
+func Draw(pop []Entry, key []byte, size int, includeExceptions bool) []Pick {
 	type scored struct {
-		row   *Row
+		e     *Entry
 		score []byte
 	}
-	all := make([]scored, len(rows))
-	for i := range rows {
-		all[i] = scored{&rows[i], Score(key, rows[i].ID)}
+	all := make([]scored, len(pop))
+	for i := range pop {
+		all[i] = scored{&pop[i], Score(key, pop[i].ID)}
 	}
 	slices.SortFunc(all, func(a, b scored) int { return bytes.Compare(a.score, b.score) })
 	picks := make([]Pick, 0, size)
 	drawn := map[string]bool{}
 	for i, s := range all[:size] {
-		picks = append(picks, Pick{Seq: s.row.Seq, ID: s.row.ID, Reason: "random", Rank: i + 1, Score: hex.EncodeToString(s.score)})
-		drawn[s.row.ID] = true
+		picks = append(picks, Pick{Seq: s.e.Seq, ID: s.e.ID, Reason: "random", Rank: i + 1, Score: hex.EncodeToString(s.score)})
+		drawn[s.e.ID] = true
 	}
 	if includeExceptions {
-		for i := range rows {
-			if rows[i].Exception != nil && !drawn[rows[i].ID] {
-				picks = append(picks, Pick{Seq: rows[i].Seq, ID: rows[i].ID, Reason: "exception"})
+		for _, e := range pop {
+			if e.Exception && !drawn[e.ID] {
+				picks = append(picks, Pick{Seq: e.Seq, ID: e.ID, Reason: "exception"})
 			}
 		}
 	}

@@ -536,12 +536,9 @@ func (v *packageVerifier) selection() error {
 	if err != nil {
 		return err
 	}
-	rows := make([]Row, len(v.order))
+	rows := make([]Entry, len(v.order))
 	for i, id := range v.order {
-		rows[i] = Row{Seq: v.seqs[id], Summary: evidence.Summary{ID: id}}
-		if v.exc[id] {
-			rows[i].Exception = &evidence.Exception{}
-		}
+		rows[i] = Entry{Seq: v.seqs[id], ID: id, Exception: v.exc[id]}
 	}
 	if sel.Size > len(rows) {
 		return bad(fileManifest, "samples %d of a population of %d", sel.Size, len(rows))

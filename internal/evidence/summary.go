@@ -3,6 +3,7 @@ package evidence
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -92,7 +93,7 @@ func Summarize(r *Record) Summary {
 		MergedBy: f.PR.MergedBy, MergedAt: formatTime(f.PR.MergedAt), MergeSHA: r.Subject.MergeSHA,
 		Outcome: r.Decision.Outcome, Compliant: r.Decision.Outcome == change.Compliant,
 		Reason: r.Decision.Reason, Emergency: r.Decision.Emergency || r.ChangeType == Emergency,
-		Exception: r.Exception, Links: r.Links, Policy: r.Policy.Digest,
+		Exception: utcException(r.Exception), Links: r.Links, Policy: r.Policy.Digest,
 	}
 	if r.ChangeType == Deployment {
 		if d, at, ok := successfulDeployment(f.Deployments); ok {
@@ -102,13 +103,44 @@ func Summarize(r *Record) Summary {
 	return s
 }
 
-// SummaryJSON is the summary as the index stores it.
+// utcException is a copy of e with UTC times, as a record reads back once
+// signed (EncodeRecord writes UTC), so that the summary of a record about
+// to be appended is the summary of the record stored.
+func utcException(e *Exception) *Exception {
+	if e == nil {
+		return nil
+	}
+	c := *e
+	c.OpenedAt, c.DueAt = c.OpenedAt.UTC(), c.DueAt.UTC()
+	if e.DueAt.IsZero() {
+		c.DueAt = time.Time{}
+	}
+	return &c
+}
+
+// SummaryJSON is the summary as the index stores it: canonical JSON, which
+// DecodeSummary reads with the plain decoder Verify uses for records.
 func SummaryJSON(r *Record) string {
-	b, err := json.Marshal(Summarize(r))
+	b, err := Canonical(Summarize(r))
 	if err != nil {
-		panic(fmt.Sprintf("evidence: marshal summary: %v", err)) // no type in Summary can fail
+		panic(fmt.Sprintf("evidence: encode summary: %v", err)) // Summary holds no float and no map
 	}
 	return string(b)
+}
+
+var decodeSummaryValue = compileDecoder(reflect.TypeFor[Summary](), map[reflect.Type]bool{})
+
+// DecodeSummary decodes what SummaryJSON wrote, faster than json.Unmarshal
+// for canonical JSON and exactly as it for anything else.
+func DecodeSummary(data []byte, s *Summary) error {
+	p := canonParser{data: data}
+	if decodeValue(&p, decodeSummaryValue, reflect.ValueOf(s).Elem()) {
+		if p.skipSpace(); p.pos == len(data) {
+			return nil
+		}
+	}
+	*s = Summary{}
+	return json.Unmarshal(data, s)
 }
 
 // EventTime is when the change a record is about happened; see

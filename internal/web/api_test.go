@@ -381,3 +381,25 @@ func TestProofs(t *testing.T) {
 		t.Errorf("consistency proof: %v", err)
 	}
 }
+
+func TestExport(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	r := f.get(t, "/api/v1/export?id="+f.ids[4]+","+f.ids[0]+"&id="+f.ids[6])
+	if r.code != http.StatusOK || r.header.Get("Content-Type") != "application/zip" {
+		t.Fatalf("export: %d %.200s", r.code, r.body)
+	}
+	report, err := audit.VerifyPackage(bytes.NewReader(r.body), int64(len(r.body)), audit.TrustedKey{Public: f.pub})
+	if err != nil || report.Records != 3 {
+		t.Fatalf("export package: %+v, %v", report, err)
+	}
+	if again := f.get(t, "/api/v1/export?id="+f.ids[4]+"&id="+f.ids[0]+"&id="+f.ids[6]); !bytes.Equal(again.body, r.body) {
+		t.Error("the same ids gave another package")
+	}
+	if r := f.get(t, "/api/v1/export"); r.code != http.StatusBadRequest || !strings.HasPrefix(decodeJSON[apiError](t, r).Error, "id ") {
+		t.Errorf("no id: %d %s", r.code, r.body)
+	}
+	if r := f.get(t, "/api/v1/export?id="+strings.Repeat("e", 32)); r.code != http.StatusNotFound {
+		t.Errorf("unknown id: %d %s", r.code, r.body)
+	}
+}

@@ -32,6 +32,38 @@ func (h *Handler) logAccess(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// apiErrors answers echo's own errors (an unknown route, a method the
+// route lacks) in the API's error form.
+func (h *Handler) apiErrors(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		err := next(c)
+		var he *echo.HTTPError
+		if !errors.As(err, &he) {
+			return err
+		}
+		msg, m := http.StatusText(he.Code), c.Request().Method
+		if he.Code == http.StatusNotFound || he.Code == http.StatusMethodNotAllowed {
+			msg = "no route " + m + " " + c.Request().URL.Path
+			if m != http.MethodGet && m != http.MethodHead {
+				msg += ": the audit API is read-only (GET, and POST /api/v1/samples)"
+			}
+		}
+		return c.JSON(he.Code, apiError{msg})
+	}
+}
+
+// pageErrors shows echo's own errors as a page.
+func (h *Handler) pageErrors(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		err := next(c)
+		var he *echo.HTTPError
+		if !errors.As(err, &he) {
+			return err
+		}
+		return h.render(c, he.Code, "error", errorPage{Title: http.StatusText(he.Code), Message: "There is no such page."})
+	}
+}
+
 // requireToken admits API requests that carry a token of the token file.
 func (h *Handler) requireToken(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
@@ -186,6 +218,18 @@ func sameOrigin(next echo.HandlerFunc) echo.HandlerFunc {
 		if crossSite {
 			return c.String(http.StatusForbidden, "cross-site request refused\n")
 		}
+		return next(c)
+	}
+}
+
+// maxForm bounds a UI form's body; the largest, the sample form, is a few
+// hundred bytes.
+const maxForm = 64 << 10
+
+// limitForm bounds the body of a form POST before anything parses it.
+func limitForm(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		c.Request().Body = http.MaxBytesReader(c.Response(), c.Request().Body, maxForm)
 		return next(c)
 	}
 }

@@ -57,7 +57,7 @@ func TestSampleIDIsTheRequest(t *testing.T) {
 	if err != nil {
 		t.Fatalf("package does not verify: %v", err)
 	}
-	if report.Records != 3 || report.Population != 6 || report.Checkpoint.Size != 8 {
+	if report.Records != 3 || report.Population != 5 || report.Checkpoint.Size != 8 {
 		t.Errorf("report %+v", report)
 	}
 }

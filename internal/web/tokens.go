@@ -59,53 +59,47 @@ type Tokens struct {
 	log  *slog.Logger
 
 	mu      sync.Mutex
-	stamp   fileStamp
+	info    os.FileInfo // of the file the entries were read from; nil after a failed read
 	entries []tokenEntry
-	err     error // the last reload's failure: fail closed until the file changes
+	lastErr string // the last failed read's error, to log each failure once
 }
 
-// fileStamp is what tells that the token file changed without reading it.
-// The mode is in it so that a chmod that makes the file unreadable is
+// unchanged tells that the token file did not change without reading it.
+// The mode counts, so that a chmod that makes the file unreadable is
 // noticed too.
-type fileStamp struct {
-	info os.FileInfo
-}
-
-func (a fileStamp) same(b os.FileInfo) bool {
-	return a.info != nil && os.SameFile(a.info, b) && a.info.ModTime().Equal(b.ModTime()) &&
-		a.info.Size() == b.Size() && a.info.Mode() == b.Mode()
+func unchanged(old, now os.FileInfo) bool {
+	return old != nil && os.SameFile(old, now) && old.ModTime().Equal(now.ModTime()) &&
+		old.Size() == now.Size() && old.Mode() == now.Mode()
 }
 
 // LoadTokens reads the token file at path. An unreadable or malformed
 // file is an error naming the line: the server must not start with it.
 func LoadTokens(path string, log *slog.Logger) (*Tokens, error) {
-	t := &Tokens{path: path, log: log}
 	info, entries, err := readTokens(path)
 	if err != nil {
 		return nil, err
 	}
-	t.stamp, t.entries = fileStamp{info}, entries
-	return t, nil
+	return &Tokens{path: path, log: log, info: info, entries: entries}, nil
 }
 
-// current returns the entries of the file as it is now.
+// current returns the entries of the file as it is now. A file that
+// cannot be read or parsed revokes every token, and is read again on every
+// use until it can be.
 func (t *Tokens) current() ([]tokenEntry, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	info, err := os.Stat(t.path)
-	if err == nil && t.stamp.same(info) {
-		return t.entries, t.err
+	if now, err := os.Stat(t.path); err == nil && unchanged(t.info, now) {
+		return t.entries, nil
 	}
 	info, entries, err := readTokens(t.path)
 	if err != nil {
-		if t.err == nil || t.err.Error() != err.Error() {
+		if err.Error() != t.lastErr {
 			t.log.Error("auditor token file unreadable: refusing every token", "path", t.path, "err", err)
 		}
-		// Forget the old entries: a file that cannot be read revokes all.
-		t.stamp, t.entries, t.err = fileStamp{}, nil, err
+		t.info, t.entries, t.lastErr = nil, nil, err.Error()
 		return nil, ErrTokensUnavailable
 	}
-	t.stamp, t.entries, t.err = fileStamp{info}, entries, nil
+	t.info, t.entries, t.lastErr = info, entries, ""
 	t.log.Info("auditor tokens reloaded", "path", t.path, "tokens", len(entries))
 	return entries, nil
 }

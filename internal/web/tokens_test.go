@@ -170,8 +170,12 @@ func TestNoWriteRoute(t *testing.T) {
 			if m == http.MethodPost && p == "/api/v1/samples" {
 				continue // computes a sample id; tested with the samples
 			}
-			if r := f.do(t, request{method: m, path: p, token: token, body: "{}"}); r.code < 400 {
+			r := f.do(t, request{method: m, path: p, token: token, body: "{}"})
+			if r.code < 400 {
 				t.Errorf("%s %s: status %d, want an error", m, p, r.code)
+			}
+			if e := decodeJSON[apiError](t, r); !strings.Contains(e.Error, "read-only") {
+				t.Errorf("%s %s: error %q", m, p, e.Error)
 			}
 		}
 	}

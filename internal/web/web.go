@@ -31,6 +31,7 @@ type Auditor interface {
 	Record(ctx context.Context, id string) (*audit.RecordView, error)
 	Exceptions(ctx context.Context, q audit.Query, state string) (*audit.Population, error)
 	Sample(ctx context.Context, req audit.SampleRequest) ([]byte, error)
+	Export(ctx context.Context, ids []string) ([]byte, error)
 	InclusionProof(ctx context.Context, seq, size uint64) (audit.Proof, error)
 	ConsistencyProof(ctx context.Context, from, to uint64) ([]string, error)
 	Dashboard(ctx context.Context) (*audit.Dashboard, error)
@@ -53,7 +54,6 @@ type Handler struct {
 	svc      Auditor
 	tokens   *Tokens
 	log      *slog.Logger
-	now      func() time.Time
 	sessions sessions
 	pages    map[string]*template.Template
 }
@@ -74,7 +74,7 @@ func New(svc Auditor, tokens *Tokens, o Options) *Handler {
 		o.SessionTTL = 12 * time.Hour
 	}
 	return &Handler{
-		svc: svc, tokens: tokens, log: o.Logger, now: o.Now,
+		svc: svc, tokens: tokens, log: o.Logger,
 		sessions: sessions{key: o.SessionKey, ttl: o.SessionTTL, now: o.Now},
 		pages:    parsePages(),
 	}
@@ -82,7 +82,7 @@ func New(svc Auditor, tokens *Tokens, o Options) *Handler {
 
 // Register mounts the API and the UI on e.
 func (h *Handler) Register(e *echo.Echo) {
-	api := e.Group("/api/v1", h.logAccess, h.requireToken)
+	api := e.Group("/api/v1", h.logAccess, h.apiErrors, h.requireToken)
 	api.GET("/changes", h.changes)
 	api.GET("/changes/:id", h.record)
 	api.POST("/samples", h.createSample)
@@ -94,15 +94,15 @@ func (h *Handler) Register(e *echo.Echo) {
 	api.GET("/proof/consistency", h.consistencyProof)
 
 	e.GET("/audit", func(c echo.Context) error { return c.Redirect(http.StatusSeeOther, "/audit/") })
-	ui := e.Group("/audit", h.logAccess, pageHeaders)
+	ui := e.Group("/audit", h.logAccess, pageHeaders, h.pageErrors)
 	ui.GET("/login", h.loginForm)
-	ui.POST("/login", h.login, sameOrigin)
-	ui.POST("/logout", h.logout, sameOrigin, h.requireSession, h.checkCSRF)
+	ui.POST("/login", h.login, limitForm, sameOrigin)
+	ui.POST("/logout", h.logout, limitForm, sameOrigin, h.requireSession, h.checkCSRF)
 	ui.GET("/", h.dashboard, h.requireSession)
 	ui.GET("/changes", h.populationList, h.requireSession)
 	ui.GET("/changes/:id", h.recordPage, h.requireSession)
 	ui.GET("/changes/:id/record.html", h.recordFile, h.requireSession)
 	ui.GET("/changes/:id/envelope.json", h.envelopeFile, h.requireSession)
 	ui.GET("/sample", h.sampleForm, h.requireSession)
-	ui.POST("/sample", h.drawSample, sameOrigin, h.requireSession, h.checkCSRF)
+	ui.POST("/sample", h.drawSample, limitForm, sameOrigin, h.requireSession, h.checkCSRF)
 }

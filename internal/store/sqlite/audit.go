@@ -152,10 +152,33 @@ func (x *LedgerReader) Months(ctx context.Context, size uint64) ([]ledger.MonthC
 	return out, indexError(rows.Err())
 }
 
-// Leaves calls fn with the id and leaf hash of each of the first n records,
-// in sequence order.
-func (x *LedgerReader) Leaves(ctx context.Context, n uint64, fn func(seq uint64, id string, leafHash []byte) error) error {
-	return leaves(ctx, x.db, n, fn)
+// LeafHashes returns the leaf hashes of the first n records, 32 bytes
+// each, in sequence order.
+func (x *LedgerReader) LeafHashes(ctx context.Context, n uint64) ([]byte, error) {
+	out := make([]byte, 0, n*32)
+	rows, err := x.db.QueryContext(ctx, `SELECT first, hashes FROM ledger_leaves WHERE first < ? ORDER BY first`, int64(n))
+	if err != nil {
+		return nil, indexError(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var first int64
+		var hashes sql.RawBytes
+		if err := rows.Scan(&first, &hashes); err != nil {
+			return nil, indexError(err)
+		}
+		if uint64(first) != uint64(len(out)/32) || len(hashes)%32 != 0 {
+			return nil, fmt.Errorf("ledger index: the leaves from %d are not where %d records end", first, len(out)/32)
+		}
+		out = append(out, hashes...)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, indexError(err)
+	}
+	if uint64(len(out)) < n*32 {
+		return nil, fmt.Errorf("ledger index: %d leaf hashes indexed, want %d", len(out)/32, n)
+	}
+	return out[:n*32], nil
 }
 
 // indexError wraps a query error, saying what to do about an index that an

@@ -41,10 +41,24 @@ func (x *LedgerIndex) Put(ctx context.Context, entries []ledger.IndexEntry) erro
 		return fmt.Errorf("ledger index: begin: %w", err)
 	}
 	defer tx.Rollback()
+	var run []ledger.IndexEntry // consecutive records new to the index
 	for _, e := range entries {
-		if err := putRecord(ctx, tx, e); err != nil {
+		added, err := putRecord(ctx, tx, e)
+		if err != nil {
 			return err
 		}
+		if !added || len(run) > 0 && run[len(run)-1].Seq+1 != e.Seq {
+			if err := putLeaves(ctx, tx, run); err != nil {
+				return err
+			}
+			run = run[:0]
+		}
+		if added {
+			run = append(run, e)
+		}
+	}
+	if err := putLeaves(ctx, tx, run); err != nil {
+		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("ledger index: commit: %w", err)
@@ -52,7 +66,27 @@ func (x *LedgerIndex) Put(ctx context.Context, entries []ledger.IndexEntry) erro
 	return nil
 }
 
-func putRecord(ctx context.Context, tx *sql.Tx, e ledger.IndexEntry) error {
+// putLeaves stores the leaf hashes of consecutive records as one row.
+func putLeaves(ctx context.Context, tx *sql.Tx, run []ledger.IndexEntry) error {
+	if len(run) == 0 {
+		return nil
+	}
+	hashes := make([]byte, 0, len(run)*32)
+	for _, e := range run {
+		h, err := hex.DecodeString(e.LeafHash)
+		if err != nil || len(h) != 32 {
+			return fmt.Errorf("index record %d: leaf hash %q", e.Seq, e.LeafHash)
+		}
+		hashes = append(hashes, h...)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO ledger_leaves (first, hashes) VALUES (?, ?)`, int64(run[0].Seq), hashes); err != nil {
+		return fmt.Errorf("index leaves %d..%d: %w", run[0].Seq, run[len(run)-1].Seq, err)
+	}
+	return nil
+}
+
+// putRecord indexes one record and reports whether it was new.
+func putRecord(ctx context.Context, tx *sql.Tx, e ledger.IndexEntry) (bool, error) {
 	state := ""
 	switch {
 	case e.Fields["closes"] != "":
@@ -76,23 +110,23 @@ func putRecord(ctx context.Context, tx *sql.Tx, e ledger.IndexEntry) error {
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (seq) DO NOTHING`, args...)
 	if err != nil {
-		return fmt.Errorf("index record %d: %w", e.Seq, err)
+		return false, fmt.Errorf("index record %d: %w", e.Seq, err)
 	}
 	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		return err // indexed before
+		return false, err // indexed before
 	}
 	for _, link := range e.Links {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO ledger_links (link, seq, event_time) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
 			link, int64(e.Seq), e.Fields["event_time"]); err != nil {
-			return fmt.Errorf("index links of record %d: %w", e.Seq, err)
+			return false, fmt.Errorf("index links of record %d: %w", e.Seq, err)
 		}
 	}
 	if closes := e.Fields["closes"]; closes != "" {
 		if _, err := tx.ExecContext(ctx, `UPDATE ledger_records SET exception_state = 'closed' WHERE id = ?`, closes); err != nil {
-			return fmt.Errorf("close exception %s: %w", closes, err)
+			return false, fmt.Errorf("close exception %s: %w", closes, err)
 		}
 	}
-	return nil
+	return true, nil
 }
 
 // IDsFor lists the ids of the records about a commit of a repository, in
@@ -116,7 +150,7 @@ func (x *LedgerIndex) IDsFor(ctx context.Context, repo, sha string) ([]string, e
 
 // Clear empties the index, before a rebuild from the blobs.
 func (x *LedgerIndex) Clear(ctx context.Context) error {
-	if _, err := x.db.db.ExecContext(ctx, `DELETE FROM ledger_records; DELETE FROM ledger_links`); err != nil {
+	if _, err := x.db.db.ExecContext(ctx, `DELETE FROM ledger_records; DELETE FROM ledger_links; DELETE FROM ledger_leaves`); err != nil {
 		return fmt.Errorf("clear ledger index: %w", err)
 	}
 	return nil

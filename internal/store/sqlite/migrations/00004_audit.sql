@@ -21,7 +21,16 @@ CREATE TABLE ledger_links (
     PRIMARY KEY (link, seq)
 ) STRICT, WITHOUT ROWID;
 
+-- ledger_leaves holds the leaf hashes of each batch of records indexed
+-- together, concatenated (32 bytes each): an export reads the leaves of a
+-- million records as some thousands of rows rather than a million.
+CREATE TABLE ledger_leaves (
+    first  INTEGER NOT NULL PRIMARY KEY, -- seq of the batch's first record
+    hashes BLOB    NOT NULL
+) STRICT;
+
 -- +goose Down
+DROP TABLE ledger_leaves;
 DROP TABLE ledger_links;
 DROP INDEX ledger_records_closes;
 DROP INDEX ledger_records_event;
