@@ -16,6 +16,7 @@ import (
 
 	"github.com/changegate/changegate/internal/audit"
 	"github.com/changegate/changegate/internal/config"
+	"github.com/changegate/changegate/internal/web"
 )
 
 func populationCmd(getenv config.LookupEnv, stdout, stderr io.Writer) *cobra.Command {
@@ -66,7 +67,7 @@ func remotePopulation(cmd *cobra.Command, lf *ledgerFlags, qf *queryFlags, forma
 	if err != nil {
 		return nil, nil, err
 	}
-	manifest, err := base64.StdEncoding.DecodeString(h.Get("X-Changegate-Manifest"))
+	manifest, err := base64.StdEncoding.DecodeString(h.Get(web.ManifestHeader))
 	if err != nil || len(manifest) == 0 {
 		return nil, nil, fmt.Errorf("audit API: the population came without its manifest")
 	}
@@ -144,14 +145,7 @@ func sampleCmd(getenv config.LookupEnv, stdout io.Writer) *cobra.Command {
 				return usage("--out FILE.zip is required")
 			}
 			zip, err := samplePackage(cmd, &lf, &qf, req, getenv)
-			if err != nil {
-				return err
-			}
-			if err := writeOutput(out, zip, stdout); err != nil {
-				return err
-			}
-			_, err = fmt.Fprintf(stdout, "wrote %s (%d bytes)\n", out, len(zip))
-			return err
+			return writePackage(out, zip, err, stdout)
 		},
 	}
 	lf.add(cmd)
@@ -166,18 +160,16 @@ func sampleCmd(getenv config.LookupEnv, stdout io.Writer) *cobra.Command {
 	return cmd
 }
 
-// sampleWire is a sample request as the audit API takes it.
-type sampleWire struct {
-	From              string   `json:"from"`
-	To                string   `json:"to"`
-	Repo              string   `json:"repo,omitempty"`
-	Types             []string `json:"types,omitempty"`
-	Size              int      `json:"size,omitempty"`
-	Frequency         string   `json:"frequency,omitempty"`
-	Seed              string   `json:"seed,omitempty"`
-	Nonce             string   `json:"auditor_nonce,omitempty"`
-	Checkpoint        uint64   `json:"checkpoint,omitempty"`
-	IncludeExceptions bool     `json:"include_exceptions,omitempty"`
+// writePackage writes a package that was built without error.
+func writePackage(out string, zip []byte, err error, stdout io.Writer) error {
+	if err != nil {
+		return err
+	}
+	if err := writeOutput(out, zip, stdout); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "wrote %s (%d bytes)\n", out, len(zip))
+	return err
 }
 
 func samplePackage(cmd *cobra.Command, lf *ledgerFlags, qf *queryFlags, req audit.SampleRequest, getenv config.LookupEnv) ([]byte, error) {
@@ -186,7 +178,7 @@ func samplePackage(cmd *cobra.Command, lf *ledgerFlags, qf *queryFlags, req audi
 		return nil, err
 	}
 	if client != nil {
-		body, _, err := client.post(cmd.Context(), "/api/v1/samples", sampleWire{
+		body, _, err := client.post(cmd.Context(), "/api/v1/samples", web.SampleWire{
 			From: qf.from, To: qf.to, Repo: qf.repo, Types: qf.types, Size: req.Size, Frequency: req.Frequency,
 			Seed: req.Seed, Nonce: req.Nonce, Checkpoint: req.CheckpointSize, IncludeExceptions: req.IncludeExceptions,
 		})
@@ -226,14 +218,7 @@ func exportCmd(getenv config.LookupEnv, stdout io.Writer) *cobra.Command {
 				return usage("--out FILE.zip is required")
 			}
 			zip, err := exportPackage(cmd, &lf, ids, getenv)
-			if err != nil {
-				return err
-			}
-			if err := writeOutput(out, zip, stdout); err != nil {
-				return err
-			}
-			_, err = fmt.Fprintf(stdout, "wrote %s (%d bytes)\n", out, len(zip))
-			return err
+			return writePackage(out, zip, err, stdout)
 		},
 	}
 	lf.add(cmd)

@@ -246,7 +246,14 @@ func newAuditHandler(cfg config.Config, store *sqlite.DB, l *openedLedger, log *
 	if err != nil {
 		return nil, err
 	}
-	return web.New(svc, tokens, web.Options{Logger: log.With("component", "audit")}).Register, nil
+	return web.New(svc, tokens, web.Options{Logger: log.With("component", "audit"), SessionKey: sessionKey(l.signer)}).Register, nil
+}
+
+// sessionKey signs auditor UI sessions. It is derived from the ledger's
+// key, so every replica that shares the key accepts a session any of
+// them issued, and no other secret needs configuring.
+func sessionKey(s *evidence.Signer) []byte {
+	return s.DeriveKey("changegate audit ui session v1")
 }
 
 // LedgerOrigin names the log in its checkpoints. It is derived from the

@@ -153,6 +153,7 @@ func (s *Service) treeAt(ctx context.Context, cp Checkpoint) (*evidence.Log, err
 		if err != nil {
 			return nil, err
 		}
+		s.tree.Grow(cp.Size - s.tree.Size())
 		for i := s.tree.Size(); i < cp.Size; i++ {
 			if _, err := s.tree.AppendLeafHash(leaves[i*32 : (i+1)*32]); err != nil {
 				s.tree = evidence.NewLog() // a partial tree is not kept

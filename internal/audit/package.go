@@ -414,16 +414,26 @@ func ReadableRecord(envelope []byte) ([]byte, error) {
 // stored as they are.
 func writeZip(files map[string][]byte, at time.Time) ([]byte, error) {
 	names := make([]string, 0, len(files))
-	for n := range files {
+	total := 0
+	for n, data := range files {
 		names = append(names, n)
+		total += len(data)
 	}
 	slices.Sort(names)
 	var buf bytes.Buffer
+	buf.Grow(total / 2) // the leaves do not compress; the population does, to a third or so
 	zw := zip.NewWriter(&buf)
 	// Speed over size: the leaf hashes do not compress, and the population
 	// compresses well at any level.
+	// One compressor serves every file: a new one per file costs a
+	// megabyte of state, and a package has hundreds of files.
+	fw, err := flate.NewWriter(nil, flate.BestSpeed)
+	if err != nil {
+		return nil, err
+	}
 	zw.RegisterCompressor(zip.Deflate, func(w io.Writer) (io.WriteCloser, error) {
-		return flate.NewWriter(w, flate.BestSpeed)
+		fw.Reset(w)
+		return fw, nil
 	})
 	for _, name := range names {
 		h := &zip.FileHeader{Name: name, Method: zip.Deflate, Modified: at.UTC().Truncate(2 * time.Second)}

@@ -331,11 +331,7 @@ func (v *packageVerifier) leafHashes() error {
 	if uint64(len(data)) != size*sha256.Size {
 		return bad(fileLeaves, "holds %d bytes, want %d leaf hashes of 32 bytes for the checkpoint's size", len(data), size)
 	}
-	leaves := make([][]byte, size)
-	for i := range leaves {
-		leaves[i] = data[i*sha256.Size : (i+1)*sha256.Size]
-	}
-	root, err := evidence.NewLog().RootAfter(leaves)
+	root, err := evidence.RootOfLeaves(data)
 	if err != nil {
 		return bad(fileLeaves, "%v", err)
 	}
@@ -389,7 +385,11 @@ func (v *packageVerifier) population() error {
 // rowsOf reads the population CSV.
 func (v *packageVerifier) rowsOf(file []byte) error {
 	cr := csv.NewReader(bytes.NewReader(file))
-	cr.ReuseRecord = false
+	cr.ReuseRecord = true // only the picked rows' cells are kept, copied
+	picked := make(map[string]bool, len(v.m.Sample))
+	for _, p := range v.m.Sample {
+		picked[p.ID] = true
+	}
 	header, err := cr.Read()
 	if err != nil || !slices.Equal(header, Header()) {
 		return bad(filePopulation, "does not start with the population header")
@@ -403,13 +403,16 @@ func (v *packageVerifier) rowsOf(file []byte) error {
 		if err != nil {
 			return bad(filePopulation, "%v", err)
 		}
-		if err := v.row(line, cells); err != nil {
+		if err := v.row(line, cells, picked); err != nil {
 			return err
 		}
 	}
 }
 
-func (v *packageVerifier) row(line int, cells []string) error {
+func (v *packageVerifier) row(line int, cells []string, picked map[string]bool) error {
+	if len(cells) != len(columns) {
+		return bad(filePopulation, "line %d has %d cells, want %d", line, len(cells), len(columns))
+	}
 	seq, err := strconv.ParseUint(cells[0], 10, 64)
 	if err != nil {
 		return bad(filePopulation, "line %d: seq %q is not a number", line, cells[0])
@@ -422,13 +425,22 @@ func (v *packageVerifier) row(line int, cells []string) error {
 	if leaf != hex.EncodeToString(want) {
 		return bad(filePopulation, "line %d: record %d's leaf hash %s is not the log's leaf %x at %d", line, seq, leaf, want, seq)
 	}
-	if _, dup := v.rows[id]; dup {
+	if _, dup := v.seqs[id]; dup {
 		return bad(filePopulation, "line %d: record %s appears twice", line, id)
 	}
-	v.rows[id], v.seqs[id], v.exc[id] = cells, seq, cells[columnIndex("exception")] != ""
+	id = strings.Clone(id) // the reader reuses its record
+	v.seqs[id], v.exc[id] = seq, cells[exceptionColumn] != ""
+	if picked[id] {
+		v.rows[id] = slices.Clone(cells)
+		for i := range v.rows[id] {
+			v.rows[id][i] = strings.Clone(v.rows[id][i])
+		}
+	}
 	v.order = append(v.order, id)
 	return nil
 }
+
+var exceptionColumn = columnIndex("exception")
 
 func columnIndex(name string) int {
 	return slices.IndexFunc(columns, func(c column) bool { return c.name == name })

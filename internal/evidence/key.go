@@ -2,6 +2,7 @@ package evidence
 
 import (
 	"crypto/ed25519"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
@@ -162,3 +163,12 @@ func PublicKeyPEM(pub ed25519.PublicKey) ([]byte, error) {
 // LoadKey reads an existing signing key, with the checks LoadOrCreateKey
 // makes; it never creates one.
 func LoadKey(path string) (ed25519.PrivateKey, error) { return loadKey(path) }
+
+// DeriveKey derives a secret for another purpose from the signing key:
+// HMAC-SHA256(seed, label). It never reveals the key, and labels keep the
+// secrets of different purposes apart.
+func (s *Signer) DeriveKey(label string) []byte {
+	m := hmac.New(sha256.New, s.priv.Seed())
+	m.Write([]byte(label))
+	return m.Sum(nil)
+}

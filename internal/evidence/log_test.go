@@ -158,3 +158,26 @@ func TestRootAfterDoesNotAppend(t *testing.T) {
 		t.Errorf("empty RootAfter = %x", empty)
 	}
 }
+
+// TestRootOfLeaves: the in-place root is the log's root at every size.
+func TestRootOfLeaves(t *testing.T) {
+	t.Parallel()
+	l := NewLog()
+	var leaves []byte
+	for n := 0; n <= 300; n++ {
+		want, err := l.Root(uint64(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := RootOfLeaves(leaves)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("size %d: got %x (%v), want %x", n, got, err, want)
+		}
+		l.Append([]byte{byte(n), byte(n >> 8)})
+		h, _ := l.LeafHashAt(uint64(n))
+		leaves = append(leaves, h...)
+	}
+	if _, err := RootOfLeaves(make([]byte, 33)); err == nil {
+		t.Error("33 bytes of leaves accepted")
+	}
+}

@@ -207,7 +207,7 @@ func (h *Handler) drawSample(c echo.Context) error {
 }
 
 func (h *Handler) sampleFromForm(c echo.Context, v sampleView, frequency string) ([]byte, string, error) {
-	w := sampleWire{From: v.From, To: v.To, Repo: v.Repo, Frequency: frequency, Seed: v.Seed, Nonce: v.Nonce,
+	w := SampleWire{From: v.From, To: v.To, Repo: v.Repo, Frequency: frequency, Seed: v.Seed, Nonce: v.Nonce,
 		IncludeExceptions: v.IncludeExceptions}
 	var err error
 	if w.Size, err = formInt(v.Size, "size"); err != nil {

@@ -17,10 +17,10 @@ import (
 	"github.com/changegate/changegate/internal/evidence"
 )
 
-// sampleWire is a sample request as the API takes it, and, normalised,
+// SampleWire is a sample request as POST /api/v1/samples takes it, and, normalised,
 // what a sample id encodes. Dates are a date (2026-01-01) or RFC 3339 on
 // the way in, RFC 3339 UTC in an id.
-type sampleWire struct {
+type SampleWire struct {
 	From              string   `json:"from"`
 	To                string   `json:"to"`
 	Repo              string   `json:"repo,omitempty"`
@@ -36,8 +36,8 @@ type sampleWire struct {
 // maxSampleBody bounds a sample request; a real one is a few hundred bytes.
 const maxSampleBody = 64 << 10
 
-func decodeSampleWire(r io.Reader) (sampleWire, error) {
-	var w sampleWire
+func decodeSampleWire(r io.Reader) (SampleWire, error) {
+	var w SampleWire
 	dec := json.NewDecoder(io.LimitReader(r, maxSampleBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&w); err != nil {
@@ -50,7 +50,7 @@ func decodeSampleWire(r io.Reader) (sampleWire, error) {
 }
 
 // request turns the wire form into a SampleRequest, not yet validated.
-func (w sampleWire) request() (audit.SampleRequest, error) {
+func (w SampleWire) request() (audit.SampleRequest, error) {
 	v := url.Values{"from": {w.From}, "to": {w.To}, "repo": {w.Repo}, "type": w.Types}
 	var err error
 	req := audit.SampleRequest{Size: w.Size, Frequency: strings.TrimSpace(w.Frequency), Seed: w.Seed, Nonce: w.Nonce,
@@ -105,8 +105,8 @@ func sampleID(req audit.SampleRequest) (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
-func wireOf(req audit.SampleRequest) sampleWire {
-	return sampleWire{
+func wireOf(req audit.SampleRequest) SampleWire {
+	return SampleWire{
 		From: req.Query.From.UTC().Format(time.RFC3339), To: req.Query.To.UTC().Format(time.RFC3339),
 		Repo: req.Query.Repo, Types: req.Query.Types, Size: req.Size, Frequency: req.Frequency,
 		Seed: req.Seed, Nonce: req.Nonce, Checkpoint: req.CheckpointSize, IncludeExceptions: req.IncludeExceptions,
