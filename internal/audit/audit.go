@@ -109,7 +109,7 @@ func (s *Service) checkpoint(ctx context.Context, max uint64, exact bool) (Check
 		return Checkpoint{}, err
 	}
 	if exact && size != max {
-		return Checkpoint{}, fmt.Errorf("the log has no checkpoint of size %d", max)
+		return Checkpoint{}, fmt.Errorf("%w of size %d in the log", ledger.ErrNoCheckpoint, max)
 	}
 	nv, err := evidence.NoteVerifier(s.origin, s.signer.Public())
 	if err != nil {

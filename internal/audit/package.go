@@ -1,9 +1,7 @@
 package audit
 
 import (
-	"archive/zip"
 	"bytes"
-	"compress/flate"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -73,7 +71,11 @@ func (s *Service) Sample(ctx context.Context, req SampleRequest) ([]byte, error)
 	if err != nil {
 		return nil, err
 	}
-	pop, err := s.streamPopulation(ctx, req.Query, cp)
+	z, err := newPackageZip(cp.AsOf)
+	if err != nil {
+		return nil, err
+	}
+	pop, err := s.streamPopulation(ctx, req.Query, cp, z)
 	if err != nil {
 		return nil, err
 	}
@@ -92,49 +94,50 @@ func (s *Service) Sample(ctx context.Context, req SampleRequest) ([]byte, error)
 	}
 	qm := queryManifest(req.Query)
 	m := &PackageManifest{Kind: "sample", Query: &qm, Selection: &sel, Sample: picks}
-	return s.buildPackage(ctx, m, pop)
+	return s.buildPackage(ctx, m, pop, z)
 }
 
-// packagePopulation is the population a package holds: its CSV, what a
-// draw needs of each row, and the full rows of the records picked.
+// packagePopulation is the population a package holds: what a draw needs
+// of each row, and the full rows of the records picked. Its CSV is the
+// package's population file.
 type packagePopulation struct {
 	query   Query
 	cp      Checkpoint
-	csv     []byte
 	counts  counts
 	entries []Entry
 	rows    map[uint64]*Row
 }
 
-// streamPopulation writes q's population at cp as CSV, keeping only what
-// a draw needs of each row: a month of a busy log is too many rows to
-// hold whole.
-func (s *Service) streamPopulation(ctx context.Context, q Query, cp Checkpoint) (*packagePopulation, error) {
+// streamPopulation writes q's population at cp as the package's CSV,
+// keeping only what a draw needs of each row: a month of a busy log is
+// too many rows to hold whole.
+func (s *Service) streamPopulation(ctx context.Context, q Query, cp Checkpoint, z *packageZip) (*packagePopulation, error) {
 	pop := &packagePopulation{query: q, cp: cp, counts: newCounts(), rows: map[uint64]*Row{}}
-	var b bytes.Buffer
-	enc := newRowEncoder(&b, "csv")
-	err := s.eachRow(ctx, q, cp, false, func(r *Row) error {
-		pop.counts.add(r)
-		pop.entries = append(pop.entries, Entry{Seq: r.Seq, ID: r.ID, Exception: r.Exception != nil})
-		return enc.row(r)
+	err := z.stream(filePopulation, func(w io.Writer) error {
+		enc := newRowEncoder(w, "csv")
+		err := s.eachRow(ctx, q, cp, false, func(r *Row) error {
+			pop.counts.add(r)
+			pop.entries = append(pop.entries, Entry{Seq: r.Seq, ID: r.ID, Exception: r.Exception != nil})
+			return enc.row(r)
+		})
+		if err != nil {
+			return err
+		}
+		return enc.close()
 	})
-	if err == nil {
-		err = enc.close()
-	}
 	if err != nil {
 		return nil, err
 	}
-	pop.csv = b.Bytes()
 	return pop, nil
 }
 
-// heldPopulation is a population held whole, as a package holds it.
-func heldPopulation(p *Population) (*packagePopulation, error) {
-	var b bytes.Buffer
-	if err := p.WriteCSV(&b); err != nil {
+// heldPopulation is a population held whole, as an export holds it; its
+// CSV is written to z.
+func heldPopulation(p *Population, z *packageZip) (*packagePopulation, error) {
+	if err := z.stream(filePopulation, p.WriteCSV); err != nil {
 		return nil, err
 	}
-	pop := &packagePopulation{query: p.Query, cp: p.Checkpoint, csv: b.Bytes(), counts: p.Counts(), rows: map[uint64]*Row{}}
+	pop := &packagePopulation{query: p.Query, cp: p.Checkpoint, counts: p.Counts(), rows: map[uint64]*Row{}}
 	for i := range p.Rows {
 		r := &p.Rows[i]
 		pop.entries = append(pop.entries, Entry{Seq: r.Seq, ID: r.ID, Exception: r.Exception != nil})
@@ -179,11 +182,15 @@ func (s *Service) Export(ctx context.Context, ids []string) ([]byte, error) {
 		picks = append(picks, Pick{Seq: row.Seq, ID: row.ID, Reason: "chosen"})
 	}
 	slices.SortFunc(p.Rows, func(a, b Row) int { return compareSeq(a.Seq, b.Seq) })
-	pop, err := heldPopulation(p)
+	z, err := newPackageZip(cp.AsOf)
 	if err != nil {
 		return nil, err
 	}
-	return s.buildPackage(ctx, &PackageManifest{Kind: "export", Sample: picks}, pop)
+	pop, err := heldPopulation(p, z)
+	if err != nil {
+		return nil, err
+	}
+	return s.buildPackage(ctx, &PackageManifest{Kind: "export", Sample: picks}, pop, z)
 }
 
 func compareSeq(a, b uint64) int {
@@ -228,7 +235,7 @@ type NotFoundError struct{ ID string }
 func (e *NotFoundError) Error() string { return fmt.Sprintf("no record with id %q", e.ID) }
 
 // buildPackage writes the package of m's picks from population p.
-func (s *Service) buildPackage(ctx context.Context, m *PackageManifest, p *packagePopulation) ([]byte, error) {
+func (s *Service) buildPackage(ctx context.Context, m *PackageManifest, p *packagePopulation, z *packageZip) ([]byte, error) {
 	cp := p.cp
 	tree, err := s.treeAt(ctx, cp)
 	if err != nil {
@@ -238,7 +245,7 @@ func (s *Service) buildPackage(ctx context.Context, m *PackageManifest, p *packa
 	if err := s.addLog(ctx, files, cp); err != nil {
 		return nil, err
 	}
-	if err := s.addPopulation(files, p); err != nil {
+	if err := s.addPopulation(files, p, z); err != nil {
 		return nil, err
 	}
 	for _, pick := range m.Sample {
@@ -259,19 +266,25 @@ func (s *Service) buildPackage(ctx context.Context, m *PackageManifest, p *packa
 			m.Counts.ExceptionsAdded++
 		}
 	}
-	m.Files = map[string]string{}
-	for name, data := range files {
-		m.Files[name] = sha256Hex(data)
+	if err := z.addAll(files); err != nil {
+		return nil, err
 	}
+	m.Files = z.sums
 	manifest, err := marshalManifest(m)
 	if err != nil {
 		return nil, err
 	}
-	if files[fileManifestDSSE], err = s.sign(manifest); err != nil {
+	signed, err := s.sign(manifest)
+	if err != nil {
 		return nil, err
 	}
-	files[fileManifest] = manifest
-	return writeZip(files, cp.AsOf)
+	if err := z.add(fileManifest, manifest); err != nil {
+		return nil, err
+	}
+	if err := z.add(fileManifestDSSE, signed); err != nil {
+		return nil, err
+	}
+	return z.bytes()
 }
 
 func sha256Hex(b []byte) string {
@@ -295,9 +308,12 @@ func (s *Service) addLog(ctx context.Context, files map[string][]byte, cp Checkp
 }
 
 // addPopulation adds the population file and its signed manifest.
-func (s *Service) addPopulation(files map[string][]byte, p *packagePopulation) error {
-	sum := sha256.Sum256(p.csv)
-	pm, err := s.manifestOf(p.query, p.cp, len(p.entries), p.counts, sum[:], len(p.csv), filePopulation, "csv")
+func (s *Service) addPopulation(files map[string][]byte, p *packagePopulation, z *packageZip) error {
+	sum, err := hex.DecodeString(z.sums[filePopulation])
+	if err != nil {
+		return err
+	}
+	pm, err := s.manifestOf(p.query, p.cp, len(p.entries), p.counts, sum, z.size[filePopulation], filePopulation, "csv")
 	if err != nil {
 		return err
 	}
@@ -312,7 +328,7 @@ func (s *Service) addPopulation(files map[string][]byte, p *packagePopulation) e
 	if err != nil {
 		return err
 	}
-	files[filePopulation], files[filePopManifest], files[filePopManifestDSSE] = p.csv, manifest, signed
+	files[filePopManifest], files[filePopManifestDSSE] = manifest, signed
 	return nil
 }
 
@@ -407,49 +423,4 @@ func ReadableRecord(envelope []byte) ([]byte, error) {
 	}
 	out.WriteByte('\n')
 	return out.Bytes(), nil
-}
-
-// writeZip writes files in name order with a fixed time, so that the
-// same files give the same bytes. The leaf hashes do not compress and are
-// stored as they are.
-func writeZip(files map[string][]byte, at time.Time) ([]byte, error) {
-	names := make([]string, 0, len(files))
-	total := 0
-	for n, data := range files {
-		names = append(names, n)
-		total += len(data)
-	}
-	slices.Sort(names)
-	var buf bytes.Buffer
-	buf.Grow(total / 2) // the leaves do not compress; the population does, to a third or so
-	zw := zip.NewWriter(&buf)
-	// Speed over size: the leaf hashes do not compress, and the population
-	// compresses well at any level.
-	// One compressor serves every file: a new one per file costs a
-	// megabyte of state, and a package has hundreds of files.
-	fw, err := flate.NewWriter(nil, flate.BestSpeed)
-	if err != nil {
-		return nil, err
-	}
-	zw.RegisterCompressor(zip.Deflate, func(w io.Writer) (io.WriteCloser, error) {
-		fw.Reset(w)
-		return fw, nil
-	})
-	for _, name := range names {
-		h := &zip.FileHeader{Name: name, Method: zip.Deflate, Modified: at.UTC().Truncate(2 * time.Second)}
-		if name == fileLeaves {
-			h.Method = zip.Store
-		}
-		w, err := zw.CreateHeader(h)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := w.Write(files[name]); err != nil {
-			return nil, err
-		}
-	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
 }

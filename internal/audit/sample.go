@@ -2,12 +2,15 @@ package audit
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/changegate/changegate/internal/ledger"
 )
 
 // FrequencySizes is the default sample size for how often a control runs.
@@ -153,4 +156,20 @@ func Draw(pop []Entry, key []byte, size int, includeExceptions bool) []Pick {
 		}
 	}
 	return picks
+}
+
+// CheckSample answers whether Sample would draw req at cp, without drawing
+// it: the request is valid and its size fits the population. The API
+// checks a request this way before it hands out the sample's id.
+func (s *Service) CheckSample(ctx context.Context, req SampleRequest, cp Checkpoint) error {
+	if err := req.Validate(); err != nil {
+		return err
+	}
+	n := 0
+	lq := ledger.Query{From: req.Query.From, To: req.Query.To, Repo: req.Query.Repo, Types: req.Query.Types, Size: cp.Size}
+	if err := s.index.Population(ctx, lq, func(ledger.Row) error { n++; return nil }); err != nil {
+		return err
+	}
+	_, err := selection(req, cp.Root, n)
+	return err
 }

@@ -226,7 +226,7 @@ func (h *Handler) createSample(c echo.Context) error {
 	if err != nil {
 		return h.fail(c, err)
 	}
-	if err := h.checkSampleSize(c, req, cp); err != nil {
+	if err := h.svc.CheckSample(c.Request().Context(), req, cp); err != nil {
 		return h.fail(c, err)
 	}
 	id, err := sampleID(req)
@@ -236,22 +236,6 @@ func (h *Handler) createSample(c echo.Context) error {
 	url := "/api/v1/samples/" + id + "/package"
 	c.Response().Header().Set(echo.HeaderLocation, url)
 	return c.JSON(http.StatusCreated, sampleCreated{ID: id, PackageURL: url, Checkpoint: req.CheckpointSize})
-}
-
-// checkSampleSize refuses a size larger than the population now, as the
-// package build would, so that an id the API gives always builds.
-func (h *Handler) checkSampleSize(c echo.Context, req audit.SampleRequest, cp audit.Checkpoint) error {
-	if req.Size == 0 {
-		return nil
-	}
-	p, err := h.svc.Population(c.Request().Context(), req.Query, cp)
-	if err != nil {
-		return err
-	}
-	if req.Size > len(p.Rows) {
-		return &audit.FlagError{Flag: "size", Problem: fmt.Sprintf("%d is larger than the population of %d records", req.Size, len(p.Rows))}
-	}
-	return nil
 }
 
 // samplePackage builds the package a sample id names; the same id gives

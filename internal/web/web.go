@@ -31,6 +31,7 @@ type Auditor interface {
 	Record(ctx context.Context, id string) (*audit.RecordView, error)
 	Exceptions(ctx context.Context, q audit.Query, state string) (*audit.Population, error)
 	Sample(ctx context.Context, req audit.SampleRequest) ([]byte, error)
+	CheckSample(ctx context.Context, req audit.SampleRequest, cp audit.Checkpoint) error
 	Export(ctx context.Context, ids []string) ([]byte, error)
 	InclusionProof(ctx context.Context, seq, size uint64) (audit.Proof, error)
 	ConsistencyProof(ctx context.Context, from, to uint64) ([]string, error)
