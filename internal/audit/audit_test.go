@@ -221,3 +221,47 @@ func manifestOf(t *testing.T, zip []byte) audit.PackageManifest {
 	}
 	return m
 }
+
+// TestPages: pages read one at a time add up to the population, and
+// Position says where each begins.
+func TestPages(t *testing.T) {
+	t.Parallel()
+	svc := fixture(t)
+	cp, err := svc.Latest(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, err := svc.Population(t.Context(), january, cp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []uint64
+	var start uint64
+	for more := true; more; {
+		var p *audit.Population
+		p, more, err = svc.Page(t.Context(), january, cp, start, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pos, err := svc.Position(t.Context(), january, cp, start)
+		if err != nil || pos != len(got) {
+			t.Errorf("position of %d: %d (%v), want %d", start, pos, err, len(got))
+		}
+		for _, r := range p.Rows {
+			got = append(got, r.Seq)
+		}
+		if len(p.Rows) > 0 {
+			start = p.Rows[len(p.Rows)-1].Seq + 1
+		}
+	}
+	var want []uint64
+	for _, r := range whole.Rows {
+		want = append(want, r.Seq)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("pages (-want +got):\n%s", diff)
+	}
+	if n, err := svc.Count(t.Context(), january, cp); err != nil || n != len(want) {
+		t.Errorf("count %d (%v), want %d", n, err, len(want))
+	}
+}

@@ -118,14 +118,38 @@ func (s *Service) population(ctx context.Context, q Query, cp Checkpoint, except
 	return p, nil
 }
 
+// Page reads at most limit rows of q at cp, from sequence number start
+// on, and says whether more follow.
+func (s *Service) Page(ctx context.Context, q Query, cp Checkpoint, start uint64, limit int) (*Population, bool, error) {
+	if err := q.Validate(); err != nil {
+		return nil, false, err
+	}
+	p := &Population{Query: q, Checkpoint: cp}
+	lq := ledger.Query{From: q.From, To: q.To, Repo: q.Repo, Types: q.Types, Size: cp.Size, Start: start, Limit: limit + 1}
+	err := s.rows(ctx, lq, cp, func(r *Row) error {
+		p.Rows = append(p.Rows, *r)
+		return nil
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	more := len(p.Rows) > limit
+	p.Rows = p.Rows[:min(len(p.Rows), limit)]
+	return p, more, nil
+}
+
 // eachRow calls fn with each row q selects at cp, in sequence order; fn
 // must not keep r.
 func (s *Service) eachRow(ctx context.Context, q Query, cp Checkpoint, exceptionsOnly bool, fn func(r *Row) error) error {
+	lq := ledger.Query{From: q.From, To: q.To, Repo: q.Repo, Types: q.Types, ExceptionsOnly: exceptionsOnly, Size: cp.Size}
+	return s.rows(ctx, lq, cp, fn)
+}
+
+func (s *Service) rows(ctx context.Context, lq ledger.Query, cp Checkpoint, fn func(r *Row) error) error {
 	closed, err := s.index.Closed(ctx, cp.Size)
 	if err != nil {
 		return err
 	}
-	lq := ledger.Query{From: q.From, To: q.To, Repo: q.Repo, Types: q.Types, ExceptionsOnly: exceptionsOnly, Size: cp.Size}
 	return s.index.Population(ctx, lq, func(r ledger.Row) error {
 		row, err := newRow(r, closed, cp.AsOf)
 		if err != nil {

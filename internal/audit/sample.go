@@ -165,11 +165,32 @@ func (s *Service) CheckSample(ctx context.Context, req SampleRequest, cp Checkpo
 	if err := req.Validate(); err != nil {
 		return err
 	}
-	n := 0
-	lq := ledger.Query{From: req.Query.From, To: req.Query.To, Repo: req.Query.Repo, Types: req.Query.Types, Size: cp.Size}
-	if err := s.index.Population(ctx, lq, func(ledger.Row) error { n++; return nil }); err != nil {
+	n, err := s.count(ctx, req.Query, cp)
+	if err != nil {
 		return err
 	}
-	_, err := selection(req, cp.Root, n)
+	_, err = selection(req, cp.Root, n)
 	return err
+}
+
+// Count is how many rows q selects at cp.
+func (s *Service) Count(ctx context.Context, q Query, cp Checkpoint) (int, error) {
+	if err := q.Validate(); err != nil {
+		return 0, err
+	}
+	return s.count(ctx, q, cp)
+}
+
+func (s *Service) count(ctx context.Context, q Query, cp Checkpoint) (int, error) {
+	n := 0
+	lq := ledger.Query{From: q.From, To: q.To, Repo: q.Repo, Types: q.Types, Size: cp.Size}
+	err := s.index.Population(ctx, lq, func(ledger.Row) error { n++; return nil })
+	return n, err
+}
+
+// Position is how many rows of q at cp come before sequence number seq:
+// where a page that starts at seq begins.
+func (s *Service) Position(ctx context.Context, q Query, cp Checkpoint, seq uint64) (int, error) {
+	cp.Size = min(cp.Size, seq)
+	return s.count(ctx, q, cp)
 }

@@ -12,6 +12,10 @@ type Query struct {
 	Types          []string
 	ExceptionsOnly bool
 	Size           uint64
+	// Start and Limit page it: only records from sequence number Start
+	// on, and at most Limit of them (0: all).
+	Start uint64
+	Limit int
 }
 
 // Row is one record of a population as the index holds it.

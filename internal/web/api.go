@@ -123,36 +123,36 @@ func (h *Handler) changes(c echo.Context) error {
 
 // listing is one page of a population.
 type listing struct {
-	pop        *audit.Population // every row
-	start, end int               // the page's rows
-	next       *cursor
+	pop   *audit.Population // the page's rows
+	start uint64            // the sequence number the page starts from
+	next  *cursor
 }
 
-func (l *listing) rows() []audit.Row { return l.pop.Rows[l.start:l.end] }
+func (l *listing) rows() []audit.Row { return l.pop.Rows }
 
 // list reads one page of q: from the latest checkpoint, or from the
-// cursor's.
+// cursor's. Only the page's rows are read.
 func (h *Handler) list(c echo.Context, q audit.Query, cur cursor, paged bool, limit int) (*listing, error) {
 	ctx := c.Request().Context()
 	var cp audit.Checkpoint
 	var err error
+	var start uint64
 	if paged {
 		if cp, err = h.svc.At(ctx, cur.size); err != nil {
 			return nil, &audit.FlagError{Flag: "cursor", Problem: fmt.Sprintf("names checkpoint %d: %v", cur.size, err)}
 		}
+		start = cur.after + 1
 	} else if cp, err = h.svc.Latest(ctx); err != nil {
 		return nil, err
 	}
-	pop, err := h.svc.Population(ctx, q, cp)
+	pop, more, err := h.svc.Page(ctx, q, cp, start, limit)
 	if err != nil {
 		return nil, err
 	}
-	l := &listing{pop: pop}
-	var from *cursor
-	if paged {
-		from = &cur
+	l := &listing{pop: pop, start: start}
+	if more && len(pop.Rows) > 0 {
+		l.next = &cursor{size: cp.Size, after: pop.Rows[len(pop.Rows)-1].Seq}
 	}
-	l.start, l.end, l.next = page(pop.Rows, cp.Size, from, limit)
 	return l, nil
 }
 

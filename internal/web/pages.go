@@ -72,8 +72,17 @@ func (h *Handler) populationList(c echo.Context) error {
 	if err != nil {
 		return h.failPage(c, err)
 	}
-	view.Checkpoint, view.Rows, view.Total = l.pop.Checkpoint, l.rows(), len(l.pop.Rows)
-	view.First, view.Last = l.start+1, l.end
+	ctx := c.Request().Context()
+	total, err := h.svc.Count(ctx, l.pop.Query, l.pop.Checkpoint)
+	if err != nil {
+		return h.failPage(c, err)
+	}
+	before, err := h.svc.Position(ctx, l.pop.Query, l.pop.Checkpoint, l.start)
+	if err != nil {
+		return h.failPage(c, err)
+	}
+	view.Checkpoint, view.Rows, view.Total = l.pop.Checkpoint, l.rows(), total
+	view.First, view.Last = before+1, before+len(l.rows())
 	if l.next != nil {
 		v.Set("cursor", l.next.String())
 		view.NextURL = "/audit/changes?" + v.Encode()

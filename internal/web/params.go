@@ -1,7 +1,6 @@
 package web
 
 import (
-	"cmp"
 	"encoding/base64"
 	"fmt"
 	"mime"
@@ -154,21 +153,6 @@ func parseCursor(v url.Values) (cursor, bool, error) {
 		return cursor{}, false, bad
 	}
 	return c, true, nil
-}
-
-// page returns the bounds of up to limit rows after the cursor's, and the
-// cursor of the next page when there is one.
-func page(rows []audit.Row, size uint64, from *cursor, limit int) (start, end int, next *cursor) {
-	if from != nil {
-		start, _ = slices.BinarySearchFunc(rows, from.after+1, func(r audit.Row, seq uint64) int {
-			return cmp.Compare(r.Seq, seq)
-		})
-	}
-	end = min(start+limit, len(rows))
-	if end < len(rows) {
-		next = &cursor{size: size, after: rows[end-1].Seq}
-	}
-	return start, end, next
 }
 
 var recordID = regexp.MustCompile(`^[0-9a-f]{32}$`)

@@ -26,7 +26,9 @@ import (
 type Auditor interface {
 	Latest(ctx context.Context) (audit.Checkpoint, error)
 	At(ctx context.Context, size uint64) (audit.Checkpoint, error)
-	Population(ctx context.Context, q audit.Query, cp audit.Checkpoint) (*audit.Population, error)
+	Page(ctx context.Context, q audit.Query, cp audit.Checkpoint, start uint64, limit int) (*audit.Population, bool, error)
+	Count(ctx context.Context, q audit.Query, cp audit.Checkpoint) (int, error)
+	Position(ctx context.Context, q audit.Query, cp audit.Checkpoint, seq uint64) (int, error)
 	ExportPopulation(ctx context.Context, q audit.Query, cp audit.Checkpoint, format string) (file, manifest []byte, err error)
 	Record(ctx context.Context, id string) (*audit.RecordView, error)
 	Exceptions(ctx context.Context, q audit.Query, state string) (*audit.Population, error)

@@ -25,11 +25,8 @@ func (s *DB) LedgerReader() *LedgerReader { return &LedgerReader{db: s.db} }
 
 // Population calls fn with each record q selects, in sequence order.
 func (x *LedgerReader) Population(ctx context.Context, q ledger.Query, fn func(ledger.Row) error) error {
-	where, args := populationWhere(q)
-	rows, err := x.db.QueryContext(ctx, `
-		SELECT r.seq, r.leaf_hash, r.summary,
-			COALESCE((SELECT MIN(l.event_time) FROM ledger_links l WHERE l.link = r.id AND l.seq < ?), '')
-		FROM ledger_records r INDEXED BY ledger_records_event WHERE `+where+` ORDER BY r.seq`, append([]any{int64(q.Size)}, args...)...)
+	query, args := populationQuery(q)
+	rows, err := x.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return indexError(err)
 	}
@@ -54,11 +51,26 @@ func (x *LedgerReader) Population(ctx context.Context, q ledger.Query, fn func(l
 	return indexError(rows.Err())
 }
 
+// populationQuery is the SQL of q. The period selects through the event
+// time index (INDEXED BY): the planner would otherwise walk the table by
+// seq. A page picks its sequence numbers from that index first, so that
+// only its own rows are read.
+func populationQuery(q ledger.Query) (string, []any) {
+	const columns = `SELECT r.seq, r.leaf_hash, r.summary,
+			COALESCE((SELECT MIN(l.event_time) FROM ledger_links l WHERE l.link = r.id AND l.seq < ?), '')`
+	where, args := populationWhere(q)
+	args = append([]any{int64(q.Size)}, args...)
+	if q.Limit <= 0 {
+		return columns + ` FROM ledger_records r INDEXED BY ledger_records_event WHERE ` + where + ` ORDER BY r.seq`, args
+	}
+	return columns + ` FROM ledger_records r WHERE r.seq IN (
+			SELECT r.seq FROM ledger_records r INDEXED BY ledger_records_event WHERE ` + where + ` ORDER BY r.seq LIMIT ?)
+		ORDER BY r.seq`, append(args, q.Limit)
+}
+
 func populationWhere(q ledger.Query) (string, []any) {
-	// The period selects through the event time index (INDEXED BY above);
-	// the planner would otherwise walk the table by seq.
-	conds := []string{"r.seq < ?", "r.event_time >= ?", "r.event_time < ?"}
-	args := []any{int64(q.Size), q.From.UTC().Format(evidence.SortableTime), q.To.UTC().Format(evidence.SortableTime)}
+	conds := []string{"r.seq < ?", "r.seq >= ?", "r.event_time >= ?", "r.event_time < ?"}
+	args := []any{int64(q.Size), int64(q.Start), q.From.UTC().Format(evidence.SortableTime), q.To.UTC().Format(evidence.SortableTime)}
 	if q.Repo != "" {
 		conds = append(conds, "r.repo = ?")
 		args = append(args, q.Repo)
