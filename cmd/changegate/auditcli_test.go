@@ -165,3 +165,25 @@ func TestAuditBadFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestFirstStartMakesTheLedger: a first start without App credentials
+// still makes the signing key and the ledger, so audit pubkey works.
+func TestFirstStartMakesTheLedger(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "data")
+	srv := serveInProcess(t, map[string]string{
+		"CHANGEGATE_DATA_DIR":       dir,
+		"CHANGEGATE_LISTEN":         "127.0.0.1:0",
+		"CHANGEGATE_WEBHOOK_SECRET": "s3cret",
+	})
+	if code := srv.stop(); code != 0 {
+		t.Fatalf("serve exited %d", code)
+	}
+	code, out := cli(t, "audit", "pubkey", "--data-dir", dir)
+	if code != 0 || !strings.Contains(out, "BEGIN PUBLIC KEY") || !strings.Contains(out, "fingerprint: SHA256:") {
+		t.Errorf("audit pubkey after a first start: exit %d: %s", code, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "evidence")); err != nil {
+		t.Errorf("no evidence directory: %v", err)
+	}
+}
