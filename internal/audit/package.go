@@ -75,6 +75,9 @@ func (s *Service) Sample(ctx context.Context, req SampleRequest) ([]byte, error)
 	if err != nil {
 		return nil, err
 	}
+	// The tree, for the proofs, is built on the other core while the
+	// population streams.
+	tree := s.treeLater(ctx, cp)
 	pop, err := s.streamPopulation(ctx, req.Query, cp, z)
 	if err != nil {
 		return nil, err
@@ -94,7 +97,25 @@ func (s *Service) Sample(ctx context.Context, req SampleRequest) ([]byte, error)
 	}
 	qm := queryManifest(req.Query)
 	m := &PackageManifest{Kind: "sample", Query: &qm, Selection: &sel, Sample: picks}
-	return s.buildPackage(ctx, m, pop, z)
+	return s.buildPackage(ctx, m, pop, z, tree)
+}
+
+// treeLater builds cp's tree in the background; the function returned
+// waits for it.
+func (s *Service) treeLater(ctx context.Context, cp Checkpoint) func() (*evidence.Log, error) {
+	type built struct {
+		tree *evidence.Log
+		err  error
+	}
+	done := make(chan built, 1)
+	go func() {
+		t, err := s.treeAt(ctx, cp)
+		done <- built{t, err}
+	}()
+	return func() (*evidence.Log, error) {
+		b := <-done
+		return b.tree, b.err
+	}
 }
 
 // packagePopulation is the population a package holds: what a draw needs
@@ -190,7 +211,7 @@ func (s *Service) Export(ctx context.Context, ids []string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.buildPackage(ctx, &PackageManifest{Kind: "export", Sample: picks}, pop, z)
+	return s.buildPackage(ctx, &PackageManifest{Kind: "export", Sample: picks}, pop, z, s.treeLater(ctx, cp))
 }
 
 func compareSeq(a, b uint64) int {
@@ -235,9 +256,9 @@ type NotFoundError struct{ ID string }
 func (e *NotFoundError) Error() string { return fmt.Sprintf("no record with id %q", e.ID) }
 
 // buildPackage writes the package of m's picks from population p.
-func (s *Service) buildPackage(ctx context.Context, m *PackageManifest, p *packagePopulation, z *packageZip) ([]byte, error) {
+func (s *Service) buildPackage(ctx context.Context, m *PackageManifest, p *packagePopulation, z *packageZip, treeOf func() (*evidence.Log, error)) ([]byte, error) {
 	cp := p.cp
-	tree, err := s.treeAt(ctx, cp)
+	tree, err := treeOf()
 	if err != nil {
 		return nil, err
 	}
