@@ -48,8 +48,9 @@ type Service struct {
 	verifier *evidence.Verifier
 	origin   string
 
-	mu   sync.Mutex
-	tree *evidence.Log // the log's tree as far as it was read, for proofs
+	mu     sync.Mutex
+	tree   *evidence.Log // the log's tree as far as it was read, for proofs
+	leaves []byte        // its leaf hashes, 32 bytes each
 }
 
 // New returns a Service. The signer signs export manifests; it holds the
@@ -153,10 +154,11 @@ func (s *Service) treeAt(ctx context.Context, cp Checkpoint) (*evidence.Log, err
 		if err != nil {
 			return nil, err
 		}
+		s.leaves = leaves
 		s.tree.Grow(cp.Size - s.tree.Size())
 		for i := s.tree.Size(); i < cp.Size; i++ {
 			if _, err := s.tree.AppendLeafHash(leaves[i*32 : (i+1)*32]); err != nil {
-				s.tree = evidence.NewLog() // a partial tree is not kept
+				s.tree, s.leaves = evidence.NewLog(), nil // a partial tree is not kept
 				return nil, err
 			}
 		}
@@ -166,8 +168,18 @@ func (s *Service) treeAt(ctx context.Context, cp Checkpoint) (*evidence.Log, err
 		return nil, err
 	}
 	if string(root) != string(cp.Root) {
-		s.tree = evidence.NewLog()
+		s.tree, s.leaves = evidence.NewLog(), nil
 		return nil, fmt.Errorf("the index's leaf hashes do not give checkpoint %d's root: run changegate audit verify", cp.Size)
 	}
 	return s.tree, nil
+}
+
+// leafHashes are the leaf hashes of cp's tree, which treeAt has built.
+func (s *Service) leafHashes(cp Checkpoint) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if uint64(len(s.leaves)) < cp.Size*32 {
+		return nil, fmt.Errorf("the tree of %d records is not built", cp.Size)
+	}
+	return s.leaves[: cp.Size*32 : cp.Size*32], nil
 }

@@ -64,34 +64,45 @@ type PackageCounts struct {
 // Sample draws the sample req asks for and returns its evidence package, a
 // zip. The same request at the same checkpoint gives the same bytes.
 func (s *Service) Sample(ctx context.Context, req SampleRequest) ([]byte, error) {
-	if err := req.Validate(); err != nil {
+	var b bytes.Buffer
+	if err := s.WriteSample(ctx, &b, req); err != nil {
 		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// WriteSample is Sample writing the package to w as it is built. On an
+// error, what was written is no package: write to a file that is kept
+// only on success.
+func (s *Service) WriteSample(ctx context.Context, w io.Writer, req SampleRequest) error {
+	if err := req.Validate(); err != nil {
+		return err
 	}
 	cp, err := s.pinned(ctx, req.CheckpointSize)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	z, err := newPackageZip(cp.AsOf)
+	z, err := newPackageZip(w, cp.AsOf)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// The tree, for the proofs, is built on the other core while the
 	// population streams.
 	tree := s.treeLater(ctx, cp)
 	pop, err := s.streamPopulation(ctx, req.Query, cp, z)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	sel, err := selection(req, cp.Root, len(pop.entries))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	key, _ := hex.DecodeString(sel.Key)
 	picks := Draw(pop.entries, key, sel.Size, req.IncludeExceptions)
 	for _, p := range picks {
 		row, err := s.rowOf(ctx, p.ID, cp)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		pop.rows[row.Seq] = &row
 	}
@@ -182,19 +193,28 @@ func (s *Service) pinned(ctx context.Context, size uint64) (Checkpoint, error) {
 // Export builds an evidence package of the records named, at the latest
 // checkpoint. Its population file holds their rows.
 func (s *Service) Export(ctx context.Context, ids []string) ([]byte, error) {
+	var b bytes.Buffer
+	if err := s.WriteExport(ctx, &b, ids); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// WriteExport is Export writing the package to w.
+func (s *Service) WriteExport(ctx context.Context, w io.Writer, ids []string) error {
 	if len(ids) == 0 {
-		return nil, &FlagError{Flag: "id", Problem: "is required: name at least one record"}
+		return &FlagError{Flag: "id", Problem: "is required: name at least one record"}
 	}
 	cp, err := s.Latest(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	p := &Population{Checkpoint: cp}
 	var picks []Pick
 	for _, id := range ids {
 		row, err := s.rowOf(ctx, id, cp)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if slices.ContainsFunc(picks, func(p Pick) bool { return p.ID == id }) {
 			continue
@@ -203,13 +223,13 @@ func (s *Service) Export(ctx context.Context, ids []string) ([]byte, error) {
 		picks = append(picks, Pick{Seq: row.Seq, ID: row.ID, Reason: "chosen"})
 	}
 	slices.SortFunc(p.Rows, func(a, b Row) int { return compareSeq(a.Seq, b.Seq) })
-	z, err := newPackageZip(cp.AsOf)
+	z, err := newPackageZip(w, cp.AsOf)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	pop, err := heldPopulation(p, z)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	return s.buildPackage(ctx, &PackageManifest{Kind: "export", Sample: picks}, pop, z, s.treeLater(ctx, cp))
 }
@@ -256,29 +276,29 @@ type NotFoundError struct{ ID string }
 func (e *NotFoundError) Error() string { return fmt.Sprintf("no record with id %q", e.ID) }
 
 // buildPackage writes the package of m's picks from population p.
-func (s *Service) buildPackage(ctx context.Context, m *PackageManifest, p *packagePopulation, z *packageZip, treeOf func() (*evidence.Log, error)) ([]byte, error) {
+func (s *Service) buildPackage(ctx context.Context, m *PackageManifest, p *packagePopulation, z *packageZip, treeOf func() (*evidence.Log, error)) error {
 	cp := p.cp
 	tree, err := treeOf()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	files := map[string][]byte{}
-	if err := s.addLog(ctx, files, cp); err != nil {
-		return nil, err
+	if err := s.addLog(files, cp); err != nil {
+		return err
 	}
 	if err := s.addPopulation(files, p, z); err != nil {
-		return nil, err
+		return err
 	}
 	for _, pick := range m.Sample {
 		if err := s.addRecord(ctx, files, pick, p.rows[pick.Seq], cp, tree); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	files[fileVerify] = []byte(verifyText)
 
 	pk, err := publicKeyJSON(s.Public())
 	if err != nil {
-		return nil, err
+		return err
 	}
 	m.Type, m.GeneratedAt, m.Checkpoint, m.PublicKey = PackageManifestType, formatTime(cp.AsOf), checkpointJSON(cp), pk
 	m.Counts = PackageCounts{Population: len(p.entries), Sampled: len(m.Sample), ByType: p.counts}
@@ -288,24 +308,24 @@ func (s *Service) buildPackage(ctx context.Context, m *PackageManifest, p *packa
 		}
 	}
 	if err := z.addAll(files); err != nil {
-		return nil, err
+		return err
 	}
 	m.Files = z.sums
 	manifest, err := marshalManifest(m)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	signed, err := s.sign(manifest)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := z.add(fileManifest, manifest); err != nil {
-		return nil, err
+		return err
 	}
 	if err := z.add(fileManifestDSSE, signed); err != nil {
-		return nil, err
+		return err
 	}
-	return z.bytes()
+	return z.close()
 }
 
 func sha256Hex(b []byte) string {
@@ -315,12 +335,12 @@ func sha256Hex(b []byte) string {
 
 // addLog adds the checkpoint, the key and the leaf hashes of the whole log
 // up to it.
-func (s *Service) addLog(ctx context.Context, files map[string][]byte, cp Checkpoint) error {
+func (s *Service) addLog(files map[string][]byte, cp Checkpoint) error {
 	pem, err := evidence.PublicKeyPEM(s.Public())
 	if err != nil {
 		return err
 	}
-	leaves, err := s.index.LeafHashes(ctx, cp.Size)
+	leaves, err := s.leafHashes(cp)
 	if err != nil {
 		return err
 	}

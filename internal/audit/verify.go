@@ -70,11 +70,12 @@ const (
 // VerifyPackage checks an evidence package offline; see VERIFY.txt. The
 // first failure is returned as a *PackageError naming the file.
 func VerifyPackage(r io.ReaderAt, size int64, trust TrustedKey) (*PackageReport, error) {
-	files, err := readPackage(r, size)
+	v := &packageVerifier{rootOfLeaves: func() ([]byte, error) { return nil, errors.New("no leaves read") }}
+	files, err := readPackage(r, size, func(leaves []byte) { v.rootOfLeaves = rootLater(leaves) })
 	if err != nil {
 		return nil, err
 	}
-	v := &packageVerifier{files: files}
+	v.files = files
 	if err := v.verify(trust); err != nil {
 		return nil, err
 	}
@@ -83,31 +84,52 @@ func VerifyPackage(r io.ReaderAt, size int64, trust TrustedKey) (*PackageReport,
 
 // readPackage reads every file of the zip, refusing names that could
 // escape a directory it is unpacked into, and duplicates.
-func readPackage(r io.ReaderAt, size int64) (map[string][]byte, error) {
+// The leaf hashes are read first and handed to leaves, so that their root
+// is rebuilt while the rest is inflated.
+func readPackage(r io.ReaderAt, size int64, leaves func([]byte)) (map[string][]byte, error) {
 	zr, err := zip.NewReader(r, size)
 	if err != nil {
 		return nil, bad("", "not a readable zip archive: %v", err)
 	}
+	entries := slices.Clone(zr.File)
+	slices.SortStableFunc(entries, func(a, b *zip.File) int {
+		return cmpBool(b.Name == fileLeaves, a.Name == fileLeaves)
+	})
 	files := map[string][]byte{}
-	var total int64
-	for _, f := range zr.File {
+	var total uint64
+	for _, f := range entries {
 		if err := checkName(f.Name); err != nil {
 			return nil, err
 		}
 		if _, dup := files[f.Name]; dup {
 			return nil, bad(f.Name, "appears twice in the archive")
 		}
+		// Counted before anything is allocated: sizes are what the archive
+		// declares, and the reader holds each file to its size.
+		if total += f.UncompressedSize64; total > maxPackageTotal {
+			return nil, bad(f.Name, "the archive unpacks to more than %d bytes", int64(maxPackageTotal))
+		}
 		data, err := readEntry(f)
 		if err != nil {
 			return nil, err
 		}
-		total += int64(len(data))
-		if total > maxPackageTotal {
-			return nil, bad(f.Name, "the archive unpacks to more than %d bytes", int64(maxPackageTotal))
+		if _, dup := files[f.Name]; !dup && f.Name == fileLeaves {
+			leaves(data)
 		}
 		files[f.Name] = data
 	}
 	return files, nil
+}
+
+// cmpBool orders false before true.
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }
 
 func checkName(name string) error {
@@ -131,28 +153,33 @@ func readEntry(f *zip.File) ([]byte, error) {
 		return nil, bad(f.Name, "cannot be read: %v", err)
 	}
 	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, maxPackageFile+1))
-	if err != nil {
+	// The size the archive declares, checked by the reader against what
+	// it inflates (with the CRC), so the buffer is allocated once.
+	data := make([]byte, f.UncompressedSize64)
+	if _, err := io.ReadFull(rc, data); err != nil {
 		return nil, bad(f.Name, "cannot be read (truncated or corrupt): %v", err)
 	}
-	if len(data) > maxPackageFile {
-		return nil, bad(f.Name, "is larger than %d bytes", maxPackageFile)
+	if n, err := rc.Read(make([]byte, 1)); n > 0 || !errors.Is(err, io.EOF) {
+		return nil, bad(f.Name, "does not match its size or checksum in the archive: %v", err)
 	}
 	return data, nil
 }
 
 type packageVerifier struct {
-	files    map[string][]byte
-	pub      ed25519.PublicKey
-	verifier *evidence.Verifier
-	m        PackageManifest
-	root     []byte
-	leaves   []byte
-	rows     map[string][]string // record id → population cells
-	seqs     map[string]uint64
-	exc      map[string]bool // record id → row has an exception
-	order    []string        // population ids in file order
-	report   *PackageReport
+	files map[string][]byte
+	// rootOfLeaves waits for the root of the leaf hashes, rebuilt on the
+	// other core while the first checks run.
+	rootOfLeaves func() ([]byte, error)
+	pub          ed25519.PublicKey
+	verifier     *evidence.Verifier
+	m            PackageManifest
+	root         []byte
+	leaves       []byte
+	rows         map[string][]string // record id → population cells
+	seqs         map[string]uint64
+	exc          map[string]bool // record id → row has an exception
+	order        []string        // population ids in file order
+	report       *PackageReport
 }
 
 func (v *packageVerifier) verify(trust TrustedKey) error {
@@ -331,7 +358,7 @@ func (v *packageVerifier) leafHashes() error {
 	if uint64(len(data)) != size*sha256.Size {
 		return bad(fileLeaves, "holds %d bytes, want %d leaf hashes of 32 bytes for the checkpoint's size", len(data), size)
 	}
-	root, err := evidence.RootOfLeaves(data)
+	root, err := v.rootOfLeaves()
 	if err != nil {
 		return bad(fileLeaves, "%v", err)
 	}
@@ -340,6 +367,23 @@ func (v *packageVerifier) leafHashes() error {
 	}
 	v.leaves = data
 	return nil
+}
+
+// rootLater rebuilds the root of leaves in the background.
+func rootLater(leaves []byte) func() ([]byte, error) {
+	type result struct {
+		root []byte
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		root, err := evidence.RootOfLeaves(leaves)
+		done <- result{root, err}
+	}()
+	return func() ([]byte, error) {
+		r := <-done
+		return r.root, r.err
+	}
 }
 
 func (v *packageVerifier) leafAt(seq uint64) ([]byte, bool) {

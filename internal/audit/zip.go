@@ -2,7 +2,6 @@ package audit
 
 import (
 	"archive/zip"
-	"bytes"
 	"compress/flate"
 	"crypto/sha256"
 	"encoding/hex"
@@ -16,16 +15,15 @@ import (
 // manifest. The population is streamed into it, so a package never holds
 // a month of rows uncompressed.
 type packageZip struct {
-	buf  bytes.Buffer
 	zw   *zip.Writer
 	at   time.Time
 	sums map[string]string
 	size map[string]int
 }
 
-func newPackageZip(at time.Time) (*packageZip, error) {
+func newPackageZip(w io.Writer, at time.Time) (*packageZip, error) {
 	z := &packageZip{at: at.UTC().Truncate(2 * time.Second), sums: map[string]string{}, size: map[string]int{}}
-	z.zw = zip.NewWriter(&z.buf)
+	z.zw = zip.NewWriter(w)
 	// One compressor serves every file: a new one per file costs a
 	// megabyte of state, and a package has hundreds of files. Speed over
 	// size: the population compresses well at any level.
@@ -81,9 +79,4 @@ func (z *packageZip) addAll(files map[string][]byte) error {
 	return nil
 }
 
-func (z *packageZip) bytes() ([]byte, error) {
-	if err := z.zw.Close(); err != nil {
-		return nil, err
-	}
-	return z.buf.Bytes(), nil
-}
+func (z *packageZip) close() error { return z.zw.Close() }

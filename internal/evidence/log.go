@@ -181,17 +181,23 @@ func RootOfLeaves(leaves []byte) ([]byte, error) {
 	if n == 0 {
 		return rfc6962.DefaultHasher.EmptyRoot(), nil
 	}
-	buf := slices.Clone(leaves)
+	if n == 1 {
+		return slices.Clone(leaves), nil
+	}
+	// The first level reads the leaves and writes half as many nodes; the
+	// levels above it are hashed in place.
+	buf := make([]byte, (n+1)/2*sha256.Size)
+	src := leaves
 	var in [1 + 2*sha256.Size]byte
 	in[0] = rfc6962.RFC6962NodeHashPrefix
-	for ; n > 1; n = (n + 1) / 2 {
+	for ; n > 1; n, src = (n+1)/2, buf {
 		for i := 0; i+1 < n; i += 2 {
-			copy(in[1:], buf[i*sha256.Size:(i+2)*sha256.Size])
+			copy(in[1:], src[i*sha256.Size:(i+2)*sha256.Size])
 			sum := sha256.Sum256(in[:])
 			copy(buf[i/2*sha256.Size:], sum[:])
 		}
 		if n%2 == 1 {
-			copy(buf[n/2*sha256.Size:], buf[(n-1)*sha256.Size:n*sha256.Size])
+			copy(buf[n/2*sha256.Size:], src[(n-1)*sha256.Size:n*sha256.Size])
 		}
 	}
 	return buf[:sha256.Size:sha256.Size], nil
