@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/url"
 	"os"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -349,10 +348,6 @@ func verifyPackageCmd(path, pubkey string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// Verify holds a few large buffers (the leaves, the population); a
-	// lower GC target keeps the peak near them, and is faster here too
-	// (the README's benchmark).
-	debug.SetGCPercent(50)
 	rep, err := audit.VerifyPackage(f, st.Size(), trust)
 	if err != nil {
 		return fmt.Errorf("package does not verify: %w", err)

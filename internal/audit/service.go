@@ -2,7 +2,6 @@ package audit
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -218,12 +217,44 @@ var Formats = []string{"csv", "json", "xlsx"}
 // ExportPopulation runs q at cp and returns the file in format (csv, json
 // or xlsx) with its manifest, a DSSE envelope signed with the ledger key.
 func (s *Service) ExportPopulation(ctx context.Context, q Query, cp Checkpoint, format string) (file, manifest []byte, err error) {
-	var b bytes.Buffer
+	var b chunks
 	manifest, err = s.WritePopulation(ctx, &b, q, cp, format)
 	if err != nil {
 		return nil, nil, err
 	}
-	return b.Bytes(), manifest, nil
+	return b.bytes(), manifest, nil
+}
+
+// chunks collects a large output in pieces and joins them once: a month
+// of population grown in one buffer is copied over and over as it doubles.
+type chunks struct {
+	parts [][]byte
+	n     int
+}
+
+const chunkSize = 1 << 20
+
+func (c *chunks) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		if len(c.parts) == 0 || len(c.parts[len(c.parts)-1]) == chunkSize {
+			c.parts = append(c.parts, make([]byte, 0, chunkSize))
+		}
+		last := &c.parts[len(c.parts)-1]
+		k := min(len(p), chunkSize-len(*last))
+		*last = append(*last, p[:k]...)
+		p = p[k:]
+	}
+	c.n += n
+	return n, nil
+}
+
+func (c *chunks) bytes() []byte {
+	out := make([]byte, 0, c.n)
+	for _, p := range c.parts {
+		out = append(out, p...)
+	}
+	return out
 }
 
 // WritePopulation writes what ExportPopulation returns to w, streaming,
