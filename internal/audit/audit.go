@@ -48,9 +48,8 @@ type Service struct {
 	verifier *evidence.Verifier
 	origin   string
 
-	mu     sync.Mutex
-	tree   *evidence.Log // the log's tree as far as it was read, for proofs
-	leaves []byte        // its leaf hashes, 32 bytes each
+	mu   sync.Mutex
+	tree *evidence.Log // the log's tree as far as it was read, for proofs
 }
 
 // New returns a Service. The signer signs export manifests; it holds the
@@ -149,37 +148,40 @@ func (s *Service) record(ctx context.Context, seq uint64) (*evidence.Record, err
 func (s *Service) treeAt(ctx context.Context, cp Checkpoint) (*evidence.Log, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.tree.Size() < cp.Size {
-		leaves, err := s.index.LeafHashes(ctx, cp.Size)
-		if err != nil {
-			return nil, err
-		}
-		s.leaves = leaves
-		s.tree.Grow(cp.Size - s.tree.Size())
-		for i := s.tree.Size(); i < cp.Size; i++ {
-			if _, err := s.tree.AppendLeafHash(leaves[i*32 : (i+1)*32]); err != nil {
-				s.tree, s.leaves = evidence.NewLog(), nil // a partial tree is not kept
-				return nil, err
-			}
-		}
+	if err := s.growTree(ctx, cp.Size); err != nil {
+		s.tree = evidence.NewLog() // a partial tree is not kept
+		return nil, err
 	}
 	root, err := s.tree.Root(cp.Size)
 	if err != nil {
 		return nil, err
 	}
 	if string(root) != string(cp.Root) {
-		s.tree, s.leaves = evidence.NewLog(), nil
+		s.tree = evidence.NewLog()
 		return nil, fmt.Errorf("the index's leaf hashes do not give checkpoint %d's root: run changegate audit verify", cp.Size)
 	}
 	return s.tree, nil
 }
 
-// leafHashes are the leaf hashes of cp's tree, which treeAt has built.
-func (s *Service) leafHashes(cp Checkpoint) ([]byte, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if uint64(len(s.leaves)) < cp.Size*32 {
-		return nil, fmt.Errorf("the tree of %d records is not built", cp.Size)
+// growTree extends the tree to size leaves from the index: built a level
+// at a time the first time, appended to after.
+func (s *Service) growTree(ctx context.Context, size uint64) error {
+	have := s.tree.Size()
+	if have >= size {
+		return nil
 	}
-	return s.leaves[: cp.Size*32 : cp.Size*32], nil
+	leaves, err := s.index.LeafHashes(ctx, size)
+	if err != nil {
+		return err
+	}
+	if have == 0 {
+		s.tree, err = evidence.LogFromLeaves(leaves)
+		return err
+	}
+	for i := have; i < size; i++ {
+		if _, err := s.tree.AppendLeafHash(leaves[i*32 : (i+1)*32]); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -283,7 +284,7 @@ func (s *Service) buildPackage(ctx context.Context, m *PackageManifest, p *packa
 		return err
 	}
 	files := map[string][]byte{}
-	if err := s.addLog(files, cp); err != nil {
+	if err := s.addLog(files, z, cp, tree); err != nil {
 		return err
 	}
 	if err := s.addPopulation(files, p, z); err != nil {
@@ -334,18 +335,24 @@ func sha256Hex(b []byte) string {
 }
 
 // addLog adds the checkpoint, the key and the leaf hashes of the whole log
-// up to it.
-func (s *Service) addLog(files map[string][]byte, cp Checkpoint) error {
+// up to it, which it writes at once, from the tree.
+func (s *Service) addLog(files map[string][]byte, z *packageZip, cp Checkpoint, tree *evidence.Log) error {
 	pem, err := evidence.PublicKeyPEM(s.Public())
 	if err != nil {
 		return err
 	}
-	leaves, err := s.leafHashes(cp)
-	if err != nil {
-		return err
-	}
-	files[filePubkey], files[fileCheckpoint], files[fileLeaves] = pem, cp.Note, leaves
-	return nil
+	files[filePubkey], files[fileCheckpoint] = pem, cp.Note
+	return z.stream(fileLeaves, func(w io.Writer) error {
+		bw := bufio.NewWriterSize(w, 1<<20)
+		for i := range cp.Size {
+			h, err := tree.LeafHashAt(i)
+			if err != nil {
+				return err
+			}
+			bw.Write(h)
+		}
+		return bw.Flush()
+	})
 }
 
 // addPopulation adds the population file and its signed manifest.

@@ -202,3 +202,45 @@ func RootOfLeaves(leaves []byte) ([]byte, error) {
 	}
 	return buf[:sha256.Size:sha256.Size], nil
 }
+
+// LogFromLeaves builds the log of the given leaf hashes, concatenated (32
+// bytes each), as AppendLeafHash would one by one, but a level at a time:
+// no allocation per node, and each level sized once.
+func LogFromLeaves(leaves []byte) (*Log, error) {
+	if len(leaves)%sha256.Size != 0 {
+		return nil, fmt.Errorf("leaf hashes: %d bytes is not a multiple of %d", len(leaves), sha256.Size)
+	}
+	l := NewLog()
+	n := len(leaves) / sha256.Size
+	if n == 0 {
+		return l, nil
+	}
+	level := make([][sha256.Size]byte, n)
+	for i := range level {
+		level[i] = [sha256.Size]byte(leaves[i*sha256.Size:])
+	}
+	l.nodes = append(l.nodes, level)
+	var in [1 + 2*sha256.Size]byte
+	in[0] = rfc6962.RFC6962NodeHashPrefix
+	for len(level) > 1 {
+		up := make([][sha256.Size]byte, len(level)/2)
+		for i := range up {
+			copy(in[1:], level[2*i][:])
+			copy(in[1+sha256.Size:], level[2*i+1][:])
+			up[i] = sha256.Sum256(in[:])
+		}
+		l.nodes = append(l.nodes, up)
+		level = up
+	}
+	ids := compact.RangeNodes(0, uint64(n), nil)
+	hashes := make([][]byte, len(ids))
+	for i, id := range ids {
+		hashes[i] = slices.Clone(l.node(id))
+	}
+	cr, err := l.rf.NewRange(0, uint64(n), hashes)
+	if err != nil {
+		return nil, err
+	}
+	l.cr = cr
+	return l, nil
+}

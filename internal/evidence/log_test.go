@@ -181,3 +181,46 @@ func TestRootOfLeaves(t *testing.T) {
 		t.Error("33 bytes of leaves accepted")
 	}
 }
+
+// TestLogFromLeaves: a log built from its leaves at once has the roots and
+// proofs of one built leaf by leaf, and takes appends after.
+func TestLogFromLeaves(t *testing.T) {
+	t.Parallel()
+	one := NewLog()
+	var leaves []byte
+	for n := 0; n <= 70; n++ {
+		built, err := LogFromLeaves(leaves)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for size := uint64(0); size <= uint64(n); size++ {
+			a, _ := one.Root(size)
+			b, err := built.Root(size)
+			if err != nil || !bytes.Equal(a, b) {
+				t.Fatalf("n=%d root(%d): %x (%v), want %x", n, size, b, err, a)
+			}
+			for i := uint64(0); i < size; i++ {
+				pa, _ := one.InclusionProof(i, size)
+				pb, err := built.InclusionProof(i, size)
+				if err != nil || fmt.Sprint(pa) != fmt.Sprint(pb) {
+					t.Fatalf("n=%d proof(%d,%d) differs (%v)", n, i, size, err)
+				}
+			}
+		}
+		built.Append([]byte("next"))
+		extended := NewLog()
+		for i := 0; i < n; i++ {
+			h, _ := one.LeafHashAt(uint64(i))
+			extended.AppendLeafHash(h)
+		}
+		extended.Append([]byte("next"))
+		a, _ := extended.Root(uint64(n + 1))
+		b, _ := built.Root(uint64(n + 1))
+		if !bytes.Equal(a, b) {
+			t.Fatalf("n=%d: an append after building gives another root", n)
+		}
+		one.Append([]byte{byte(n)})
+		h, _ := one.LeafHashAt(uint64(n))
+		leaves = append(leaves, h...)
+	}
+}
