@@ -10,10 +10,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/changegate/changegate/internal/audit"
+	"github.com/changegate/changegate/internal/evidence"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -263,5 +265,51 @@ func TestPages(t *testing.T) {
 	}
 	if n, err := svc.Count(t.Context(), january, cp); err != nil || n != len(want) {
 		t.Errorf("count %d (%v), want %d", n, err, len(want))
+	}
+}
+
+// TestEmergencyExceptions: an emergency approved in time is closed by its
+// closing record; one never approved is late once its due time is past.
+func TestEmergencyExceptions(t *testing.T) {
+	t.Parallel()
+	emergency := func(n int) *evidence.Record {
+		r := merge(n, "emergency fix")
+		r.ChangeType = evidence.Emergency
+		r.Decision.Emergency = true
+		at := r.Facts.PR.MergedAt
+		r.Exception = &evidence.Exception{Kind: evidence.ExceptionEmergency, Reason: "emergency change", OpenedAt: at, DueAt: at.Add(48 * time.Hour)}
+		return r
+	}
+	inTime, late := emergency(5), emergency(6)
+	closing := emergency(5)
+	origID := evidence.RecordID(inTime.Repo.String(), inTime.Subject.SHA(), evidence.Emergency, "")
+	closing.ObservedAt = inTime.Facts.PR.MergedAt.Add(24 * time.Hour)
+	closing.Exception = &evidence.Exception{Kind: evidence.ExceptionEmergency, Closes: origID, Reason: "approved after the fact", OpenedAt: inTime.Exception.OpenedAt, DueAt: inTime.Exception.DueAt}
+	svc := newLedger(t, inTime, late, closing, merge(24*20, "later"))
+	for state, want := range map[string][]string{
+		"":       {"closed", "late", "closing"},
+		"closed": {"closed"},
+		"late":   {"late"},
+		"open":   {"late"},
+	} {
+		p, err := svc.Exceptions(t.Context(), january, state)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range p.Rows {
+			got = append(got, r.ExceptionState)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("state %q (-want +got):\n%s", state, diff)
+		}
+	}
+	cp, _ := svc.Latest(t.Context())
+	p, err := svc.Population(t.Context(), january, cp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := p.Counts(); c["emergency"] != 2 || c["approval_after_the_fact"] != 1 {
+		t.Errorf("counts: %v", c)
 	}
 }
