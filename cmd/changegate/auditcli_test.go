@@ -187,3 +187,26 @@ func TestFirstStartMakesTheLedger(t *testing.T) {
 		t.Errorf("no evidence directory: %v", err)
 	}
 }
+
+// TestServeRefusesABadTokensFile: a tokens file that is set but cannot be
+// read or parsed stops the server at start-up.
+func TestServeRefusesABadTokensFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "tokens")
+	if err := os.WriteFile(bad, []byte("auditor not-a-hash\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, path := range map[string]string{"malformed": bad, "unreadable": filepath.Join(dir, "missing")} {
+		var errs bytes.Buffer
+		env := envMap(map[string]string{
+			"CHANGEGATE_DATA_DIR":            filepath.Join(dir, name),
+			"CHANGEGATE_LISTEN":              "127.0.0.1:0",
+			"CHANGEGATE_WEBHOOK_SECRET":      "s3cret",
+			"CHANGEGATE_AUDITOR_TOKENS_FILE": path,
+		})
+		if code := run(t.Context(), []string{"serve"}, env, &bytes.Buffer{}, &errs); code == 0 || !strings.Contains(errs.String(), "auditor tokens") {
+			t.Errorf("%s tokens file: exit %d: %s", name, code, errs.String())
+		}
+	}
+}

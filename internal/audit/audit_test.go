@@ -8,11 +8,14 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/xuri/excelize/v2"
 
 	"github.com/changegate/changegate/internal/audit"
 	"github.com/changegate/changegate/internal/evidence"
@@ -311,5 +314,44 @@ func TestEmergencyExceptions(t *testing.T) {
 	}
 	if c := p.Counts(); c["emergency"] != 2 || c["approval_after_the_fact"] != 1 {
 		t.Errorf("counts: %v", c)
+	}
+}
+
+// TestXLSX: the workbook has the CSV's columns, typed dates and numbers,
+// and escapes a formula title.
+func TestXLSX(t *testing.T) {
+	t.Parallel()
+	svc := fixture(t)
+	cp, err := svc.Latest(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _, err := svc.ExportPopulation(t.Context(), january, cp, "xlsx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := excelize.OpenReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := f.GetRows("Population")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 13 || !slices.Equal(rows[0], audit.Header()) {
+		t.Fatalf("%d rows, header %v", len(rows), rows[0])
+	}
+	if rows[2][7] != "'=cmd|' /C calc'!A0" {
+		t.Errorf("title cell %q is not escaped", rows[2][7])
+	}
+	// event_time is a date: a serial day number under a date format.
+	raw, err := f.GetCellValue("Population", "D2", excelize.Options{RawCellValue: true})
+	if serial, perr := strconv.ParseFloat(raw, 64); err != nil || perr != nil || serial < 46023 || serial > 46024 {
+		t.Errorf("event_time cell holds %q (%v), want the serial of 2026-01-01", raw, err)
+	}
+	style, err := f.GetCellStyle("Population", "D2")
+	if err != nil || style == 0 {
+		t.Errorf("event_time cell has no date style (%d, %v)", style, err)
 	}
 }
