@@ -113,6 +113,16 @@ func (f *ledgerFlags) local(ctx context.Context) (*audit.Service, func(), error)
 	return svc, closer, nil
 }
 
+// withLocal runs fn on the data dir's ledger.
+func (f *ledgerFlags) withLocal(ctx context.Context, fn func(*audit.Service) error) error {
+	svc, done, err := f.local(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	return fn(svc)
+}
+
 // queryFlags are a population query's flags.
 type queryFlags struct {
 	from, to, repo string
@@ -208,6 +218,16 @@ func (c *auditClient) get(ctx context.Context, path string, query url.Values) ([
 		return nil, nil, err
 	}
 	return c.do(req)
+}
+
+// fetch writes the body of GET path?query to w.
+func (c *auditClient) fetch(ctx context.Context, w io.Writer, path string, query url.Values) error {
+	body, _, err := c.get(ctx, path, query)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(body)
+	return err
 }
 
 func (c *auditClient) post(ctx context.Context, path string, body any) ([]byte, http.Header, error) {

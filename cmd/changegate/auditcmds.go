@@ -192,19 +192,9 @@ func samplePackage(cmd *cobra.Command, lf *ledgerFlags, qf *queryFlags, req audi
 		if err := json.Unmarshal(body, &created); err != nil || created.ID == "" {
 			return fmt.Errorf("audit API: no sample id in %q", body)
 		}
-		zip, _, err := client.get(cmd.Context(), "/api/v1/samples/"+url.PathEscape(created.ID)+"/package", nil)
-		if err != nil {
-			return err
-		}
-		_, err = w.Write(zip)
-		return err
+		return client.fetch(cmd.Context(), w, "/api/v1/samples/"+url.PathEscape(created.ID)+"/package", nil)
 	}
-	svc, done, err := lf.local(cmd.Context())
-	if err != nil {
-		return err
-	}
-	defer done()
-	return svc.WriteSample(cmd.Context(), w, req)
+	return lf.withLocal(cmd.Context(), func(svc *audit.Service) error { return svc.WriteSample(cmd.Context(), w, req) })
 }
 
 func exportCmd(getenv config.LookupEnv, stdout io.Writer) *cobra.Command {
@@ -237,19 +227,9 @@ func exportPackage(cmd *cobra.Command, lf *ledgerFlags, ids []string, getenv con
 		return err
 	}
 	if client != nil {
-		zip, _, err := client.get(cmd.Context(), "/api/v1/export", url.Values{"id": ids})
-		if err != nil {
-			return err
-		}
-		_, err = w.Write(zip)
-		return err
+		return client.fetch(cmd.Context(), w, "/api/v1/export", url.Values{"id": ids})
 	}
-	svc, done, err := lf.local(cmd.Context())
-	if err != nil {
-		return err
-	}
-	defer done()
-	return svc.WriteExport(cmd.Context(), w, ids)
+	return lf.withLocal(cmd.Context(), func(svc *audit.Service) error { return svc.WriteExport(cmd.Context(), w, ids) })
 }
 
 func exceptionsCmd(getenv config.LookupEnv, stdout io.Writer) *cobra.Command {
