@@ -2,7 +2,6 @@ package evidence
 
 import (
 	"encoding/json"
-	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -121,11 +120,8 @@ func utcException(e *Exception) *Exception {
 // SummaryJSON is the summary as the index stores it: canonical JSON, which
 // DecodeSummary reads with the plain decoder Verify uses for records.
 func SummaryJSON(r *Record) string {
-	b, err := Canonical(Summarize(r))
-	if err != nil {
-		panic(fmt.Sprintf("evidence: encode summary: %v", err)) // Summary holds no float and no map
-	}
-	return string(b)
+	s := Summarize(r)
+	return string(appendSummary(make([]byte, 0, 1024), &s))
 }
 
 var decodeSummaryValue = compileDecoder(reflect.TypeFor[Summary](), map[reflect.Type]bool{})

@@ -49,3 +49,41 @@ func TestSummaryRoundTrip(t *testing.T) {
 		t.Errorf("times are not UTC: %+v", fast)
 	}
 }
+
+// TestSummaryEncoding: the direct encoder writes what Canonical writes,
+// for summaries with every field empty, full, and with hostile text.
+func TestSummaryEncoding(t *testing.T) {
+	t.Parallel()
+	texts := []string{"", "plain", "=cmd|' /C calc'!A0", "<b>&amp;</b>", "tab\there\nline\r\"q\" \\", "\x00\x1f\x7f", "ünïcødé \u2028\u2029 🙂", "bad \xff\xfe utf-8 \xc3"}
+	at := time.Date(2026, 5, 6, 7, 8, 9, 123456789, time.UTC)
+	for i, text := range texts {
+		for _, full := range []bool{false, true} {
+			s := Summary{ID: "id", ChangeType: Standard, EventTime: text, ObservedAt: text, Repo: "o/r", HeadSHA: text, Outcome: change.Compliant}
+			if full {
+				s = Summary{ID: text, ChangeType: Emergency, EventTime: text, ObservedAt: text, Repo: text, PR: 1 << 40, Title: text, URL: text,
+					BaseRef: text, HeadSHA: text, Author: text, Ticket: TicketSummary{text, text, text, text, text, text, text},
+					Reviewers: []Approver{{text, text, text}, {Login: text}}, Manager: Approver{text, text, text}, Staging: []string{text, ""},
+					MergedBy: text, MergedAt: text, MergeSHA: text, Environment: text, DeployedAt: text, Deployer: text,
+					Outcome: change.NonCompliant, Compliant: i%2 == 0, Reason: text, Emergency: true,
+					Exception: &Exception{Kind: text, Reason: text, OpenedAt: at, DueAt: at.Add(time.Hour), Closes: text}, Links: []string{text}, Policy: text}
+			}
+			want, err := Canonical(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := appendSummary(nil, &s); string(got) != string(want) {
+				t.Errorf("text %q full %v:\n got %s\nwant %s", text, full, got, want)
+			}
+		}
+	}
+}
+
+func BenchmarkSummaryJSON(b *testing.B) {
+	r := &Record{Schema: Schema, ID: "0123456789abcdef0123456789abcdef", Repo: change.Repo{Owner: "acme", Name: "svc"}, ChangeType: Standard,
+		Subject:    Subject{PR: 7, HeadSHA: "0123456789012345678901234567890123456789"},
+		Facts:      change.Facts{PR: change.PullRequest{Title: "PAY-1: fix rounding", Author: "alice", MergedAt: time.Unix(1e9, 0)}},
+		ObservedAt: time.Unix(1e9, 0)}
+	for b.Loop() {
+		SummaryJSON(r)
+	}
+}
