@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 
 	"github.com/spf13/cobra"
 
@@ -27,11 +26,6 @@ func auditCmd(getenv config.LookupEnv, stdout, stderr io.Writer) *cobra.Command 
 	cmd := &cobra.Command{
 		Use:   "audit",
 		Short: "Read and verify the evidence ledger (read-only)",
-		// An audit command holds a few large buffers for a moment (a
-		// month's population, the log's leaf hashes and tree): a lower GC
-		// target keeps the peak near them, and measured faster as well
-		// (README, Benchmarks).
-		PersistentPreRun: func(*cobra.Command, []string) { debug.SetGCPercent(50) },
 	}
 	cmd.AddCommand(pubkeyCmd(stdout), verifyCmd(stdout), reindexCmd(stdout),
 		populationCmd(getenv, stdout, stderr), sampleCmd(getenv, stdout), exportCmd(getenv, stdout),

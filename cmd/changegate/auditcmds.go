@@ -328,6 +328,7 @@ func verifyPackageCmd(path, pubkey string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	exportGC()
 	rep, err := audit.VerifyPackage(f, st.Size(), trust)
 	if err != nil {
 		return fmt.Errorf("package does not verify: %w", err)
