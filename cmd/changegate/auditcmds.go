@@ -94,7 +94,7 @@ func streamPopulation(cmd *cobra.Command, lf *ledgerFlags, q audit.Query, format
 	if err != nil {
 		return err
 	}
-	return writePopulation(nil, manifest, "", manifestOrDefault(out, manifestOut), io.Discard, stderr)
+	return writePopulation(nil, manifest, out, manifestOut, io.Discard, stderr)
 }
 
 func manifestOrDefault(out, manifestOut string) string {
@@ -119,7 +119,12 @@ func writePopulation(file, manifest []byte, out, manifestOut string, stdout, std
 	}
 	if manifestOut == "" {
 		fmt.Fprintln(stderr, "changegate: the signed manifest was not written: give --out FILE or --manifest FILE to keep it")
+		return nil
 	}
+	if out == "" || out == "-" {
+		out = "standard output"
+	}
+	fmt.Fprintf(stderr, "changegate: wrote %s and its signed manifest %s\n", out, manifestOut)
 	return nil
 }
 

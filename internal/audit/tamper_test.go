@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"path"
 	"slices"
 	"strings"
 	"testing"
@@ -193,4 +194,29 @@ func TestBrokenArchives(t *testing.T) {
 		t.Errorf("a foreign fingerprint: %v", err)
 	}
 	_ = other
+}
+
+// TestRepackedWithDirectories: a package unpacked and packed again by a
+// zip tool, which adds directory entries, still verifies, and an edit made
+// on the way is named.
+func TestRepackedWithDirectories(t *testing.T) {
+	t.Parallel()
+	svc := fixture(t)
+	pkg, err := svc.Sample(t.Context(), audit.SampleRequest{Query: january, Size: 2, Seed: "dirs"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := unzip(t, pkg)
+	withDirs := clone(files)
+	for name := range files {
+		for dir := path.Dir(name); dir != "."; dir = path.Dir(dir) {
+			withDirs[dir+"/"] = nil
+		}
+	}
+	data := rezip(t, withDirs)
+	if _, err := audit.VerifyPackage(bytes.NewReader(data), int64(len(data)), audit.TrustedKey{Public: svc.Public()}); err != nil {
+		t.Errorf("repacked with directories: %v", err)
+	}
+	withDirs["population.csv"] = flipByte(withDirs["population.csv"])
+	failsNaming(t, svc, rezip(t, withDirs), "population.csv")
 }

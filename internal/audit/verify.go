@@ -98,6 +98,11 @@ func readPackage(r io.ReaderAt, size int64, leaves func([]byte)) (map[string][]b
 	files := map[string][]byte{}
 	var total uint64
 	for _, f := range entries {
+		// A directory entry holds nothing: zip tools add them when a
+		// package is unpacked and packed again.
+		if strings.HasSuffix(f.Name, "/") && f.UncompressedSize64 == 0 {
+			continue
+		}
 		if err := checkName(f.Name); err != nil {
 			return nil, err
 		}
@@ -139,7 +144,7 @@ func checkName(name string) error {
 	case path.Clean(name) != name || name == ".." || strings.HasPrefix(name, "../"):
 		return bad(name, "points outside the archive or is not a clean path")
 	case strings.HasSuffix(name, "/"):
-		return bad(name, "is a directory entry, which no package holds")
+		return bad(name, "is a directory entry with data in it")
 	}
 	return nil
 }
