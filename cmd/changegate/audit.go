@@ -80,9 +80,9 @@ func closeEvidence(b blob.Store) error {
 }
 
 func verifyCmd(stdout io.Writer) *cobra.Command {
-	var dataDir, pubFile, evidenceURL string
+	var dataDir, pubFile, evidenceURL, manifestFile string
 	cmd := &cobra.Command{
-		Use:   "verify PACKAGE.zip | --data-dir DIR",
+		Use:   "verify PACKAGE.zip | POPULATION.csv [--manifest FILE] | --data-dir DIR",
 		Short: "Verify an evidence package or the ledger offline; exits non-zero naming the first bad file or record",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -90,7 +90,7 @@ func verifyCmd(stdout io.Writer) *cobra.Command {
 				if cmd.Flags().Changed("data-dir") {
 					return usage("give a package or --data-dir, not both")
 				}
-				return verifyPackageCmd(args[0], pubFile, stdout)
+				return verifyFileCmd(args[0], manifestFile, pubFile, stdout)
 			}
 			var pub ed25519.PublicKey
 			var err error
@@ -128,6 +128,7 @@ func verifyCmd(stdout io.Writer) *cobra.Command {
 	cmd.Flags().StringVar(&dataDir, "data-dir", "./data", "data directory to verify")
 	cmd.Flags().StringVar(&pubFile, "pubkey", "", "public key to trust: a PEM file as printed by audit pubkey (or, for a package, its SHA256 fingerprint); default: DATA_DIR/signing-key.pem, or the package's own key")
 	cmd.Flags().StringVar(&evidenceURL, "evidence-url", "", "s3://bucket/prefix?… when the records are in S3 (as CHANGEGATE_EVIDENCE_URL)")
+	cmd.Flags().StringVar(&manifestFile, "manifest", "", "a population export's signed manifest (default FILE.manifest.json)")
 	return cmd
 }
 

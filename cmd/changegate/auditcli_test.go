@@ -210,3 +210,26 @@ func TestServeRefusesABadTokensFile(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyPopulation: a population export verifies against its signed
+// manifest, and an edited row or a foreign key fails.
+func TestVerifyPopulation(t *testing.T) {
+	t.Parallel()
+	dir := auditDataDir(t, 12)
+	out := filepath.Join(t.TempDir(), "jan.csv")
+	if code, msg := cli(t, "audit", "population", "--data-dir", dir, "--from", "2026-01-01", "--to", "2026-02-01", "--out", out); code != 0 {
+		t.Fatal(msg)
+	}
+	if code, msg := cli(t, "audit", "verify", out); code != 0 || !strings.Contains(msg, "ok: population of 12 rows") {
+		t.Fatalf("verify: exit %d: %s", code, msg)
+	}
+	data, _ := os.ReadFile(out)
+	os.WriteFile(out, bytes.Replace(data, []byte("alice"), []byte("alicf"), 1), 0o600)
+	if code, msg := cli(t, "audit", "verify", out); code == 0 || !strings.Contains(msg, "population file") {
+		t.Errorf("an edited population verified: exit %d: %s", code, msg)
+	}
+	os.WriteFile(out, data, 0o600)
+	if code, msg := cli(t, "audit", "verify", out, "--pubkey", strings.Repeat("ab", 32)); code == 0 || !strings.Contains(msg, "names a key") {
+		t.Errorf("a foreign fingerprint verified: exit %d: %s", code, msg)
+	}
+}

@@ -227,23 +227,34 @@ func (v *packageVerifier) key(trust TrustedKey) error {
 		return bad(filePubkey, "%v", err)
 	}
 	v.report = &PackageReport{}
-	switch {
-	case trust.Public != nil:
-		if !own.Equal(trust.Public) {
-			return bad(filePubkey, "is key SHA256:%s, not the key you trust (SHA256:%s)", evidence.Fingerprint(own), evidence.Fingerprint(trust.Public))
-		}
-	case trust.Fingerprint != "":
-		want := strings.ToLower(strings.TrimPrefix(strings.TrimPrefix(trust.Fingerprint, "SHA256:"), "sha256:"))
-		if evidence.Fingerprint(own) != want {
-			return bad(filePubkey, "has fingerprint SHA256:%s, not SHA256:%s", evidence.Fingerprint(own), want)
-		}
-	default:
-		v.report.KeyFromPackage = true
+	fromPackage, problem := checkTrust(own, trust)
+	if problem != "" {
+		return bad(filePubkey, "%s", problem)
 	}
+	v.report.KeyFromPackage = fromPackage
 	v.pub = own
 	v.report.Fingerprint = "SHA256:" + evidence.Fingerprint(own)
 	v.verifier, err = evidence.NewVerifier(own)
 	return err
+}
+
+// checkTrust says whether own is the key trust names: a problem when it
+// is not, and fromPackage when trust names none.
+func checkTrust(own ed25519.PublicKey, trust TrustedKey) (fromPackage bool, problem string) {
+	switch {
+	case trust.Public != nil:
+		if !own.Equal(trust.Public) {
+			return false, fmt.Sprintf("is key SHA256:%s, not the key you trust (SHA256:%s)", evidence.Fingerprint(own), evidence.Fingerprint(trust.Public))
+		}
+	case trust.Fingerprint != "":
+		want := strings.ToLower(strings.TrimPrefix(strings.TrimPrefix(trust.Fingerprint, "SHA256:"), "sha256:"))
+		if evidence.Fingerprint(own) != want {
+			return false, fmt.Sprintf("has fingerprint SHA256:%s, not SHA256:%s", evidence.Fingerprint(own), want)
+		}
+	default:
+		return true, ""
+	}
+	return false, ""
 }
 
 func parsePublicKey(data []byte) (ed25519.PublicKey, error) {

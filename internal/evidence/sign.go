@@ -481,3 +481,14 @@ func (v *Verifier) OpenPayload(envelope []byte, payloadType string) ([]byte, err
 	}
 	return nil, fmt.Errorf("%w: no valid signature by key %s", ErrSignature, v.keyID)
 }
+
+// UnverifiedPayload returns a DSSE envelope's payload without checking any
+// signature: only to learn what the envelope claims, such as which key to
+// check it with. Nothing it returns may be trusted.
+func UnverifiedPayload(envelope []byte) ([]byte, error) {
+	var env dsse.Envelope
+	if err := json.Unmarshal(envelope, &env); err != nil {
+		return nil, fmt.Errorf("envelope is not DSSE JSON: %w", err)
+	}
+	return base64.StdEncoding.DecodeString(env.Payload)
+}
