@@ -660,3 +660,51 @@ func storedRecords(t *testing.T, dataDir string) []storedRecord {
 	}
 	return out
 }
+
+// TestInvalidPolicyKeepsProductionScope: with an invalid policy on the
+// default branch, its baseline says what production is. A push to a
+// feature branch and a staging deployment write no record; a direct push
+// to the default branch writes one that quotes the policy error.
+func TestInvalidPolicyKeepsProductionScope(t *testing.T) {
+	t.Parallel()
+	a := startApp(t)
+	a.gh.AddRepo(42, ghfake.Repo{ID: 3001, Owner: "acme", Name: "gitops"})
+	a.gh.SetContent("acme", "gitops", "main", ".github/changegate.yml", []byte("version: 1\nreview:\n  reqired: 2\n"))
+	db := openReadOnly(t, a.dataDir)
+	const repo = `"repository":{"full_name":"acme/gitops","default_branch":"main"},"installation":{"id":42}`
+	push := func(branch, sha string) {
+		a.github(t, "push", fmt.Sprintf(`{"ref":"refs/heads/%s","before":"%040d","after":%q,"commits":[{"id":%q}],"pusher":{"name":"mallory"},%s}`,
+			branch, 0, sha, sha, repo))
+	}
+	push("feature/x", strings.Repeat("1", 40))
+	staging := strings.Repeat("2", 40)
+	dep := a.gh.AddDeployment("acme", "gitops", ghfake.Deployment{SHA: staging, Environment: "staging"})
+	a.gh.AddDeploymentStatus("acme", "gitops", dep.ID, ghfake.DeploymentStatus{State: "success"})
+	a.github(t, "deployment_status", fmt.Sprintf(`{"action":"created","deployment_status":{"state":"success"},`+
+		`"deployment":{"id":%d,"sha":%q,"environment":"staging"},%s}`, dep.ID, staging, repo))
+	direct := strings.Repeat("3", 40)
+	push("main", direct)
+
+	eventually(t, "the direct push's record", 30*time.Second, func() bool {
+		return queryInt(t, db, `SELECT COUNT(*) FROM ledger_records`) >= 1
+	})
+	time.Sleep(500 * time.Millisecond) // nothing else may follow
+	if n := queryInt(t, db, `SELECT COUNT(*) FROM ledger_records`); n != 1 {
+		t.Fatalf("%d records, want only the direct push to main", n)
+	}
+	pub, err := readPublicKey("", a.dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := storedRecords(t, a.dataDir)
+	rec, err := evidence.VerifyEnvelope(recs[0].env, pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.ChangeType != evidence.DirectPush || rec.Subject.SHA() != direct {
+		t.Errorf("record: %s of %s, want the direct push of %s", rec.ChangeType, rec.Subject.SHA(), direct)
+	}
+	if !strings.Contains(rec.Policy.Invalid, ".github/changegate.yml@main:3:") || !strings.Contains(rec.Policy.Invalid, "review.reqired") || rec.Policy.Digest == "" {
+		t.Errorf("record policy %+v: want the baseline's digest and the quoted error", rec.Policy)
+	}
+}

@@ -88,7 +88,7 @@ func policyLoader(defaults *policy.Policy) assess.PolicyLoader {
 			name := orgRepo.String() + "/" + orgPolicyPath
 			p, err := policy.Parse(name, data)
 			if err != nil {
-				return nil, "", &assess.InvalidPolicyError{Source: name, Err: err}
+				return nil, "", &assess.InvalidPolicyError{Source: name, Err: err, Baseline: policyAdapter{defaults}, BaselineSource: source}
 			}
 			baseline, source = p, name
 		}
@@ -102,11 +102,12 @@ func policyLoader(defaults *policy.Policy) assess.PolicyLoader {
 		name := repoPolicyPath + "@" + baseRef
 		p, err := policy.Parse(name, data)
 		if err != nil {
-			return nil, "", &assess.InvalidPolicyError{Source: name, Err: err}
+			return nil, "", &assess.InvalidPolicyError{Source: name, Err: err, Baseline: policyAdapter{baseline}, BaselineSource: source}
 		}
 		merged, err := policy.Merge(baseline, p)
 		if err != nil {
-			return nil, "", &assess.InvalidPolicyError{Source: name, Err: fmt.Errorf("loosens the baseline (%s): %w", source, err)}
+			return nil, "", &assess.InvalidPolicyError{Source: name, Err: fmt.Errorf("loosens the baseline (%s): %w", source, err),
+				Baseline: policyAdapter{baseline}, BaselineSource: source}
 		}
 		return policyAdapter{merged}, name + " over " + source, nil
 	}

@@ -42,13 +42,14 @@ func (a *Assessor) RegisterArchive(w *queue.Workers) {
 // environment, linked to the change records of the commit it shipped. A
 // commit with no change record shipped unevaluated: an exception.
 func (a *Assessor) archiveDeploymentJob(ctx context.Context, log *slog.Logger, j jobs.ArchiveDeployment) (queue.Apply, error) {
-	repo, client, pol, source, err := a.archiveTarget(ctx, log, j.Installation, j.Repo, "")
-	if err != nil || client == nil {
+	t, err := a.archiveTarget(ctx, log, j.Installation, j.Repo, "")
+	if err != nil || t.client == nil {
 		return nil, err
 	}
-	if pol != nil && !pol.ProductionEnvironment(j.Environment) {
+	if t.pol != nil && !t.pol.ProductionEnvironment(j.Environment) {
 		return nil, nil
 	}
+	repo, client := t.repo, t.client
 	deps, err := a.Deployments(ctx, client, repo, j.SHA, j.Environment)
 	if err != nil {
 		return nil, err
@@ -68,9 +69,7 @@ func (a *Assessor) archiveDeploymentJob(ctx context.Context, log *slog.Logger, j
 		AppVersion:  a.AppVersion,
 		Links:       links,
 	}
-	if pol != nil {
-		r.Policy = evidence.Policy{Digest: pol.Digest(), Source: source}
-	}
+	r.Policy = t.policy()
 	if len(links) == 0 {
 		reason := fmt.Sprintf("deployed %s to %s, a commit with no change record: it never went through a reviewed, merged pull request", short(j.SHA), j.Environment)
 		r.Decision = change.Decision{Outcome: change.NonCompliant, Reason: reason}
@@ -82,13 +81,14 @@ func (a *Assessor) archiveDeploymentJob(ctx context.Context, log *slog.Logger, j
 // archivePushJob records a push to a production branch that no merged pull
 // request covers: a direct push, with an exception.
 func (a *Assessor) archivePushJob(ctx context.Context, log *slog.Logger, j jobs.ArchivePush) (queue.Apply, error) {
-	repo, client, pol, source, err := a.archiveTarget(ctx, log, j.Installation, j.Repo, j.DefaultBranch)
-	if err != nil || client == nil {
+	t, err := a.archiveTarget(ctx, log, j.Installation, j.Repo, j.DefaultBranch)
+	if err != nil || t.client == nil {
 		return nil, err
 	}
-	if pol != nil && !pol.ProductionBranch(j.Branch, j.DefaultBranch) {
+	if t.pol != nil && !t.pol.ProductionBranch(j.Branch, j.DefaultBranch) {
 		return nil, nil
 	}
+	repo, client := t.repo, t.client
 	var uncovered []string
 	for _, sha := range j.Commits {
 		prs, err := a.CommitPulls(ctx, client, repo, sha)
@@ -121,37 +121,55 @@ func (a *Assessor) archivePushJob(ctx context.Context, log *slog.Logger, j jobs.
 		DeliveryIDs: []string{j.DeliveryID},
 		AppVersion:  a.AppVersion,
 		Exception:   &evidence.Exception{Kind: evidence.ExceptionDirectPush, Reason: reason, OpenedAt: now},
-	}
-	if pol != nil {
-		r.Policy = evidence.Policy{Digest: pol.Digest(), Source: source}
+		Policy:      t.policy(),
 	}
 	return nil, a.append(ctx, log, r)
 }
 
-// archiveTarget resolves what an archive job needs: the repository, its
-// installation client, and the policy of ref. A nil client means nothing is
-// archived (no archiver configured). An invalid policy is a nil Policy with
-// no error: production cannot be told from the rest, so the caller
-// archives (fails closed).
-func (a *Assessor) archiveTarget(ctx context.Context, log *slog.Logger, installation int64, repoName, ref string) (change.Repo, *github.Client, Policy, string, error) {
+// archiveScope is what an archive job needs: the repository, its
+// installation client, and the policy that says what production is.
+type archiveScope struct {
+	repo   change.Repo
+	client *github.Client // nil: nothing is archived (no archiver configured)
+	// pol is nil only when no policy at all can be read, not even a
+	// baseline: production cannot be told from the rest, so the caller
+	// archives (fails closed).
+	pol     Policy
+	source  string
+	invalid string // the repository policy's error, when the baseline stood in
+}
+
+// policy is the record's policy field.
+func (t archiveScope) policy() evidence.Policy {
+	if t.pol == nil {
+		return evidence.Policy{Invalid: t.invalid}
+	}
+	return evidence.Policy{Digest: t.pol.Digest(), Source: t.source, Invalid: t.invalid}
+}
+
+// archiveTarget resolves an archive job's scope from the policy of ref.
+// When that policy is invalid, its baseline (the organisation's file, or
+// the server default) decides what production is: an invalid file neither
+// widens production scope (every push a direct push) nor loses it.
+func (a *Assessor) archiveTarget(ctx context.Context, log *slog.Logger, installation int64, repoName, ref string) (archiveScope, error) {
 	repo, err := change.ParseRepo(repoName)
 	if err != nil || a.Archive == nil {
-		return repo, nil, nil, "", err
+		return archiveScope{repo: repo}, err
 	}
 	client, err := a.Clients.Installation(installation)
 	if err != nil {
-		return repo, nil, nil, "", err
+		return archiveScope{repo: repo}, err
 	}
 	pol, source, err := a.Policies(ctx, client, repo, ref)
 	var invalid *InvalidPolicyError
 	if errors.As(err, &invalid) {
-		log.Warn("invalid policy on the default branch; archiving anyway", "error", invalid)
-		return repo, client, nil, "", nil
+		log.Warn("invalid policy on the default branch; its baseline decides what production is", "error", invalid, "baseline", invalid.BaselineSource)
+		return archiveScope{repo: repo, client: client, pol: invalid.Baseline, source: invalid.BaselineSource, invalid: invalid.Error()}, nil
 	}
 	if err != nil {
-		return repo, nil, nil, "", err
+		return archiveScope{repo: repo}, err
 	}
-	return repo, client, pol, source, nil
+	return archiveScope{repo: repo, client: client, pol: pol, source: source}, nil
 }
 
 func (a *Assessor) append(ctx context.Context, log *slog.Logger, r *evidence.Record) error {

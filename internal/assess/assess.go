@@ -61,6 +61,12 @@ type PolicyLoader func(ctx context.Context, client *github.Client, repo change.R
 type InvalidPolicyError struct {
 	Source string
 	Err    error
+	// Baseline is the policy below the invalid one (the organisation's, or
+	// the server default), with its source. It still says what production
+	// is for pushes and deployments: an invalid file must neither widen
+	// nor lose production scope. Nil when nothing below is valid.
+	Baseline       Policy
+	BaselineSource string
 }
 
 func (e *InvalidPolicyError) Error() string { return fmt.Sprintf("%s: %v", e.Source, e.Err) }

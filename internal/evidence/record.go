@@ -110,6 +110,10 @@ func (s Subject) SHA() string {
 type Policy struct {
 	Digest string `json:"digest"`
 	Source string `json:"source,omitempty"`
+	// Invalid quotes the error of a repository policy that could not be
+	// used; Digest and Source are then the baseline's, which decided what
+	// production is.
+	Invalid string `json:"invalid,omitempty"`
 }
 
 // Exception is a change that did not meet policy when it shipped, or the
