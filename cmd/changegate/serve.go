@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/changegate/changegate/internal/assess"
+	"github.com/changegate/changegate/internal/checks"
 	"github.com/changegate/changegate/internal/config"
 	"github.com/changegate/changegate/internal/ghapp"
 	"github.com/changegate/changegate/internal/inventory"
@@ -117,6 +118,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		}
 		assessor.Register(workers)
 		assessor.RegisterArchive(workers)
+		assessor.RegisterGate(workers)
 	} else {
 		log.Warn("GitHub App credentials not configured: webhooks are accepted and recorded, but nothing is read from GitHub")
 		queue.Add(workers, notConfigured[jobs.InstallationSync]())
@@ -125,6 +127,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		queue.Add(workers, notConfigured[jobs.JiraIssue]())
 		queue.Add(workers, notConfigured[jobs.ArchiveDeployment]())
 		queue.Add(workers, notConfigured[jobs.ArchivePush]())
+		queue.Add(workers, notConfigured[jobs.DeploymentGate]())
 	}
 
 	q, err := queue.New(store, workers, queue.Config{
@@ -136,10 +139,11 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		Saturation:  cfg.Queue.Saturation,
 		Classify: func(err error, now time.Time) (time.Duration, bool) {
 			switch {
-			case errors.Is(err, errAppNotConfigured):
+			case errors.Is(err, errAppNotConfigured), errors.Is(err, checks.ErrForeignCallback):
 				return 0, false
-			case errors.Is(err, assess.ErrJiraUnreachable):
-				// The check already says pending; keep asking Jira.
+			case errors.Is(err, assess.ErrJiraUnreachable), errors.Is(err, assess.ErrGatePending):
+				// The check already says pending, or GitHub waits for the
+				// gate's final answer: keep asking.
 				return 0, true
 			}
 			return classify(err, now)

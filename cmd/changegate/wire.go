@@ -57,7 +57,10 @@ func newAssessor(store *sqlite.DB, clients assess.Clients, appID int64, tickets 
 		Archive:     archive,
 		CommitPulls: ghfacts.PullRequestsForCommit,
 		Deployments: ghfacts.Deployments,
-		AppVersion:  version,
+		Answer: func(ctx context.Context, c *github.Client, callback, state, env, comment string) error {
+			return checks.AnswerDeployment(ctx, c, callback, checks.Answer{State: state, Environment: env, Comment: comment})
+		},
+		AppVersion: version,
 	}
 	if tickets != nil {
 		a.Tickets = func(ctx context.Context, key string, approvals bool, group string) change.TicketLookup {

@@ -126,6 +126,8 @@ type Assessor struct {
 	Archive     Archiver
 	CommitPulls CommitPulls
 	Deployments DeploymentReader
+	// Answer answers deployment protection rules.
+	Answer Answerer
 	// AppVersion is written into each record.
 	AppVersion string
 

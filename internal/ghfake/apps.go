@@ -20,6 +20,7 @@ func (s *Server) routes() {
 	s.Handle("GET", "/repos/{owner}/{repo}/installation", s.getRepoInstallation)
 	s.pullRoutes()
 	s.checkRunRoutes()
+	s.gateRoutes()
 }
 
 func (s *Server) listInstallations(w http.ResponseWriter, r *http.Request) {

@@ -43,6 +43,7 @@ type Server struct {
 	faults        []*fault
 	calls         []Call
 	pulls         pullsState // pull requests, commit evidence, contents, teams
+	gateAnswers   []GateAnswer
 
 	runLog checkRunLog // check-run write history; has its own lock
 }

@@ -205,3 +205,31 @@ func (a ArchivePush) LogAttrs() []slog.Attr {
 	return []slog.Attr{slog.String("delivery_id", a.DeliveryID), slog.Int64("installation_id", a.Installation),
 		slog.String("repo", a.Repo), slog.String("sha", a.After), slog.String("branch", a.Branch)}
 }
+
+// KindDeploymentGate answers a deployment protection rule.
+const KindDeploymentGate = "deployment_gate"
+
+// DeploymentGate is a `deployment_protection_rule` request: GitHub waits
+// for changegate's answer at CallbackURL before the deployment starts.
+type DeploymentGate struct {
+	DeliveryID   string    `json:"delivery_id"`
+	Installation int64     `json:"installation_id"`
+	Repo         string    `json:"repo"`
+	Environment  string    `json:"environment"`
+	SHA          string    `json:"sha"`
+	Ref          string    `json:"ref"`
+	DeploymentID int64     `json:"deployment_id"`
+	CallbackURL  string    `json:"callback_url"`
+	QueuedAt     time.Time `json:"queued_at"`
+}
+
+func (DeploymentGate) Kind() string { return KindDeploymentGate }
+
+// DeliveryRef names the delivery the job was queued for.
+func (g DeploymentGate) DeliveryRef() string { return g.DeliveryID }
+
+// LogAttrs are the attributes a worker's log lines carry.
+func (g DeploymentGate) LogAttrs() []slog.Attr {
+	return []slog.Attr{slog.String("delivery_id", g.DeliveryID), slog.Int64("installation_id", g.Installation),
+		slog.String("repo", g.Repo), slog.String("sha", g.SHA), slog.String("environment", g.Environment)}
+}

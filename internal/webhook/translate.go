@@ -88,8 +88,11 @@ type payload struct {
 	Deployment *struct {
 		ID          int64  `json:"id"`
 		SHA         string `json:"sha"`
+		Ref         string `json:"ref"`
 		Environment string `json:"environment"`
 	} `json:"deployment"`
+	Environment      string `json:"environment"`             // deployment_protection_rule
+	CallbackURL      string `json:"deployment_callback_url"` // deployment_protection_rule
 	DeploymentStatus *struct {
 		State string `json:"state"`
 	} `json:"deployment_status"`
@@ -233,6 +236,8 @@ func evaluationJobs(d *Delivery, p *payload, opts TranslateOptions) []jobs.Job {
 				SHA: p.Deployment.SHA, Environment: p.Deployment.Environment, DeploymentID: p.Deployment.ID, QueuedAt: d.ReceivedAt})
 		}
 		return out
+	case "deployment_protection_rule":
+		return gateJobs(d, p)
 	case "push":
 		return pushJobs(d, p)
 	case "workflow_run":
@@ -246,6 +251,21 @@ func evaluationJobs(d *Delivery, p *payload, opts TranslateOptions) []jobs.Job {
 		}
 	}
 	return nil
+}
+
+// gateJobs asks for an answer to a deployment protection rule. A request
+// without what the answer needs is dropped: there is nothing to answer.
+func gateJobs(d *Delivery, p *payload) []jobs.Job {
+	if d.Action != "requested" || p.Deployment == nil || p.Deployment.SHA == "" || p.CallbackURL == "" {
+		return nil
+	}
+	env := p.Environment
+	if env == "" {
+		env = p.Deployment.Environment
+	}
+	return []jobs.Job{jobs.DeploymentGate{DeliveryID: d.ID, Installation: d.InstallationID, Repo: d.Repo,
+		Environment: env, SHA: p.Deployment.SHA, Ref: p.Deployment.Ref, DeploymentID: p.Deployment.ID,
+		CallbackURL: p.CallbackURL, QueuedAt: d.ReceivedAt}}
 }
 
 // maxPushCommits bounds the commits of one push checked for a pull request;

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/changegate/changegate/internal/ghfake"
+)
+
+// gateRequest sends a deployment_protection_rule request for sha to env,
+// with the callback on the fake GitHub unless callback is given, and
+// returns the delivery id.
+func (a *app) gateRequest(t *testing.T, runID int64, sha, env, callback string) string {
+	t.Helper()
+	if callback == "" {
+		callback = fmt.Sprintf("%srepos/acme/api/actions/runs/%d/deployment_protection_rule", a.gh.URL(), runID)
+	}
+	return a.github(t, "deployment_protection_rule", fmt.Sprintf(`{"action":"requested","environment":%q,"event":"push",`+
+		`"deployment_callback_url":%q,"deployment":{"id":%d,"sha":%q,"ref":"main","environment":%q},%s}`,
+		env, callback, runID, sha, env, repoJSON))
+}
+
+// answerOf waits for the answer to run runID.
+func (a *app) answerOf(t *testing.T, runID int64) ghfake.GateAnswer {
+	t.Helper()
+	var got ghfake.GateAnswer
+	eventually(t, fmt.Sprintf("the answer to run %d", runID), 30*time.Second, func() bool {
+		for _, ans := range a.gh.GateAnswers() {
+			if ans.RunID == runID {
+				got = ans
+				return true
+			}
+		}
+		return false
+	})
+	return got
+}
+
+func (a *app) answersTo(runID int64) int {
+	n := 0
+	for _, ans := range a.gh.GateAnswers() {
+		if ans.RunID == runID {
+			n++
+		}
+	}
+	return n
+}
+
+// TestDeploymentProtectionRule: changegate answers every request. A SHA
+// whose merged pull request meets the policy is approved; one that does
+// not is rejected, the comment naming what is missing; a SHA no pull
+// request covers is rejected; a non-production environment is approved
+// with its reason; a 502 on the answer is retried until it lands; a
+// redelivered request gets no second answer; a foreign callback URL is
+// never called.
+func TestDeploymentProtectionRule(t *testing.T) {
+	t.Parallel()
+	a := startApp(t)
+	a.jf.SetStatus("PAY-123", "Approved")
+
+	good, goodMerge := strings.Repeat("a", 40), strings.Repeat("b", 40)
+	a.compliantPR(61, good)
+	a.gh.MergePullRequest("acme", "api", 61, goodMerge, "alice")
+	bad, badMerge := strings.Repeat("c", 40), strings.Repeat("d", 40)
+	a.gh.AddPullRequest("acme", "api", ghfake.PullRequest{Number: 62, Title: "PAY-123 unreviewed", Author: "alice",
+		HeadRef: "feature/x", HeadSHA: bad, BaseRef: "main"})
+	a.gh.AddCommit("acme", "api", 62, ghfake.Commit{SHA: bad, Message: "x", Author: ghfake.Person{Login: "alice"}})
+	a.gh.MergePullRequest("acme", "api", 62, badMerge, "alice")
+
+	// A 502 on the first answer: the job retries until one lands.
+	a.gh.FailNext(ghfake.MatchRoute("POST /repos/{owner}/{repo}/actions/runs/{run_id}/deployment_protection_rule"), 1, http.StatusBadGateway, nil, "")
+	id := a.gateRequest(t, 1001, goodMerge, "production", "")
+	if ans := a.answerOf(t, 1001); ans.State != "approved" || ans.Environment != "production" || !strings.Contains(ans.Comment, "#61") {
+		t.Errorf("compliant SHA: %+v", ans)
+	}
+
+	if ans := a.answerOf(t, a.runFor(t, 1002, badMerge, "production")); ans.State != "rejected" ||
+		!strings.Contains(ans.Comment, "peer review fail") || !strings.Contains(ans.Comment, "#62") {
+		t.Errorf("non-compliant SHA: %+v", ans)
+	}
+	if ans := a.answerOf(t, a.runFor(t, 1003, strings.Repeat("e", 40), "production")); ans.State != "rejected" || !strings.Contains(ans.Comment, "no pull request covers") {
+		t.Errorf("uncovered SHA: %+v", ans)
+	}
+	if ans := a.answerOf(t, a.runFor(t, 1004, strings.Repeat("e", 40), "staging")); ans.State != "approved" || !strings.Contains(ans.Comment, "not a production environment") {
+		t.Errorf("staging: %+v", ans)
+	}
+
+	// The same delivery again: acknowledged as a duplicate, not answered.
+	status, err := sendWebhook(t.Context(), a.client, a.base, []byte(ghSecret), "deployment_protection_rule", id,
+		[]byte(fmt.Sprintf(`{"action":"requested","environment":"production","deployment_callback_url":"%srepos/acme/api/actions/runs/1001/deployment_protection_rule","deployment":{"id":1001,"sha":%q},%s}`, a.gh.URL(), goodMerge, repoJSON)))
+	if err != nil || status != http.StatusAccepted {
+		t.Fatalf("redelivery: %d %v", status, err)
+	}
+	a.gateRequest(t, 1005, goodMerge, "production", "https://evil.example/repos/acme/api/actions/runs/1005/deployment_protection_rule")
+	eventually(t, "the foreign callback refused", 30*time.Second, func() bool {
+		return strings.Contains(a.logs.String(), "deployment callback URL is not under the GitHub API URL")
+	})
+	time.Sleep(500 * time.Millisecond)
+	if n := a.answersTo(1001); n != 1 {
+		t.Errorf("run 1001 answered %d times, want once", n)
+	}
+	if n := a.answersTo(1005); n != 0 {
+		t.Errorf("the foreign callback was answered %d times", n)
+	}
+}
+
+// runFor sends a request and returns its run id.
+func (a *app) runFor(t *testing.T, runID int64, sha, env string) int64 {
+	t.Helper()
+	a.gateRequest(t, runID, sha, env, "")
+	return runID
+}

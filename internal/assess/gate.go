@@ -1,0 +1,178 @@
+package assess
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/google/go-github/v60/github"
+
+	"github.com/changegate/changegate/internal/change"
+	"github.com/changegate/changegate/internal/jobs"
+	"github.com/changegate/changegate/internal/queue"
+)
+
+// Answerer posts the answer to a deployment protection rule
+// (checks.AnswerDeployment): state approved or rejected, and a comment.
+type Answerer func(ctx context.Context, client *github.Client, callback string, state, environment, comment string) error
+
+// ErrGatePending makes a protection-rule job retry: a control is still
+// pending (staging running, Jira unreachable), and GitHub waits for a
+// final answer.
+var ErrGatePending = errors.New("deployment gate: a control is pending")
+
+// RegisterGate adds the deployment protection rule handler.
+func (a *Assessor) RegisterGate(w *queue.Workers) {
+	queue.Add(w, queue.Handler[jobs.DeploymentGate](a.deploymentGateJob))
+}
+
+// deploymentGateJob answers a deployment protection rule: approved when
+// every pull request that brought the SHA to production (or, for an
+// unmerged ref, its open pull request) meets the policy; rejected, naming
+// what is missing, otherwise. A non-production environment is approved
+// with the reason. While a control is pending it waits (the job retries).
+func (a *Assessor) deploymentGateJob(ctx context.Context, log *slog.Logger, j jobs.DeploymentGate) (queue.Apply, error) {
+	repo, err := change.ParseRepo(j.Repo)
+	if err != nil {
+		return nil, err
+	}
+	client, err := a.Clients.Installation(j.Installation)
+	if err != nil {
+		return nil, err
+	}
+	state, comment, err := a.gateDecision(ctx, log, client, repo, j)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.Answer(ctx, client, j.CallbackURL, state, j.Environment, comment); err != nil {
+		return nil, err
+	}
+	log.Info("deployment gate answered", "state", state)
+	return nil, nil
+}
+
+// gateDecision is the answer a request gets, or ErrGatePending.
+func (a *Assessor) gateDecision(ctx context.Context, log *slog.Logger, client *github.Client, repo change.Repo, j jobs.DeploymentGate) (string, string, error) {
+	pol, source, err := a.Policies(ctx, client, repo, "")
+	var invalid *InvalidPolicyError
+	switch {
+	case errors.As(err, &invalid):
+		return gateRejected, fmt.Sprintf("changegate rejects this deployment: the policy is invalid (%s)", invalid.Error()), nil
+	case err != nil:
+		return "", "", err
+	case !pol.ProductionEnvironment(j.Environment):
+		return gateApproved, fmt.Sprintf("changegate approves: %s is not a production environment under %s, so the change controls do not apply.", j.Environment, source), nil
+	}
+	subjects, err := a.gateSubjects(ctx, client, pol, repo, j.SHA)
+	if err != nil {
+		return "", "", err
+	}
+	if len(subjects) == 0 {
+		return gateRejected, fmt.Sprintf("changegate rejects this deployment: no pull request covers %s, so it was never reviewed, tested in staging or approved. Deploy a commit of a merged pull request.", short(j.SHA)), nil
+	}
+	var verdicts []gateVerdict
+	for _, pr := range subjects {
+		v, err := a.gateVerdict(ctx, client, change.Subject{Installation: j.Installation, Repo: repo, Number: pr.Number})
+		if err != nil {
+			return "", "", err
+		}
+		verdicts = append(verdicts, v)
+	}
+	return gateAnswer(j, verdicts)
+}
+
+// Answer states of a deployment gate.
+const (
+	gateApproved = "approved"
+	gateRejected = "rejected"
+)
+
+// gateSubjects are the pull requests a deployed SHA is judged by: those
+// merged into a production branch that contain it, else the open pull
+// requests whose head it is.
+func (a *Assessor) gateSubjects(ctx context.Context, client *github.Client, pol Policy, repo change.Repo, sha string) ([]change.PullRequest, error) {
+	prs, err := a.CommitPulls(ctx, client, repo, sha)
+	if err != nil {
+		return nil, err
+	}
+	var merged, open []change.PullRequest
+	for _, pr := range prs {
+		switch {
+		case pr.Merged && pol.ProductionBranch(pr.BaseRef, pr.DefaultBranch):
+			merged = append(merged, pr)
+		case pr.State == "open" && pr.HeadSHA == sha:
+			open = append(open, pr)
+		}
+	}
+	if len(merged) > 0 {
+		return merged, nil
+	}
+	return open, nil
+}
+
+// gateVerdict is one pull request's decision, read afresh.
+type gateVerdict struct {
+	pr       change.PullRequest
+	decision change.Decision
+}
+
+func (a *Assessor) gateVerdict(ctx context.Context, client *github.Client, s change.Subject) (gateVerdict, error) {
+	head, err := a.Pull(ctx, client, s)
+	if err != nil {
+		return gateVerdict{}, err
+	}
+	_, d, _, _, err := a.decide(ctx, client, head)
+	if err != nil {
+		return gateVerdict{}, err
+	}
+	return gateVerdict{pr: head.PR, decision: d}, nil
+}
+
+// gateAnswer approves when every verdict allows the change, rejects when
+// one does not, and waits while one is undecided.
+func gateAnswer(j jobs.DeploymentGate, verdicts []gateVerdict) (string, string, error) {
+	var missing, pending, ok []string
+	for _, v := range verdicts {
+		ref := fmt.Sprintf("#%d", v.pr.Number)
+		if v.pr.URL != "" {
+			ref = fmt.Sprintf("[#%d](%s)", v.pr.Number, v.pr.URL)
+		}
+		switch d := v.decision; d.Outcome {
+		case change.Compliant, change.Exempt, change.NotProduction:
+			ok = append(ok, ref)
+		case change.Undecided:
+			pending = append(pending, ref+": "+strings.Join(notPassing(d), ", "))
+		default:
+			missing = append(missing, ref+": "+strings.Join(notPassing(d), ", "))
+		}
+	}
+	switch {
+	case len(missing) > 0:
+		return gateRejected, fmt.Sprintf("changegate rejects deploying %s to %s. Missing: %s. The changegate check on each pull request says what to do.",
+			short(j.SHA), j.Environment, strings.Join(missing, "; ")), nil
+	case len(pending) > 0:
+		return "", "", fmt.Errorf("%w: %s", ErrGatePending, strings.Join(pending, "; "))
+	}
+	return gateApproved, fmt.Sprintf("changegate approves deploying %s to %s: %s met the ticket, peer review, staging and manager approval controls.",
+		short(j.SHA), j.Environment, strings.Join(ok, ", ")), nil
+}
+
+// notPassing names the controls of a decision that did not pass, or its
+// reason when no control was evaluated.
+func notPassing(d change.Decision) []string {
+	var out []string
+	for _, c := range d.Controls {
+		if c.Result != change.Pass {
+			out = append(out, strings.ReplaceAll(c.Control, "_", " ")+" "+string(c.Result))
+		}
+	}
+	if len(out) == 0 && d.Reason != "" {
+		out = append(out, d.Reason)
+	}
+	if len(out) == 0 {
+		out = append(out, string(d.Outcome))
+	}
+	return out
+}
