@@ -77,10 +77,13 @@ func TestDeploymentProtectionRule(t *testing.T) {
 		t.Errorf("compliant SHA: %+v", ans)
 	}
 
+	time.Sleep(300 * time.Millisecond) // let run 1001's job finish before counting
+	a.gh.ResetCalls()
 	if ans := a.answerOf(t, a.runFor(t, 1002, badMerge, "production")); ans.State != "rejected" ||
 		!strings.Contains(ans.Comment, "peer review fail") || !strings.Contains(ans.Comment, "#62") {
 		t.Errorf("non-compliant SHA: %+v", ans)
 	}
+	t.Logf("GitHub calls for one answer (one merged pull request): %s", callSummary(a.gh.Calls()))
 	if ans := a.answerOf(t, a.runFor(t, 1003, strings.Repeat("e", 40), "production")); ans.State != "rejected" || !strings.Contains(ans.Comment, "no pull request covers") {
 		t.Errorf("uncovered SHA: %+v", ans)
 	}
@@ -112,4 +115,22 @@ func (a *app) runFor(t *testing.T, runID int64, sha, env string) int64 {
 	t.Helper()
 	a.gateRequest(t, runID, sha, env, "")
 	return runID
+}
+
+// callSummary counts calls by route, for the log.
+func callSummary(calls []ghfake.Call) string {
+	counts := map[string]int{}
+	var order []string
+	for _, c := range calls {
+		k := c.Method + " " + c.Route
+		if counts[k] == 0 {
+			order = append(order, k)
+		}
+		counts[k]++
+	}
+	parts := make([]string, len(order))
+	for i, k := range order {
+		parts[i] = fmt.Sprintf("%s ×%d", k, counts[k])
+	}
+	return fmt.Sprintf("%d calls: %s", len(calls), strings.Join(parts, ", "))
 }
