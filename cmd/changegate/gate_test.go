@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/changegate/changegate/internal/evidence"
 	"github.com/changegate/changegate/internal/ghfake"
 )
 
@@ -133,4 +134,83 @@ func callSummary(calls []ghfake.Call) string {
 		parts[i] = fmt.Sprintf("%s ×%d", k, counts[k])
 	}
 	return fmt.Sprintf("%d calls: %s", len(calls), strings.Join(parts, ", "))
+}
+
+// TestDeploymentRecordsCarryTheGate: a production deployment's record
+// carries changegate's answer. Deploying what changegate rejected, or
+// deploying to an environment that names changegate's rule without its
+// approval (an admin bypassed it), is an exception.
+func TestDeploymentRecordsCarryTheGate(t *testing.T) {
+	t.Parallel()
+	a := startApp(t)
+	a.jf.SetStatus("PAY-123", "Approved")
+	a.gh.SetProtectionRules("acme", "api", "production", a.gh.AppID())
+	good, goodMerge := strings.Repeat("a", 40), strings.Repeat("b", 40)
+	a.compliantPR(71, good)
+	a.gh.MergePullRequest("acme", "api", 71, goodMerge, "alice")
+	a.github(t, "pull_request", strings.ReplaceAll(prEvent("closed", 71), sha1, goodMerge))
+	bad, badMerge := strings.Repeat("c", 40), strings.Repeat("d", 40)
+	a.gh.AddPullRequest("acme", "api", ghfake.PullRequest{Number: 72, Title: "PAY-123 unreviewed", Author: "alice", HeadRef: "feature/y", HeadSHA: bad, BaseRef: "main"})
+	a.gh.AddCommit("acme", "api", 72, ghfake.Commit{SHA: bad, Message: "y", Author: ghfake.Person{Login: "alice"}})
+	a.gh.MergePullRequest("acme", "api", 72, badMerge, "alice")
+	a.github(t, "pull_request", strings.ReplaceAll(prEvent("closed", 72), sha1, badMerge))
+	third, thirdMerge := strings.Repeat("e", 40), strings.Repeat("f", 40)
+	a.compliantPR(73, third)
+	a.gh.MergePullRequest("acme", "api", 73, thirdMerge, "alice")
+	a.github(t, "pull_request", strings.ReplaceAll(prEvent("closed", 73), sha1, thirdMerge))
+	db := openReadOnly(t, a.dataDir)
+	eventually(t, "the three merge records", 30*time.Second, func() bool {
+		return queryInt(t, db, `SELECT COUNT(*) FROM ledger_records`) == 3
+	})
+
+	deployed := func(id int64, sha string) {
+		a.gh.AddDeployment("acme", "api", ghfake.Deployment{SHA: sha, Environment: "production"})
+		a.github(t, "deployment_status", fmt.Sprintf(`{"action":"created","deployment_status":{"state":"success"},`+
+			`"deployment":{"id":%d,"sha":%q,"environment":"production"},%s}`, id, sha, repoJSON))
+	}
+	a.answerOf(t, a.runFor(t, 3001, goodMerge, "production"))
+	deployed(3001, goodMerge) // approved, then deployed
+	a.answerOf(t, a.runFor(t, 3002, badMerge, "production"))
+	deployed(3002, badMerge)   // rejected, deployed anyway
+	deployed(3003, thirdMerge) // no request at all: the rule was bypassed
+	eventually(t, "three deployment records", 30*time.Second, func() bool {
+		return queryInt(t, db, `SELECT COUNT(*) FROM ledger_records WHERE change_type = 'deployment'`) == 3
+	})
+	pub, err := readPublicKey("", a.dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[int64]string{}
+	for _, r := range storedRecords(t, a.dataDir) {
+		rec, err := evidence.VerifyEnvelope(r.env, pub)
+		if err != nil || rec.ChangeType != evidence.Deployment {
+			continue
+		}
+		id := rec.Facts.Deployments[0].ID
+		state := "no answer"
+		if rec.Gate != nil {
+			state = rec.Gate.State
+			id = rec.Gate.DeploymentID
+		}
+		exc := "none"
+		if rec.Exception != nil {
+			exc = rec.Exception.Reason
+		}
+		got[id] = state + " / " + exc
+	}
+	for id, want := range map[int64][]string{
+		3001: {"approved / none"},
+		3002: {"rejected / ", "although changegate's protection rule rejected it"},
+	} {
+		if s := got[id]; !strings.HasPrefix(s, want[0]) || len(want) > 1 && !strings.Contains(s, want[1]) {
+			t.Errorf("deployment %d: %q, want %q", id, s, want)
+		}
+	}
+	bypassed := false
+	for _, s := range got {
+		bypassed = bypassed || strings.HasPrefix(s, "no answer / ") && strings.Contains(s, "its rules were bypassed")
+	}
+	if !bypassed {
+		t.Errorf("no record of the bypassed deployment: %v", got)
+	}
 }

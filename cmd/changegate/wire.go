@@ -60,6 +60,9 @@ func newAssessor(store *sqlite.DB, clients assess.Clients, appID int64, tickets 
 		Answer: func(ctx context.Context, c *github.Client, callback, state, env, comment string) error {
 			return checks.AnswerDeployment(ctx, c, callback, checks.Answer{State: state, Environment: env, Comment: comment})
 		},
+		Gates:      store,
+		Rules:      ghfacts.ProtectionRuleApps,
+		AppID:      appID,
 		AppVersion: version,
 	}
 	if tickets != nil {

@@ -70,12 +70,60 @@ func (a *Assessor) archiveDeploymentJob(ctx context.Context, log *slog.Logger, j
 		Links:       links,
 	}
 	r.Policy = t.policy()
-	if len(links) == 0 {
-		reason := fmt.Sprintf("deployed %s to %s, a commit with no change record: it never went through a reviewed, merged pull request", short(j.SHA), j.Environment)
+	reason, err := a.deploymentException(ctx, client, r, j, links)
+	if err != nil {
+		return nil, err
+	}
+	if reason != "" {
 		r.Decision = change.Decision{Outcome: change.NonCompliant, Reason: reason}
 		r.Exception = &evidence.Exception{Kind: evidence.ExceptionBypass, Reason: reason, OpenedAt: now}
 	}
 	return nil, a.append(ctx, log, r)
+}
+
+// deploymentException says why a production deployment is an exception,
+// if it is: it shipped a commit with no change record, changegate's
+// protection rule rejected it, or the environment names changegate's rule
+// and the deployment succeeded without its approval (an admin bypassed
+// it). It puts changegate's answer, if there was one, into the record.
+func (a *Assessor) deploymentException(ctx context.Context, client *github.Client, r *evidence.Record, j jobs.ArchiveDeployment, links []string) (string, error) {
+	var gate change.GateAnswer
+	answered := false
+	if a.Gates != nil {
+		var err error
+		if gate, answered, err = a.Gates.Gate(ctx, r.Repo.String(), j.DeploymentID, j.Environment); err != nil {
+			return "", err
+		}
+	}
+	if answered {
+		r.Gate = &gate
+	}
+	switch {
+	case len(links) == 0:
+		return fmt.Sprintf("deployed %s to %s, a commit with no change record: it never went through a reviewed, merged pull request", short(j.SHA), j.Environment), nil
+	case answered && gate.State == gateRejected:
+		return fmt.Sprintf("deployed %s to %s although changegate's protection rule rejected it: %s", short(j.SHA), j.Environment, gate.Comment), nil
+	case answered:
+		return "", nil
+	}
+	guarded, err := a.guardedBy(ctx, client, r.Repo, j.Environment)
+	if err != nil || !guarded {
+		return "", err
+	}
+	return fmt.Sprintf("deployed %s to %s without changegate's approval, although the environment names changegate as its protection rule: its rules were bypassed", short(j.SHA), j.Environment), nil
+}
+
+// guardedBy says whether an environment has enabled changegate's custom
+// deployment protection rule.
+func (a *Assessor) guardedBy(ctx context.Context, client *github.Client, repo change.Repo, env string) (bool, error) {
+	if a.Rules == nil || a.AppID == 0 {
+		return false, nil
+	}
+	apps, err := a.Rules(ctx, client, repo, env)
+	if err != nil {
+		return false, err
+	}
+	return slices.Contains(apps, a.AppID), nil
 }
 
 // archivePushJob records a push to a production branch that no merged pull

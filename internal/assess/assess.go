@@ -126,8 +126,13 @@ type Assessor struct {
 	Archive     Archiver
 	CommitPulls CommitPulls
 	Deployments DeploymentReader
-	// Answer answers deployment protection rules.
+	// Answer answers deployment protection rules, Gates remembers the
+	// answers, and Rules reads which Apps guard an environment.
 	Answer Answerer
+	Gates  GateStore
+	Rules  ProtectionRules
+	// AppID is this App's ID, which an environment's protection rules name.
+	AppID int64
 	// AppVersion is written into each record.
 	AppVersion string
 

@@ -2,6 +2,7 @@ package assess
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +18,17 @@ import (
 // Answerer posts the answer to a deployment protection rule
 // (checks.AnswerDeployment): state approved or rejected, and a comment.
 type Answerer func(ctx context.Context, client *github.Client, callback string, state, environment, comment string) error
+
+// GateStore remembers the answers given, so that a request is answered
+// once and the deployment's record carries its answer.
+type GateStore interface {
+	Gate(ctx context.Context, repo string, deploymentID int64, environment string) (change.GateAnswer, bool, error)
+	PutGate(ctx context.Context, tx *sql.Tx, repo string, g change.GateAnswer) error
+}
+
+// ProtectionRules lists the Apps whose custom deployment protection rules
+// an environment has enabled (ghfacts.ProtectionRuleApps).
+type ProtectionRules func(ctx context.Context, client *github.Client, repo change.Repo, environment string) ([]int64, error)
 
 // ErrGatePending makes a protection-rule job retry: a control is still
 // pending (staging running, Jira unreachable), and GitHub waits for a
@@ -38,49 +50,66 @@ func (a *Assessor) deploymentGateJob(ctx context.Context, log *slog.Logger, j jo
 	if err != nil {
 		return nil, err
 	}
+	if _, answered, err := a.Gates.Gate(ctx, repo.String(), j.DeploymentID, j.Environment); err != nil || answered {
+		if answered {
+			log.Info("deployment gate answered before; not again")
+		}
+		return nil, err
+	}
 	client, err := a.Clients.Installation(j.Installation)
 	if err != nil {
 		return nil, err
 	}
-	state, comment, err := a.gateDecision(ctx, log, client, repo, j)
+	g, err := a.gateDecision(ctx, client, repo, j)
 	if err != nil {
 		return nil, err
 	}
-	if err := a.Answer(ctx, client, j.CallbackURL, state, j.Environment, comment); err != nil {
+	if err := a.Answer(ctx, client, j.CallbackURL, g.State, j.Environment, g.Comment); err != nil {
 		return nil, err
 	}
-	log.Info("deployment gate answered", "state", state)
-	return nil, nil
+	g.AnsweredAt = a.Now().UTC()
+	log.Info("deployment gate answered", "state", g.State)
+	return func(ctx context.Context, tx *sql.Tx) error { return a.Gates.PutGate(ctx, tx, repo.String(), g) }, nil
 }
 
 // gateDecision is the answer a request gets, or ErrGatePending.
-func (a *Assessor) gateDecision(ctx context.Context, log *slog.Logger, client *github.Client, repo change.Repo, j jobs.DeploymentGate) (string, string, error) {
+func (a *Assessor) gateDecision(ctx context.Context, client *github.Client, repo change.Repo, j jobs.DeploymentGate) (change.GateAnswer, error) {
+	g := change.GateAnswer{DeploymentID: j.DeploymentID, Environment: j.Environment, SHA: j.SHA, DeliveryID: j.DeliveryID}
+	answer := func(state, comment string) (change.GateAnswer, error) {
+		g.State, g.Comment = state, comment
+		return g, nil
+	}
 	pol, source, err := a.Policies(ctx, client, repo, "")
 	var invalid *InvalidPolicyError
 	switch {
 	case errors.As(err, &invalid):
-		return gateRejected, fmt.Sprintf("changegate rejects this deployment: the policy is invalid (%s)", invalid.Error()), nil
+		return answer(gateRejected, fmt.Sprintf("changegate rejects this deployment: the policy is invalid (%s)", invalid.Error()))
 	case err != nil:
-		return "", "", err
+		return g, err
 	case !pol.ProductionEnvironment(j.Environment):
-		return gateApproved, fmt.Sprintf("changegate approves: %s is not a production environment under %s, so the change controls do not apply.", j.Environment, source), nil
+		return answer(gateApproved, fmt.Sprintf("changegate approves: %s is not a production environment under %s, so the change controls do not apply.", j.Environment, source))
 	}
 	subjects, err := a.gateSubjects(ctx, client, pol, repo, j.SHA)
 	if err != nil {
-		return "", "", err
+		return g, err
 	}
 	if len(subjects) == 0 {
-		return gateRejected, fmt.Sprintf("changegate rejects this deployment: no pull request covers %s, so it was never reviewed, tested in staging or approved. Deploy a commit of a merged pull request.", short(j.SHA)), nil
+		return answer(gateRejected, fmt.Sprintf("changegate rejects this deployment: no pull request covers %s, so it was never reviewed, tested in staging or approved. Deploy a commit of a merged pull request.", short(j.SHA)))
 	}
 	var verdicts []gateVerdict
 	for _, pr := range subjects {
 		v, err := a.gateVerdict(ctx, client, change.Subject{Installation: j.Installation, Repo: repo, Number: pr.Number})
 		if err != nil {
-			return "", "", err
+			return g, err
 		}
 		verdicts = append(verdicts, v)
+		g.Pulls = append(g.Pulls, pr.Number)
 	}
-	return gateAnswer(j, verdicts)
+	state, comment, err := gateAnswer(j, verdicts)
+	if err != nil {
+		return g, err
+	}
+	return answer(state, comment)
 }
 
 // Answer states of a deployment gate.

@@ -236,3 +236,16 @@ func (f *Facts) GapIn(source string) (Gap, bool) {
 	}
 	return Gap{}, false
 }
+
+// GateAnswer is changegate's answer to a deployment protection rule: what
+// was asked, what was decided, and when it was answered.
+type GateAnswer struct {
+	DeploymentID int64     `json:"deployment_id"`
+	Environment  string    `json:"environment"`
+	SHA          string    `json:"sha"`
+	State        string    `json:"state"` // approved, rejected
+	Comment      string    `json:"comment"`
+	Pulls        []int     `json:"pulls,omitempty"` // the pull requests judged
+	DeliveryID   string    `json:"delivery_id,omitempty"`
+	AnsweredAt   time.Time `json:"answered_at"`
+}

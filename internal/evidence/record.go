@@ -86,6 +86,9 @@ type Record struct {
 	// Links are the ids of related records, for example the change records
 	// of the commit a deployment shipped.
 	Links []string `json:"links,omitempty"`
+	// Gate is changegate's answer to the deployment's protection rule,
+	// when it was asked.
+	Gate *change.GateAnswer `json:"gate,omitempty"`
 }
 
 // Subject is the change a record is about. PR is zero for a direct push or

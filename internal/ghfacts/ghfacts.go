@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -548,4 +549,25 @@ func PullRequestsForCommit(ctx context.Context, client *github.Client, repo chan
 func Deployments(ctx context.Context, client *github.Client, repo change.Repo, sha, env string) ([]change.Deployment, error) {
 	g := &gatherer{client: client, repo: repo, memo: map[string]any{}}
 	return g.deployments(ctx, sha, env)
+}
+
+// ProtectionRuleApps lists the Apps whose custom deployment protection
+// rules are enabled on an environment. An environment GitHub does not know
+// has none.
+func ProtectionRuleApps(ctx context.Context, client *github.Client, repo change.Repo, environment string) ([]int64, error) {
+	list, _, err := client.Repositories.GetAllDeploymentProtectionRules(ctx, repo.Owner, repo.Name, url.PathEscape(environment))
+	var gerr *github.ErrorResponse
+	if errors.As(err, &gerr) && gerr.Response != nil && gerr.Response.StatusCode == http.StatusNotFound {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list protection rules of %s environment %s: %w", repo, environment, err)
+	}
+	var apps []int64
+	for _, r := range list.ProtectionRules {
+		if r.GetEnabled() && r.App != nil {
+			apps = append(apps, r.App.GetID())
+		}
+	}
+	return apps, nil
 }

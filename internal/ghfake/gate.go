@@ -17,6 +17,36 @@ type GateAnswer struct {
 
 func (s *Server) gateRoutes() {
 	s.Handle("POST", "/repos/{owner}/{repo}/actions/runs/{run_id}/deployment_protection_rule", s.answerGate)
+	s.Handle("GET", "/repos/{owner}/{repo}/environments/{environment_name}/deployment_protection_rules", s.listProtectionRules)
+}
+
+// SetProtectionRules makes an environment exist with custom deployment
+// protection rules by the given Apps, enabled.
+func (s *Server) SetProtectionRules(owner, repo, environment string, appIDs ...int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.protectionRules == nil {
+		s.protectionRules = map[string][]int64{}
+	}
+	s.protectionRules[owner+"/"+repo+"/"+environment] = appIDs
+}
+
+// listProtectionRules answers an environment's custom rules; an unknown
+// environment is a 404, as on GitHub.
+func (s *Server) listProtectionRules(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	apps, ok := s.protectionRules[r.PathValue("owner")+"/"+r.PathValue("repo")+"/"+r.PathValue("environment_name")]
+	s.mu.Unlock()
+	if !ok {
+		writeError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	rules := make([]map[string]any, len(apps))
+	for i, id := range apps {
+		rules[i] = map[string]any{"id": 100 + i, "node_id": "CDPR_" + strconv.Itoa(i), "enabled": true,
+			"app": map[string]any{"id": id, "slug": appSlug, "integration_url": "https://api.github.com/apps/" + appSlug, "node_id": "A_" + strconv.FormatInt(id, 10)}}
+	}
+	WriteJSON(w, http.StatusOK, map[string]any{"total_count": len(rules), "custom_deployment_protection_rules": rules})
 }
 
 // answerGate takes a protection rule's answer. Like GitHub it wants a

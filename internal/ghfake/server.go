@@ -44,6 +44,8 @@ type Server struct {
 	calls         []Call
 	pulls         pullsState // pull requests, commit evidence, contents, teams
 	gateAnswers   []GateAnswer
+	// protectionRules are environments' custom rules: owner/repo/env → App IDs.
+	protectionRules map[string][]int64
 
 	runLog checkRunLog // check-run write history; has its own lock
 }
