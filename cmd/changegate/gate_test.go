@@ -214,3 +214,29 @@ func TestDeploymentRecordsCarryTheGate(t *testing.T) {
 		t.Errorf("no record of the bypassed deployment: %v", got)
 	}
 }
+
+// TestFreezeWindows: during a freeze the gate rejects a compliant
+// deployment, saying why, and lets an emergency change through.
+func TestFreezeWindows(t *testing.T) {
+	t.Parallel()
+	a := startApp(t)
+	a.jf.SetStatus("PAY-123", "Approved")
+	a.gh.SetContent("acme", "api", "main", ".github/changegate.yml",
+		[]byte(repoPolicy+"freeze: [\"2000-01-01T00:00:00Z/2100-01-01T00:00:00Z\"]\n"))
+	good, goodMerge := strings.Repeat("a", 40), strings.Repeat("b", 40)
+	a.compliantPR(81, good)
+	a.gh.MergePullRequest("acme", "api", 81, goodMerge, "alice")
+	hot, hotMerge := strings.Repeat("c", 40), strings.Repeat("d", 40)
+	a.gh.AddPullRequest("acme", "api", ghfake.PullRequest{Number: 82, Title: "PAY-123 hotfix", Author: "alice",
+		HeadRef: "hotfix/PAY-123", HeadSHA: hot, BaseRef: "main", Labels: []string{"emergency"}})
+	a.gh.AddCommit("acme", "api", 82, ghfake.Commit{SHA: hot, Message: "fix", Author: ghfake.Person{Name: "Alice", Email: "alice@example.com", Login: "alice"}})
+	a.gh.AddReview("acme", "api", 82, ghfake.Review{User: "bob", State: "APPROVED", CommitID: hot})
+	a.gh.MergePullRequest("acme", "api", 82, hotMerge, "alice")
+
+	if ans := a.answerOf(t, a.runFor(t, 4001, goodMerge, "production")); ans.State != "rejected" || !strings.Contains(ans.Comment, "frozen (2000-01-01T00:00:00Z/2100-01-01T00:00:00Z)") {
+		t.Errorf("compliant change during a freeze: %+v", ans)
+	}
+	if ans := a.answerOf(t, a.runFor(t, 4002, hotMerge, "production")); ans.State != "approved" {
+		t.Errorf("emergency change during a freeze: %+v", ans)
+	}
+}

@@ -7,6 +7,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	// Freeze windows name IANA time zones; the distroless image has no
+	// zoneinfo, so the binary carries it.
+	_ "time/tzdata"
 )
 
 func main() {

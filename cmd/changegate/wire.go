@@ -153,6 +153,8 @@ func (a policyAdapter) Digest() string { return a.p.Digest() }
 
 func (a policyAdapter) EmergencyLabel() string { return a.p.Emergency.Label }
 
+func (a policyAdapter) FrozenAt(t time.Time) (string, bool) { return a.p.FrozenAt(t) }
+
 // indexStore adapts the SQLite pull request index.
 type indexStore struct{ db *sqlite.DB }
 

@@ -43,6 +43,9 @@ type Policy interface {
 	Digest() string
 	// EmergencyLabel is the label that marks an emergency change.
 	EmergencyLabel() string
+	// FrozenAt names the freeze window t falls in, if any: the deployment
+	// gate then admits only emergencies.
+	FrozenAt(t time.Time) (string, bool)
 }
 
 // Needs lists the facts a policy's controls read.

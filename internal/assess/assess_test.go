@@ -32,6 +32,7 @@ func (p fakePolicy) ProductionBranch(b, def string) bool      { return b == def 
 func (p fakePolicy) ProductionEnvironment(env string) bool    { return env == "production" }
 func (p fakePolicy) Digest() string                           { return "digest" }
 func (p fakePolicy) EmergencyLabel() string                   { return "emergency" }
+func (p fakePolicy) FrozenAt(time.Time) (string, bool)        { return "", false }
 
 // decide is a stand-in policy: compliant when every ticket was found.
 func decide(f *change.Facts) change.Decision {

@@ -109,7 +109,22 @@ func (a *Assessor) gateDecision(ctx context.Context, client *github.Client, repo
 	if err != nil {
 		return g, err
 	}
+	if frozen, ok := pol.FrozenAt(a.Now()); ok && state == gateApproved && !allEmergencies(verdicts) {
+		return answer(gateRejected, fmt.Sprintf("changegate rejects deploying %s to %s: production deployments are frozen (%s). Only an emergency change (labelled as the policy's emergency.label) may deploy now.",
+			short(j.SHA), j.Environment, frozen))
+	}
 	return answer(state, comment)
+}
+
+// allEmergencies says whether every pull request judged is an emergency
+// change, which a freeze lets through.
+func allEmergencies(verdicts []gateVerdict) bool {
+	for _, v := range verdicts {
+		if !v.decision.Emergency {
+			return false
+		}
+	}
+	return true
 }
 
 // Answer states of a deployment gate.

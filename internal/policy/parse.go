@@ -432,5 +432,11 @@ func (p *Policy) validate() []error {
 		return ""
 	})
 	items("exempt.paths", p.Exempt.Paths, glob)
+	items("freeze", p.Freeze, func(s string) string {
+		if _, err := parseWindow(s); err != nil {
+			return err.Error()
+		}
+		return ""
+	})
 	return errs
 }

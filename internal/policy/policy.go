@@ -42,6 +42,9 @@ type Policy struct {
 	Manager    Manager    `yaml:"manager" json:"manager"`
 	Emergency  Emergency  `yaml:"emergency" json:"emergency"`
 	Exempt     Exempt     `yaml:"exempt" json:"exempt"`
+	// Freeze lists windows during which the deployment gate rejects
+	// production deployments that are not emergencies (see freeze.go).
+	Freeze []string `yaml:"freeze" json:"freeze"`
 
 	// source names the file Parse read, for Merge's messages.
 	source string
@@ -128,6 +131,7 @@ func Defaults() *Policy {
 		Manager:   Manager{Teams: []string{}, JiraApproval: false, JiraGroup: ""},
 		Emergency: Emergency{Label: "emergency", Window: 48 * time.Hour},
 		Exempt:    Exempt{Authors: []string{}, Paths: []string{}},
+		Freeze:    []string{},
 	}
 }
 
@@ -146,6 +150,7 @@ func (p *Policy) clone() *Policy {
 	c.Manager.Teams = slices.Clone(p.Manager.Teams)
 	c.Exempt.Authors = slices.Clone(p.Exempt.Authors)
 	c.Exempt.Paths = slices.Clone(p.Exempt.Paths)
+	c.Freeze = slices.Clone(p.Freeze)
 	c.source, c.pos = "", nil
 	return &c
 }
@@ -160,7 +165,7 @@ func (p *Policy) Digest() string {
 		&c.Production.Branches, &c.Production.Paths, &c.Production.Environments,
 		&c.Ticket.Sources, &c.Ticket.Projects, &c.Ticket.IssueTypes, &c.Ticket.Statuses,
 		&c.Staging.Environments, &c.Staging.Checks, &c.Manager.Teams,
-		&c.Exempt.Authors, &c.Exempt.Paths,
+		&c.Exempt.Authors, &c.Exempt.Paths, &c.Freeze,
 	} {
 		s := slices.Clone(*l)
 		if s == nil {
