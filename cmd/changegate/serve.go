@@ -119,6 +119,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		assessor.Register(workers)
 		assessor.RegisterArchive(workers)
 		assessor.RegisterGate(workers)
+		assessor.RegisterMergeGroup(workers)
 	} else {
 		log.Warn("GitHub App credentials not configured: webhooks are accepted and recorded, but nothing is read from GitHub")
 		queue.Add(workers, notConfigured[jobs.InstallationSync]())
@@ -128,6 +129,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		queue.Add(workers, notConfigured[jobs.ArchiveDeployment]())
 		queue.Add(workers, notConfigured[jobs.ArchivePush]())
 		queue.Add(workers, notConfigured[jobs.DeploymentGate]())
+		queue.Add(workers, notConfigured[jobs.MergeGroup]())
 	}
 
 	q, err := queue.New(store, workers, queue.Config{

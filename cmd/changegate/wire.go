@@ -63,6 +63,7 @@ func newAssessor(store *sqlite.DB, clients assess.Clients, appID int64, tickets 
 		Gates:      store,
 		Rules:      ghfacts.ProtectionRuleApps,
 		AppID:      appID,
+		GroupPulls: ghfacts.MergeGroupPulls,
 		AppVersion: version,
 	}
 	if tickets != nil {

@@ -136,6 +136,8 @@ type Assessor struct {
 	Rules  ProtectionRules
 	// AppID is this App's ID, which an environment's protection rules name.
 	AppID int64
+	// GroupPulls lists a merge group's pull requests.
+	GroupPulls GroupPulls
 	// AppVersion is written into each record.
 	AppVersion string
 

@@ -15,7 +15,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/google/go-github/v60/github"
@@ -570,4 +572,43 @@ func ProtectionRuleApps(ctx context.Context, client *github.Client, repo change.
 		}
 	}
 	return apps, nil
+}
+
+// maxGroupCommits bounds the commits of a merge group read for the pull
+// requests in it; GitHub's groups hold at most 100 entries.
+const maxGroupCommits = 250
+
+// mergeGroupPR finds the pull request a merge queue commit was made for:
+// "Merge pull request #N from …" for the merge method, "Title (#N)" on the
+// first line for squash and rebase.
+var mergeGroupPR = regexp.MustCompile(`^Merge pull request #(\d+) |\(#(\d+)\)\s*$`)
+
+// queueRef is the head ref of a merge group entry: the pull request that
+// entry adds is pr-N.
+var queueRef = regexp.MustCompile(`^refs/heads/gh-readonly-queue/.+/pr-(\d+)-[0-9a-f]{40}$`)
+
+// MergeGroupPulls lists the pull requests of a merge group, oldest first:
+// those the group's commits were made for (base...head), and the one its
+// head ref names.
+func MergeGroupPulls(ctx context.Context, client *github.Client, repo change.Repo, baseSHA, headSHA, headRef string) ([]int, error) {
+	var out []int
+	add := func(s string) {
+		if n, err := strconv.Atoi(s); err == nil && n > 0 && !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	comparison, _, err := client.Repositories.CompareCommits(ctx, repo.Owner, repo.Name, baseSHA, headSHA, &github.ListOptions{PerPage: maxGroupCommits})
+	if err != nil {
+		return nil, fmt.Errorf("compare %s %s...%s: %w", repo, baseSHA, headSHA, err)
+	}
+	for _, c := range comparison.Commits {
+		first, _, _ := strings.Cut(c.GetCommit().GetMessage(), "\n")
+		if m := mergeGroupPR.FindStringSubmatch(first); m != nil {
+			add(m[1] + m[2])
+		}
+	}
+	if m := queueRef.FindStringSubmatch(headRef); m != nil {
+		add(m[1])
+	}
+	return out, nil
 }

@@ -18,6 +18,7 @@ type GateAnswer struct {
 func (s *Server) gateRoutes() {
 	s.Handle("POST", "/repos/{owner}/{repo}/actions/runs/{run_id}/deployment_protection_rule", s.answerGate)
 	s.Handle("GET", "/repos/{owner}/{repo}/environments/{environment_name}/deployment_protection_rules", s.listProtectionRules)
+	s.Handle("GET", "/repos/{owner}/{repo}/compare/{basehead...}", s.compare)
 }
 
 // SetProtectionRules makes an environment exist with custom deployment
@@ -74,4 +75,37 @@ func (s *Server) GateAnswers() []GateAnswer {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]GateAnswer(nil), s.gateAnswers...)
+}
+
+// SetCompare makes GET /repos/{owner}/{repo}/compare/BASE...HEAD answer the
+// commits given (a merge group's, for example), each with its message.
+func (s *Server) SetCompare(owner, repo, base, head string, messages map[string]string, order []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.compares == nil {
+		s.compares = map[string][]compareCommit{}
+	}
+	var cs []compareCommit
+	for _, sha := range order {
+		cs = append(cs, compareCommit{sha: sha, message: messages[sha]})
+	}
+	s.compares[owner+"/"+repo+"/"+base+"..."+head] = cs
+}
+
+type compareCommit struct{ sha, message string }
+
+func (s *Server) compare(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	cs, ok := s.compares[r.PathValue("owner")+"/"+r.PathValue("repo")+"/"+r.PathValue("basehead")]
+	s.mu.Unlock()
+	if !ok {
+		writeError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	commits := make([]map[string]any, len(cs))
+	for i, c := range cs {
+		commits[i] = map[string]any{"sha": c.sha, "node_id": "C_" + c.sha, "commit": map[string]any{"message": c.message}}
+	}
+	WriteJSON(w, http.StatusOK, map[string]any{"status": "ahead", "ahead_by": len(cs), "behind_by": 0,
+		"total_commits": len(cs), "commits": commits, "files": []any{}})
 }

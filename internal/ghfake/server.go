@@ -46,6 +46,7 @@ type Server struct {
 	gateAnswers   []GateAnswer
 	// protectionRules are environments' custom rules: owner/repo/env → App IDs.
 	protectionRules map[string][]int64
+	compares        map[string][]compareCommit // owner/repo/BASE...HEAD
 
 	runLog checkRunLog // check-run write history; has its own lock
 }

@@ -233,3 +233,30 @@ func (g DeploymentGate) LogAttrs() []slog.Attr {
 	return []slog.Attr{slog.String("delivery_id", g.DeliveryID), slog.Int64("installation_id", g.Installation),
 		slog.String("repo", g.Repo), slog.String("sha", g.SHA), slog.String("environment", g.Environment)}
 }
+
+// KindMergeGroup evaluates a merge queue entry.
+const KindMergeGroup = "merge_group"
+
+// MergeGroup is a `merge_group` `checks_requested` event: the changegate
+// check must report on the group's head commit, or the entry times out.
+type MergeGroup struct {
+	DeliveryID   string    `json:"delivery_id"`
+	Installation int64     `json:"installation_id"`
+	Repo         string    `json:"repo"`
+	HeadSHA      string    `json:"head_sha"`
+	HeadRef      string    `json:"head_ref"`
+	BaseSHA      string    `json:"base_sha"`
+	BaseRef      string    `json:"base_ref"`
+	QueuedAt     time.Time `json:"queued_at"`
+}
+
+func (MergeGroup) Kind() string { return KindMergeGroup }
+
+// DeliveryRef names the delivery the job was queued for.
+func (g MergeGroup) DeliveryRef() string { return g.DeliveryID }
+
+// LogAttrs are the attributes a worker's log lines carry.
+func (g MergeGroup) LogAttrs() []slog.Attr {
+	return []slog.Attr{slog.String("delivery_id", g.DeliveryID), slog.Int64("installation_id", g.Installation),
+		slog.String("repo", g.Repo), slog.String("sha", g.HeadSHA), slog.String("head_ref", g.HeadRef)}
+}

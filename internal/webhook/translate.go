@@ -91,8 +91,14 @@ type payload struct {
 		Ref         string `json:"ref"`
 		Environment string `json:"environment"`
 	} `json:"deployment"`
-	Environment      string `json:"environment"`             // deployment_protection_rule
-	CallbackURL      string `json:"deployment_callback_url"` // deployment_protection_rule
+	Environment string `json:"environment"`             // deployment_protection_rule
+	CallbackURL string `json:"deployment_callback_url"` // deployment_protection_rule
+	MergeGroup  *struct {
+		HeadSHA string `json:"head_sha"`
+		HeadRef string `json:"head_ref"`
+		BaseSHA string `json:"base_sha"`
+		BaseRef string `json:"base_ref"`
+	} `json:"merge_group"`
 	DeploymentStatus *struct {
 		State string `json:"state"`
 	} `json:"deployment_status"`
@@ -238,6 +244,11 @@ func evaluationJobs(d *Delivery, p *payload, opts TranslateOptions) []jobs.Job {
 		return out
 	case "deployment_protection_rule":
 		return gateJobs(d, p)
+	case "merge_group":
+		if g := p.MergeGroup; d.Action == "checks_requested" && g != nil && g.HeadSHA != "" {
+			return []jobs.Job{jobs.MergeGroup{DeliveryID: d.ID, Installation: d.InstallationID, Repo: d.Repo,
+				HeadSHA: g.HeadSHA, HeadRef: g.HeadRef, BaseSHA: g.BaseSHA, BaseRef: strings.TrimPrefix(g.BaseRef, "refs/heads/"), QueuedAt: d.ReceivedAt}}
+		}
 	case "push":
 		return pushJobs(d, p)
 	case "workflow_run":
@@ -342,6 +353,8 @@ func headSHA(p *payload) string {
 		return p.WorkflowRun.HeadSHA
 	case p.Deployment != nil:
 		return p.Deployment.SHA
+	case p.MergeGroup != nil:
+		return p.MergeGroup.HeadSHA
 	case p.SHA != "":
 		return p.SHA
 	}

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -44,6 +45,9 @@ func TestTranslateTriggers(t *testing.T) {
 		{"protection rule requested", "deployment_protection_rule", `{"action":"requested","environment":"production","deployment_callback_url":"https://api.github.com/repos/acme/api/actions/runs/5/deployment_protection_rule","deployment":{"id":9,"sha":"abc","ref":"main","environment":"production"},` + repo + `}`,
 			[]jobs.Job{jobs.DeploymentGate{DeliveryID: "d", Installation: 7, Repo: "acme/api", Environment: "production", SHA: "abc", Ref: "main", DeploymentID: 9,
 				CallbackURL: "https://api.github.com/repos/acme/api/actions/runs/5/deployment_protection_rule", QueuedAt: t0}}},
+		{"merge group checks requested", "merge_group", `{"action":"checks_requested","merge_group":{"head_sha":"abc","head_ref":"refs/heads/gh-readonly-queue/main/pr-7-` + strings.Repeat("9", 40) + `","base_sha":"b0","base_ref":"refs/heads/main"},` + repo + `}`,
+			[]jobs.Job{jobs.MergeGroup{DeliveryID: "d", Installation: 7, Repo: "acme/api", HeadSHA: "abc", HeadRef: "refs/heads/gh-readonly-queue/main/pr-7-" + strings.Repeat("9", 40), BaseSHA: "b0", BaseRef: "main", QueuedAt: t0}}},
+		{"merge group destroyed", "merge_group", `{"action":"destroyed","reason":"merged","merge_group":{"head_sha":"abc"},` + repo + `}`, nil},
 		{"protection rule without a callback", "deployment_protection_rule", `{"action":"requested","environment":"production","deployment":{"id":9,"sha":"abc"},` + repo + `}`, nil},
 		{"production deployment succeeded", "deployment_status", `{"action":"created","deployment_status":{"state":"success"},"deployment":{"id":9,"sha":"abc","environment":"production"},` + repo + `}`,
 			append(evalSHA("abc", "deployment_status.created"), jobs.ArchiveDeployment{DeliveryID: "d", Installation: 7, Repo: "acme/api", SHA: "abc", Environment: "production", DeploymentID: 9, QueuedAt: t0})},
