@@ -43,7 +43,10 @@ func TestMergeQueue(t *testing.T) {
 
 	base := strings.Repeat("0", 39) + "b"
 	good, bad := strings.Repeat("6", 40), strings.Repeat("7", 40)
+	a.gh.ResetCalls()
 	a.mergeGroup(t, base, good, 91, 92)
+	eventually(t, "the check on the first group", 30*time.Second, func() bool { return len(a.conclusionsOn(good)) > 0 })
+	t.Logf("GitHub calls for one merge-group check (two pull requests): %s", callSummary(a.gh.Calls()))
 	a.mergeGroup(t, base, bad, 91, 93)
 	for sha, want := range map[string]string{good: "success", bad: "failure"} {
 		eventually(t, "the check on group "+sha[:4], 30*time.Second, func() bool {
