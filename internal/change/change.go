@@ -72,7 +72,10 @@ type PullRequest struct {
 	ChangedFiles int       `json:"changed_files"`
 	CommitCount  int       `json:"commits"`
 	Labels       []string  `json:"labels,omitempty"`
-	CreatedAt    time.Time `json:"created_at"`
+	// Assignees are the people assigned, who count as authors of a pull
+	// request a bot or coding agent opened.
+	Assignees []string  `json:"assignees,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
 	MergedAt     time.Time `json:"merged_at,omitzero"`
 	MergedBy     string    `json:"merged_by,omitempty"`
 }

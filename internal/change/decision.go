@@ -38,6 +38,14 @@ type ControlResult struct {
 	Evidence []Evidence `json:"evidence,omitempty"`
 	// Fix is the single next action that would satisfy the control.
 	Fix string `json:"fix,omitempty"`
+	// Ignored lists the approvals the control did not count, and why.
+	Ignored []Ignored `json:"ignored,omitempty"`
+}
+
+// Ignored is an approval a control did not count.
+type Ignored struct {
+	User string `json:"user"`
+	Why  string `json:"why"`
 }
 
 // Outcome of a decision as a whole.

@@ -197,9 +197,31 @@ func controls(s change.Subject, d change.Decision) Output {
 			b.WriteString("\n")
 		}
 	}
+	ignoredApprovals(&b, d)
 	out.Summary = fit(b.String(), footer(s, d))
 	out.Text = fit(details(d), "")
 	return out
+}
+
+// ignoredApprovals lists every approval a control did not count, with who
+// gave it and why, so that nobody wonders why their approval is missing.
+func ignoredApprovals(b *strings.Builder, d change.Decision) {
+	started := false
+	for _, c := range d.Controls {
+		for _, ig := range c.Ignored {
+			if b.Len() > MaxOutput {
+				return // fit cuts here anyway
+			}
+			if !started {
+				b.WriteString("### Approvals that did not count\n\n")
+				started = true
+			}
+			fmt.Fprintf(b, "- **%s** (%s): %s\n", inline(ig.User, maxCell), strings.ToLower(controlLabel(c.Control)), inline(ig.Why, maxReason))
+		}
+	}
+	if started {
+		b.WriteString("\n")
+	}
 }
 
 func failureTitle(d change.Decision, met, missing, waiting []row) string {

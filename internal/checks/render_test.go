@@ -14,6 +14,7 @@ import (
 
 	"github.com/changegate/changegate/internal/change"
 	"github.com/changegate/changegate/internal/checks"
+	"github.com/changegate/changegate/internal/policy"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden.md from the current output")
@@ -117,16 +118,48 @@ func renderCases() map[string]change.Decision {
 		},
 	)
 	return map[string]change.Decision{
-		"compliant":        decision(change.Compliant, ticketPass, reviewPass, stagingPass, managerPass),
-		"missing_manager":  decision(change.NonCompliant, ticketPass, reviewPass, stagingPass, managerFail),
-		"several_missing":  decision(change.NonCompliant, ticketFail, reviewPass, stagingFail, managerPass),
-		"undecided_jira":   decision(change.Undecided, ticketPending, reviewPass, stagingPass, managerPass),
-		"not_production":   notProd,
-		"exempt":           exempt,
-		"invalid_policy":   invalid,
-		"emergency":        emergency,
-		"malicious_ticket": malicious,
+		"compliant":         decision(change.Compliant, ticketPass, reviewPass, stagingPass, managerPass),
+		"missing_manager":   decision(change.NonCompliant, ticketPass, reviewPass, stagingPass, managerFail),
+		"several_missing":   decision(change.NonCompliant, ticketFail, reviewPass, stagingFail, managerPass),
+		"undecided_jira":    decision(change.Undecided, ticketPending, reviewPass, stagingPass, managerPass),
+		"not_production":    notProd,
+		"exempt":            exempt,
+		"invalid_policy":    invalid,
+		"emergency":         emergency,
+		"malicious_ticket":  malicious,
+		"ignored_approvals": ignoredApprovalsDecision(),
 	}
+}
+
+// ignoredApprovalsDecision is the evaluator's decision on a pull request
+// whose approvals mostly do not count: by the author, a committer, a
+// co-author, a bot, a login in review.ignore, on an older commit, and by
+// someone who is not a manager.
+func ignoredApprovalsDecision() change.Decision {
+	const head, old = "3f2c9a1e0d4b5c6a7f8e9d0c1b2a3f4e5d6c7b8a", "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"
+	p := policy.Defaults()
+	p.Manager.Teams = []string{"acme/payments-managers"}
+	p.Review.Ignore = []string{"ci-robot"}
+	at := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	approve := func(user, sha string, id int64) change.Review {
+		return change.Review{ID: id, User: user, State: change.ReviewApproved, CommitID: sha, SubmittedAt: at.Add(time.Duration(id) * time.Minute)}
+	}
+	f := &change.Facts{
+		Subject: change.Subject{Repo: change.Repo{Owner: "acme", Name: "payments"}, Number: 42, BaseRef: "main", HeadSHA: head},
+		PR:      change.PullRequest{Number: 42, Author: "alice", BaseRef: "main", HeadSHA: head, DefaultBranch: "main", Title: "PAY-123 Round totals"},
+		Commits: []change.Commit{
+			{SHA: old, Author: change.Person{Login: "alice"}, Committer: change.Person{Login: "erin"}},
+			{SHA: head, Author: change.Person{Login: "alice"}, Committer: change.Person{Login: "alice"}, CoAuthors: []change.Person{{Login: "carol"}}},
+		},
+		Reviews: []change.Review{approve("alice", head, 1), approve("erin", head, 2), approve("carol", head, 3),
+			approve("renovate[bot]", head, 4), approve("ci-robot", head, 5), approve("dave", old, 6), approve("bob", head, 7)},
+		Memberships: []change.Membership{{Team: "acme/payments-managers", User: "dave", Active: true}},
+		Tickets:     []change.TicketLookup{{Key: "PAY-123", Result: change.LookupFound, Ticket: &change.Ticket{Key: "PAY-123", Project: "PAY", Type: "Story", Status: "Approved", URL: "https://acme.atlassian.net/browse/PAY-123"}}},
+		Deployments: []change.Deployment{{ID: 1, Environment: "staging", SHA: head, CreatedAt: at, Statuses: []change.DeploymentStatus{{State: "success", CreatedAt: at}}}},
+	}
+	d := policy.Evaluate(p, f)
+	d.PolicyDigest, d.PolicySource = digest, "acme/payments .github/changegate.yml@main"
+	return d
 }
 
 func golden(o checks.Output) string {

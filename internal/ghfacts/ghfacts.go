@@ -467,6 +467,9 @@ func convertPull(pr *github.PullRequest) change.PullRequest {
 	for _, l := range pr.Labels {
 		out.Labels = append(out.Labels, l.GetName())
 	}
+	for _, a := range pr.Assignees {
+		out.Assignees = append(out.Assignees, a.GetLogin())
+	}
 	return out
 }
 

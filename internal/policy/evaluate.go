@@ -123,6 +123,13 @@ func authorsOf(f *change.Facts) map[string]string {
 		}
 	}
 	add(f.PR.Author, "opened this pull request")
+	if isBot(f.PR.Author) {
+		// A bot or coding agent opened it for someone: the people it is
+		// assigned to answer for it, and may not approve it.
+		for _, a := range f.PR.Assignees {
+			add(a, "is assigned to this pull request, which "+f.PR.Author+" opened")
+		}
+	}
 	for _, c := range f.Commits {
 		add(c.Author.Login, "authored commit "+short(c.SHA))
 		add(c.Committer.Login, "committed "+short(c.SHA))
@@ -132,6 +139,52 @@ func authorsOf(f *change.Facts) map[string]string {
 	}
 	return out
 }
+
+// neverCounts says why an approval by user never counts, whatever it
+// approved: a bot or GitHub App, a login in review.ignore, or an author.
+func (e *evaluation) neverCounts(user string) (string, bool) {
+	switch {
+	case isBot(user):
+		return "is a bot or GitHub App; their approvals never count", true
+	case containsFold(e.p.Review.Ignore, user):
+		return "is listed in review.ignore, whose approvals never count", true
+	}
+	if role, ok := e.authors[strings.ToLower(user)]; ok {
+		return role + "; authors and committers cannot approve their own change", true
+	}
+	return "", false
+}
+
+// notAManager starts the why of an approval by someone not in the manager
+// teams.
+const notAManager = "not a manager"
+
+// managerIgnored says why an approval does not count as a manager's: the
+// note for the reasons, and the why for the list of ignored approvals.
+// Empty when it counts.
+func (e *evaluation) managerIgnored(r change.Review, teams string) (note, why string) {
+	active, inactive := e.teamsOf(r.User)
+	role, isAuthor := e.authors[strings.ToLower(r.User)]
+	switch {
+	case isBot(r.User) || containsFold(e.p.Review.Ignore, r.User):
+		why, _ := e.neverCounts(r.User)
+		return fmt.Sprintf("%s approved but %s", r.User, why), why
+	case len(active) == 0 && len(inactive) > 0:
+		return fmt.Sprintf("%s approved but is not an active member of %s (membership pending)", r.User, teams),
+			notAManager + ": the membership of " + teams + " is pending"
+	case len(active) == 0:
+		return fmt.Sprintf("%s approved but is not an active member of %s", r.User, teams), notAManager + ": not a member of " + teams
+	case isAuthor:
+		return fmt.Sprintf("%s is in %s but %s", r.User, active[0], role), "a manager who " + role + "; authors and committers cannot approve their own change"
+	case !e.p.Review.KeepOnPush && r.CommitID != e.head:
+		return fmt.Sprintf("approval by %s (%s) is on an older commit %s", r.User, active[0], short(r.CommitID)),
+			fmt.Sprintf("a manager's approval of an older commit %s, not the head %s", short(r.CommitID), short(e.head))
+	}
+	return "", ""
+}
+
+// isBot says whether a login is a GitHub App's bot user.
+func isBot(login string) bool { return strings.HasSuffix(strings.ToLower(login), "[bot]") }
 
 // evaluation holds what several controls share.
 type evaluation struct {
@@ -358,17 +411,23 @@ func (e *evaluation) peerReview() change.ControlResult {
 
 	var notes, stale []string
 	count := 0
+	ignore := func(user, why string) {
+		res.Ignored = append(res.Ignored, change.Ignored{User: user, Why: why})
+	}
 	for _, r := range e.latest {
 		switch r.State {
 		case change.ReviewDismissed:
 			notes = append(notes, fmt.Sprintf("the review by %s was dismissed", r.User))
+			ignore(r.User, "the review was dismissed")
 		case change.ReviewApproved:
-			if role, ok := e.authors[strings.ToLower(r.User)]; ok {
-				notes = append(notes, fmt.Sprintf("%s approved but %s; authors and committers cannot approve their own change", r.User, role))
+			if why, ok := e.neverCounts(r.User); ok {
+				notes = append(notes, fmt.Sprintf("%s approved but %s", r.User, why))
+				ignore(r.User, why)
 				continue
 			}
 			if !p.Review.KeepOnPush && r.CommitID != e.head {
 				notes = append(notes, fmt.Sprintf("approval by %s is on an older commit %s", r.User, short(r.CommitID)))
+				ignore(r.User, fmt.Sprintf("approved an older commit %s, not the head %s", short(r.CommitID), short(e.head)))
 				stale = append(stale, r.User)
 				continue
 			}
@@ -660,21 +719,13 @@ func (e *evaluation) managerApproval() change.ControlResult {
 			if r.State != change.ReviewApproved {
 				continue
 			}
-			active, inactive := e.teamsOf(r.User)
-			role, isAuthor := e.authors[strings.ToLower(r.User)]
-			switch {
-			case len(active) == 0 && len(inactive) > 0:
-				notes = append(notes, fmt.Sprintf("%s approved but is not an active member of %s (membership pending)", r.User, teams))
-			case len(active) == 0:
-				notes = append(notes, fmt.Sprintf("%s approved but is not an active member of %s", r.User, teams))
-			case isAuthor:
-				notes = append(notes, fmt.Sprintf("%s is in %s but %s", r.User, active[0], role))
-			case !e.p.Review.KeepOnPush && r.CommitID != e.head:
-				notes = append(notes, fmt.Sprintf("approval by %s (%s) is on an older commit %s", r.User, active[0], short(r.CommitID)))
-			default:
-				ev := reviewEvidence("team", active[0], r)
-				res.Evidence = append(res.Evidence, ev)
+			if note, why := e.managerIgnored(r, teams); note != "" {
+				notes = append(notes, note)
+				res.Ignored = append(res.Ignored, change.Ignored{User: r.User, Why: why})
+				continue
 			}
+			active, _ := e.teamsOf(r.User)
+			res.Evidence = append(res.Evidence, reviewEvidence("team", active[0], r))
 		}
 		if g, ok := f.GapIn("teams"); ok {
 			pending = append(pending, "team memberships could not be read: "+g.Reason)
@@ -723,6 +774,12 @@ func (e *evaluation) managerApproval() change.ControlResult {
 	if len(res.Evidence) > 0 {
 		res.Result = change.Pass
 		res.Reasons = []string{"approved by a manager who did not author or commit to this change"}
+		// Once a manager approved, the peers who are not managers are no
+		// news; an approval that did not count for another reason still is.
+		res.Ignored = slices.DeleteFunc(res.Ignored, func(i change.Ignored) bool { return strings.HasPrefix(i.Why, notAManager) })
+		if len(res.Ignored) == 0 {
+			res.Ignored = nil
+		}
 		return res
 	}
 	var want []string

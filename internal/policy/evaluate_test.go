@@ -126,7 +126,8 @@ func TestEvaluate(t *testing.T) {
 			outcome: change.NonCompliant,
 			want: map[string]change.ControlResult{change.ControlPeerReview: {Control: change.ControlPeerReview, Result: change.Fail,
 				Reasons: []string{noneOnHead, "Alice approved but opened this pull request; authors and committers cannot approve their own change"},
-				Fix:     askReviewer}},
+				Fix:     askReviewer,
+				Ignored: []change.Ignored{{User: "Alice", Why: "opened this pull request; authors and committers cannot approve their own change"}}}},
 		},
 		{
 			name: "a co-author (Co-authored-by) approves",
@@ -137,7 +138,8 @@ func TestEvaluate(t *testing.T) {
 			outcome: change.NonCompliant,
 			want: map[string]change.ControlResult{change.ControlPeerReview: {Control: change.ControlPeerReview, Result: change.Fail,
 				Reasons: []string{noneOnHead, "carol approved but is a co-author (Co-authored-by) of commit 1a2b3c4; authors and committers cannot approve their own change"},
-				Fix:     askReviewer}},
+				Fix:     askReviewer,
+				Ignored: []change.Ignored{{User: "carol", Why: "is a co-author (Co-authored-by) of commit 1a2b3c4; authors and committers cannot approve their own change"}}}},
 		},
 		{
 			name: "a committer of any commit approves",
@@ -148,7 +150,44 @@ func TestEvaluate(t *testing.T) {
 			outcome: change.NonCompliant,
 			want: map[string]change.ControlResult{change.ControlPeerReview: {Control: change.ControlPeerReview, Result: change.Fail,
 				Reasons: []string{noneOnHead, "erin approved but committed 9f8e7d6; authors and committers cannot approve their own change"},
-				Fix:     askReviewer}},
+				Fix:     askReviewer,
+				Ignored: []change.Ignored{{User: "erin", Why: "committed 9f8e7d6; authors and committers cannot approve their own change"}}}},
+		},
+		{
+			name: "a bot's approval never counts",
+			facts: func(f *change.Facts) {
+				f.Reviews = []change.Review{review("renovate[bot]", change.ReviewApproved, head, 10)}
+			},
+			outcome: change.NonCompliant,
+			want: map[string]change.ControlResult{change.ControlPeerReview: {Control: change.ControlPeerReview, Result: change.Fail,
+				Reasons: []string{noneOnHead, "renovate[bot] approved but is a bot or GitHub App; their approvals never count"},
+				Fix:     askReviewer,
+				Ignored: []change.Ignored{{User: "renovate[bot]", Why: "is a bot or GitHub App; their approvals never count"}}}},
+		},
+		{
+			name:   "a login in review.ignore never counts",
+			policy: func(p *Policy) { p.Review.Ignore = []string{"Bob"} },
+			facts: func(f *change.Facts) {
+				f.Reviews = []change.Review{review("bob", change.ReviewApproved, head, 10)}
+			},
+			outcome: change.NonCompliant,
+			want: map[string]change.ControlResult{change.ControlPeerReview: {Control: change.ControlPeerReview, Result: change.Fail,
+				Reasons: []string{noneOnHead, "bob approved but is listed in review.ignore, whose approvals never count"},
+				Fix:     askReviewer,
+				Ignored: []change.Ignored{{User: "bob", Why: "is listed in review.ignore, whose approvals never count"}}}},
+		},
+		{
+			name: "a pull request a coding agent opened: its assignee is an author",
+			facts: func(f *change.Facts) {
+				f.PR.Author, f.PR.Assignees = "copilot-swe-agent[bot]", []string{"bob"}
+				f.Commits = []change.Commit{commit(head, "copilot-swe-agent[bot]", "web-flow")}
+				f.Reviews = []change.Review{review("bob", change.ReviewApproved, head, 10)}
+			},
+			outcome: change.NonCompliant,
+			want: map[string]change.ControlResult{change.ControlPeerReview: {Control: change.ControlPeerReview, Result: change.Fail,
+				Reasons: []string{noneOnHead, "bob approved but is assigned to this pull request, which copilot-swe-agent[bot] opened; authors and committers cannot approve their own change"},
+				Fix:     askReviewer,
+				Ignored: []change.Ignored{{User: "bob", Why: "is assigned to this pull request, which copilot-swe-agent[bot] opened; authors and committers cannot approve their own change"}}}},
 		},
 		{
 			name: "the web-flow committer is not a person",
@@ -166,7 +205,8 @@ func TestEvaluate(t *testing.T) {
 			outcome: change.NonCompliant,
 			want: map[string]change.ControlResult{change.ControlPeerReview: {Control: change.ControlPeerReview, Result: change.Fail,
 				Reasons: []string{noneOnHead, "approval by bob is on an older commit 9f8e7d6"},
-				Fix:     "Ask bob to approve the latest commit 1a2b3c4 again"}},
+				Fix:     "Ask bob to approve the latest commit 1a2b3c4 again",
+				Ignored: []change.Ignored{{User: "bob", Why: "approved an older commit 9f8e7d6, not the head 1a2b3c4"}}}},
 		},
 		{
 			name:   "an approval on an older SHA after a new push, with keep_on_push",
@@ -207,7 +247,8 @@ func TestEvaluate(t *testing.T) {
 			outcome: change.NonCompliant,
 			want: map[string]change.ControlResult{change.ControlPeerReview: {Control: change.ControlPeerReview, Result: change.Fail,
 				Reasons: []string{noneOnHead, "the review by bob was dismissed"},
-				Fix:     askReviewer}},
+				Fix:     askReviewer,
+				Ignored: []change.Ignored{{User: "bob", Why: "the review was dismissed"}}}},
 		},
 		{
 			name:    "two reviews required, one given",
@@ -265,7 +306,8 @@ func TestEvaluate(t *testing.T) {
 			outcome: change.NonCompliant,
 			want: map[string]change.ControlResult{change.ControlManagerApproval: {Control: change.ControlManagerApproval, Result: change.Fail,
 				Reasons: []string{noManager, "bob approved but is not an active member of acme/release-managers", "dave is in acme/release-managers but opened this pull request"},
-				Fix:     askManager}},
+				Fix:     askManager,
+				Ignored: []change.Ignored{{User: "bob", Why: "not a manager: not a member of acme/release-managers"}, {User: "dave", Why: "a manager who opened this pull request; authors and committers cannot approve their own change"}}}},
 		},
 		{
 			name: "manager is a committer",
@@ -275,7 +317,8 @@ func TestEvaluate(t *testing.T) {
 			outcome: change.NonCompliant,
 			want: map[string]change.ControlResult{change.ControlManagerApproval: {Control: change.ControlManagerApproval, Result: change.Fail,
 				Reasons: []string{noManager, "bob approved but is not an active member of acme/release-managers", "dave is in acme/release-managers but committed 9f8e7d6"},
-				Fix:     askManager}},
+				Fix:     askManager,
+				Ignored: []change.Ignored{{User: "bob", Why: "not a manager: not a member of acme/release-managers"}, {User: "dave", Why: "a manager who committed 9f8e7d6; authors and committers cannot approve their own change"}}}},
 		},
 		{
 			name: "manager not in the team",
@@ -289,7 +332,9 @@ func TestEvaluate(t *testing.T) {
 					"bob approved but is not an active member of acme/release-managers",
 					"carol approved but is not an active member of acme/release-managers",
 					"dave approved but is not an active member of acme/release-managers (membership pending)"},
-				Fix: askManager}},
+				Fix: askManager,
+				Ignored: []change.Ignored{{User: "bob", Why: "not a manager: not a member of acme/release-managers"}, {User: "carol", Why: "not a manager: not a member of acme/release-managers"},
+					{User: "dave", Why: "not a manager: the membership of acme/release-managers is pending"}}}},
 		},
 		{
 			name:    "manager approved an older commit",
@@ -298,7 +343,8 @@ func TestEvaluate(t *testing.T) {
 			want: map[string]change.ControlResult{change.ControlManagerApproval: {Control: change.ControlManagerApproval, Result: change.Fail,
 				Reasons: []string{noManager, "bob approved but is not an active member of acme/release-managers",
 					"approval by dave (acme/release-managers) is on an older commit 9f8e7d6"},
-				Fix: askManager}},
+				Fix:     askManager,
+				Ignored: []change.Ignored{{User: "bob", Why: "not a manager: not a member of acme/release-managers"}, {User: "dave", Why: "a manager's approval of an older commit 9f8e7d6, not the head 1a2b3c4"}}}},
 		},
 		{
 			name: "teams gap is pending",
@@ -311,7 +357,8 @@ func TestEvaluate(t *testing.T) {
 				Reasons: []string{"team memberships could not be read: 403 from GitHub",
 					"bob approved but is not an active member of acme/release-managers",
 					"dave approved but is not an active member of acme/release-managers"},
-				Fix: "Nothing to do: changegate evaluates again when the missing facts can be read"}},
+				Fix:     "Nothing to do: changegate evaluates again when the missing facts can be read",
+				Ignored: []change.Ignored{{User: "bob", Why: "not a manager: not a member of acme/release-managers"}, {User: "dave", Why: "not a manager: not a member of acme/release-managers"}}}},
 		},
 		{
 			name:    "no manager team configured",

@@ -97,6 +97,9 @@ func Merge(baseline, repo *Policy) (*Policy, error) {
 	if i, s := missing(b.Production.Environments, m.Production.Environments, true); i >= 0 {
 		loose("production.environments", -1, "drops %s, which the baseline treats as production", s)
 	}
+	if i, s := missing(b.Review.Ignore, m.Review.Ignore, true); i >= 0 {
+		loose("review.ignore", -1, "drops %s, whose approvals the baseline ignores", s)
+	}
 	if i, s := missing(b.Freeze, m.Freeze, false); i >= 0 {
 		loose("freeze", -1, "drops the baseline's freeze window %q", s)
 	}

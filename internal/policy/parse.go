@@ -388,6 +388,12 @@ func (p *Policy) validate() []error {
 	items("ticket.issue_types", p.Ticket.IssueTypes, nonEmpty)
 	items("ticket.statuses", p.Ticket.Statuses, nonEmpty)
 
+	items("review.ignore", p.Review.Ignore, func(s string) string {
+		if !loginName.MatchString(s) {
+			return fmt.Sprintf("%q is not a GitHub login (such as alice or renovate[bot])", s)
+		}
+		return ""
+	})
 	if p.Review.Required < 0 || p.Review.Required > maxRequiredReviews {
 		bad("review.required", "%d is out of range 0..%d", p.Review.Required, maxRequiredReviews)
 	}

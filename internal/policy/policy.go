@@ -79,6 +79,8 @@ type Review struct {
 	Required int `yaml:"required" json:"required"`
 	// KeepOnPush lets approvals on older commits count.
 	KeepOnPush bool `yaml:"keep_on_push" json:"keep_on_push"`
+	// Ignore lists logins whose approvals never count (bots' never do).
+	Ignore []string `yaml:"ignore" json:"ignore"`
 }
 
 // Staging configures the staging control.
@@ -126,7 +128,7 @@ func Defaults() *Policy {
 			IssueTypes: []string{},
 			Statuses:   []string{"Approved", "In Progress", "Done"},
 		},
-		Review:    Review{Required: 1, KeepOnPush: false},
+		Review:    Review{Required: 1, KeepOnPush: false, Ignore: []string{}},
 		Staging:   Staging{Environments: []string{"staging"}, Checks: []string{}},
 		Manager:   Manager{Teams: []string{}, JiraApproval: false, JiraGroup: ""},
 		Emergency: Emergency{Label: "emergency", Window: 48 * time.Hour},
@@ -151,6 +153,7 @@ func (p *Policy) clone() *Policy {
 	c.Exempt.Authors = slices.Clone(p.Exempt.Authors)
 	c.Exempt.Paths = slices.Clone(p.Exempt.Paths)
 	c.Freeze = slices.Clone(p.Freeze)
+	c.Review.Ignore = slices.Clone(p.Review.Ignore)
 	c.source, c.pos = "", nil
 	return &c
 }
@@ -165,7 +168,7 @@ func (p *Policy) Digest() string {
 		&c.Production.Branches, &c.Production.Paths, &c.Production.Environments,
 		&c.Ticket.Sources, &c.Ticket.Projects, &c.Ticket.IssueTypes, &c.Ticket.Statuses,
 		&c.Staging.Environments, &c.Staging.Checks, &c.Manager.Teams,
-		&c.Exempt.Authors, &c.Exempt.Paths, &c.Freeze,
+		&c.Exempt.Authors, &c.Exempt.Paths, &c.Freeze, &c.Review.Ignore,
 	} {
 		s := slices.Clone(*l)
 		if s == nil {
