@@ -69,15 +69,15 @@ type PullRequest struct {
 	DefaultBranch string `json:"default_branch"`
 	// ChangedFiles and CommitCount are GitHub's own counts, which tell a
 	// complete list from one cut at GitHub's limits.
-	ChangedFiles int       `json:"changed_files"`
-	CommitCount  int       `json:"commits"`
-	Labels       []string  `json:"labels,omitempty"`
+	ChangedFiles int      `json:"changed_files"`
+	CommitCount  int      `json:"commits"`
+	Labels       []string `json:"labels,omitempty"`
 	// Assignees are the people assigned, who count as authors of a pull
 	// request a bot or coding agent opened.
 	Assignees []string  `json:"assignees,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
-	MergedAt     time.Time `json:"merged_at,omitzero"`
-	MergedBy     string    `json:"merged_by,omitempty"`
+	MergedAt  time.Time `json:"merged_at,omitzero"`
+	MergedBy  string    `json:"merged_by,omitempty"`
 }
 
 // Commit is one commit of the pull request.
