@@ -240,3 +240,32 @@ func TestFreezeWindows(t *testing.T) {
 		t.Errorf("emergency change during a freeze: %+v", ans)
 	}
 }
+
+// TestBypassRecordsWhoAndWhy: a merge made while the check failed is a
+// bypass record that names who merged and quotes the justification GitHub
+// keeps in the merge commit's message.
+func TestBypassRecordsWhoAndWhy(t *testing.T) {
+	t.Parallel()
+	a := startApp(t)
+	head, merge := strings.Repeat("c", 40), strings.Repeat("d", 40)
+	a.gh.AddPullRequest("acme", "api", ghfake.PullRequest{Number: 95, Title: "PAY-123 hotfix", Author: "alice", HeadRef: "hotfix", HeadSHA: head, BaseRef: "main"})
+	a.gh.AddCommit("acme", "api", 95, ghfake.Commit{SHA: head, Message: "x", Author: ghfake.Person{Login: "alice"}})
+	a.gh.MergePullRequest("acme", "api", 95, merge, "root-admin")
+	a.gh.SetCommitMessage("acme", "api", merge, "Merge pull request #95 from acme/hotfix\n\nBypassing: INC-42 outage, approved on the bridge by the CTO")
+	a.github(t, "pull_request", strings.ReplaceAll(prEvent("closed", 95), sha1, merge))
+	db := openReadOnly(t, a.dataDir)
+	eventually(t, "the bypass record", 30*time.Second, func() bool {
+		return queryInt(t, db, `SELECT COUNT(*) FROM ledger_records WHERE change_type = 'bypass'`) == 1
+	})
+	pub, err := readPublicKey("", a.dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := evidence.VerifyEnvelope(storedRecords(t, a.dataDir)[0].env, pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := rec.Exception; e == nil || e.By != "root-admin" || e.Justification != "Bypassing: INC-42 outage, approved on the bridge by the CTO" || !strings.Contains(e.Reason, "merged by root-admin") {
+		t.Errorf("bypass exception: %+v", rec.Exception)
+	}
+}

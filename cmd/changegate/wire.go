@@ -60,11 +60,12 @@ func newAssessor(store *sqlite.DB, clients assess.Clients, appID int64, tickets 
 		Answer: func(ctx context.Context, c *github.Client, callback, state, env, comment string) error {
 			return checks.AnswerDeployment(ctx, c, callback, checks.Answer{State: state, Environment: env, Comment: comment})
 		},
-		Gates:      store,
-		Rules:      ghfacts.ProtectionRuleApps,
-		AppID:      appID,
-		GroupPulls: ghfacts.MergeGroupPulls,
-		AppVersion: version,
+		Gates:         store,
+		Rules:         ghfacts.ProtectionRuleApps,
+		AppID:         appID,
+		GroupPulls:    ghfacts.MergeGroupPulls,
+		CommitMessage: ghfacts.CommitMessage,
+		AppVersion:    version,
 	}
 	if tickets != nil {
 		a.Tickets = func(ctx context.Context, key string, approvals bool, group string) change.TicketLookup {

@@ -266,6 +266,11 @@ func (a *Assessor) archiveMerge(ctx context.Context, log *slog.Logger, client *g
 		return nil
 	}
 	rec := mergeRecord(facts, d, a.Now(), delivery, a.AppVersion)
+	if rec.ChangeType == evidence.Bypass {
+		if err := a.bypassDetails(ctx, client, rec); err != nil {
+			return err
+		}
+	}
 	if err := a.append(ctx, log, rec); err != nil {
 		return err
 	}
@@ -273,6 +278,26 @@ func (a *Assessor) archiveMerge(ctx context.Context, log *slog.Logger, client *g
 		return nil
 	}
 	return a.closeEmergency(ctx, log, pol, facts, rec, delivery)
+}
+
+// bypassDetails adds to a bypass record who merged and what they wrote:
+// GitHub keeps a ruleset bypass's justification only in the merge commit's
+// message, after its first line.
+func (a *Assessor) bypassDetails(ctx context.Context, client *github.Client, rec *evidence.Record) error {
+	rec.Exception.By = rec.Facts.PR.MergedBy
+	if rec.Exception.By != "" {
+		rec.Exception.Reason += "; merged by " + rec.Exception.By
+	}
+	if a.CommitMessage == nil || rec.Subject.MergeSHA == "" {
+		return nil
+	}
+	msg, err := a.CommitMessage(ctx, client, rec.Repo, rec.Subject.MergeSHA)
+	if err != nil {
+		return err
+	}
+	_, body, _ := strings.Cut(msg, "\n")
+	rec.Exception.Justification = strings.TrimSpace(body)
+	return nil
 }
 
 // closeEmergency records a manager's approval given after an emergency

@@ -138,6 +138,8 @@ type Assessor struct {
 	AppID int64
 	// GroupPulls lists a merge group's pull requests.
 	GroupPulls GroupPulls
+	// CommitMessage reads a commit's message (ghfacts.CommitMessage).
+	CommitMessage func(ctx context.Context, client *github.Client, repo change.Repo, sha string) (string, error)
 	// AppVersion is written into each record.
 	AppVersion string
 

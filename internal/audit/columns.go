@@ -68,6 +68,9 @@ var columns = []column{
 		return exceptionField(r, func(e *evidence.Exception) string { return formatTime(e.DueAt) })
 	}},
 	{"exception_reason", text, func(r *Row) string { return exceptionField(r, func(e *evidence.Exception) string { return e.Reason }) }},
+	{"exception_justification", text, func(r *Row) string {
+		return exceptionField(r, func(e *evidence.Exception) string { return e.Justification })
+	}},
 	{"closes", text, func(r *Row) string { return exceptionField(r, func(e *evidence.Exception) string { return e.Closes }) }},
 	{"closed_by", text, func(r *Row) string { return r.ClosedBy }},
 }

@@ -122,8 +122,14 @@ type Policy struct {
 // Exception is a change that did not meet policy when it shipped, or the
 // record that later closes one (Closes names the record it closes).
 type Exception struct {
-	Kind     string    `json:"kind"`
-	Reason   string    `json:"reason"`
+	Kind   string `json:"kind"`
+	Reason string `json:"reason"`
+	// Justification is what the person who bypassed the rules wrote: for
+	// a merge, the body of the merge commit's message, where GitHub keeps
+	// a ruleset bypass's stated reason.
+	Justification string `json:"justification,omitempty"`
+	// By is who merged or pushed.
+	By       string    `json:"by,omitempty"`
 	OpenedAt time.Time `json:"opened_at"`
 	DueAt    time.Time `json:"due_at,omitzero"`
 	Closes   string    `json:"closes,omitempty"`

@@ -89,10 +89,12 @@ func appendTicket(b []byte, t *TicketSummary) []byte {
 
 func appendException(b []byte, e *Exception) []byte {
 	o := object{b: append(b, '{')}
+	o.str("by", e.By, true)
 	o.str("closes", e.Closes, true)
 	if !e.DueAt.IsZero() {
 		o.str("due_at", jsonTime(e.DueAt), false)
 	}
+	o.str("justification", e.Justification, true)
 	o.str("kind", e.Kind, false)
 	o.str("opened_at", jsonTime(e.OpenedAt), false)
 	o.str("reason", e.Reason, false)

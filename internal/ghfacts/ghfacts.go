@@ -615,3 +615,18 @@ func MergeGroupPulls(ctx context.Context, client *github.Client, repo change.Rep
 	}
 	return out, nil
 }
+
+// CommitMessage is a commit's message; empty when GitHub does not know
+// the commit.
+func CommitMessage(ctx context.Context, client *github.Client, repo change.Repo, sha string) (string, error) {
+	c, _, err := client.Repositories.GetCommit(ctx, repo.Owner, repo.Name, sha, nil)
+	var gerr *github.ErrorResponse
+	if errors.As(err, &gerr) && gerr.Response != nil &&
+		(gerr.Response.StatusCode == http.StatusNotFound || gerr.Response.StatusCode == http.StatusUnprocessableEntity) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read commit %s@%s: %w", repo, sha, err)
+	}
+	return c.GetCommit().GetMessage(), nil
+}

@@ -19,6 +19,7 @@ func (s *Server) gateRoutes() {
 	s.Handle("POST", "/repos/{owner}/{repo}/actions/runs/{run_id}/deployment_protection_rule", s.answerGate)
 	s.Handle("GET", "/repos/{owner}/{repo}/environments/{environment_name}/deployment_protection_rules", s.listProtectionRules)
 	s.Handle("GET", "/repos/{owner}/{repo}/compare/{basehead...}", s.compare)
+	s.Handle("GET", "/repos/{owner}/{repo}/commits/{ref}", s.getCommit)
 }
 
 // SetProtectionRules makes an environment exist with custom deployment
@@ -108,4 +109,30 @@ func (s *Server) compare(w http.ResponseWriter, r *http.Request) {
 	}
 	WriteJSON(w, http.StatusOK, map[string]any{"status": "ahead", "ahead_by": len(cs), "behind_by": 0,
 		"total_commits": len(cs), "commits": commits, "files": []any{}})
+}
+
+// SetCommitMessage gives a commit the message GET
+// /repos/{owner}/{repo}/commits/{ref} answers.
+func (s *Server) SetCommitMessage(owner, repo, sha, message string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.commitMessages == nil {
+		s.commitMessages = map[string]string{}
+	}
+	s.commitMessages[owner+"/"+repo+"/"+sha] = message
+}
+
+// getCommit answers a commit whose message was set; others are unknown
+// (422, as GitHub answers a ref it cannot resolve).
+func (s *Server) getCommit(w http.ResponseWriter, r *http.Request) {
+	sha := r.PathValue("ref")
+	s.mu.Lock()
+	msg, ok := s.commitMessages[r.PathValue("owner")+"/"+r.PathValue("repo")+"/"+sha]
+	s.mu.Unlock()
+	if !ok {
+		writeError(w, http.StatusUnprocessableEntity, "No commit found for SHA: "+sha)
+		return
+	}
+	WriteJSON(w, http.StatusOK, map[string]any{"sha": sha, "node_id": "C_" + sha,
+		"commit": map[string]any{"message": msg}, "parents": []any{}, "files": []any{}})
 }

@@ -47,6 +47,7 @@ type Server struct {
 	// protectionRules are environments' custom rules: owner/repo/env → App IDs.
 	protectionRules map[string][]int64
 	compares        map[string][]compareCommit // owner/repo/BASE...HEAD
+	commitMessages  map[string]string          // owner/repo/sha
 
 	runLog checkRunLog // check-run write history; has its own lock
 }
