@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/changegate/changegate/internal/evidence"
 	"github.com/changegate/changegate/internal/ghfake"
 )
 
@@ -62,5 +63,36 @@ func TestMergeQueue(t *testing.T) {
 	}
 	if !strings.Contains(summary, "#93") || strings.Contains(summary, "#91: ") && !strings.Contains(summary, "#93: ") {
 		t.Errorf("the failing group's summary does not name #93:\n%s", summary)
+	}
+}
+
+// TestMergeQueueRecord: a pull request merged through the queue has a
+// merge record naming the group it merged in.
+func TestMergeQueueRecord(t *testing.T) {
+	t.Parallel()
+	a := startApp(t)
+	a.jf.SetStatus("PAY-123", "Approved")
+	a.compliantPR(96, strings.Repeat("1", 40))
+	a.compliantPR(97, strings.Repeat("2", 40))
+	base, group := strings.Repeat("0", 39)+"b", strings.Repeat("6", 40)
+	a.mergeGroup(t, base, group, 96, 97)
+	eventually(t, "the group's check", 30*time.Second, func() bool { return len(a.conclusionsOn(group)) > 0 })
+	time.Sleep(200 * time.Millisecond) // the group is remembered when its job commits
+	a.gh.MergePullRequest("acme", "api", 97, group, "github-merge-queue[bot]")
+	a.github(t, "pull_request", strings.ReplaceAll(prEvent("closed", 97), sha1, group))
+	db := openReadOnly(t, a.dataDir)
+	eventually(t, "the merge record", 30*time.Second, func() bool {
+		return queryInt(t, db, `SELECT COUNT(*) FROM ledger_records`) == 1
+	})
+	pub, err := readPublicKey("", a.dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := evidence.VerifyEnvelope(storedRecords(t, a.dataDir)[0].env, pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := rec.MergeGroup; g == nil || g.HeadSHA != group || fmt.Sprint(g.Pulls) != "[96 97]" || rec.Subject.MergeSHA != group || rec.Subject.HeadSHA != strings.Repeat("2", 40) {
+		t.Errorf("merge record: subject %+v, group %+v", rec.Subject, rec.MergeGroup)
 	}
 }

@@ -64,6 +64,7 @@ func newAssessor(store *sqlite.DB, clients assess.Clients, appID int64, tickets 
 		Rules:         ghfacts.ProtectionRuleApps,
 		AppID:         appID,
 		GroupPulls:    ghfacts.MergeGroupPulls,
+		Groups:        store,
 		CommitMessage: ghfacts.CommitMessage,
 		AppVersion:    version,
 	}

@@ -271,6 +271,15 @@ func (a *Assessor) archiveMerge(ctx context.Context, log *slog.Logger, client *g
 			return err
 		}
 	}
+	if a.Groups != nil {
+		g, ok, err := a.Groups.MergeGroupOf(ctx, rec.Repo.String(), rec.Subject.PR, rec.Subject.MergeSHA)
+		if err != nil {
+			return err
+		}
+		if ok {
+			rec.MergeGroup = &g
+		}
+	}
 	if err := a.append(ctx, log, rec); err != nil {
 		return err
 	}

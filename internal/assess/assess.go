@@ -136,8 +136,10 @@ type Assessor struct {
 	Rules  ProtectionRules
 	// AppID is this App's ID, which an environment's protection rules name.
 	AppID int64
-	// GroupPulls lists a merge group's pull requests.
+	// GroupPulls lists a merge group's pull requests, and Groups
+	// remembers the groups checked.
 	GroupPulls GroupPulls
+	Groups     GroupStore
 	// CommitMessage reads a commit's message (ghfacts.CommitMessage).
 	CommitMessage func(ctx context.Context, client *github.Client, repo change.Repo, sha string) (string, error)
 	// AppVersion is written into each record.

@@ -2,6 +2,7 @@ package assess
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -16,6 +17,12 @@ import (
 // GroupPulls lists the pull requests of a merge group
 // (ghfacts.MergeGroupPulls).
 type GroupPulls func(ctx context.Context, client *github.Client, repo change.Repo, baseSHA, headSHA, headRef string) ([]int, error)
+
+// GroupStore remembers the merge groups checked, for the merge records.
+type GroupStore interface {
+	PutMergeGroup(ctx context.Context, tx *sql.Tx, repo string, g change.MergeGroup) error
+	MergeGroupOf(ctx context.Context, repo string, pr int, sha string) (change.MergeGroup, bool, error)
+}
 
 // RegisterMergeGroup adds the merge queue handler.
 func (a *Assessor) RegisterMergeGroup(w *queue.Workers) {
@@ -54,7 +61,11 @@ func (a *Assessor) mergeGroupJob(ctx context.Context, log *slog.Logger, j jobs.M
 		return nil, err
 	}
 	log.Info("merge group evaluated", "pulls", numbers, "outcome", d.Outcome, "check_written", wrote)
-	return nil, nil
+	if a.Groups == nil || len(numbers) == 0 {
+		return nil, nil
+	}
+	g := change.MergeGroup{HeadSHA: j.HeadSHA, HeadRef: j.HeadRef, BaseSHA: j.BaseSHA, Pulls: numbers}
+	return func(ctx context.Context, tx *sql.Tx) error { return a.Groups.PutMergeGroup(ctx, tx, repo.String(), g) }, nil
 }
 
 // groupDecision combines the decisions of a group's pull requests, control

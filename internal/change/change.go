@@ -252,3 +252,12 @@ type GateAnswer struct {
 	DeliveryID   string    `json:"delivery_id,omitempty"`
 	AnsweredAt   time.Time `json:"answered_at"`
 }
+
+// MergeGroup is a merge queue entry: its commit, its ref, and the pull
+// requests it held.
+type MergeGroup struct {
+	HeadSHA string `json:"head_sha"`
+	HeadRef string `json:"head_ref"`
+	BaseSHA string `json:"base_sha"`
+	Pulls   []int  `json:"pulls"`
+}

@@ -89,6 +89,9 @@ type Record struct {
 	// Gate is changegate's answer to the deployment's protection rule,
 	// when it was asked.
 	Gate *change.GateAnswer `json:"gate,omitempty"`
+	// MergeGroup is the merge queue entry a pull request merged in: the
+	// merged commit, bound to the pull request's head and evidence above.
+	MergeGroup *change.MergeGroup `json:"merge_group,omitempty"`
 }
 
 // Subject is the change a record is about. PR is zero for a direct push or

@@ -16,14 +16,10 @@ import (
 // answering job's transaction. A second answer to the same request keeps
 // the first.
 func (s *DB) PutGate(ctx context.Context, tx *sql.Tx, repo string, g change.GateAnswer) error {
-	pulls := make([]string, len(g.Pulls))
-	for i, n := range g.Pulls {
-		pulls[i] = strconv.Itoa(n)
-	}
 	_, err := tx.ExecContext(ctx, `
 		INSERT INTO deployment_gates (repo, deployment_id, environment, sha, state, comment, pulls, delivery_id, answered_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-		repo, g.DeploymentID, g.Environment, g.SHA, g.State, g.Comment, strings.Join(pulls, ","), g.DeliveryID, ts(g.AnsweredAt))
+		repo, g.DeploymentID, g.Environment, g.SHA, g.State, g.Comment, joinInts(g.Pulls), g.DeliveryID, ts(g.AnsweredAt))
 	if err != nil {
 		return fmt.Errorf("record gate answer %s deployment %d: %w", repo, g.DeploymentID, err)
 	}
@@ -45,11 +41,59 @@ func (s *DB) Gate(ctx context.Context, repo string, deploymentID int64, environm
 	if err != nil {
 		return change.GateAnswer{}, false, fmt.Errorf("read gate answer %s deployment %d: %w", repo, deploymentID, err)
 	}
-	for _, p := range strings.Split(pulls, ",") {
-		if n, err := strconv.Atoi(p); err == nil {
-			g.Pulls = append(g.Pulls, n)
-		}
-	}
+	g.Pulls = splitInts(pulls)
 	g.AnsweredAt, _ = time.Parse(time.RFC3339Nano, answered)
 	return g, true, nil
+}
+
+// PutMergeGroup remembers a merge group for each of its pull requests, in
+// the checking job's transaction.
+func (s *DB) PutMergeGroup(ctx context.Context, tx *sql.Tx, repo string, g change.MergeGroup) error {
+	pulls := joinInts(g.Pulls)
+	for _, pr := range g.Pulls {
+		_, err := tx.ExecContext(ctx, `
+			INSERT INTO merge_groups (repo, pr, head_sha, head_ref, base_sha, pulls, seen)
+			VALUES (?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(seen), 0) + 1 FROM merge_groups))
+			ON CONFLICT DO NOTHING`, repo, pr, g.HeadSHA, g.HeadRef, g.BaseSHA, pulls)
+		if err != nil {
+			return fmt.Errorf("record merge group %s@%s: %w", repo, g.HeadSHA, err)
+		}
+	}
+	return nil
+}
+
+// MergeGroupOf returns the merge group of a pull request whose head is
+// sha when one is known, else the last one checked for it.
+func (s *DB) MergeGroupOf(ctx context.Context, repo string, pr int, sha string) (change.MergeGroup, bool, error) {
+	var g change.MergeGroup
+	var pulls string
+	err := s.db.QueryRowContext(ctx, `
+		SELECT head_sha, head_ref, base_sha, pulls FROM merge_groups WHERE repo = ? AND pr = ?
+		ORDER BY head_sha = ? DESC, seen DESC LIMIT 1`, repo, pr, sha).Scan(&g.HeadSHA, &g.HeadRef, &g.BaseSHA, &pulls)
+	if errors.Is(err, sql.ErrNoRows) {
+		return change.MergeGroup{}, false, nil
+	}
+	if err != nil {
+		return change.MergeGroup{}, false, fmt.Errorf("read merge group of %s#%d: %w", repo, pr, err)
+	}
+	g.Pulls = splitInts(pulls)
+	return g, true, nil
+}
+
+func joinInts(ns []int) string {
+	parts := make([]string, len(ns))
+	for i, n := range ns {
+		parts[i] = strconv.Itoa(n)
+	}
+	return strings.Join(parts, ",")
+}
+
+func splitInts(s string) []int {
+	var out []int
+	for _, p := range strings.Split(s, ",") {
+		if n, err := strconv.Atoi(p); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
 }

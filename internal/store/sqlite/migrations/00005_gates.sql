@@ -15,5 +15,19 @@ CREATE TABLE deployment_gates (
     PRIMARY KEY (repo, deployment_id, environment)
 ) STRICT;
 
+-- merge_groups remembers each merge queue entry changegate checked, so
+-- that a pull request's merge record can name the group it merged in.
+CREATE TABLE merge_groups (
+    repo     TEXT    NOT NULL,
+    pr       INTEGER NOT NULL,
+    head_sha TEXT    NOT NULL,
+    head_ref TEXT    NOT NULL,
+    base_sha TEXT    NOT NULL,
+    pulls    TEXT    NOT NULL, -- the group's pull requests, comma-separated
+    seen     INTEGER NOT NULL, -- order of checking
+    PRIMARY KEY (repo, pr, head_sha)
+) STRICT;
+
 -- +goose Down
+DROP TABLE merge_groups;
 DROP TABLE deployment_gates;
