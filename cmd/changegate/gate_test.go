@@ -169,6 +169,9 @@ func TestDeploymentRecordsCarryTheGate(t *testing.T) {
 			`"deployment":{"id":%d,"sha":%q,"environment":"production"},%s}`, id, sha, repoJSON))
 	}
 	a.answerOf(t, a.runFor(t, 3001, goodMerge, "production"))
+	review := a.github(t, "deployment_review", fmt.Sprintf(`{"action":"approved","approver":{"login":"olivia"},"comment":"go",`+
+		`"since":"2026-03-01T10:00:00Z","workflow_run":{"id":9,"head_sha":%q},"workflow_job_runs":[{"id":1,"environment":"production"}],%s}`, goodMerge, repoJSON))
+	a.waitProcessed(t, review)
 	deployed(3001, goodMerge) // approved, then deployed
 	a.answerOf(t, a.runFor(t, 3002, badMerge, "production"))
 	deployed(3002, badMerge)   // rejected, deployed anyway
@@ -197,6 +200,9 @@ func TestDeploymentRecordsCarryTheGate(t *testing.T) {
 			exc = rec.Exception.Reason
 		}
 		got[id] = state + " / " + exc
+		if id == 3001 && (len(rec.DeploymentReviews) != 1 || rec.DeploymentReviews[0].Reviewer != "olivia" || rec.DeploymentReviews[0].State != "approved") {
+			t.Errorf("deployment 3001's reviews: %+v", rec.DeploymentReviews)
+		}
 	}
 	for id, want := range map[int64][]string{
 		3001: {"approved / none"},

@@ -32,7 +32,7 @@ func readManifest(t *testing.T, name string) appManifest {
 func TestManifests(t *testing.T) {
 	t.Parallel()
 	full := readManifest(t, "github-app-manifest.json")
-	for _, e := range []string{"deployment_protection_rule", "merge_group", "deployment_status", "pull_request"} {
+	for _, e := range []string{"deployment_protection_rule", "deployment_review", "merge_group", "deployment_status", "pull_request"} {
 		if !slices.Contains(full.Events, e) {
 			t.Errorf("the manifest lacks the %s event", e)
 		}
@@ -41,7 +41,7 @@ func TestManifests(t *testing.T) {
 		t.Errorf("the manifest's permissions: %v", full.Permissions)
 	}
 	mergeOnly := readManifest(t, "github-app-manifest.merge-only.json")
-	if slices.Contains(mergeOnly.Events, "deployment_protection_rule") || mergeOnly.Permissions["deployments"] != "read" || mergeOnly.Permissions["actions"] != "" {
+	if slices.Contains(mergeOnly.Events, "deployment_protection_rule") || slices.Contains(mergeOnly.Events, "deployment_review") || mergeOnly.Permissions["deployments"] != "read" || mergeOnly.Permissions["actions"] != "" {
 		t.Errorf("the merge-only manifest: %v %v", mergeOnly.Events, mergeOnly.Permissions)
 	}
 	if !slices.Contains(mergeOnly.Events, "merge_group") || mergeOnly.Permissions["merge_queues"] != "read" {

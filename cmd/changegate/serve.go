@@ -130,6 +130,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		queue.Add(workers, notConfigured[jobs.ArchivePush]())
 		queue.Add(workers, notConfigured[jobs.DeploymentGate]())
 		queue.Add(workers, notConfigured[jobs.MergeGroup]())
+		queue.Add(workers, notConfigured[jobs.DeploymentReview]())
 	}
 
 	q, err := queue.New(store, workers, queue.Config{

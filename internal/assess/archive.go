@@ -98,6 +98,13 @@ func (a *Assessor) deploymentException(ctx context.Context, client *github.Clien
 	if answered {
 		r.Gate = &gate
 	}
+	if a.Gates != nil {
+		reviews, err := a.Gates.DeploymentReviews(ctx, r.Repo.String(), j.SHA, j.Environment)
+		if err != nil {
+			return "", err
+		}
+		r.DeploymentReviews = reviews
+	}
 	switch {
 	case len(links) == 0:
 		return fmt.Sprintf("deployed %s to %s, a commit with no change record: it never went through a reviewed, merged pull request", short(j.SHA), j.Environment), nil

@@ -24,6 +24,10 @@ type Answerer func(ctx context.Context, client *github.Client, callback string, 
 type GateStore interface {
 	Gate(ctx context.Context, repo string, deploymentID int64, environment string) (change.GateAnswer, bool, error)
 	PutGate(ctx context.Context, tx *sql.Tx, repo string, g change.GateAnswer) error
+	// PutDeploymentReview and DeploymentReviews keep who approved or
+	// rejected a deployment in GitHub.
+	PutDeploymentReview(ctx context.Context, tx *sql.Tx, repo, sha, deliveryID string, r change.DeploymentReview) error
+	DeploymentReviews(ctx context.Context, repo, sha, environment string) ([]change.DeploymentReview, error)
 }
 
 // ProtectionRules lists the Apps whose custom deployment protection rules
@@ -35,9 +39,26 @@ type ProtectionRules func(ctx context.Context, client *github.Client, repo chang
 // final answer.
 var ErrGatePending = errors.New("deployment gate: a control is pending")
 
-// RegisterGate adds the deployment protection rule handler.
+// RegisterGate adds the deployment protection rule handler and the
+// recorder of deployment reviews.
 func (a *Assessor) RegisterGate(w *queue.Workers) {
 	queue.Add(w, queue.Handler[jobs.DeploymentGate](a.deploymentGateJob))
+	queue.Add(w, queue.Handler[jobs.DeploymentReview](a.deploymentReviewJob))
+}
+
+// deploymentReviewJob keeps who approved or rejected a deployment in
+// GitHub, for its change record. It reads nothing from GitHub.
+func (a *Assessor) deploymentReviewJob(_ context.Context, log *slog.Logger, j jobs.DeploymentReview) (queue.Apply, error) {
+	log.Info("deployment review recorded", "reviewer", j.Reviewer, "environments", j.Environments)
+	return func(ctx context.Context, tx *sql.Tx) error {
+		for _, env := range j.Environments {
+			r := change.DeploymentReview{Environment: env, State: j.State, Reviewer: j.Reviewer, Comment: j.Comment, At: j.At.UTC()}
+			if err := a.Gates.PutDeploymentReview(ctx, tx, j.Repo, j.SHA, j.DeliveryID, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, nil
 }
 
 // deploymentGateJob answers a deployment protection rule: approved when

@@ -261,3 +261,13 @@ type MergeGroup struct {
 	BaseSHA string `json:"base_sha"`
 	Pulls   []int  `json:"pulls"`
 }
+
+// DeploymentReview is an approval or rejection of a deployment by an
+// environment's required reviewer in GitHub.
+type DeploymentReview struct {
+	Environment string    `json:"environment"`
+	State       string    `json:"state"` // approved, rejected
+	Reviewer    string    `json:"reviewer"`
+	Comment     string    `json:"comment,omitempty"`
+	At          time.Time `json:"at"`
+}

@@ -89,6 +89,9 @@ type Record struct {
 	// Gate is changegate's answer to the deployment's protection rule,
 	// when it was asked.
 	Gate *change.GateAnswer `json:"gate,omitempty"`
+	// DeploymentReviews are the approvals and rejections of the deployment
+	// by an environment's required reviewers in GitHub.
+	DeploymentReviews []change.DeploymentReview `json:"deployment_reviews,omitempty"`
 	// MergeGroup is the merge queue entry a pull request merged in: the
 	// merged commit, bound to the pull request's head and evidence above.
 	MergeGroup *change.MergeGroup `json:"merge_group,omitempty"`

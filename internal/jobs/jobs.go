@@ -260,3 +260,33 @@ func (g MergeGroup) LogAttrs() []slog.Attr {
 	return []slog.Attr{slog.String("delivery_id", g.DeliveryID), slog.Int64("installation_id", g.Installation),
 		slog.String("repo", g.Repo), slog.String("sha", g.HeadSHA), slog.String("head_ref", g.HeadRef)}
 }
+
+// KindDeploymentReview records a review of a deployment in GitHub.
+const KindDeploymentReview = "deployment_review"
+
+// DeploymentReview is a `deployment_review` `approved` or `rejected`
+// event: someone approved or rejected a deployment waiting on an
+// environment's required reviewers.
+type DeploymentReview struct {
+	DeliveryID   string    `json:"delivery_id"`
+	Installation int64     `json:"installation_id"`
+	Repo         string    `json:"repo"`
+	SHA          string    `json:"sha"`
+	Environments []string  `json:"environments"`
+	State        string    `json:"state"` // approved, rejected
+	Reviewer     string    `json:"reviewer"`
+	Comment      string    `json:"comment,omitempty"`
+	At           time.Time `json:"at"`
+	QueuedAt     time.Time `json:"queued_at"`
+}
+
+func (DeploymentReview) Kind() string { return KindDeploymentReview }
+
+// DeliveryRef names the delivery the job was queued for.
+func (r DeploymentReview) DeliveryRef() string { return r.DeliveryID }
+
+// LogAttrs are the attributes a worker's log lines carry.
+func (r DeploymentReview) LogAttrs() []slog.Attr {
+	return []slog.Attr{slog.String("delivery_id", r.DeliveryID), slog.Int64("installation_id", r.Installation),
+		slog.String("repo", r.Repo), slog.String("sha", r.SHA), slog.String("state", r.State)}
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -77,10 +78,9 @@ type payload struct {
 		Number      int       `json:"number"`
 		PullRequest *struct{} `json:"pull_request"`
 	} `json:"issue"`
-	Comment *struct {
-		Body              string `json:"body"`
-		AuthorAssociation string `json:"author_association"`
-	} `json:"comment"`
+	// Comment is an issue comment's object, or a deployment review's
+	// string: read it with issueComment.
+	Comment json.RawMessage `json:"comment"`
 	State       string `json:"state"` // status
 	WorkflowRun *struct {
 		HeadSHA string `json:"head_sha"`
@@ -159,6 +159,8 @@ func Translate(id, event string, body []byte, received time.Time, opts Translate
 	d.SHA = headSHA(&p)
 
 	switch event {
+	case "deployment_review":
+		d.Jobs = reviewJobs(&d, body)
 	case "installation", "installation_repositories":
 		job, err := installationJob(id, event, d.Action, &p)
 		if err != nil {
@@ -256,12 +258,78 @@ func evaluationJobs(d *Delivery, p *payload, opts TranslateOptions) []jobs.Job {
 			return sha(p.WorkflowRun.HeadSHA)
 		}
 	case "issue_comment":
-		if d.Action == "created" && p.Issue != nil && p.Issue.PullRequest != nil && p.Comment != nil &&
-			isRecheck(p.Comment.Body) && canRecheck(p.Comment.AuthorAssociation) {
+		if c := issueComment(p); d.Action == "created" && p.Issue != nil && p.Issue.PullRequest != nil && c != nil &&
+			isRecheck(c.Body) && canRecheck(c.AuthorAssociation) {
 			return []jobs.Job{pr(p.Issue.Number)}
 		}
 	}
 	return nil
+}
+
+// comment is an issue comment.
+type comment struct {
+	Body              string `json:"body"`
+	AuthorAssociation string `json:"author_association"`
+}
+
+// issueComment is the payload's comment object, if it is one.
+func issueComment(p *payload) *comment {
+	var c comment
+	if len(p.Comment) == 0 || p.Comment[0] != '{' || json.Unmarshal(p.Comment, &c) != nil {
+		return nil
+	}
+	return &c
+}
+
+// deploymentReviewPayload is what a deployment_review event says, apart:
+// its "comment" is a string, where an issue comment's is an object.
+type deploymentReviewPayload struct {
+	Approver *struct {
+		Login string `json:"login"`
+	} `json:"approver"`
+	Comment     string `json:"comment"`
+	Since       string `json:"since"`
+	WorkflowRun *struct {
+		HeadSHA string `json:"head_sha"`
+	} `json:"workflow_run"`
+	WorkflowJobRuns []struct {
+		Environment string `json:"environment"`
+	} `json:"workflow_job_runs"`
+	WorkflowJobRun *struct {
+		Environment string `json:"environment"`
+	} `json:"workflow_job_run"`
+}
+
+// reviewJobs records who approved or rejected a deployment in GitHub.
+func reviewJobs(d *Delivery, body []byte) []jobs.Job {
+	if (d.Action != "approved" && d.Action != "rejected") || d.Repo == "" || d.InstallationID == 0 {
+		return nil
+	}
+	var p deploymentReviewPayload
+	if json.Unmarshal(body, &p) != nil || p.WorkflowRun == nil || p.WorkflowRun.HeadSHA == "" {
+		return nil
+	}
+	j := jobs.DeploymentReview{DeliveryID: d.ID, Installation: d.InstallationID, Repo: d.Repo, SHA: p.WorkflowRun.HeadSHA,
+		State: d.Action, Comment: p.Comment, QueuedAt: d.ReceivedAt}
+	if p.Approver != nil {
+		j.Reviewer = p.Approver.Login
+	}
+	j.At, _ = time.Parse(time.RFC3339, p.Since)
+	if j.At.IsZero() {
+		j.At = d.ReceivedAt
+	}
+	for _, r := range p.WorkflowJobRuns {
+		if r.Environment != "" && !slices.Contains(j.Environments, r.Environment) {
+			j.Environments = append(j.Environments, r.Environment)
+		}
+	}
+	if p.WorkflowJobRun != nil && p.WorkflowJobRun.Environment != "" && !slices.Contains(j.Environments, p.WorkflowJobRun.Environment) {
+		j.Environments = append(j.Environments, p.WorkflowJobRun.Environment)
+	}
+	if len(j.Environments) == 0 {
+		return nil
+	}
+	return []jobs.Job{j}
 }
 
 // gateJobs asks for an answer to a deployment protection rule. A request

@@ -3,6 +3,7 @@ package webhook
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -47,6 +48,9 @@ func TestTranslateTriggers(t *testing.T) {
 				CallbackURL: "https://api.github.com/repos/acme/api/actions/runs/5/deployment_protection_rule", QueuedAt: t0}}},
 		{"merge group checks requested", "merge_group", `{"action":"checks_requested","merge_group":{"head_sha":"abc","head_ref":"refs/heads/gh-readonly-queue/main/pr-7-` + strings.Repeat("9", 40) + `","base_sha":"b0","base_ref":"refs/heads/main"},` + repo + `}`,
 			[]jobs.Job{jobs.MergeGroup{DeliveryID: "d", Installation: 7, Repo: "acme/api", HeadSHA: "abc", HeadRef: "refs/heads/gh-readonly-queue/main/pr-7-" + strings.Repeat("9", 40), BaseSHA: "b0", BaseRef: "main", QueuedAt: t0}}},
+		{"deployment review approved", "deployment_review", `{"action":"approved","approver":{"login":"olivia"},"comment":"ship it","since":"2026-03-01T10:00:00Z","workflow_run":{"id":9,"head_sha":"abc"},"workflow_job_runs":[{"id":1,"environment":"production"},{"id":2,"environment":"production"}],` + repo + `}`,
+			[]jobs.Job{jobs.DeploymentReview{DeliveryID: "d", Installation: 7, Repo: "acme/api", SHA: "abc", Environments: []string{"production"}, State: "approved", Reviewer: "olivia", Comment: "ship it", At: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC), QueuedAt: t0}}},
+		{"deployment review requested", "deployment_review", `{"action":"requested","workflow_run":{"id":9,"head_sha":"abc"},` + repo + `}`, nil},
 		{"merge group destroyed", "merge_group", `{"action":"destroyed","reason":"merged","merge_group":{"head_sha":"abc"},` + repo + `}`, nil},
 		{"protection rule without a callback", "deployment_protection_rule", `{"action":"requested","environment":"production","deployment":{"id":9,"sha":"abc"},` + repo + `}`, nil},
 		{"production deployment succeeded", "deployment_status", `{"action":"created","deployment_status":{"state":"success"},"deployment":{"id":9,"sha":"abc","environment":"production"},` + repo + `}`,

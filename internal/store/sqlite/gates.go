@@ -97,3 +97,39 @@ func splitInts(s string) []int {
 	}
 	return out
 }
+
+// PutDeploymentReview records a review of a deployment of sha, in the
+// recording job's transaction; a redelivery records nothing more.
+func (s *DB) PutDeploymentReview(ctx context.Context, tx *sql.Tx, repo, sha, deliveryID string, r change.DeploymentReview) error {
+	_, err := tx.ExecContext(ctx, `
+		INSERT INTO deployment_reviews (repo, sha, environment, state, reviewer, comment, at, delivery_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		repo, sha, r.Environment, r.State, r.Reviewer, r.Comment, ts(r.At), deliveryID)
+	if err != nil {
+		return fmt.Errorf("record deployment review %s@%s: %w", repo, sha, err)
+	}
+	return nil
+}
+
+// DeploymentReviews lists the reviews of deployments of sha to an
+// environment, oldest first.
+func (s *DB) DeploymentReviews(ctx context.Context, repo, sha, environment string) ([]change.DeploymentReview, error) {
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT state, reviewer, comment, at FROM deployment_reviews
+		WHERE repo = ? AND sha = ? AND environment = ? ORDER BY at, rowid`, repo, sha, environment)
+	if err != nil {
+		return nil, fmt.Errorf("read deployment reviews %s@%s: %w", repo, sha, err)
+	}
+	defer rows.Close()
+	var out []change.DeploymentReview
+	for rows.Next() {
+		r := change.DeploymentReview{Environment: environment}
+		var at string
+		if err := rows.Scan(&r.State, &r.Reviewer, &r.Comment, &at); err != nil {
+			return nil, fmt.Errorf("read deployment reviews %s@%s: %w", repo, sha, err)
+		}
+		r.At, _ = time.Parse(time.RFC3339Nano, at)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}

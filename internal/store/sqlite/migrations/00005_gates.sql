@@ -15,6 +15,22 @@ CREATE TABLE deployment_gates (
     PRIMARY KEY (repo, deployment_id, environment)
 ) STRICT;
 
+-- deployment_reviews holds who approved or rejected a deployment in
+-- GitHub (an environment's required reviewers), for the deployment's
+-- change record.
+CREATE TABLE deployment_reviews (
+    repo        TEXT NOT NULL,
+    sha         TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    reviewer    TEXT NOT NULL,
+    comment     TEXT NOT NULL,
+    at          TEXT NOT NULL,
+    delivery_id TEXT NOT NULL,
+    PRIMARY KEY (delivery_id, environment)
+) STRICT;
+CREATE INDEX deployment_reviews_sha ON deployment_reviews (repo, sha, environment);
+
 -- merge_groups remembers each merge queue entry changegate checked, so
 -- that a pull request's merge record can name the group it merged in.
 CREATE TABLE merge_groups (
@@ -29,5 +45,6 @@ CREATE TABLE merge_groups (
 ) STRICT;
 
 -- +goose Down
+DROP TABLE deployment_reviews;
 DROP TABLE merge_groups;
 DROP TABLE deployment_gates;
