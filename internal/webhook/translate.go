@@ -80,8 +80,8 @@ type payload struct {
 	} `json:"issue"`
 	// Comment is an issue comment's object, or a deployment review's
 	// string: read it with issueComment.
-	Comment json.RawMessage `json:"comment"`
-	State       string `json:"state"` // status
+	Comment     json.RawMessage `json:"comment"`
+	State       string          `json:"state"` // status
 	WorkflowRun *struct {
 		HeadSHA string `json:"head_sha"`
 	} `json:"workflow_run"`
