@@ -275,3 +275,40 @@ func TestBypassRecordsWhoAndWhy(t *testing.T) {
 		t.Errorf("bypass exception: %+v", rec.Exception)
 	}
 }
+
+// TestGateWaitsAndGivesUp: while Jira cannot be read the gate does not
+// answer, and answers once it can; a 422 on the answer is not retried, and
+// nothing is approved by default.
+func TestGateWaitsAndGivesUp(t *testing.T) {
+	t.Parallel()
+	a := startApp(t)
+	a.jf.SetStatus("PAY-123", "Approved")
+	good, goodMerge := strings.Repeat("a", 40), strings.Repeat("b", 40)
+	a.compliantPR(98, good)
+	a.gh.MergePullRequest("acme", "api", 98, goodMerge, "alice")
+
+	a.jf.FailNext(3, http.StatusServiceUnavailable)
+	a.gateRequest(t, 5001, goodMerge, "production", "")
+	eventually(t, "the gate waiting on Jira", 30*time.Second, func() bool {
+		return strings.Contains(a.logs.String(), "deployment gate: a control is pending")
+	})
+	if n := a.answersTo(5001); n != 0 {
+		t.Fatalf("answered %d times while a control was pending", n)
+	}
+	if ans := a.answerOf(t, 5001); ans.State != "approved" {
+		t.Errorf("after Jira came back: %+v", ans)
+	}
+
+	a.gh.FailNext(ghfake.MatchRoute("POST /repos/{owner}/{repo}/actions/runs/{run_id}/deployment_protection_rule"), 5, http.StatusUnprocessableEntity, nil, `{"message":"Validation Failed"}`)
+	a.gateRequest(t, 5002, goodMerge, "production", "")
+	eventually(t, "the 422 given up on", 30*time.Second, func() bool {
+		return strings.Contains(a.logs.String(), "job failed permanently") && strings.Contains(a.logs.String(), "5002")
+	})
+	time.Sleep(300 * time.Millisecond)
+	if n := a.gh.CountCalls("POST", "/repos/{owner}/{repo}/actions/runs/{run_id}/deployment_protection_rule"); n > 3 {
+		t.Errorf("the 422 was retried: %d answer calls in all", n)
+	}
+	if n := a.answersTo(5002); n != 0 {
+		t.Errorf("run 5002 answered %d times", n)
+	}
+}
