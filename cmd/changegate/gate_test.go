@@ -179,14 +179,9 @@ func TestDeploymentRecordsCarryTheGate(t *testing.T) {
 	eventually(t, "three deployment records", 30*time.Second, func() bool {
 		return queryInt(t, db, `SELECT COUNT(*) FROM ledger_records WHERE change_type = 'deployment'`) == 3
 	})
-	pub, err := readPublicKey("", a.dataDir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	got := map[int64]string{}
-	for _, r := range storedRecords(t, a.dataDir) {
-		rec, err := evidence.VerifyEnvelope(r.env, pub)
-		if err != nil || rec.ChangeType != evidence.Deployment {
+	for _, rec := range a.records(t) {
+		if rec.ChangeType != evidence.Deployment {
 			continue
 		}
 		id := rec.Facts.Deployments[0].ID
@@ -263,14 +258,7 @@ func TestBypassRecordsWhoAndWhy(t *testing.T) {
 	eventually(t, "the bypass record", 30*time.Second, func() bool {
 		return queryInt(t, db, `SELECT COUNT(*) FROM ledger_records WHERE change_type = 'bypass'`) == 1
 	})
-	pub, err := readPublicKey("", a.dataDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec, err := evidence.VerifyEnvelope(storedRecords(t, a.dataDir)[0].env, pub)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rec := a.records(t)[0]
 	if e := rec.Exception; e == nil || e.By != "root-admin" || e.Justification != "Bypassing: INC-42 outage, approved on the bridge by the CTO" || !strings.Contains(e.Reason, "merged by root-admin") {
 		t.Errorf("bypass exception: %+v", rec.Exception)
 	}
@@ -311,4 +299,23 @@ func TestGateWaitsAndGivesUp(t *testing.T) {
 	if n := a.answersTo(5002); n != 0 {
 		t.Errorf("run 5002 answered %d times", n)
 	}
+}
+
+// records are the app's records, each checked against its key, in log
+// order.
+func (a *app) records(t *testing.T) []*evidence.Record {
+	t.Helper()
+	pub, err := readPublicKey("", a.dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*evidence.Record
+	for _, r := range storedRecords(t, a.dataDir) {
+		rec, err := evidence.VerifyEnvelope(r.env, pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, rec)
+	}
+	return out
 }
