@@ -700,3 +700,43 @@ func TestInvalidPolicyKeepsProductionScope(t *testing.T) {
 		t.Errorf("record policy %+v: want the baseline's digest and the quoted error", rec.Policy)
 	}
 }
+
+// TestGitOpsPolicy: over the built-in default, a GitOps repository says
+// what production is. A pull request touching only staging is not a
+// production change; one that edits only the policy file gets the full
+// check.
+func TestGitOpsPolicy(t *testing.T) {
+	t.Parallel()
+	a := startApp(t)
+	a.gh.AddRepo(42, ghfake.Repo{ID: 3101, Owner: "acme", Name: "deploys"})
+	a.gh.SetContent("acme", "deploys", "main", ".github/changegate.yml", []byte("version: 1\nproduction:\n  paths: [overlays/production/**]\n"))
+	const repo = `"repository":{"full_name":"acme/deploys","name":"deploys","owner":{"login":"acme"}},"installation":{"id":42}`
+	open := func(n int, sha, file string) {
+		a.gh.AddPullRequest("acme", "deploys", ghfake.PullRequest{Number: n, Title: "PAY-123 change", Author: "alice", HeadSHA: sha, BaseRef: "main"})
+		a.gh.AddCommit("acme", "deploys", n, ghfake.Commit{SHA: sha, Message: "x", Author: ghfake.Person{Login: "alice"}})
+		a.gh.AddFile("acme", "deploys", n, ghfake.File{Filename: file})
+		body := strings.ReplaceAll(strings.ReplaceAll(prEvent("opened", n), sha1, sha), repoJSON, repo)
+		a.github(t, "pull_request", body)
+	}
+	staging, policyEdit := strings.Repeat("4", 40), strings.Repeat("5", 40)
+	open(1, staging, "overlays/staging/app.yaml")
+	open(2, policyEdit, ".github/changegate.yml")
+	latest := func(sha string) ghfake.CheckRunWrite {
+		var w ghfake.CheckRunWrite
+		for _, x := range a.gh.CheckRunWrites("acme", "deploys") {
+			if x.HeadSHA == sha {
+				w = x
+			}
+		}
+		return w
+	}
+	eventually(t, "both checks", 30*time.Second, func() bool {
+		return latest(staging).Conclusion != "" && latest(policyEdit).Title != ""
+	})
+	if w := latest(staging); w.Conclusion != "neutral" {
+		t.Errorf("a staging-only change: %s %q", w.Conclusion, w.Title)
+	}
+	if w := latest(policyEdit); w.Conclusion == "neutral" || strings.HasPrefix(w.Title, "Invalid policy") {
+		t.Errorf("a change to the policy file: %s %q", w.Conclusion, w.Title)
+	}
+}

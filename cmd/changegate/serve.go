@@ -92,6 +92,10 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	floor, err := loadFloor(cfg.Policy.FloorFile)
+	if err != nil {
+		return err
+	}
 
 	classify := ghapp.RetryDelay
 	workers := queue.NewWorkers()
@@ -112,7 +116,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		assessor, err := newAssessor(store, apps, cfg.GitHub.AppID, tickets, archiver{led, store.Ledger()})
+		assessor, err := newAssessor(store, apps, cfg.GitHub.AppID, tickets, archiver{led, store.Ledger()}, floor)
 		if err != nil {
 			return err
 		}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -35,15 +36,20 @@ import (
 // GitHub, Jira, checks and store packages without any of them importing
 // another.
 
-// newAssessor wires the evaluation workflow.
-func newAssessor(store *sqlite.DB, clients assess.Clients, appID int64, tickets *jira.Client, archive assess.Archiver) (*assess.Assessor, error) {
+// newAssessor wires the evaluation workflow. floor is the operator's
+// policy floor, nil when there is none.
+func newAssessor(store *sqlite.DB, clients assess.Clients, appID int64, tickets *jira.Client, archive assess.Archiver, floor *policy.Policy) (*assess.Assessor, error) {
 	defaults, err := policy.Parse(shipped.DefaultPolicyName, shipped.DefaultPolicy)
 	if err != nil {
 		return nil, fmt.Errorf("default policy: %w", err)
 	}
+	layers := policyLayers{defaults: defaults.AsFallback(), floor: floor, floorSource: shipped.DefaultPolicyName}
+	if floor != nil {
+		layers.floorSource = "the operator's floor"
+	}
 	a := &assess.Assessor{
 		Clients:  clients,
-		Policies: policyLoader(defaults),
+		Policies: layers.load,
 		Pull:     ghfacts.PullRequest,
 		Gather: func(ctx context.Context, c *github.Client, pr *change.Facts, n assess.Needs) (*change.Facts, error) {
 			return ghfacts.More(ctx, c, pr, ghfacts.Needs(n))
@@ -85,41 +91,75 @@ const (
 	orgPolicyPath  = "changegate.yml"
 )
 
-func policyLoader(defaults *policy.Policy) assess.PolicyLoader {
-	return func(ctx context.Context, c *github.Client, repo change.Repo, baseRef string) (assess.Policy, string, error) {
-		baseline, source := defaults, shipped.DefaultPolicyName
-		orgRepo := change.Repo{Owner: repo.Owner, Name: orgPolicyRepo}
-		data, found, err := ghfacts.FetchFile(ctx, c, orgRepo, orgPolicyPath, "")
-		if err != nil {
-			return nil, "", fmt.Errorf("read %s/%s: %w", orgRepo, orgPolicyPath, err)
-		}
-		if found {
-			name := orgRepo.String() + "/" + orgPolicyPath
-			p, err := policy.Parse(name, data)
-			if err != nil {
-				return nil, "", &assess.InvalidPolicyError{Source: name, Err: err, Baseline: policyAdapter{defaults}, BaselineSource: source}
-			}
-			baseline, source = p, name
-		}
-		data, found, err = ghfacts.FetchFile(ctx, c, repo, repoPolicyPath, baseRef)
-		if err != nil {
-			return nil, "", fmt.Errorf("read %s/%s: %w", repo, repoPolicyPath, err)
-		}
-		if !found {
-			return policyAdapter{baseline}, source, nil
-		}
-		name := repoPolicyPath + "@" + baseRef
-		p, err := policy.Parse(name, data)
-		if err != nil {
-			return nil, "", &assess.InvalidPolicyError{Source: name, Err: err, Baseline: policyAdapter{baseline}, BaselineSource: source}
-		}
-		merged, err := policy.Merge(baseline, p)
-		if err != nil {
-			return nil, "", &assess.InvalidPolicyError{Source: name, Err: fmt.Errorf("loosens the baseline (%s): %w", source, err),
-				Baseline: policyAdapter{baseline}, BaselineSource: source}
-		}
-		return policyAdapter{merged}, name + " over " + source, nil
+// policyLayers loads a repository's effective policy: the organisation's
+// file over the operator's floor (or over the built-in default, a
+// fallback), the repository's file over that (policy.Effective).
+type policyLayers struct {
+	defaults, floor *policy.Policy
+	floorSource     string
+}
+
+func (l policyLayers) load(ctx context.Context, c *github.Client, repo change.Repo, baseRef string) (assess.Policy, string, error) {
+	base, source := l.defaults, l.floorSource
+	if l.floor != nil {
+		base = l.floor
 	}
+	orgRepo := change.Repo{Owner: repo.Owner, Name: orgPolicyRepo}
+	data, found, err := ghfacts.FetchFile(ctx, c, orgRepo, orgPolicyPath, "")
+	if err != nil {
+		return nil, "", fmt.Errorf("read %s/%s: %w", orgRepo, orgPolicyPath, err)
+	}
+	if found {
+		name := orgRepo.String() + "/" + orgPolicyPath
+		merged, err := l.layer(base, source, name, data)
+		if err != nil {
+			return nil, "", &assess.InvalidPolicyError{Source: name, Err: err, Baseline: policyAdapter{base}, BaselineSource: source}
+		}
+		base, source = merged, name
+	}
+	data, found, err = ghfacts.FetchFile(ctx, c, repo, repoPolicyPath, baseRef)
+	if err != nil {
+		return nil, "", fmt.Errorf("read %s/%s: %w", repo, repoPolicyPath, err)
+	}
+	if !found {
+		return policyAdapter{base}, source, nil
+	}
+	name := repoPolicyPath + "@" + baseRef
+	merged, err := l.layer(base, source, name, data)
+	if err != nil {
+		return nil, "", &assess.InvalidPolicyError{Source: name, Err: err, Baseline: policyAdapter{base}, BaselineSource: source}
+	}
+	return policyAdapter{merged}, name + " over " + source, nil
+}
+
+// layer parses a file and merges it over base.
+func (l policyLayers) layer(base *policy.Policy, baseSource, name string, data []byte) (*policy.Policy, error) {
+	p, err := policy.Parse(name, data)
+	if err != nil {
+		return nil, err
+	}
+	merged, err := policy.Merge(base, p)
+	if err != nil {
+		return nil, fmt.Errorf("loosens the baseline (%s): %w", baseSource, err)
+	}
+	return merged, nil
+}
+
+// loadFloor reads the operator's policy floor; the server refuses to start
+// on one it cannot read or parse.
+func loadFloor(path string) (*policy.Policy, error) {
+	if path == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("policy floor: %w", err)
+	}
+	p, err := policy.Parse(path, data)
+	if err != nil {
+		return nil, fmt.Errorf("policy floor: %w", err)
+	}
+	return p, nil
 }
 
 // policyAdapter gives assess what it needs of a *policy.Policy.

@@ -37,6 +37,7 @@ type Config struct {
 	GitHub GitHub `yaml:"github"`
 	Jira   Jira   `yaml:"jira"`
 	Queue  Queue  `yaml:"queue"`
+	Policy Policy `yaml:"policy"`
 
 	// Evidence and audit settings used by later parts of the server; they are
 	// parsed and validated now so that a config file stays valid over time.
@@ -54,6 +55,13 @@ type Config struct {
 	// WebhookSecretGenerated is true when the secret was generated into the
 	// data dir on this start.
 	WebhookSecretGenerated bool `yaml:"-"`
+}
+
+// Policy holds the operator's policy settings.
+type Policy struct {
+	// FloorFile is a policy file that organisation and repository files may
+	// only tighten.
+	FloorFile string `yaml:"floor_file"`
 }
 
 // GitHub holds the App's identity and the API location.
@@ -201,6 +209,7 @@ func applyEnv(cfg *Config, env LookupEnv, errs *[]error) {
 	str("CHANGEGATE_EVIDENCE_URL", &cfg.EvidenceURL)
 	str("CHANGEGATE_SIGNING_KEY_FILE", &cfg.SigningKeyFile)
 	str("CHANGEGATE_AUDITOR_TOKENS_FILE", &cfg.AuditorTokensFile)
+	str("CHANGEGATE_POLICY_FLOOR_FILE", &cfg.Policy.FloorFile)
 	if v, ok := env("CHANGEGATE_GITHUB_APP_ID"); ok && v != "" {
 		id, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {

@@ -10,6 +10,9 @@ import (
 	"github.com/changegate/changegate/internal/change"
 )
 
+// PolicyFile is where a repository keeps its policy, on its base branch.
+const PolicyFile = ".github/changegate.yml"
+
 // webFlow is the committer GitHub records for commits made in its web UI
 // and for merges of the base branch: it is GitHub, not a person.
 const webFlow = "web-flow"
@@ -68,12 +71,17 @@ func headSHA(f *change.Facts) string {
 // unknown default branch or an incomplete file list counts as production.
 func notProduction(p *Policy, f *change.Facts) (string, bool) {
 	base := baseRef(f)
-	if len(p.Production.Branches) == 0 {
-		if def := f.PR.DefaultBranch; def != "" && base != def {
-			return fmt.Sprintf("not a production change: base branch %s is not a production branch (the default branch %s is)", base, def), true
+	if !p.ProductionBranch(base, f.PR.DefaultBranch) {
+		if len(p.Production.Branches) == 0 {
+			return fmt.Sprintf("not a production change: base branch %s is not a production branch (the default branch %s is)", base, f.PR.DefaultBranch), true
 		}
-	} else if !matchAny(p.Production.Branches, base) {
 		return fmt.Sprintf("not a production change: base branch %s is not a production branch (%s)", base, strings.Join(p.Production.Branches, ", ")), true
+	}
+	// A change to the policy itself is always a production change:
+	// otherwise a repository that narrowed its paths could loosen its
+	// policy with an ungated pull request.
+	if slices.Contains(f.Files, PolicyFile) {
+		return "", false
 	}
 	if len(p.Production.Paths) > 0 {
 		if _, gap := f.GapIn("files"); gap {
@@ -911,8 +919,10 @@ func sortedKeys[V any](m map[string]V) []string {
 // production: production.branches, or the repository's default branch when
 // none are named (an unknown default branch counts, failing closed).
 func (p *Policy) ProductionBranch(branch, defaultBranch string) bool {
-	if len(p.Production.Branches) == 0 {
-		return defaultBranch == "" || branch == defaultBranch
+	if len(p.Production.Branches) == 0 || p.Production.withDefault {
+		if defaultBranch == "" || branch == defaultBranch {
+			return true
+		}
 	}
 	return matchAny(p.Production.Branches, branch)
 }

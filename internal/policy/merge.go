@@ -23,8 +23,8 @@ import (
 // What each key may do, "base" being the baseline's value:
 //
 //	key                      the repository may                         because
-//	production.branches      ⊇ base; if base is empty (the default      more branches gate more changes; a list
-//	                         branch), stay empty                        cannot be shown to contain "the default"
+//	production.branches      ⊇ base; over the default branch (empty     more branches gate more changes
+//	                         base), the list adds to it
 //	production.paths         base empty (every file): stay empty;       more paths gate more changes
 //	                         else ⊇ base
 //	production.environments  ⊇ base                                     more production environments
@@ -44,6 +44,14 @@ import (
 //	emergency.window         ≤ base                                     less time to approve after the fact
 //	exempt.authors           ⊆ base                                     fewer exemptions
 //	exempt.paths             ⊆ base
+//
+// Over the built-in default (a fallback, see AsFallback) a file names what
+// only it knows: production.paths and environments, the ticket lists,
+// staging, manager teams and Jira approval are its own. The keys that guard
+// a control (review.required, keep_on_push, the emergency window and label,
+// exemptions, sources, ignore, freeze) keep the rules above. Branches
+// listed over "the default branch" add to it: the default branch stays
+// production, which the merged policy remembers.
 //
 // The error joins one *Error per loosening key, placed at the repository
 // file's line.
@@ -78,15 +86,21 @@ func Merge(baseline, repo *Policy) (*Policy, error) {
 	b, m := baseline, merged
 
 	// Production: the repository may only widen what is production.
+	// Production: the repository may only widen what is production. Over
+	// the built-in default it says what production is: only it knows
+	// which paths and environments deploy.
 	switch {
 	case len(b.Production.Branches) == 0 && len(m.Production.Branches) > 0:
-		loose("production.branches", -1, "the baseline's production branch is the repository's default branch; a list cannot be shown to include it, so leave the key out")
+		// The default branch is known when the policy is applied: it stays
+		// production beside the branches listed.
+		m.Production.withDefault = true
 	default:
 		if i, s := missing(b.Production.Branches, m.Production.Branches, false); i >= 0 {
 			loose("production.branches", -1, "drops %s, which the baseline treats as production", s)
 		}
 	}
 	switch {
+	case b.fallback:
 	case len(b.Production.Paths) == 0 && len(m.Production.Paths) > 0:
 		loose("production.paths", -1, "the baseline treats every file as production; a list would narrow it")
 	default:
@@ -94,7 +108,7 @@ func Merge(baseline, repo *Policy) (*Policy, error) {
 			loose("production.paths", -1, "drops %s, which the baseline treats as production", s)
 		}
 	}
-	if i, s := missing(b.Production.Environments, m.Production.Environments, true); i >= 0 {
+	if i, s := missing(b.Production.Environments, m.Production.Environments, true); i >= 0 && !b.fallback {
 		loose("production.environments", -1, "drops %s, which the baseline treats as production", s)
 	}
 	if i, s := missing(b.Review.Ignore, m.Review.Ignore, true); i >= 0 {
@@ -116,8 +130,8 @@ func Merge(baseline, repo *Policy) (*Policy, error) {
 		{"ticket.issue_types", "issue type", b.Ticket.IssueTypes, m.Ticket.IssueTypes},
 		{"ticket.statuses", "status", b.Ticket.Statuses, m.Ticket.Statuses},
 	} {
-		if len(l.base) == 0 {
-			continue // the baseline allows any
+		if len(l.base) == 0 || b.fallback {
+			continue // the baseline allows any, or leaves the names to the file
 		}
 		if len(l.mine) == 0 {
 			loose(l.path, -1, "an empty list allows any %s; the baseline allows only %s", l.what, strings.Join(l.base, ", "))
@@ -136,25 +150,28 @@ func Merge(baseline, repo *Policy) (*Policy, error) {
 		loose("review.keep_on_push", -1, "true would count approvals of older commits; the baseline says false")
 	}
 
-	// Staging: only fewer ways to show a staging run.
-	if len(b.Staging.Environments) > 0 {
+	// Staging: only fewer ways to show a staging run; over the built-in
+	// default, the file names its own.
+	if len(b.Staging.Environments) > 0 && !b.fallback {
 		if i, s := missing(m.Staging.Environments, b.Staging.Environments, true); i >= 0 {
 			loose("staging.environments", i, "adds %s, which the baseline does not accept as staging", s)
 		}
 	}
-	if len(b.Staging.Checks) > 0 {
+	if len(b.Staging.Checks) > 0 && !b.fallback {
 		if i, s := missing(m.Staging.Checks, b.Staging.Checks, false); i >= 0 {
 			loose("staging.checks", i, "adds %s, which the baseline does not accept as staging", s)
 		}
 	}
 
-	// Manager: only fewer people may approve.
-	if len(b.Manager.Teams) > 0 {
+	// Manager: only fewer people may approve; over the built-in default,
+	// the file names its own teams, and may count Jira approvals (of a
+	// group, which validation requires).
+	if len(b.Manager.Teams) > 0 && !b.fallback {
 		if i, s := missing(m.Manager.Teams, b.Manager.Teams, true); i >= 0 {
 			loose("manager.teams", i, "adds %s, which the baseline does not accept as managers", s)
 		}
 	}
-	if m.Manager.JiraApproval && !b.Manager.JiraApproval {
+	if m.Manager.JiraApproval && !b.Manager.JiraApproval && !b.fallback {
 		loose("manager.jira_approval", -1, "true would count Jira approvals; the baseline says false")
 	}
 	if m.Manager.JiraApproval && b.Manager.JiraApproval && !strings.EqualFold(m.Manager.JiraGroup, b.Manager.JiraGroup) {
@@ -180,6 +197,7 @@ func Merge(baseline, repo *Policy) (*Policy, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	merged.fallback = false
 	return merged.clone(), nil // share no slice with repo
 }
 

@@ -38,11 +38,12 @@ func TestMerge(t *testing.T) {
 		Msg  string
 	}
 	tests := []struct {
-		name     string
-		defaults bool   // the baseline is Defaults() rather than org
-		repo     string // below "version: 1", on line 2
-		want     func(p *Policy)
-		problems []problem
+		name        string
+		defaults    bool   // the baseline is the built-in default (a fallback) rather than org
+		orgDefaults bool   // the baseline is an organisation file equal to the default
+		repo        string // below "version: 1", on line 2
+		want        func(p *Policy)
+		problems    []problem
 	}{
 		{name: "unset keys keep the baseline", repo: "review: {required: 3}", want: func(p *Policy) { p.Review.Required = 3 }},
 
@@ -50,14 +51,16 @@ func TestMerge(t *testing.T) {
 			want: func(p *Policy) { p.Production.Branches = []string{"main", "release/*"} }},
 		{name: "production.branches loosen: drop a branch", repo: "production: {branches: [release/*]}",
 			problems: []problem{{2, "production.branches: drops main, which the baseline treats as production"}}},
-		{name: "production.branches loosen: replace the default branch", defaults: true, repo: "production: {branches: [main]}",
-			problems: []problem{{2, "production.branches: the baseline's production branch is the repository's default branch; a list cannot be shown to include it, so leave the key out"}}},
+		{name: "production.branches over the default branch: the default branch stays production", defaults: true, repo: "production: {branches: [main]}",
+			want: func(p *Policy) { p.Production.Branches = []string{"main"} }},
 
 		{name: "production.paths tighten: add a path", repo: "production: {paths: [apps/**, infra/**]}",
 			want: func(p *Policy) { p.Production.Paths = []string{"apps/**", "infra/**"} }},
 		{name: "production.paths loosen: drop a path", repo: "production: {paths: [infra/**]}",
 			problems: []problem{{2, "production.paths: drops apps/**, which the baseline treats as production"}}},
-		{name: "production.paths loosen: narrow every file", defaults: true, repo: "production: {paths: [apps/**]}",
+		{name: "production.paths over the built-in default: a GitOps repository says what production is", defaults: true, repo: "production: {paths: [apps/**]}",
+			want: func(p *Policy) { p.Production.Paths = []string{"apps/**"} }},
+		{name: "production.paths loosen: narrow every file of an organisation", orgDefaults: true, repo: "production: {paths: [apps/**]}",
 			problems: []problem{{2, "production.paths: the baseline treats every file as production; a list would narrow it"}}},
 		{name: "production.paths tighten: every file stays every file", defaults: true, repo: "production: {paths: []}",
 			want: func(p *Policy) {}},
@@ -122,7 +125,9 @@ func TestMerge(t *testing.T) {
 
 		{name: "manager.jira_approval tighten: true to false", repo: "manager: {jira_approval: false}",
 			want: func(p *Policy) { p.Manager.JiraApproval = false }},
-		{name: "manager.jira_approval loosen: false to true", defaults: true, repo: "manager: {jira_approval: true, jira_group: x}",
+		{name: "manager.jira_approval over the built-in default: the repository's own group", defaults: true, repo: "manager: {jira_approval: true, jira_group: x}",
+			want: func(p *Policy) { p.Manager.JiraApproval, p.Manager.JiraGroup = true, "x" }},
+		{name: "manager.jira_approval loosen: false to true", orgDefaults: true, repo: "manager: {jira_approval: true, jira_group: x}",
 			problems: []problem{{2, "manager.jira_approval: true would count Jira approvals; the baseline says false"}}},
 
 		{name: "manager.jira_group same group", repo: "manager: {jira_group: Change-Managers}",
@@ -163,8 +168,11 @@ func TestMerge(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			base := mustParse(t, orgFile, org)
-			if tt.defaults {
+			switch {
+			case tt.defaults:
 				base = Defaults()
+			case tt.orgDefaults:
+				base = mustParse(t, orgFile, "version: 1\n")
 			}
 			repo := mustParse(t, repoFile, "version: 1\n"+tt.repo+"\n")
 			got, err := Merge(base, repo)
@@ -215,7 +223,7 @@ func TestMergeEdges(t *testing.T) {
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("Merge error = %v, want error %v", err, tt.wantErr)
 			}
-			if diff := cmp.Diff(tt.want, got, cmpopts.IgnoreUnexported(Policy{}), cmpopts.EquateEmpty()); diff != "" {
+			if diff := cmp.Diff(tt.want, got, cmpopts.IgnoreUnexported(Policy{}, Production{}), cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("merged (-want +got):\n%s", diff)
 			}
 		})

@@ -60,7 +60,7 @@ func Parse(name string, data []byte) (*Policy, error) {
 	root := doc.Content[0]
 
 	p := Defaults()
-	p.source = name
+	p.source, p.fallback = name, false // a file is a baseline, not a fallback
 	p.pos = map[string]position{}
 	d := &decoder{file: name, pos: p.pos}
 	d.decode(root, reflect.ValueOf(p).Elem(), "")

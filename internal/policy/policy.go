@@ -48,6 +48,9 @@ type Policy struct {
 
 	// source names the file Parse read, for Merge's messages.
 	source string
+	// fallback marks the built-in default: a fallback for what only the
+	// organisation or repository knows, not a floor (see Merge).
+	fallback bool
 	// pos holds where each key (and list item, as "key[i]") was written,
 	// for messages. A nil pos means the policy was not parsed: Merge then
 	// treats every key as set.
@@ -63,6 +66,9 @@ type Production struct {
 	// Environments are the GitHub deployment environments (globs) that are
 	// production.
 	Environments []string `yaml:"environments" json:"environments"`
+	// withDefault says the default branch is production too: a file listed
+	// branches over a baseline whose production branch is the default one.
+	withDefault bool
 }
 
 // Ticket configures the ticket control.
@@ -112,11 +118,22 @@ type Exempt struct {
 	Paths   []string `yaml:"paths" json:"paths"`
 }
 
+// AsFallback marks p as the built-in default: a fallback for what only an
+// organisation or repository knows (Jira names, staging, managers, what
+// production is), not a floor. A file over it still may not weaken a
+// control. See Merge.
+func (p *Policy) AsFallback() *Policy {
+	c := p.clone()
+	c.fallback = true
+	return c
+}
+
 // Defaults is the server's default policy; config/policy.default.yml is the
 // same policy written out (a test keeps them equal).
 func Defaults() *Policy {
 	return &Policy{
-		Version: Version,
+		Version:  Version,
+		fallback: true,
 		Production: Production{
 			Branches:     []string{},
 			Paths:        []string{},
@@ -177,7 +194,10 @@ func (p *Policy) Digest() string {
 		slices.Sort(s)
 		*l = slices.Compact(s)
 	}
-	b, err := json.Marshal(c)
+	b, err := json.Marshal(struct {
+		*Policy
+		DefaultBranch bool `json:"production_default_branch,omitempty"`
+	}{c, c.Production.withDefault})
 	if err != nil {
 		panic(fmt.Sprintf("policy: encode canonical form: %v", err)) // strings, ints and bools always encode
 	}
