@@ -740,3 +740,40 @@ func TestGitOpsPolicy(t *testing.T) {
 		t.Errorf("a change to the policy file: %s %q", w.Conclusion, w.Title)
 	}
 }
+
+// TestOrgBaselineIsCached: the organisation's baseline costs one GitHub
+// call per organisation until a push to its .github repository, not one
+// per evaluation.
+func TestOrgBaselineIsCached(t *testing.T) {
+	t.Parallel()
+	a := startApp(t)
+	a.jf.SetStatus("PAY-123", "Approved")
+	orgReads := func() int {
+		n := 0
+		for _, c := range a.gh.Calls() {
+			if c.Path == "/repos/acme/.github/contents/changegate.yml" {
+				n++
+			}
+		}
+		return n
+	}
+	for i, n := range []int{101, 102, 103} {
+		sha := strings.Repeat(fmt.Sprint(i+1), 40)
+		a.compliantPR(n, sha)
+		a.github(t, "pull_request", strings.ReplaceAll(strings.ReplaceAll(prEvent("opened", 51), sha1, sha), `"number":51`, fmt.Sprintf(`"number":%d`, n)))
+		eventually(t, fmt.Sprintf("the check of #%d", n), 30*time.Second, func() bool { return len(a.conclusionsOn(sha)) > 0 })
+	}
+	if got := orgReads(); got != 1 {
+		t.Errorf("the organisation's baseline was read %d times for three evaluations, want once", got)
+	}
+	a.github(t, "push", fmt.Sprintf(`{"ref":"refs/heads/main","before":"%040d","after":"%s","commits":[{"id":"%s"}],"pusher":{"name":"alice"},`+
+		`"repository":{"full_name":"acme/.github","default_branch":"main"},"installation":{"id":42}}`, 0, strings.Repeat("e", 40), strings.Repeat("e", 40)))
+	time.Sleep(500 * time.Millisecond)
+	sha := strings.Repeat("9", 40)
+	a.compliantPR(104, sha)
+	a.github(t, "pull_request", strings.ReplaceAll(strings.ReplaceAll(prEvent("opened", 51), sha1, sha), `"number":51`, `"number":104`))
+	eventually(t, "the check of #104", 30*time.Second, func() bool { return len(a.conclusionsOn(sha)) > 0 })
+	if got := orgReads(); got != 2 {
+		t.Errorf("after a push to acme/.github the baseline was read %d times in all, want twice", got)
+	}
+}

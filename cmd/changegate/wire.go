@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/google/go-github/v60/github"
@@ -43,14 +44,21 @@ func newAssessor(store *sqlite.DB, clients assess.Clients, appID int64, tickets 
 	if err != nil {
 		return nil, fmt.Errorf("default policy: %w", err)
 	}
-	layers := policyLayers{defaults: defaults.AsFallback(), floor: floor, floorSource: shipped.DefaultPolicyName}
+	layers := policyLayers{defaults: defaults.AsFallback(), floor: floor, floorSource: shipped.DefaultPolicyName, orgs: newOrgPolicies(time.Now)}
 	if floor != nil {
 		layers.floorSource = "the operator's floor"
 	}
 	a := &assess.Assessor{
 		Clients:  clients,
 		Policies: layers.load,
-		Pull:     ghfacts.PullRequest,
+		// A push to an organisation's .github repository may change its
+		// baseline.
+		PolicyPushed: func(repo change.Repo) {
+			if strings.EqualFold(repo.Name, orgPolicyRepo) {
+				layers.orgs.Forget(repo.Owner)
+			}
+		},
+		Pull: ghfacts.PullRequest,
 		Gather: func(ctx context.Context, c *github.Client, pr *change.Facts, n assess.Needs) (*change.Facts, error) {
 			return ghfacts.More(ctx, c, pr, ghfacts.Needs(n))
 		},
@@ -97,6 +105,7 @@ const (
 type policyLayers struct {
 	defaults, floor *policy.Policy
 	floorSource     string
+	orgs            *orgPolicies
 }
 
 func (l policyLayers) load(ctx context.Context, c *github.Client, repo change.Repo, baseRef string) (assess.Policy, string, error) {
@@ -105,7 +114,7 @@ func (l policyLayers) load(ctx context.Context, c *github.Client, repo change.Re
 		base = l.floor
 	}
 	orgRepo := change.Repo{Owner: repo.Owner, Name: orgPolicyRepo}
-	data, found, err := ghfacts.FetchFile(ctx, c, orgRepo, orgPolicyPath, "")
+	data, found, err := l.orgs.get(ctx, c, repo.Owner)
 	if err != nil {
 		return nil, "", fmt.Errorf("read %s/%s: %w", orgRepo, orgPolicyPath, err)
 	}

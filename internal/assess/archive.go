@@ -136,6 +136,9 @@ func (a *Assessor) guardedBy(ctx context.Context, client *github.Client, repo ch
 // archivePushJob records a push to a production branch that no merged pull
 // request covers: a direct push, with an exception.
 func (a *Assessor) archivePushJob(ctx context.Context, log *slog.Logger, j jobs.ArchivePush) (queue.Apply, error) {
+	if repo, err := change.ParseRepo(j.Repo); err == nil && a.PolicyPushed != nil {
+		a.PolicyPushed(repo)
+	}
 	t, err := a.archiveTarget(ctx, log, j.Installation, j.Repo, j.DefaultBranch)
 	if err != nil || t.client == nil {
 		return nil, err

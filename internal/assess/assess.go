@@ -116,6 +116,9 @@ type IndexedPR struct {
 type Assessor struct {
 	Clients  Clients
 	Policies PolicyLoader
+	// PolicyPushed is told of every push, before it is archived: a push to
+	// a policy repository may change a policy the loader caches.
+	PolicyPushed func(repo change.Repo)
 	Pull     PullReader
 	Gather   Gatherer
 	Tickets  Tickets
