@@ -119,13 +119,13 @@ type Assessor struct {
 	// PolicyPushed is told of every push, before it is archived: a push to
 	// a policy repository may change a policy the loader caches.
 	PolicyPushed func(repo change.Repo)
-	Pull     PullReader
-	Gather   Gatherer
-	Tickets  Tickets
-	Publish  Publisher
-	Pulls    PullsForCommit
-	Store    Store
-	Now      func() time.Time
+	Pull         PullReader
+	Gather       Gatherer
+	Tickets      Tickets
+	Publish      Publisher
+	Pulls        PullsForCommit
+	Store        Store
+	Now          func() time.Time
 	// MaxTickets bounds the keys looked up per pull request.
 	MaxTickets int
 	// Archive records production changes; nil leaves them unrecorded.
