@@ -346,6 +346,9 @@ func TestInvalidPolicyFailsTheCheck(t *testing.T) {
 				t.Errorf("%s: summary lacks %q:\n%s", tc.repo, s, w.Summary)
 			}
 		}
+		if strings.Contains(w.Summary, ".github/changegate.yml@main: .github/changegate.yml@main") {
+			t.Errorf("%s: the summary names the file twice:\n%s", tc.repo, w.Summary)
+		}
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"log/slog"
 	"sync"
 	"time"
@@ -72,7 +73,14 @@ type InvalidPolicyError struct {
 	BaselineSource string
 }
 
-func (e *InvalidPolicyError) Error() string { return fmt.Sprintf("%s: %v", e.Source, e.Err) }
+// Error names the file once: a parse error already starts with it.
+func (e *InvalidPolicyError) Error() string {
+	msg := e.Err.Error()
+	if strings.HasPrefix(msg, e.Source) {
+		return msg
+	}
+	return e.Source + ": " + msg
+}
 func (e *InvalidPolicyError) Unwrap() error { return e.Err }
 
 // PullReader reads a pull request alone (ghfacts.PullRequest).

@@ -93,6 +93,12 @@ func syntaxError(name string, err error) error {
 	msg := err.Error()
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
+		// A parser error about an unclosed construct ("did not find
+		// expected ...") gives the 0-based line of where the construct
+		// opened (go-yaml #205): report the 1-based line of that token.
+		if strings.HasPrefix(m[2], "did not find expected") {
+			line++
+		}
 		return &Error{File: name, Line: line, Msg: "invalid YAML: " + m[2]}
 	}
 	return &Error{File: name, Msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")}

@@ -348,3 +348,19 @@ func compareSchema(t *testing.T, path string, typ reflect.Type, node map[string]
 		}
 	}
 }
+
+// TestSyntaxErrorLines: a YAML syntax error is reported at the line of the
+// token at fault (go-yaml #205 gives an unclosed bracket's line 0-based).
+func TestSyntaxErrorLines(t *testing.T) {
+	t.Parallel()
+	for file, want := range map[string]string{
+		"version: 1\nproduction:\n  branches: [main\nreview:\n  required: 2\n": "changegate.yml:3:",
+		"version: 1\nmanager: {teams: [a/b]\n":                                   "changegate.yml:2:",
+		"version: 1\n  review: x\n":                                              "changegate.yml:2:",
+	} {
+		_, err := Parse("changegate.yml", []byte(file))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %s", file, err, want)
+		}
+	}
+}

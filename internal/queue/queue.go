@@ -168,7 +168,9 @@ func New(store *sqlite.DB, w *Workers, cfg Config) (*Queue, error) {
 		bind(q)
 	}
 	client, err := river.NewClient(riversqlite.New(store.SQL()), &river.Config{
-		Logger:                      cfg.Logger.With("component", "river"),
+		// The queue's logger names the component already; a second
+		// "component" key would repeat on every line.
+		Logger:                      cfg.Logger.With("library", "river"),
 		Workers:                     w.river,
 		Queues:                      map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}},
 		MaxAttempts:                 cfg.MaxAttempts,

@@ -128,7 +128,9 @@ func (s *DB) migrate(ctx context.Context, log *slog.Logger) error {
 	if _, err := p.Up(ctx); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	m, err := rivermigrate.New(riversqlite.New(s.db), &rivermigrate.Config{Logger: log})
+	// River announces each migration at INFO, on every start: routine,
+	// so it is logged at DEBUG.
+	m, err := rivermigrate.New(riversqlite.New(s.db), &rivermigrate.Config{Logger: slog.New(debugOnly{log.Handler()})})
 	if err != nil {
 		return fmt.Errorf("river migrations: %w", err)
 	}
@@ -211,4 +213,27 @@ func (s *DB) CheckWritable(ctx context.Context, now time.Time) error {
 		return fmt.Errorf("store not writable: %w", err)
 	}
 	return nil
+}
+
+// debugOnly logs what its handler is given at DEBUG, whatever its level
+// was, warnings and errors excepted.
+type debugOnly struct{ h slog.Handler }
+
+func (d debugOnly) Enabled(ctx context.Context, l slog.Level) bool {
+	return d.h.Enabled(ctx, demote(l))
+}
+
+func (d debugOnly) Handle(ctx context.Context, r slog.Record) error {
+	r.Level = demote(r.Level)
+	return d.h.Handle(ctx, r)
+}
+
+func (d debugOnly) WithAttrs(as []slog.Attr) slog.Handler { return debugOnly{d.h.WithAttrs(as)} }
+func (d debugOnly) WithGroup(name string) slog.Handler    { return debugOnly{d.h.WithGroup(name)} }
+
+func demote(l slog.Level) slog.Level {
+	if l < slog.LevelWarn {
+		return slog.LevelDebug
+	}
+	return l
 }
