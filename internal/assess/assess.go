@@ -9,8 +9,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 

@@ -93,10 +93,9 @@ func syntaxError(name string, err error) error {
 	msg := err.Error()
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
-		// A parser error about an unclosed construct ("did not find
-		// expected ...") gives the 0-based line of where the construct
-		// opened (go-yaml #205): report the 1-based line of that token.
-		if strings.HasPrefix(m[2], "did not find expected") {
+		// An unclosed flow collection is reported at the 0-based line of
+		// its opening bracket (go-yaml #205): report the bracket's line.
+		if strings.HasPrefix(m[2], "did not find expected ',' or ") {
 			line++
 		}
 		return &Error{File: name, Line: line, Msg: "invalid YAML: " + m[2]}

@@ -355,8 +355,8 @@ func TestSyntaxErrorLines(t *testing.T) {
 	t.Parallel()
 	for file, want := range map[string]string{
 		"version: 1\nproduction:\n  branches: [main\nreview:\n  required: 2\n": "changegate.yml:3:",
-		"version: 1\nmanager: {teams: [a/b]\n":                                   "changegate.yml:2:",
-		"version: 1\n  review: x\n":                                              "changegate.yml:2:",
+		"version: 1\nmanager: {teams: [a/b]\n":                                 "changegate.yml:2:",
+		"version: 1\n  review: x\n":                                            "changegate.yml:2:",
 	} {
 		_, err := Parse("changegate.yml", []byte(file))
 		if err == nil || !strings.Contains(err.Error(), want) {
