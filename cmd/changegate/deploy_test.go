@@ -1,0 +1,94 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// TestKustomize renders deploy/kubernetes with kubectl and checks what an
+// operator relies on: the probes, a locked-down securityContext, and no
+// secret value in the manifests. It needs kubectl (CHANGEGATE_TEST_KUBECTL
+// or on PATH), which .ci/run installs.
+func TestKustomize(t *testing.T) {
+	t.Parallel()
+	kubectl := os.Getenv("CHANGEGATE_TEST_KUBECTL")
+	if kubectl == "" {
+		var err error
+		if kubectl, err = exec.LookPath("kubectl"); err != nil {
+			t.Skip("kubectl not found: set CHANGEGATE_TEST_KUBECTL or install kubectl to render deploy/kubernetes")
+		}
+	}
+	out, err := exec.CommandContext(t.Context(), kubectl, "kustomize", "../../deploy/kubernetes").Output()
+	if err != nil {
+		t.Fatalf("kubectl kustomize: %v", err)
+	}
+	kinds := map[string]map[string]any{}
+	dec := yaml.NewDecoder(bytes.NewReader(out))
+	for {
+		var doc map[string]any
+		if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		kinds[doc["kind"].(string)] = doc
+	}
+	for _, k := range []string{"StatefulSet", "Service", "ServiceMonitor", "NetworkPolicy"} {
+		if kinds[k] == nil {
+			t.Errorf("no %s rendered", k)
+		}
+	}
+	if kinds["Secret"] != nil {
+		t.Error("a Secret is inlined; it must be referenced")
+	}
+	pod := dig(kinds["StatefulSet"], "spec", "template", "spec").(map[string]any)
+	c := pod["containers"].([]any)[0].(map[string]any)
+	for probe, path := range map[string]string{"readinessProbe": "/readyz", "livenessProbe": "/healthz"} {
+		if got := dig(c, probe, "httpGet", "path"); got != path {
+			t.Errorf("%s path %v, want %s", probe, got, path)
+		}
+	}
+	sc := c["securityContext"].(map[string]any)
+	if sc["readOnlyRootFilesystem"] != true || sc["allowPrivilegeEscalation"] != false ||
+		dig(pod, "securityContext", "runAsNonRoot") != true || !strings.Contains(strings.Join(strs(dig(sc, "capabilities", "drop")), ","), "ALL") {
+		t.Errorf("securityContext: pod %v, container %v", pod["securityContext"], sc)
+	}
+	for _, e := range c["env"].([]any) {
+		env := e.(map[string]any)
+		name := env["name"].(string)
+		// A *_FILE variable holds a path to a mounted Secret, not the secret.
+		secretish := (strings.Contains(name, "SECRET") || strings.Contains(name, "TOKEN") || strings.Contains(name, "KEY")) && !strings.HasSuffix(name, "_FILE")
+		if secretish && env["value"] != nil {
+			t.Errorf("%s has a literal value; it must come from a Secret", name)
+		}
+	}
+}
+
+func dig(v any, keys ...string) any {
+	for _, k := range keys {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[k]
+	}
+	return v
+}
+
+func strs(v any) []string {
+	list, _ := v.([]any)
+	out := make([]string, 0, len(list))
+	for _, x := range list {
+		if s, ok := x.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
