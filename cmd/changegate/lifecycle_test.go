@@ -780,3 +780,38 @@ func TestOrgBaselineIsCached(t *testing.T) {
 		t.Errorf("after a push to acme/.github the baseline was read %d times in all, want twice", got)
 	}
 }
+
+// TestDeliveriesWaitForCredentials: a pull request delivered to a server
+// without App credentials is kept, and evaluated once a restart brings
+// them.
+func TestDeliveriesWaitForCredentials(t *testing.T) {
+	t.Parallel()
+	gh, jf := newFakes(t, "Approved")
+	dir := t.TempDir()
+	dataDir := filepath.Join(dir, "data")
+	bare := serveInProcess(t, map[string]string{"CHANGEGATE_WEBHOOK_SECRET": ghSecret, "CHANGEGATE_DATA_DIR": dataDir, "CHANGEGATE_LISTEN": "127.0.0.1:0"})
+	sha := strings.Repeat("a", 40)
+	a := &app{gh: gh, jf: jf, base: bare.base, dataDir: dataDir, client: &http.Client{Timeout: 10 * time.Second}, logs: bare.logs}
+	a.compliantPR(61, sha)
+	a.github(t, "pull_request", strings.ReplaceAll(prEvent("opened", 61), sha1, sha))
+	eventually(t, "the job to wait", 30*time.Second, func() bool { return strings.Contains(bare.logs.String(), "job waits") })
+	if code := bare.stop(); code != 0 {
+		t.Fatalf("stop: %d", code)
+	}
+
+	keyFile := filepath.Join(dir, "app.pem")
+	if err := os.WriteFile(keyFile, gh.PrivateKeyPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	second := serveInProcess(t, map[string]string{
+		"CHANGEGATE_WEBHOOK_SECRET": ghSecret, "CHANGEGATE_DATA_DIR": dataDir, "CHANGEGATE_LISTEN": "127.0.0.1:0",
+		"CHANGEGATE_GITHUB_APP_ID": itoa(gh.AppID()), "CHANGEGATE_GITHUB_PRIVATE_KEY_FILE": keyFile, "CHANGEGATE_GITHUB_API_URL": gh.URL(),
+		"CHANGEGATE_JIRA_URL": jf.URL(), "CHANGEGATE_JIRA_USER": jf.User(), "CHANGEGATE_JIRA_TOKEN": jf.Token(),
+	})
+	defer func() {
+		if t.Failed() {
+			t.Log(second.logs.String())
+		}
+	}()
+	eventually(t, "the check after the restart", 30*time.Second, func() bool { return len(a.conclusionsOn(sha)) > 0 })
+}

@@ -125,7 +125,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		assessor.RegisterGate(workers)
 		assessor.RegisterMergeGroup(workers)
 	} else {
-		log.Warn("GitHub App credentials not configured: webhooks are accepted and recorded, but nothing is read from GitHub")
+		log.Warn("GitHub App credentials not configured: webhooks are accepted and kept, and their jobs wait for the credentials (up to a day)")
 		queue.Add(workers, notConfigured[jobs.InstallationSync]())
 		queue.Add(workers, notConfigured[jobs.EvaluatePR]())
 		queue.Add(workers, notConfigured[jobs.EvaluateSHA]())
@@ -146,7 +146,11 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		Saturation:  cfg.Queue.Saturation,
 		Classify: func(err error, now time.Time) (time.Duration, bool) {
 			switch {
-			case errors.Is(err, errAppNotConfigured), errors.Is(err, checks.ErrForeignCallback):
+			case errors.Is(err, errAppNotConfigured):
+				// Kept, not cancelled: the jobs run once the App is
+				// configured and the server restarted (for up to a day).
+				return credentialsWait, true
+			case errors.Is(err, checks.ErrForeignCallback):
 				return 0, false
 			case errors.Is(err, assess.ErrJiraUnreachable), errors.Is(err, assess.ErrGatePending):
 				// The check already says pending, or GitHub waits for the
@@ -160,6 +164,16 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	})
 	if err != nil {
 		return err
+	}
+	if apps != nil {
+		// Deliveries that arrived before the credentials did run now.
+		n, err := store.WakeScheduledJobs(ctx, credentialKinds)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			log.Info("jobs that waited for App credentials run now", "jobs", n)
+		}
 	}
 	if err := q.Start(ctx); err != nil {
 		return err
@@ -249,10 +263,18 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	return nil
 }
 
+// credentialKinds are the jobs that need App credentials.
+var credentialKinds = []string{jobs.KindInstallationSync, jobs.KindEvaluatePR, jobs.KindEvaluateSHA, jobs.KindJiraIssue,
+	jobs.KindArchiveDeployment, jobs.KindArchivePush, jobs.KindDeploymentGate, jobs.KindMergeGroup, jobs.KindDeploymentReview}
+
+// credentialsWait is how long a job waits before it looks for App
+// credentials again.
+const credentialsWait = 5 * time.Minute
+
 var errAppNotConfigured = errors.New("GitHub App credentials are not configured (github.app_id, github.private_key_file)")
 
-// notConfigured fails a job for good: without App credentials nothing can be
-// read from GitHub, and retrying will not change that.
+// notConfigured makes a job wait: without App credentials nothing can be
+// read from GitHub, so the job is snoozed until a restart brings them.
 func notConfigured[T queue.Args]() queue.Handler[T] {
 	return func(context.Context, *slog.Logger, T) (queue.Apply, error) { return nil, errAppNotConfigured }
 }

@@ -385,7 +385,7 @@ func (q *Queue) failure(ctx context.Context, log *slog.Logger, job *rivertype.Jo
 		log.Warn("job failed permanently", "error", err)
 		return river.JobCancel(err)
 	case delay > 0 && now.Add(delay).Sub(job.CreatedAt) <= q.cfg.MaxSnooze:
-		log.Info("job waits out a rate limit", "delay", delay, "error", err)
+		log.Info("job waits", "delay", delay, "reason", err)
 		return river.JobSnooze(delay)
 	}
 	log.Warn("job attempt failed; will retry", "error", err)

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -200,6 +201,27 @@ func (s *DB) RescueOrphanedJobs(ctx context.Context) (int64, error) {
 		`UPDATE river_job SET state = 'available', scheduled_at = datetime('now', 'subsec') WHERE state = 'running'`)
 	if err != nil {
 		return 0, fmt.Errorf("rescue orphaned jobs: %w", err)
+	}
+	return res.RowsAffected()
+}
+
+// WakeScheduledJobs makes the jobs of the given kinds that wait for a later
+// time available now: those snoozed for App credentials, when a start
+// brings them (a snooze leaves no error to tell them by). A job that was
+// backing off retries early, which costs one attempt at most. Call it
+// before the queue starts.
+func (s *DB) WakeScheduledJobs(ctx context.Context, kinds []string) (int64, error) {
+	if len(kinds) == 0 {
+		return 0, nil
+	}
+	args := make([]any, len(kinds))
+	for i, k := range kinds {
+		args[i] = k
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE river_job SET state = 'available', scheduled_at = datetime('now', 'subsec')
+		WHERE state = 'scheduled' AND kind IN (?`+strings.Repeat(", ?", len(kinds)-1)+`)`, args...)
+	if err != nil {
+		return 0, fmt.Errorf("wake waiting jobs: %w", err)
 	}
 	return res.RowsAffected()
 }
