@@ -769,6 +769,14 @@ func TestOrgBaselineIsCached(t *testing.T) {
 	if got := orgReads(); got != 1 {
 		t.Errorf("the organisation's baseline was read %d times for three evaluations, want once", got)
 	}
+	// The installation does not cover acme/.github: the check says whose
+	// policy applied, and how to bring in the organisation's.
+	if w := a.latest(t); !strings.Contains(w.Summary, "the App cannot read acme/.github") {
+		t.Errorf("the check does not say the organisation's baseline cannot be read:\n%s", w.Summary)
+	}
+	if !strings.Contains(a.logs.String(), "the App cannot read the organisation's .github repository") {
+		t.Error("no warning that the organisation's .github repository cannot be read")
+	}
 	a.github(t, "push", fmt.Sprintf(`{"ref":"refs/heads/main","before":"%040d","after":"%s","commits":[{"id":"%s"}],"pusher":{"name":"alice"},`+
 		`"repository":{"full_name":"acme/.github","default_branch":"main"},"installation":{"id":42}}`, 0, strings.Repeat("e", 40), strings.Repeat("e", 40)))
 	time.Sleep(500 * time.Millisecond)

@@ -2,6 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -23,38 +27,64 @@ const orgPolicyTTL = 10 * time.Minute
 // Errors are not cached.
 type orgPolicies struct {
 	now func() time.Time
+	log *slog.Logger
 
 	mu      sync.Mutex
 	entries map[string]orgPolicy
 }
 
 type orgPolicy struct {
-	data    []byte
-	found   bool
+	data  []byte
+	found bool
+	// hidden says the App cannot read the organisation's .github
+	// repository at all (an installation on selected repositories), so a
+	// baseline there, if any, does not apply.
+	hidden  bool
 	fetched time.Time
 }
 
-func newOrgPolicies(now func() time.Time) *orgPolicies {
-	return &orgPolicies{now: now, entries: map[string]orgPolicy{}}
+func newOrgPolicies(now func() time.Time, log *slog.Logger) *orgPolicies {
+	return &orgPolicies{now: now, log: log, entries: map[string]orgPolicy{}}
 }
 
 // get returns the organisation's file, reading it when it is not cached.
-func (o *orgPolicies) get(ctx context.Context, c *github.Client, org string) ([]byte, bool, error) {
+func (o *orgPolicies) get(ctx context.Context, c *github.Client, org string) (orgPolicy, error) {
 	key := strings.ToLower(org)
 	o.mu.Lock()
 	e, ok := o.entries[key]
 	o.mu.Unlock()
 	if ok && o.now().Sub(e.fetched) < orgPolicyTTL {
-		return e.data, e.found, nil
+		return e, nil
 	}
-	data, found, err := ghfacts.FetchFile(ctx, c, change.Repo{Owner: org, Name: orgPolicyRepo}, orgPolicyPath, "")
+	repo := change.Repo{Owner: org, Name: orgPolicyRepo}
+	data, found, err := ghfacts.FetchFile(ctx, c, repo, orgPolicyPath, "")
 	if err != nil {
-		return nil, false, err
+		return orgPolicy{}, err
+	}
+	e = orgPolicy{data: data, found: found, fetched: o.now()}
+	if !found {
+		// No file, or no access to the repository: only the second means
+		// a baseline the organisation may believe in does not apply.
+		if _, _, err := c.Repositories.Get(ctx, org, orgPolicyRepo); isNotFound(err) {
+			e.hidden = true
+		} else if err != nil {
+			return orgPolicy{}, fmt.Errorf("read %s: %w", repo, err)
+		}
 	}
 	o.mu.Lock()
-	o.entries[key] = orgPolicy{data: data, found: found, fetched: o.now()}
+	was, seen := o.entries[key]
+	o.entries[key] = e
 	o.mu.Unlock()
-	return data, found, nil
+	if e.hidden && (!seen || !was.hidden) {
+		o.log.Warn("the App cannot read the organisation's .github repository; its changegate.yml, if any, does not apply",
+			"repo", repo.String(), "fix", "add "+repo.String()+" to the installation's repositories")
+	}
+	return e, nil
+}
+
+func isNotFound(err error) bool {
+	var gerr *github.ErrorResponse
+	return errors.As(err, &gerr) && gerr.Response != nil && gerr.Response.StatusCode == http.StatusNotFound
 }
 
 // Forget drops an organisation's cached file, on a push to its .github

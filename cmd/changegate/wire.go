@@ -39,12 +39,12 @@ import (
 
 // newAssessor wires the evaluation workflow. floor is the operator's
 // policy floor, nil when there is none.
-func newAssessor(store *sqlite.DB, clients assess.Clients, appID int64, tickets *jira.Client, archive assess.Archiver, floor *policy.Policy) (*assess.Assessor, error) {
+func newAssessor(store *sqlite.DB, clients assess.Clients, appID int64, tickets *jira.Client, archive assess.Archiver, floor *policy.Policy, log *slog.Logger) (*assess.Assessor, error) {
 	defaults, err := policy.Parse(shipped.DefaultPolicyName, shipped.DefaultPolicy)
 	if err != nil {
 		return nil, fmt.Errorf("default policy: %w", err)
 	}
-	layers := policyLayers{defaults: defaults.AsFallback(), floor: floor, floorSource: shipped.DefaultPolicyName, orgs: newOrgPolicies(time.Now)}
+	layers := policyLayers{defaults: defaults.AsFallback(), floor: floor, floorSource: shipped.DefaultPolicyName, orgs: newOrgPolicies(time.Now, log)}
 	if floor != nil {
 		layers.floorSource = "the operator's floor"
 	}
@@ -114,19 +114,22 @@ func (l policyLayers) load(ctx context.Context, c *github.Client, repo change.Re
 		base = l.floor
 	}
 	orgRepo := change.Repo{Owner: repo.Owner, Name: orgPolicyRepo}
-	data, found, err := l.orgs.get(ctx, c, repo.Owner)
+	org, err := l.orgs.get(ctx, c, repo.Owner)
 	if err != nil {
 		return nil, "", fmt.Errorf("read %s/%s: %w", orgRepo, orgPolicyPath, err)
 	}
-	if found {
+	if org.hidden {
+		source += fmt.Sprintf(" (the App cannot read %s, so an organisation baseline there does not apply: add %s to the installation's repositories)", orgRepo, orgRepo)
+	}
+	if org.found {
 		name := orgRepo.String() + "/" + orgPolicyPath
-		merged, err := l.layer(base, source, name, data)
+		merged, err := l.layer(base, source, name, org.data)
 		if err != nil {
 			return nil, "", &assess.InvalidPolicyError{Source: name, Err: err, Baseline: policyAdapter{base}, BaselineSource: source}
 		}
 		base, source = merged, name
 	}
-	data, found, err = ghfacts.FetchFile(ctx, c, repo, repoPolicyPath, baseRef)
+	data, found, err := ghfacts.FetchFile(ctx, c, repo, repoPolicyPath, baseRef)
 	if err != nil {
 		return nil, "", fmt.Errorf("read %s/%s: %w", repo, repoPolicyPath, err)
 	}
