@@ -158,11 +158,7 @@ func (x *LedgerIndex) Clear(ctx context.Context) error {
 
 // Size is how many records are indexed.
 func (x *LedgerIndex) Size(ctx context.Context) (uint64, error) {
-	var n int64
-	if err := x.db.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM ledger_records`).Scan(&n); err != nil {
-		return 0, fmt.Errorf("ledger index: %w", err)
-	}
-	return uint64(n), nil
+	return x.db.LedgerReader().Size(ctx)
 }
 
 // Leaves calls fn with the id and leaf hash of each of the first n records,
