@@ -21,6 +21,7 @@ func (s *Server) routes() {
 	s.pullRoutes()
 	s.checkRunRoutes()
 	s.gateRoutes()
+	s.manifestRoutes()
 }
 
 func (s *Server) listInstallations(w http.ResponseWriter, r *http.Request) {

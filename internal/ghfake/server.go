@@ -48,6 +48,7 @@ type Server struct {
 	protectionRules map[string][]int64
 	compares        map[string][]compareCommit // owner/repo/BASE...HEAD
 	commitMessages  map[string]string          // owner/repo/sha
+	manifestCodes   map[string]bool            // one-time App manifest codes not yet converted
 
 	runLog checkRunLog // check-run write history; has its own lock
 }
@@ -137,7 +138,10 @@ func (s *Server) PrivateKeyPEM() []byte {
 // and {repo} the token's installation must see that repository (else 404).
 func (s *Server) Handle(method, pattern string, h http.HandlerFunc) {
 	kind := authInstallation
-	if pattern == "/app" || strings.HasPrefix(pattern, "/app/") || strings.HasSuffix(pattern, "/installation") {
+	switch {
+	case strings.HasPrefix(pattern, "/app-manifests/"):
+		kind = authNone
+	case pattern == "/app" || strings.HasPrefix(pattern, "/app/") || strings.HasSuffix(pattern, "/installation"):
 		kind = authApp
 	}
 	s.mux.HandleFunc(method+" "+pattern, s.authenticate(kind, h))

@@ -616,3 +616,34 @@ func TestConcurrentClients(t *testing.T) {
 		t.Errorf("calls = %d, want 20", n)
 	}
 }
+
+// TestManifestConversion: a code converts once, without credentials, to
+// the App's id, key and secrets, as the REST description says.
+func TestManifestConversion(t *testing.T) {
+	t.Parallel()
+	s := ghfake.New(t)
+	s.AddManifestCode("c0de")
+	post := func() *http.Response {
+		resp, err := http.Post(s.URL()+"app-manifests/c0de/conversions", "application/json", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	resp := post()
+	var got struct {
+		ID            int64  `json:"id"`
+		PEM           string `json:"pem"`
+		WebhookSecret string `json:"webhook_secret"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("convert: %d %v", resp.StatusCode, err)
+	}
+	resp.Body.Close()
+	if got.ID != s.AppID() || !strings.Contains(got.PEM, "PRIVATE KEY") || got.WebhookSecret != ghfake.ManifestWebhookSecret {
+		t.Errorf("conversion: %+v", got)
+	}
+	if resp := post(); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("a used code: %d, want 404", resp.StatusCode)
+	}
+}
