@@ -37,11 +37,7 @@ func serveCmd(getenv config.LookupEnv, stdout, stderr io.Writer) *cobra.Command 
 		Short: "Run the GitHub App server",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.Load(configPath, getenv, o)
-			if err != nil {
-				return err
-			}
-			return serve(cmd.Context(), cfg, stderr)
+			return serveAndReload(cmd.Context(), func() (config.Config, error) { return config.Load(configPath, getenv, o) }, stderr)
 		},
 	}
 	cmd.Flags().StringVar(&configPath, "config", "", "YAML configuration file (see config/changegate.example.yaml)")
@@ -56,9 +52,49 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
 }
 
+// errReconfigured ends a serve whose configuration changed: /setup
+// registered an App.
+var errReconfigured = errors.New("configuration changed")
+
+// serveAndReload serves, and serves again with the configuration reloaded
+// when /setup registers an App: the server runs as the new App without a
+// restart. The listener outlives each round, so the address stays.
+func serveAndReload(ctx context.Context, load func() (config.Config, error), stderr io.Writer) error {
+	cfg, err := load()
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	defer l.Close()
+	ln := l.(*net.TCPListener)
+	for {
+		if err := ln.SetDeadline(time.Time{}); err != nil {
+			return fmt.Errorf("listen: %w", err)
+		}
+		err := serve(ctx, cfg, keepOpen{ln}, stderr)
+		if !errors.Is(err, errReconfigured) {
+			return err
+		}
+		if cfg, err = load(); err != nil {
+			return err
+		}
+	}
+}
+
+// keepOpen is a listener that an http.Server's Shutdown does not close:
+// "closing" it makes a pending Accept return, so that Serve sees the
+// shutdown, and the socket stays bound for the next round.
+type keepOpen struct{ *net.TCPListener }
+
+func (k keepOpen) Close() error { return k.SetDeadline(time.Now()) }
+
 // serve runs until ctx ends, then shuts down in order: stop accepting
-// webhooks, drain the queue, close the store.
-func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
+// webhooks, drain the queue, close the store. It returns errReconfigured
+// when /setup registered an App.
+func serve(ctx context.Context, cfg config.Config, ln net.Listener, stderr io.Writer) error {
 	log := newLogger(stderr, cfg.LogLevel).With("app_version", version)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -68,6 +104,9 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		return err
 	}
 	defer store.Close()
+	if err := cfg.UseStoredApp(); err != nil {
+		return err
+	}
 	if err := cfg.EnsureWebhookSecret(); err != nil {
 		return err
 	}
@@ -209,12 +248,15 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		}
 		jiraHook = jh.Handle
 	}
+	registered := make(chan struct{}, 1)
+	setupUI := newSetup(cfg, apps != nil, registered, log)
 	e := server.New(server.Options{
 		GitHubWebhook: intake.Handle,
 		JiraWebhook:   jiraHook,
 		Gatherer:      reg,
 		Logger:        log,
 		Audit:         auditUI,
+		Setup:         setupUI,
 		Checks: []server.Check{
 			{Name: "store", Run: func(ctx context.Context) error { return store.CheckWritable(ctx, time.Now()) }},
 			{Name: "queue", Run: func(ctx context.Context) error {
@@ -229,10 +271,6 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 			}},
 		},
 	})
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return errors.Join(fmt.Errorf("listen: %w", err), stopQueue())
-	}
 	srv := &http.Server{
 		Handler:           e,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -246,9 +284,13 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
+	var result error
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down: no new webhooks, draining jobs", "timeout", cfg.ShutdownTimeout.D().String())
+	case <-registered:
+		log.Info("an App was registered: serving again as it")
+		result = errReconfigured
 	case err := <-serveErr:
 		return errors.Join(fmt.Errorf("http server: %w", err), stopQueue())
 	}
@@ -260,7 +302,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	log.Info("stopped cleanly")
-	return nil
+	return result
 }
 
 // credentialKinds are the jobs that need App credentials.

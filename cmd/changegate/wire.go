@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/go-github/v60/github"
@@ -29,6 +30,7 @@ import (
 	"github.com/changegate/changegate/internal/jira"
 	"github.com/changegate/changegate/internal/ledger"
 	"github.com/changegate/changegate/internal/policy"
+	"github.com/changegate/changegate/internal/setup"
 	"github.com/changegate/changegate/internal/store/sqlite"
 	"github.com/changegate/changegate/internal/web"
 )
@@ -342,4 +344,30 @@ func (a archiver) Append(ctx context.Context, r *evidence.Record) (uint64, error
 		return seq, fmt.Errorf("%w: %w", assess.ErrDuplicateRecord, err)
 	}
 	return seq, err
+}
+
+// newSetup mounts /setup while no App is configured. Registering one
+// stores it in the data dir and tells registered, which makes the server
+// serve again as the App.
+func newSetup(cfg config.Config, configured bool, registered chan<- struct{}, log *slog.Logger) func(e *echo.Echo) {
+	if configured {
+		return nil
+	}
+	var done atomic.Bool
+	h := setup.New(setup.Options{
+		APIURL: cfg.GitHub.APIURL,
+		Store: func(id int64, key, secret string) error {
+			return config.StoreApp(cfg.DataDir, id, key, secret)
+		},
+		Configured: done.Load,
+		Done: func() {
+			done.Store(true)
+			select {
+			case registered <- struct{}{}:
+			default:
+			}
+		},
+		Logger: log.With("component", "setup"),
+	})
+	return h.Register
 }

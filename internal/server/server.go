@@ -33,6 +33,9 @@ type Options struct {
 	// Register); nil when no auditor token file is configured, and
 	// /api/v1 and /audit then answer 404.
 	Audit func(e *echo.Echo)
+	// Setup mounts /setup, the App registration by manifest; nil when an
+	// App is configured, and /setup then answers 404.
+	Setup func(e *echo.Echo)
 }
 
 // New returns the echo instance with every route.
@@ -50,6 +53,9 @@ func New(o Options) *echo.Echo {
 	})
 	e.GET("/readyz", readyz(o.Checks))
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{})))
+	if o.Setup != nil {
+		o.Setup(e)
+	}
 	if o.Audit != nil {
 		o.Audit(e)
 	}

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/changegate/changegate/internal/ghfake"
+)
+
+// TestSetupRegistersTheApp: a fresh server without credentials serves
+// /setup; the manifest flow stores the App and the server runs as it
+// without a restart; a delivery queued before is processed after; /setup
+// then answers 404. A wrong state stores nothing.
+func TestSetupRegistersTheApp(t *testing.T) {
+	t.Parallel()
+	gh, jf := newFakes(t, "Approved")
+	dataDir := filepath.Join(t.TempDir(), "data")
+	srv := serveInProcess(t, map[string]string{"CHANGEGATE_DATA_DIR": dataDir, "CHANGEGATE_LISTEN": "127.0.0.1:0",
+		"CHANGEGATE_GITHUB_API_URL": gh.URL(), "CHANGEGATE_JIRA_URL": jf.URL(), "CHANGEGATE_JIRA_USER": jf.User(), "CHANGEGATE_JIRA_TOKEN": jf.Token()})
+	client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	get := func(path string) (int, string) {
+		resp, err := client.Get(srv.base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/setup"); code != http.StatusOK || !strings.Contains(body, "merge_queues") {
+		t.Fatalf("GET /setup: %d", code)
+	}
+	resp, err := client.PostForm(srv.base+"/setup", url.Values{"account": {"organization"}, "org": {"acme"},
+		"github": {"https://github.example"}, "public": {srv.base}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`action="https://github.example/organizations/acme/settings/apps/new\?state=([0-9a-f]+)"`).FindStringSubmatch(string(page))
+	if m == nil || !strings.Contains(string(page), `name="manifest"`) || !strings.Contains(string(page), "/webhooks/github") {
+		t.Fatalf("the manifest page:\n%s", page)
+	}
+	if code, _ := get("/setup/callback?code=c0de&state=forged"); code != http.StatusBadRequest {
+		t.Errorf("a forged state: %d, want 400", code)
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, "github-app")); err == nil {
+		t.Fatal("a forged state stored credentials")
+	}
+
+	// A delivery before the App exists, signed with the secret the
+	// server generated: it waits, and runs once the App is registered.
+	a := &app{gh: gh, jf: jf, base: srv.base, dataDir: dataDir, client: &http.Client{Timeout: 10 * time.Second}, logs: srv.logs}
+	sha := strings.Repeat("a", 40)
+	a.compliantPR(61, sha)
+	early, err := os.ReadFile(filepath.Join(dataDir, "webhook-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, err := sendWebhook(t.Context(), a.client, srv.base, []byte(strings.TrimSpace(string(early))), "pull_request", "early-1",
+		[]byte(strings.ReplaceAll(prEvent("opened", 61), sha1, sha)))
+	if err != nil || status != http.StatusAccepted {
+		t.Fatalf("the early delivery: %d %v", status, err)
+	}
+	eventually(t, "the early job to wait", 30*time.Second, func() bool { return strings.Contains(srv.logs.String(), "job waits") })
+
+	gh.AddManifestCode("c0de")
+	if code, body := get("/setup/callback?code=c0de&state=" + m[1]); code != http.StatusOK || !strings.Contains(body, "installations/new") {
+		t.Fatalf("callback: %d\n%s", code, body)
+	}
+	if code, _ := get("/setup/callback?code=c0de&state=" + m[1]); code != http.StatusNotFound && code != http.StatusBadRequest {
+		t.Errorf("a replayed callback: %d", code)
+	}
+	eventually(t, "serving as the App", 30*time.Second, func() bool {
+		return strings.Contains(srv.logs.String(), `"github_app":true`)
+	})
+	if code, _ := get("/setup"); code != http.StatusNotFound {
+		t.Errorf("/setup after registration: %d, want 404", code)
+	}
+	eventually(t, "the early delivery's check, as the registered App", 30*time.Second, func() bool { return len(a.conclusionsOn(sha)) > 0 })
+	// New deliveries are signed with the App's webhook secret.
+	status, err = sendWebhook(t.Context(), a.client, srv.base, []byte(ghfake.ManifestWebhookSecret), "pull_request", "late-1",
+		[]byte(strings.ReplaceAll(prEvent("synchronize", 61), sha1, sha)))
+	if err != nil || status != http.StatusAccepted {
+		t.Errorf("a delivery signed with the App's secret: %d %v", status, err)
+	}
+	for _, f := range []string{"app-id", "private-key.pem", "webhook-secret"} {
+		st, err := os.Stat(filepath.Join(dataDir, "github-app", f))
+		if err != nil || st.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v %v", f, st, err)
+		}
+	}
+}
