@@ -503,127 +503,166 @@ func (e *evaluation) staging() change.ControlResult {
 	if e.emergency {
 		return e.waived(res)
 	}
-	st, f, head := e.p.Staging, e.f, e.head
+	st := e.p.Staging
 	if len(st.Environments) == 0 && len(st.Checks) == 0 {
 		res.Result = change.Fail
 		res.Reasons = []string{"the policy names no staging environment or check"}
 		res.Fix = "Configure staging.environments or staging.checks in the policy"
 		return res
 	}
-	var fails, pending, elsewhere []string
-	other := func(sha string) {
-		if s := short(sha); !slices.Contains(elsewhere, s) {
-			elsewhere = append(elsewhere, s)
-		}
-	}
-	afterSuccess := func(earlier bool) string {
-		if earlier {
-			return " (after an earlier success; the latest counts)"
-		}
-		return ""
-	}
-
+	t := &stagingTally{globs: st, head: e.head}
 	if len(st.Environments) > 0 {
-		newest := map[string]change.Deployment{}
-		succeeded := map[string]bool{}
-		for _, d := range f.Deployments {
-			if !matchAnyFold(st.Environments, d.Environment) {
-				continue
-			}
-			if d.SHA != head {
-				if s, ok := effectiveStatus(d); ok && s.State == "success" {
-					other(d.SHA)
-				}
-				continue
-			}
-			env := strings.ToLower(d.Environment)
-			for _, s := range d.Statuses {
-				succeeded[env] = succeeded[env] || s.State == "success"
-			}
-			if cur, ok := newest[env]; !ok || laterDeployment(d, cur) {
-				newest[env] = d
-			}
-		}
-		for _, env := range sortedKeys(newest) {
-			d := newest[env]
-			s, ok := effectiveStatus(d)
-			switch {
-			case !ok:
-				pending = append(pending, fmt.Sprintf("the deployment of %s to %s has no status yet", short(head), d.Environment))
-			case s.State == "success":
-				res.Evidence = append(res.Evidence, change.Evidence{Kind: "deployment", Ref: d.Environment, URL: cmp.Or(s.URL, d.URL),
-					Detail: fmt.Sprintf("success on %s at %s", short(head), stamp(s.CreatedAt))})
-			case s.State == "queued" || s.State == "in_progress" || s.State == "pending":
-				pending = append(pending, fmt.Sprintf("the deployment of %s to %s is %s", short(head), d.Environment, s.State))
-			default:
-				fails = append(fails, fmt.Sprintf("the latest deployment of %s to %s is %s%s", short(head), d.Environment, s.State, afterSuccess(succeeded[env])))
-			}
-		}
+		t.deployments(e.f.Deployments)
 	}
-
 	if len(st.Checks) > 0 {
-		runs := map[string]change.CheckRun{}
-		succeeded := map[string]bool{}
-		for _, r := range f.CheckRuns {
-			if !matchAny(st.Checks, r.Name) {
-				continue
-			}
-			ok := r.Status == "completed" && r.Conclusion == "success"
-			if r.HeadSHA != head {
-				if ok {
-					other(r.HeadSHA)
-				}
-				continue
-			}
-			succeeded[r.Name] = succeeded[r.Name] || ok
-			if cur, seen := runs[r.Name]; !seen || laterRun(r, cur) {
-				runs[r.Name] = r
-			}
-		}
-		for _, name := range sortedKeys(runs) {
-			r := runs[name]
-			switch {
-			case r.Status != "completed":
-				pending = append(pending, fmt.Sprintf("check %s is %s on %s", name, cmp.Or(r.Status, "not started"), short(head)))
-			case r.Conclusion == "success":
-				res.Evidence = append(res.Evidence, change.Evidence{Kind: "check_run", Ref: name, URL: r.URL,
-					Detail: fmt.Sprintf("success on %s at %s", short(head), stamp(r.CompletedAt))})
-			default:
-				fails = append(fails, fmt.Sprintf("check %s concluded %s on %s%s", name, cmp.Or(r.Conclusion, "without a conclusion"), short(head), afterSuccess(succeeded[name])))
-			}
-		}
+		t.checkRuns(e.f.CheckRuns)
+		t.statuses(e.f.Statuses)
+	}
+	res.Evidence = t.evidence
+	return t.decide(res, e.f)
+}
 
-		statuses := map[string]change.Status{}
-		succeeded = map[string]bool{}
-		for _, s := range f.Statuses {
-			if !matchAny(st.Checks, s.Context) {
-				continue
-			}
-			if s.SHA != head {
-				if s.State == "success" {
-					other(s.SHA)
-				}
-				continue
-			}
-			succeeded[s.Context] = succeeded[s.Context] || s.State == "success"
-			if cur, seen := statuses[s.Context]; !seen || laterStatus(s, cur) {
-				statuses[s.Context] = s
-			}
+// stagingTally sorts the staging signals on the head into evidence, failures
+// and pending ones, and notes the other commits staging succeeded on.
+type stagingTally struct {
+	globs                     Staging
+	head                      string
+	evidence                  []change.Evidence
+	fails, pending, elsewhere []string
+}
+
+// other notes a success on a commit that is not the head.
+func (t *stagingTally) other(sha string) {
+	if s := short(sha); !slices.Contains(t.elsewhere, s) {
+		t.elsewhere = append(t.elsewhere, s)
+	}
+}
+
+func (t *stagingTally) success(kind, ref, url string, at time.Time) {
+	t.evidence = append(t.evidence, change.Evidence{Kind: kind, Ref: ref, URL: url,
+		Detail: fmt.Sprintf("success on %s at %s", short(t.head), stamp(at))})
+}
+
+func afterSuccess(earlier bool) string {
+	if earlier {
+		return " (after an earlier success; the latest counts)"
+	}
+	return ""
+}
+
+// deployments judges the newest deployment of the head to each staging
+// environment.
+func (t *stagingTally) deployments(all []change.Deployment) {
+	head := t.head
+	newest := map[string]change.Deployment{}
+	succeeded := map[string]bool{}
+	for _, d := range all {
+		if !matchAnyFold(t.globs.Environments, d.Environment) {
+			continue
 		}
-		for _, ctx := range sortedKeys(statuses) {
-			s := statuses[ctx]
-			switch s.State {
-			case "success":
-				res.Evidence = append(res.Evidence, change.Evidence{Kind: "status", Ref: ctx, URL: s.URL,
-					Detail: fmt.Sprintf("success on %s at %s", short(head), stamp(s.CreatedAt))})
-			case "pending":
-				pending = append(pending, fmt.Sprintf("status %s is pending on %s", ctx, short(head)))
-			default:
-				fails = append(fails, fmt.Sprintf("status %s is %s on %s%s", ctx, s.State, short(head), afterSuccess(succeeded[ctx])))
+		if d.SHA != head {
+			if s, ok := effectiveStatus(d); ok && s.State == "success" {
+				t.other(d.SHA)
 			}
+			continue
+		}
+		env := strings.ToLower(d.Environment)
+		for _, s := range d.Statuses {
+			succeeded[env] = succeeded[env] || s.State == "success"
+		}
+		if cur, ok := newest[env]; !ok || laterDeployment(d, cur) {
+			newest[env] = d
 		}
 	}
+	for _, env := range sortedKeys(newest) {
+		d := newest[env]
+		s, ok := effectiveStatus(d)
+		switch {
+		case !ok:
+			t.pending = append(t.pending, fmt.Sprintf("the deployment of %s to %s has no status yet", short(head), d.Environment))
+		case s.State == "success":
+			t.success("deployment", d.Environment, cmp.Or(s.URL, d.URL), s.CreatedAt)
+		case s.State == "queued" || s.State == "in_progress" || s.State == "pending":
+			t.pending = append(t.pending, fmt.Sprintf("the deployment of %s to %s is %s", short(head), d.Environment, s.State))
+		default:
+			t.fails = append(t.fails, fmt.Sprintf("the latest deployment of %s to %s is %s%s", short(head), d.Environment, s.State, afterSuccess(succeeded[env])))
+		}
+	}
+}
 
+// checkRuns judges the latest run of each staging check on the head.
+func (t *stagingTally) checkRuns(all []change.CheckRun) {
+	head := t.head
+	runs := map[string]change.CheckRun{}
+	succeeded := map[string]bool{}
+	for _, r := range all {
+		if !matchAny(t.globs.Checks, r.Name) {
+			continue
+		}
+		ok := r.Status == "completed" && r.Conclusion == "success"
+		if r.HeadSHA != head {
+			if ok {
+				t.other(r.HeadSHA)
+			}
+			continue
+		}
+		succeeded[r.Name] = succeeded[r.Name] || ok
+		if cur, seen := runs[r.Name]; !seen || laterRun(r, cur) {
+			runs[r.Name] = r
+		}
+	}
+	for _, name := range sortedKeys(runs) {
+		r := runs[name]
+		switch {
+		case r.Status != "completed":
+			t.pending = append(t.pending, fmt.Sprintf("check %s is %s on %s", name, cmp.Or(r.Status, "not started"), short(head)))
+		case r.Conclusion == "success":
+			t.success("check_run", name, r.URL, r.CompletedAt)
+		default:
+			t.fails = append(t.fails, fmt.Sprintf("check %s concluded %s on %s%s", name, cmp.Or(r.Conclusion, "without a conclusion"), short(head), afterSuccess(succeeded[name])))
+		}
+	}
+}
+
+// statuses judges the latest commit status of each staging context on the
+// head.
+func (t *stagingTally) statuses(all []change.Status) {
+	head := t.head
+	latest := map[string]change.Status{}
+	succeeded := map[string]bool{}
+	for _, s := range all {
+		if !matchAny(t.globs.Checks, s.Context) {
+			continue
+		}
+		if s.SHA != head {
+			if s.State == "success" {
+				t.other(s.SHA)
+			}
+			continue
+		}
+		succeeded[s.Context] = succeeded[s.Context] || s.State == "success"
+		if cur, seen := latest[s.Context]; !seen || laterStatus(s, cur) {
+			latest[s.Context] = s
+		}
+	}
+	for _, ctx := range sortedKeys(latest) {
+		s := latest[ctx]
+		switch s.State {
+		case "success":
+			t.success("status", ctx, s.URL, s.CreatedAt)
+		case "pending":
+			t.pending = append(t.pending, fmt.Sprintf("status %s is pending on %s", ctx, short(head)))
+		default:
+			t.fails = append(t.fails, fmt.Sprintf("status %s is %s on %s%s", ctx, s.State, short(head), afterSuccess(succeeded[ctx])))
+		}
+	}
+}
+
+// decide turns the tally into the control's result: any success on the
+// head passes; otherwise anything still running, or any source that could
+// not be read, keeps it pending; otherwise it fails.
+func (t *stagingTally) decide(res change.ControlResult, f *change.Facts) change.ControlResult {
+	st, head := t.globs, t.head
 	if len(res.Evidence) > 0 {
 		res.Result = change.Pass
 		res.Reasons = []string{fmt.Sprintf("staging succeeded on the head %s", short(head))}
@@ -636,6 +675,7 @@ func (e *evaluation) staging() change.ControlResult {
 	if len(st.Checks) > 0 {
 		sources = append(sources, "checks", "statuses")
 	}
+	pending := t.pending
 	for _, src := range sources {
 		if g, ok := f.GapIn(src); ok {
 			pending = append(pending, fmt.Sprintf("%s could not be read: %s", src, g.Reason))
@@ -643,13 +683,13 @@ func (e *evaluation) staging() change.ControlResult {
 	}
 	if len(pending) > 0 {
 		res.Result = change.Pending
-		res.Reasons = append(pending, fails...)
+		res.Reasons = append(pending, t.fails...)
 		res.Fix = "Nothing to do: changegate evaluates again when staging reports"
 		return res
 	}
 	res.Result = change.Fail
-	res.Reasons = fails
-	for _, sha := range elsewhere {
+	res.Reasons = t.fails
+	for _, sha := range t.elsewhere {
 		res.Reasons = append(res.Reasons, fmt.Sprintf("staging succeeded on %s, not on the head %s", sha, short(head)))
 	}
 	if len(res.Reasons) == 0 {
@@ -709,76 +749,26 @@ func (e *evaluation) managerApproval() change.ControlResult {
 	if e.emergency {
 		return e.waived(res)
 	}
-	m, f := e.p.Manager, e.f
-	teams := orList(m.Teams)
+	m := e.p.Manager
 	if len(m.Teams) == 0 && !m.JiraApproval {
 		res.Result = change.Fail
 		res.Reasons = []string{"the policy names no manager team and no Jira approval"}
 		res.Fix = "Configure manager.teams (org/team-slug) in the policy"
 		return res
 	}
-	if r, ok := authorship(f); !ok {
+	if r, ok := authorship(e.f); !ok {
 		return r.as(change.ControlManagerApproval)
 	}
 
 	var notes, pending []string
 	if len(m.Teams) > 0 {
-		for _, r := range e.latest {
-			if r.State != change.ReviewApproved {
-				continue
-			}
-			if note, why := e.managerIgnored(r, teams); note != "" {
-				notes = append(notes, note)
-				res.Ignored = append(res.Ignored, change.Ignored{User: r.User, Why: why})
-				continue
-			}
-			active, _ := e.teamsOf(r.User)
-			res.Evidence = append(res.Evidence, reviewEvidence("team", active[0], r))
-		}
-		if g, ok := f.GapIn("teams"); ok {
-			pending = append(pending, "team memberships could not be read: "+g.Reason)
-		}
-		if g, ok := f.GapIn("reviews"); ok {
-			pending = append(pending, "reviews could not be read: "+g.Reason)
-		}
+		n, p := e.teamApprovals(&res)
+		notes, pending = append(notes, n...), append(pending, p...)
 	}
 	if m.JiraApproval {
-		ids := e.authorIdentities()
-		for _, k := range e.keys {
-			l, ok := lookup(f, k)
-			if !ok {
-				continue
-			}
-			if l.Result == change.LookupUnreachable {
-				pending = append(pending, "Jira unreachable: "+cmp.Or(l.Error, "no answer for "+k))
-				continue
-			}
-			if l.Result != change.LookupFound || l.Ticket == nil {
-				continue
-			}
-			for _, a := range l.Ticket.Approvals {
-				who := strings.Join(a.Approvers, ", ")
-				var independent []string
-				for _, name := range a.Approvers {
-					if !ids[strings.ToLower(name)] {
-						independent = append(independent, name)
-					}
-				}
-				switch {
-				case !strings.EqualFold(a.Decision, "approved"):
-					notes = append(notes, fmt.Sprintf("the Jira approval on %s is %s", k, cmp.Or(a.Decision, "undecided")))
-				case !containsFold(a.Groups, m.JiraGroup):
-					notes = append(notes, fmt.Sprintf("%s was approved in Jira by %s, who is not in the Jira group %s", k, who, m.JiraGroup))
-				case len(independent) == 0:
-					notes = append(notes, fmt.Sprintf("%s was approved in Jira by %s, who worked on this change", k, who))
-				default:
-					res.Evidence = append(res.Evidence, change.Evidence{Kind: "jira_approval", Ref: k, URL: l.Ticket.URL,
-						Detail: fmt.Sprintf("approved by %s (Jira group %s) at %s", strings.Join(independent, ", "), m.JiraGroup, stamp(a.Completed))})
-				}
-			}
-		}
+		n, p := e.jiraApprovals(&res)
+		notes, pending = append(notes, n...), append(pending, p...)
 	}
-
 	if len(res.Evidence) > 0 {
 		res.Result = change.Pass
 		res.Reasons = []string{"approved by a manager who did not author or commit to this change"}
@@ -790,6 +780,89 @@ func (e *evaluation) managerApproval() change.ControlResult {
 		}
 		return res
 	}
+	return e.noManager(res, notes, pending)
+}
+
+// teamApprovals adds to res the approvals of the head by manager team
+// members who did not work on the change, and the approvals that did not
+// count. It returns notes on those, and what could not be read.
+func (e *evaluation) teamApprovals(res *change.ControlResult) (notes, pending []string) {
+	teams := orList(e.p.Manager.Teams)
+	for _, r := range e.latest {
+		if r.State != change.ReviewApproved {
+			continue
+		}
+		if note, why := e.managerIgnored(r, teams); note != "" {
+			notes = append(notes, note)
+			res.Ignored = append(res.Ignored, change.Ignored{User: r.User, Why: why})
+			continue
+		}
+		active, _ := e.teamsOf(r.User)
+		res.Evidence = append(res.Evidence, reviewEvidence("team", active[0], r))
+	}
+	if g, ok := e.f.GapIn("teams"); ok {
+		pending = append(pending, "team memberships could not be read: "+g.Reason)
+	}
+	if g, ok := e.f.GapIn("reviews"); ok {
+		pending = append(pending, "reviews could not be read: "+g.Reason)
+	}
+	return notes, pending
+}
+
+// jiraApprovals adds to res the approvals recorded on the linked tickets
+// by members of the Jira group who did not work on the change. It returns
+// notes on the approvals that did not count, and the tickets Jira did not
+// answer for.
+func (e *evaluation) jiraApprovals(res *change.ControlResult) (notes, pending []string) {
+	group := e.p.Manager.JiraGroup
+	ids := e.authorIdentities()
+	for _, k := range e.keys {
+		l, ok := lookup(e.f, k)
+		if !ok {
+			continue
+		}
+		if l.Result == change.LookupUnreachable {
+			pending = append(pending, "Jira unreachable: "+cmp.Or(l.Error, "no answer for "+k))
+			continue
+		}
+		if l.Result != change.LookupFound || l.Ticket == nil {
+			continue
+		}
+		for _, a := range l.Ticket.Approvals {
+			who := strings.Join(a.Approvers, ", ")
+			var independent []string
+			for _, name := range a.Approvers {
+				if !ids[strings.ToLower(name)] {
+					independent = append(independent, name)
+				}
+			}
+			switch {
+			case !strings.EqualFold(a.Decision, "approved"):
+				notes = append(notes, fmt.Sprintf("the Jira approval on %s is %s", k, cmp.Or(a.Decision, "undecided")))
+			case !containsFold(a.Groups, group):
+				notes = append(notes, fmt.Sprintf("%s was approved in Jira by %s, who is not in the Jira group %s", k, who, group))
+			case len(independent) == 0:
+				notes = append(notes, fmt.Sprintf("%s was approved in Jira by %s, who worked on this change", k, who))
+			default:
+				res.Evidence = append(res.Evidence, change.Evidence{Kind: "jira_approval", Ref: k, URL: l.Ticket.URL,
+					Detail: fmt.Sprintf("approved by %s (Jira group %s) at %s", strings.Join(independent, ", "), group, stamp(a.Completed))})
+			}
+		}
+	}
+	return notes, pending
+}
+
+// noManager is the result when no manager approval counts: pending while
+// facts are missing, otherwise failed, naming who may approve.
+func (e *evaluation) noManager(res change.ControlResult, notes, pending []string) change.ControlResult {
+	m := e.p.Manager
+	teams := orList(m.Teams)
+	if len(pending) > 0 {
+		res.Result = change.Pending
+		res.Reasons = append(pending, notes...)
+		res.Fix = "Nothing to do: changegate evaluates again when the missing facts can be read"
+		return res
+	}
 	var want []string
 	if len(m.Teams) > 0 {
 		want = append(want, "a member of "+teams)
@@ -797,15 +870,8 @@ func (e *evaluation) managerApproval() change.ControlResult {
 	if m.JiraApproval {
 		want = append(want, "the Jira group "+m.JiraGroup)
 	}
-	summary := "no approval from " + strings.Join(want, " or from ")
-	if len(pending) > 0 {
-		res.Result = change.Pending
-		res.Reasons = append(pending, notes...)
-		res.Fix = "Nothing to do: changegate evaluates again when the missing facts can be read"
-		return res
-	}
 	res.Result = change.Fail
-	res.Reasons = append([]string{summary}, notes...)
+	res.Reasons = append([]string{"no approval from " + strings.Join(want, " or from ")}, notes...)
 	if len(m.Teams) > 0 {
 		res.Fix = fmt.Sprintf("Ask a member of %s to approve the latest commit %s", teams, short(e.head))
 	} else {

@@ -63,32 +63,61 @@ func Merge(baseline, repo *Policy) (*Policy, error) {
 		return baseline.clone(), nil
 	}
 	merged := baseline.clone()
-	dst, src := reflect.ValueOf(merged).Elem(), reflect.ValueOf(repo).Elem()
+	overlay(merged, repo)
+
+	c := &mergeCheck{b: baseline, m: merged, repo: repo}
+	c.production()
+	c.ticket()
+	c.review()
+	c.staging()
+	c.manager()
+	c.emergency()
+	c.exempt()
+	if len(c.errs) > 0 {
+		return nil, errors.Join(c.errs...)
+	}
+	merged.fallback = false
+	return merged.clone(), nil // share no slice with repo
+}
+
+// overlay copies onto dst every key the repository file sets.
+func overlay(dst, repo *Policy) {
+	d, s := reflect.ValueOf(dst).Elem(), reflect.ValueOf(repo).Elem()
 	for _, path := range leafPaths(reflect.TypeFor[Policy](), "") {
 		if repo.pos != nil {
 			if _, set := repo.pos[path]; !set {
 				continue
 			}
 		}
-		fieldByPath(dst, path).Set(fieldByPath(src, path))
+		fieldByPath(d, path).Set(fieldByPath(s, path))
 	}
+}
 
-	var errs []error
-	loose := func(path string, item int, format string, args ...any) {
-		at := path
-		if item >= 0 {
-			if _, ok := repo.pos[fmt.Sprintf("%s[%d]", path, item)]; ok {
-				at = fmt.Sprintf("%s[%d]", path, item)
-			}
+// mergeCheck compares a merged policy m with its baseline b, one section
+// at a time, and collects an error per key the repository file loosened.
+type mergeCheck struct {
+	b, m, repo *Policy
+	errs       []error
+}
+
+// loose records that path loosens the baseline, placed at the list item
+// when item >= 0 and the file gave it a line.
+func (c *mergeCheck) loose(path string, item int, format string, args ...any) {
+	at := path
+	if item >= 0 {
+		if _, ok := c.repo.pos[fmt.Sprintf("%s[%d]", path, item)]; ok {
+			at = fmt.Sprintf("%s[%d]", path, item)
 		}
-		errs = append(errs, repo.errorAt(at, path+": "+fmt.Sprintf(format, args...)))
 	}
-	b, m := baseline, merged
+	c.errs = append(c.errs, c.repo.errorAt(at, path+": "+fmt.Sprintf(format, args...)))
+}
 
-	// Production: the repository may only widen what is production.
-	// Production: the repository may only widen what is production. Over
-	// the built-in default it says what production is: only it knows
-	// which paths and environments deploy.
+// production: the repository may only widen what is production. Over the
+// built-in default it says what production is: only it knows which paths
+// and environments deploy. The keys that guard it (review.ignore, freeze)
+// keep the baseline's entries.
+func (c *mergeCheck) production() {
+	b, m := c.b, c.m
 	switch {
 	case len(b.Production.Branches) == 0 && len(m.Production.Branches) > 0:
 		// The default branch is known when the policy is applied: it stays
@@ -96,31 +125,34 @@ func Merge(baseline, repo *Policy) (*Policy, error) {
 		m.Production.withDefault = true
 	default:
 		if i, s := missing(b.Production.Branches, m.Production.Branches, false); i >= 0 {
-			loose("production.branches", -1, "drops %s, which the baseline treats as production", s)
+			c.loose("production.branches", -1, "drops %s, which the baseline treats as production", s)
 		}
 	}
 	switch {
 	case b.fallback:
 	case len(b.Production.Paths) == 0 && len(m.Production.Paths) > 0:
-		loose("production.paths", -1, "the baseline treats every file as production; a list would narrow it")
+		c.loose("production.paths", -1, "the baseline treats every file as production; a list would narrow it")
 	default:
 		if i, s := missing(b.Production.Paths, m.Production.Paths, false); i >= 0 {
-			loose("production.paths", -1, "drops %s, which the baseline treats as production", s)
+			c.loose("production.paths", -1, "drops %s, which the baseline treats as production", s)
 		}
 	}
 	if i, s := missing(b.Production.Environments, m.Production.Environments, true); i >= 0 && !b.fallback {
-		loose("production.environments", -1, "drops %s, which the baseline treats as production", s)
+		c.loose("production.environments", -1, "drops %s, which the baseline treats as production", s)
 	}
 	if i, s := missing(b.Review.Ignore, m.Review.Ignore, true); i >= 0 {
-		loose("review.ignore", -1, "drops %s, whose approvals the baseline ignores", s)
+		c.loose("review.ignore", -1, "drops %s, whose approvals the baseline ignores", s)
 	}
 	if i, s := missing(b.Freeze, m.Freeze, false); i >= 0 {
-		loose("freeze", -1, "drops the baseline's freeze window %q", s)
+		c.loose("freeze", -1, "drops the baseline's freeze window %q", s)
 	}
+}
 
-	// Ticket: the repository may only narrow what is accepted.
+// ticket: the repository may only narrow what is accepted.
+func (c *mergeCheck) ticket() {
+	b, m := c.b, c.m
 	if i, s := missing(m.Ticket.Sources, b.Ticket.Sources, false); i >= 0 {
-		loose("ticket.sources", i, "adds %s, which the baseline does not search for keys", s)
+		c.loose("ticket.sources", i, "adds %s, which the baseline does not search for keys", s)
 	}
 	for _, l := range []struct {
 		path, what string
@@ -134,71 +166,80 @@ func Merge(baseline, repo *Policy) (*Policy, error) {
 			continue // the baseline allows any, or leaves the names to the file
 		}
 		if len(l.mine) == 0 {
-			loose(l.path, -1, "an empty list allows any %s; the baseline allows only %s", l.what, strings.Join(l.base, ", "))
+			c.loose(l.path, -1, "an empty list allows any %s; the baseline allows only %s", l.what, strings.Join(l.base, ", "))
 			continue
 		}
 		if i, s := missing(l.mine, l.base, true); i >= 0 {
-			loose(l.path, i, "adds %q, which the baseline does not allow", s)
+			c.loose(l.path, i, "adds %q, which the baseline does not allow", s)
 		}
 	}
+}
 
-	// Review.
+// review: no fewer approvals, and none of older commits.
+func (c *mergeCheck) review() {
+	b, m := c.b, c.m
 	if m.Review.Required < b.Review.Required {
-		loose("review.required", -1, "%d is below the baseline's %d", m.Review.Required, b.Review.Required)
+		c.loose("review.required", -1, "%d is below the baseline's %d", m.Review.Required, b.Review.Required)
 	}
 	if m.Review.KeepOnPush && !b.Review.KeepOnPush {
-		loose("review.keep_on_push", -1, "true would count approvals of older commits; the baseline says false")
+		c.loose("review.keep_on_push", -1, "true would count approvals of older commits; the baseline says false")
 	}
+}
 
-	// Staging: only fewer ways to show a staging run; over the built-in
-	// default, the file names its own.
+// staging: only fewer ways to show a staging run; over the built-in
+// default, the file names its own.
+func (c *mergeCheck) staging() {
+	b, m := c.b, c.m
 	if len(b.Staging.Environments) > 0 && !b.fallback {
 		if i, s := missing(m.Staging.Environments, b.Staging.Environments, true); i >= 0 {
-			loose("staging.environments", i, "adds %s, which the baseline does not accept as staging", s)
+			c.loose("staging.environments", i, "adds %s, which the baseline does not accept as staging", s)
 		}
 	}
 	if len(b.Staging.Checks) > 0 && !b.fallback {
 		if i, s := missing(m.Staging.Checks, b.Staging.Checks, false); i >= 0 {
-			loose("staging.checks", i, "adds %s, which the baseline does not accept as staging", s)
+			c.loose("staging.checks", i, "adds %s, which the baseline does not accept as staging", s)
 		}
 	}
+}
 
-	// Manager: only fewer people may approve; over the built-in default,
-	// the file names its own teams, and may count Jira approvals (of a
-	// group, which validation requires).
+// manager: only fewer people may approve; over the built-in default, the
+// file names its own teams, and may count Jira approvals (of a group,
+// which validation requires).
+func (c *mergeCheck) manager() {
+	b, m := c.b, c.m
 	if len(b.Manager.Teams) > 0 && !b.fallback {
 		if i, s := missing(m.Manager.Teams, b.Manager.Teams, true); i >= 0 {
-			loose("manager.teams", i, "adds %s, which the baseline does not accept as managers", s)
+			c.loose("manager.teams", i, "adds %s, which the baseline does not accept as managers", s)
 		}
 	}
 	if m.Manager.JiraApproval && !b.Manager.JiraApproval && !b.fallback {
-		loose("manager.jira_approval", -1, "true would count Jira approvals; the baseline says false")
+		c.loose("manager.jira_approval", -1, "true would count Jira approvals; the baseline says false")
 	}
 	if m.Manager.JiraApproval && b.Manager.JiraApproval && !strings.EqualFold(m.Manager.JiraGroup, b.Manager.JiraGroup) {
-		loose("manager.jira_group", -1, "%q differs from the baseline's %q", m.Manager.JiraGroup, b.Manager.JiraGroup)
+		c.loose("manager.jira_group", -1, "%q differs from the baseline's %q", m.Manager.JiraGroup, b.Manager.JiraGroup)
 	}
+}
 
-	// Emergency.
+// emergency: the same label, and no longer a window.
+func (c *mergeCheck) emergency() {
+	b, m := c.b, c.m
 	if m.Emergency.Label != b.Emergency.Label {
-		loose("emergency.label", -1, "%q differs from the baseline's %q", m.Emergency.Label, b.Emergency.Label)
+		c.loose("emergency.label", -1, "%q differs from the baseline's %q", m.Emergency.Label, b.Emergency.Label)
 	}
 	if m.Emergency.Window > b.Emergency.Window {
-		loose("emergency.window", -1, "%s is longer than the baseline's %s", formatWindow(m.Emergency.Window), formatWindow(b.Emergency.Window))
+		c.loose("emergency.window", -1, "%s is longer than the baseline's %s", formatWindow(m.Emergency.Window), formatWindow(b.Emergency.Window))
 	}
+}
 
-	// Exempt: only fewer exemptions.
+// exempt: only fewer exemptions.
+func (c *mergeCheck) exempt() {
+	b, m := c.b, c.m
 	if i, s := missing(m.Exempt.Authors, b.Exempt.Authors, true); i >= 0 {
-		loose("exempt.authors", i, "adds %s, which the baseline does not exempt", s)
+		c.loose("exempt.authors", i, "adds %s, which the baseline does not exempt", s)
 	}
 	if i, s := missing(m.Exempt.Paths, b.Exempt.Paths, false); i >= 0 {
-		loose("exempt.paths", i, "adds %s, which the baseline does not exempt", s)
+		c.loose("exempt.paths", i, "adds %s, which the baseline does not exempt", s)
 	}
-
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	merged.fallback = false
-	return merged.clone(), nil // share no slice with repo
 }
 
 // missing returns the index and value of the first element of want that is

@@ -343,72 +343,110 @@ var (
 // validate checks values (types were checked while decoding), placing each
 // problem where the key or item was written.
 func (p *Policy) validate() []error {
-	var errs []error
-	bad := func(path, format string, args ...any) {
-		errs = append(errs, p.errorAt(path, path+": "+fmt.Sprintf(format, args...)))
-	}
-	items := func(path string, list []string, check func(string) string) {
-		for i, s := range list {
-			if msg := check(s); msg != "" {
-				bad(fmt.Sprintf("%s[%d]", path, i), "%s", msg)
-			}
-		}
-	}
-	glob := func(s string) string {
-		if err := validGlob(s); err != nil {
-			return fmt.Sprintf("%q: %v", s, err)
-		}
-		return ""
-	}
-	nonEmpty := func(s string) string {
-		if strings.TrimSpace(s) == "" {
-			return "empty value"
-		}
-		return ""
-	}
-
+	v := &validator{p: p}
 	if p.Version != Version {
-		bad("version", "%d is not supported; this changegate reads version %d", p.Version, Version)
+		v.bad("version", "%d is not supported; this changegate reads version %d", p.Version, Version)
 	}
+	v.production()
+	v.ticket()
+	v.review()
+	v.staging()
+	v.manager()
+	v.emergency()
+	v.exempt()
+	v.freeze()
+	return v.errs
+}
 
-	items("production.branches", p.Production.Branches, glob)
-	items("production.paths", p.Production.Paths, glob)
-	items("production.environments", p.Production.Environments, glob)
+// validator collects the problems validate finds, one section at a time.
+type validator struct {
+	p    *Policy
+	errs []error
+}
 
-	if len(p.Ticket.Sources) == 0 {
-		bad("ticket.sources", "empty; list at least one of %s", orList(Sources))
+// bad records a problem with the key or item at path.
+func (v *validator) bad(path, format string, args ...any) {
+	v.errs = append(v.errs, v.p.errorAt(path, path+": "+fmt.Sprintf(format, args...)))
+}
+
+// items checks each item of a list, placing a problem at the item.
+func (v *validator) items(path string, list []string, check func(string) string) {
+	for i, s := range list {
+		if msg := check(s); msg != "" {
+			v.bad(fmt.Sprintf("%s[%d]", path, i), "%s", msg)
+		}
 	}
-	items("ticket.sources", p.Ticket.Sources, func(s string) string {
+}
+
+// Item checks for validator.items: each returns "" or the problem.
+
+func globItem(s string) string {
+	if err := validGlob(s); err != nil {
+		return fmt.Sprintf("%q: %v", s, err)
+	}
+	return ""
+}
+
+func nonEmptyItem(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return "empty value"
+	}
+	return ""
+}
+
+// loginItem returns a check that s is a GitHub login; example names one.
+func loginItem(example string) func(string) string {
+	return func(s string) string {
+		if !loginName.MatchString(s) {
+			return fmt.Sprintf("%q is not a GitHub login (such as %s)", s, example)
+		}
+		return ""
+	}
+}
+
+func (v *validator) production() {
+	v.items("production.branches", v.p.Production.Branches, globItem)
+	v.items("production.paths", v.p.Production.Paths, globItem)
+	v.items("production.environments", v.p.Production.Environments, globItem)
+}
+
+func (v *validator) ticket() {
+	t := v.p.Ticket
+	if len(t.Sources) == 0 {
+		v.bad("ticket.sources", "empty; list at least one of %s", orList(Sources))
+	}
+	v.items("ticket.sources", t.Sources, func(s string) string {
 		if !slices.Contains(Sources, s) {
 			return fmt.Sprintf("%q is not a source; use %s", s, orList(Sources))
 		}
 		return ""
 	})
-	items("ticket.projects", p.Ticket.Projects, func(s string) string {
+	v.items("ticket.projects", t.Projects, func(s string) string {
 		if !jiraProject.MatchString(s) {
 			return fmt.Sprintf("%q is not a Jira project key (2 or more of A-Z, 0-9 and _, starting with a letter, such as PAY)", s)
 		}
 		return ""
 	})
-	items("ticket.issue_types", p.Ticket.IssueTypes, nonEmpty)
-	items("ticket.statuses", p.Ticket.Statuses, nonEmpty)
+	v.items("ticket.issue_types", t.IssueTypes, nonEmptyItem)
+	v.items("ticket.statuses", t.Statuses, nonEmptyItem)
+}
 
-	items("review.ignore", p.Review.Ignore, func(s string) string {
-		if !loginName.MatchString(s) {
-			return fmt.Sprintf("%q is not a GitHub login (such as alice or renovate[bot])", s)
-		}
-		return ""
-	})
-	if p.Review.Required < 0 || p.Review.Required > maxRequiredReviews {
-		bad("review.required", "%d is out of range 0..%d", p.Review.Required, maxRequiredReviews)
+func (v *validator) review() {
+	r := v.p.Review
+	v.items("review.ignore", r.Ignore, loginItem("alice or renovate[bot]"))
+	if r.Required < 0 || r.Required > maxRequiredReviews {
+		v.bad("review.required", "%d is out of range 0..%d", r.Required, maxRequiredReviews)
 	}
+}
 
-	if len(p.Staging.Environments) == 0 && len(p.Staging.Checks) == 0 {
-		bad("staging", "no environments and no checks: nothing could ever show a staging run")
+func (v *validator) staging() {
+	st := v.p.Staging
+	if len(st.Environments) == 0 && len(st.Checks) == 0 {
+		v.bad("staging", "no environments and no checks: nothing could ever show a staging run")
 	}
-	items("staging.environments", p.Staging.Environments, glob)
-	items("staging.checks", p.Staging.Checks, func(s string) string {
-		if msg := glob(s); msg != "" {
+	v.items("staging.environments", st.Environments, globItem)
+	v.items("staging.checks", st.Checks, func(s string) string {
+		if msg := globItem(s); msg != "" {
 			return msg
 		}
 		if matchGlob(s, ownCheck) {
@@ -416,38 +454,43 @@ func (p *Policy) validate() []error {
 		}
 		return ""
 	})
+}
 
-	items("manager.teams", p.Manager.Teams, func(s string) string {
+func (v *validator) manager() {
+	mg := v.p.Manager
+	v.items("manager.teams", mg.Teams, func(s string) string {
 		if !teamName.MatchString(s) {
 			return fmt.Sprintf("%q is not org/team-slug", s)
 		}
 		return ""
 	})
-	if p.Manager.JiraApproval && strings.TrimSpace(p.Manager.JiraGroup) == "" {
-		bad("manager.jira_approval", "true needs manager.jira_group: the Jira group whose approvals count")
+	if mg.JiraApproval && strings.TrimSpace(mg.JiraGroup) == "" {
+		v.bad("manager.jira_approval", "true needs manager.jira_group: the Jira group whose approvals count")
 	}
+}
 
-	if strings.TrimSpace(p.Emergency.Label) == "" {
-		bad("emergency.label", "empty; name the label that marks an emergency change")
-	} else if len(p.Emergency.Label) > 50 {
-		bad("emergency.label", "longer than GitHub's 50-character label limit")
+func (v *validator) emergency() {
+	em := v.p.Emergency
+	if strings.TrimSpace(em.Label) == "" {
+		v.bad("emergency.label", "empty; name the label that marks an emergency change")
+	} else if len(em.Label) > 50 {
+		v.bad("emergency.label", "longer than GitHub's 50-character label limit")
 	}
-	if p.Emergency.Window <= 0 || p.Emergency.Window > maxWindow {
-		bad("emergency.window", "%s is out of range; give a duration above 0 and at most %s", formatWindow(p.Emergency.Window), formatWindow(maxWindow))
+	if em.Window <= 0 || em.Window > maxWindow {
+		v.bad("emergency.window", "%s is out of range; give a duration above 0 and at most %s", formatWindow(em.Window), formatWindow(maxWindow))
 	}
+}
 
-	items("exempt.authors", p.Exempt.Authors, func(s string) string {
-		if !loginName.MatchString(s) {
-			return fmt.Sprintf("%q is not a GitHub login (such as alice or dependabot[bot])", s)
-		}
-		return ""
-	})
-	items("exempt.paths", p.Exempt.Paths, glob)
-	items("freeze", p.Freeze, func(s string) string {
+func (v *validator) exempt() {
+	v.items("exempt.authors", v.p.Exempt.Authors, loginItem("alice or dependabot[bot]"))
+	v.items("exempt.paths", v.p.Exempt.Paths, globItem)
+}
+
+func (v *validator) freeze() {
+	v.items("freeze", v.p.Freeze, func(s string) string {
 		if _, err := parseWindow(s); err != nil {
 			return err.Error()
 		}
 		return ""
 	})
-	return errs
 }
