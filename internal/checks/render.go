@@ -99,53 +99,9 @@ type row struct {
 }
 
 func controls(s change.Subject, d change.Decision) Output {
-	var (
-		rows                           []row
-		met, missing, pending, waiting []row // waiting: required and pending
-		manager                        *row
-	)
-	for _, c := range d.Controls {
-		// An emergency change needs only the ticket and a review now.
-		req := !d.Emergency || c.Control == change.ControlTicket || c.Control == change.ControlPeerReview
-		r := row{c, req}
-		rows = append(rows, r)
-		switch c.Result {
-		case change.Pass:
-			met = append(met, r)
-		case change.Fail:
-			missing = append(missing, r)
-		default: // pending, or a result this package does not know
-			pending = append(pending, r)
-			if req {
-				waiting = append(waiting, r)
-			}
-		}
-		if c.Control == change.ControlManagerApproval {
-			manager = &r
-		}
-	}
-	requiredMissing := 0
-	for _, r := range missing {
-		if r.required {
-			requiredMissing++
-		}
-	}
-
+	g := groupRows(d)
 	var out Output
-	switch {
-	case requiredMissing > 0 || d.Outcome == change.NonCompliant || len(rows) == 0:
-		out.Status, out.Conclusion = StatusCompleted, ConclusionFailure
-		out.Title = failureTitle(d, met, missing, waiting)
-	case len(waiting) > 0 || d.Outcome == change.Undecided:
-		out.Status = StatusInProgress
-		out.Title = waitingTitle(waiting)
-	default: // compliant, every required control passed
-		out.Status, out.Conclusion = StatusCompleted, ConclusionSuccess
-		out.Title = fmt.Sprintf("%d of %d controls met", len(met), len(rows))
-		if d.Emergency {
-			out.Title = emergencyTitle(d, met, manager)
-		}
-	}
+	out.Status, out.Conclusion, out.Title = g.verdict(d)
 	out.Title = clip(out.Title, maxTitle)
 
 	var b strings.Builder
@@ -155,52 +111,125 @@ func controls(s change.Subject, d change.Decision) Output {
 			"A manager must approve after the fact within %s, or the change stays an open exception.\n\n",
 			hours(emergencyWindow(d)))
 	}
-	if len(rows) == 0 {
-		b.WriteString("No control was evaluated, so this change cannot be shown compliant. " +
-			"Check the policy's controls.\n\n")
-	} else {
-		b.WriteString("| Control | Status | Evidence | Next action |\n| --- | --- | --- | --- |\n")
-		for _, r := range rows {
-			if b.Len() > MaxOutput {
-				break // fit cuts here anyway
-			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", controlLabel(r.Control), statusCell(d, r), evidenceCell(r.Evidence), actionCell(r))
-		}
-		b.WriteString("\n")
-	}
-	var open []row // what an engineer has to act on or wait for
-	for _, r := range append(append([]row(nil), missing...), pending...) {
-		if r.required || r.Control == change.ControlManagerApproval {
-			open = append(open, r)
-		}
-	}
-	if len(open) > 0 {
-		b.WriteString("### What is missing\n\n")
-		for _, r := range open {
-			if b.Len() > MaxOutput {
-				break // fit cuts here anyway
-			}
-			fmt.Fprintf(&b, "**%s** (%s)\n", controlLabel(r.Control), statusWord(d, r))
-			reasons := r.Reasons
-			if len(reasons) > maxReasons {
-				reasons = reasons[:maxReasons]
-			}
-			for _, reason := range reasons {
-				fmt.Fprintf(&b, "- %s\n", inline(reason, maxReason))
-			}
-			if n := len(r.Reasons) - len(reasons); n > 0 {
-				fmt.Fprintf(&b, "- … and %d more\n", n)
-			}
-			if r.Fix != "" {
-				fmt.Fprintf(&b, "- **Next action:** %s\n", inline(r.Fix, maxReason))
-			}
-			b.WriteString("\n")
-		}
-	}
+	controlTable(&b, d, g.rows)
+	whatIsMissing(&b, d, g.open())
 	ignoredApprovals(&b, d)
 	out.Summary = fit(b.String(), footer(s, d))
 	out.Text = fit(details(d), "")
 	return out
+}
+
+// rowGroups are a decision's controls as rows, sorted by result.
+type rowGroups struct {
+	rows                           []row
+	met, missing, pending, waiting []row // waiting: required and pending
+	manager                        *row
+}
+
+func groupRows(d change.Decision) rowGroups {
+	var g rowGroups
+	for _, c := range d.Controls {
+		// An emergency change needs only the ticket and a review now.
+		req := !d.Emergency || c.Control == change.ControlTicket || c.Control == change.ControlPeerReview
+		r := row{c, req}
+		g.rows = append(g.rows, r)
+		switch c.Result {
+		case change.Pass:
+			g.met = append(g.met, r)
+		case change.Fail:
+			g.missing = append(g.missing, r)
+		default: // pending, or a result this package does not know
+			g.pending = append(g.pending, r)
+			if req {
+				g.waiting = append(g.waiting, r)
+			}
+		}
+		if c.Control == change.ControlManagerApproval {
+			g.manager = &r
+		}
+	}
+	return g
+}
+
+// verdict is the check's status, conclusion and title: failure when a
+// required control is missing, the decision says so or nothing was
+// evaluated; in progress while a required control or the decision waits;
+// success otherwise.
+func (g rowGroups) verdict(d change.Decision) (status, conclusion, title string) {
+	requiredMissing := 0
+	for _, r := range g.missing {
+		if r.required {
+			requiredMissing++
+		}
+	}
+	switch {
+	case requiredMissing > 0 || d.Outcome == change.NonCompliant || len(g.rows) == 0:
+		return StatusCompleted, ConclusionFailure, failureTitle(d, g.met, g.missing, g.waiting)
+	case len(g.waiting) > 0 || d.Outcome == change.Undecided:
+		return StatusInProgress, "", waitingTitle(g.waiting)
+	case d.Emergency:
+		return StatusCompleted, ConclusionSuccess, emergencyTitle(d, g.met, g.manager)
+	default: // compliant, every required control passed
+		return StatusCompleted, ConclusionSuccess, fmt.Sprintf("%d of %d controls met", len(g.met), len(g.rows))
+	}
+}
+
+// open is what an engineer has to act on or wait for: the required
+// controls not met, and manager approval, which an emergency change still
+// owes.
+func (g rowGroups) open() []row {
+	var open []row
+	for _, r := range append(append([]row(nil), g.missing...), g.pending...) {
+		if r.required || r.Control == change.ControlManagerApproval {
+			open = append(open, r)
+		}
+	}
+	return open
+}
+
+// controlTable writes one table row per control.
+func controlTable(b *strings.Builder, d change.Decision, rows []row) {
+	if len(rows) == 0 {
+		b.WriteString("No control was evaluated, so this change cannot be shown compliant. " +
+			"Check the policy's controls.\n\n")
+		return
+	}
+	b.WriteString("| Control | Status | Evidence | Next action |\n| --- | --- | --- | --- |\n")
+	for _, r := range rows {
+		if b.Len() > MaxOutput {
+			break // fit cuts here anyway
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s |\n", controlLabel(r.Control), statusCell(d, r), evidenceCell(r.Evidence), actionCell(r))
+	}
+	b.WriteString("\n")
+}
+
+// whatIsMissing writes, for each open control, its reasons and next action.
+func whatIsMissing(b *strings.Builder, d change.Decision, open []row) {
+	if len(open) == 0 {
+		return
+	}
+	b.WriteString("### What is missing\n\n")
+	for _, r := range open {
+		if b.Len() > MaxOutput {
+			break // fit cuts here anyway
+		}
+		fmt.Fprintf(b, "**%s** (%s)\n", controlLabel(r.Control), statusWord(d, r))
+		reasons := r.Reasons
+		if len(reasons) > maxReasons {
+			reasons = reasons[:maxReasons]
+		}
+		for _, reason := range reasons {
+			fmt.Fprintf(b, "- %s\n", inline(reason, maxReason))
+		}
+		if n := len(r.Reasons) - len(reasons); n > 0 {
+			fmt.Fprintf(b, "- … and %d more\n", n)
+		}
+		if r.Fix != "" {
+			fmt.Fprintf(b, "- **Next action:** %s\n", inline(r.Fix, maxReason))
+		}
+		b.WriteString("\n")
+	}
 }
 
 // ignoredApprovals lists every approval a control did not count, with who
