@@ -104,15 +104,8 @@ func serve(ctx context.Context, cfg config.Config, ln net.Listener, stderr io.Wr
 		return err
 	}
 	defer store.Close()
-	if err := cfg.UseStoredApp(); err != nil {
+	if err := prepareSecrets(&cfg, stderr); err != nil {
 		return err
-	}
-	if err := cfg.EnsureWebhookSecret(); err != nil {
-		return err
-	}
-	if cfg.WebhookSecretGenerated {
-		fmt.Fprintf(stderr, "changegate: no webhook secret was configured; generated one into %s\n"+
-			"changegate: set it as the GitHub App's webhook secret, or set CHANGEGATE_WEBHOOK_SECRET\n", cfg.WebhookSecretSource)
 	}
 
 	// The ledger and its key are made on every first start, App
@@ -131,90 +124,15 @@ func serve(ctx context.Context, cfg config.Config, ln net.Listener, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	floor, err := loadFloor(cfg.Policy.FloorFile)
+	workers, apps, err := newWorkers(ctx, cfg, store, led, reg, log)
 	if err != nil {
 		return err
 	}
-
-	classify := ghapp.RetryDelay
-	workers := queue.NewWorkers()
-	queue.Add(workers, inventory.EventHandler(store, time.Now))
-	var apps *ghapp.Apps
-	if cfg.GitHub.Configured() {
-		key, err := os.ReadFile(cfg.GitHub.PrivateKeyFile)
-		if err != nil {
-			return fmt.Errorf("github.private_key_file: %w", err)
-		}
-		apps, err = ghapp.New(ghapp.Config{AppID: cfg.GitHub.AppID, PrivateKey: key, BaseURL: cfg.GitHub.APIURL},
-			ghapp.Options{Registerer: reg, Logger: log.With("component", "github")})
-		if err != nil {
-			return err
-		}
-		queue.Add(workers, inventory.SyncHandler(store, inventory.GitHubLister{Clients: apps}, time.Now))
-		tickets, err := newJira(ctx, cfg, log)
-		if err != nil {
-			return err
-		}
-		assessor, err := newAssessor(store, apps, cfg.GitHub.AppID, tickets, archiver{led, store.Ledger()}, floor, log.With("component", "policy"))
-		if err != nil {
-			return err
-		}
-		assessor.Register(workers)
-		assessor.RegisterArchive(workers)
-		assessor.RegisterGate(workers)
-		assessor.RegisterMergeGroup(workers)
-	} else {
-		log.Warn("GitHub App credentials not configured: webhooks are accepted and kept, and their jobs wait for the credentials (up to a day)")
-		queue.Add(workers, notConfigured[jobs.InstallationSync]())
-		queue.Add(workers, notConfigured[jobs.EvaluatePR]())
-		queue.Add(workers, notConfigured[jobs.EvaluateSHA]())
-		queue.Add(workers, notConfigured[jobs.JiraIssue]())
-		queue.Add(workers, notConfigured[jobs.ArchiveDeployment]())
-		queue.Add(workers, notConfigured[jobs.ArchivePush]())
-		queue.Add(workers, notConfigured[jobs.DeploymentGate]())
-		queue.Add(workers, notConfigured[jobs.MergeGroup]())
-		queue.Add(workers, notConfigured[jobs.DeploymentReview]())
-	}
-
-	q, err := queue.New(store, workers, queue.Config{
-		Workers:     cfg.Queue.Workers,
-		MaxAttempts: cfg.Queue.MaxAttempts,
-		JobTimeout:  cfg.Queue.JobTimeout.D(),
-		MaxBackoff:  cfg.Queue.MaxBackoff.D(),
-		Retention:   cfg.Queue.Retention.D(),
-		Saturation:  cfg.Queue.Saturation,
-		Classify: func(err error, now time.Time) (time.Duration, bool) {
-			switch {
-			case errors.Is(err, errAppNotConfigured):
-				// Kept, not cancelled: the jobs run once the App is
-				// configured and the server restarted (for up to a day).
-				return credentialsWait, true
-			case errors.Is(err, checks.ErrForeignCallback):
-				return 0, false
-			case errors.Is(err, assess.ErrJiraUnreachable), errors.Is(err, assess.ErrGatePending):
-				// The check already says pending, or GitHub waits for the
-				// gate's final answer: keep asking.
-				return 0, true
-			}
-			return classify(err, now)
-		},
-		Logger:     log.With("component", "queue"),
-		Registerer: reg,
-	})
+	q, err := newQueue(store, workers, cfg, reg, log)
 	if err != nil {
 		return err
 	}
-	if apps != nil {
-		// Deliveries that arrived before the credentials did run now.
-		n, err := store.WakeScheduledJobs(ctx, credentialKinds)
-		if err != nil {
-			return err
-		}
-		if n > 0 {
-			log.Info("jobs that waited for App credentials run now", "jobs", n)
-		}
-	}
-	if err := q.Start(ctx); err != nil {
+	if err := startQueue(ctx, q, store, apps != nil, log); err != nil {
 		return err
 	}
 	// From here on, the queue must be stopped on every path.
@@ -229,6 +147,133 @@ func serve(ctx context.Context, cfg config.Config, ln net.Listener, stderr io.Wr
 		}
 	}
 
+	registered := make(chan struct{}, 1)
+	srv, err := newHTTPServer(cfg, store, q, auditUI, newSetup(cfg, apps != nil, registered, log), reg, log)
+	if err != nil {
+		return errors.Join(err, stopQueue())
+	}
+	log.Info("changegate listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir,
+		"webhook_secret_source", cfg.WebhookSecretSource, "github_app", cfg.GitHub.Configured())
+	return runServer(ctx, cfg, srv, ln, registered, stopQueue, log)
+}
+
+// prepareSecrets loads an App that /setup registered and makes sure a
+// webhook secret exists, telling the admin where a generated one went.
+func prepareSecrets(cfg *config.Config, stderr io.Writer) error {
+	if err := cfg.UseStoredApp(); err != nil {
+		return err
+	}
+	if err := cfg.EnsureWebhookSecret(); err != nil {
+		return err
+	}
+	if cfg.WebhookSecretGenerated {
+		fmt.Fprintf(stderr, "changegate: no webhook secret was configured; generated one into %s\n"+
+			"changegate: set it as the GitHub App's webhook secret, or set CHANGEGATE_WEBHOOK_SECRET\n", cfg.WebhookSecretSource)
+	}
+	return nil
+}
+
+// newWorkers registers a worker for every job kind. Without App
+// credentials the jobs that need them wait; apps is nil then.
+func newWorkers(ctx context.Context, cfg config.Config, store *sqlite.DB, led *openedLedger, reg prometheus.Registerer, log *slog.Logger) (*queue.Workers, *ghapp.Apps, error) {
+	floor, err := loadFloor(cfg.Policy.FloorFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	workers := queue.NewWorkers()
+	queue.Add(workers, inventory.EventHandler(store, time.Now))
+	if !cfg.GitHub.Configured() {
+		log.Warn("GitHub App credentials not configured: webhooks are accepted and kept, and their jobs wait for the credentials (up to a day)")
+		addNotConfigured(workers)
+		return workers, nil, nil
+	}
+	key, err := os.ReadFile(cfg.GitHub.PrivateKeyFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("github.private_key_file: %w", err)
+	}
+	apps, err := ghapp.New(ghapp.Config{AppID: cfg.GitHub.AppID, PrivateKey: key, BaseURL: cfg.GitHub.APIURL},
+		ghapp.Options{Registerer: reg, Logger: log.With("component", "github")})
+	if err != nil {
+		return nil, nil, err
+	}
+	queue.Add(workers, inventory.SyncHandler(store, inventory.GitHubLister{Clients: apps}, time.Now))
+	tickets, err := newJira(ctx, cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	assessor, err := newAssessor(store, apps, cfg.GitHub.AppID, tickets, archiver{led, store.Ledger()}, floor, log.With("component", "policy"))
+	if err != nil {
+		return nil, nil, err
+	}
+	assessor.Register(workers)
+	assessor.RegisterArchive(workers)
+	assessor.RegisterGate(workers)
+	assessor.RegisterMergeGroup(workers)
+	return workers, apps, nil
+}
+
+// addNotConfigured registers, for each job kind in credentialKinds, a
+// worker that waits for App credentials.
+func addNotConfigured(workers *queue.Workers) {
+	queue.Add(workers, notConfigured[jobs.InstallationSync]())
+	queue.Add(workers, notConfigured[jobs.EvaluatePR]())
+	queue.Add(workers, notConfigured[jobs.EvaluateSHA]())
+	queue.Add(workers, notConfigured[jobs.JiraIssue]())
+	queue.Add(workers, notConfigured[jobs.ArchiveDeployment]())
+	queue.Add(workers, notConfigured[jobs.ArchivePush]())
+	queue.Add(workers, notConfigured[jobs.DeploymentGate]())
+	queue.Add(workers, notConfigured[jobs.MergeGroup]())
+	queue.Add(workers, notConfigured[jobs.DeploymentReview]())
+}
+
+func newQueue(store *sqlite.DB, workers *queue.Workers, cfg config.Config, reg prometheus.Registerer, log *slog.Logger) (*queue.Queue, error) {
+	return queue.New(store, workers, queue.Config{
+		Workers:     cfg.Queue.Workers,
+		MaxAttempts: cfg.Queue.MaxAttempts,
+		JobTimeout:  cfg.Queue.JobTimeout.D(),
+		MaxBackoff:  cfg.Queue.MaxBackoff.D(),
+		Retention:   cfg.Queue.Retention.D(),
+		Saturation:  cfg.Queue.Saturation,
+		Classify:    classifyJobError,
+		Logger:      log.With("component", "queue"),
+		Registerer:  reg,
+	})
+}
+
+// classifyJobError says when a failed job runs again, and whether it does.
+func classifyJobError(err error, now time.Time) (time.Duration, bool) {
+	switch {
+	case errors.Is(err, errAppNotConfigured):
+		// Kept, not cancelled: the jobs run once the App is
+		// configured and the server restarted (for up to a day).
+		return credentialsWait, true
+	case errors.Is(err, checks.ErrForeignCallback):
+		return 0, false
+	case errors.Is(err, assess.ErrJiraUnreachable), errors.Is(err, assess.ErrGatePending):
+		// The check already says pending, or GitHub waits for the
+		// gate's final answer: keep asking.
+		return 0, true
+	}
+	return ghapp.RetryDelay(err, now)
+}
+
+// startQueue starts the workers; with App credentials, the deliveries that
+// arrived before the credentials did run now.
+func startQueue(ctx context.Context, q *queue.Queue, store *sqlite.DB, configured bool, log *slog.Logger) error {
+	if configured {
+		n, err := store.WakeScheduledJobs(ctx, credentialKinds)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			log.Info("jobs that waited for App credentials run now", "jobs", n)
+		}
+	}
+	return q.Start(ctx)
+}
+
+// newHTTPServer builds the webhook intake, the UI and the health checks.
+func newHTTPServer(cfg config.Config, store *sqlite.DB, q *queue.Queue, auditUI, setupUI func(*echo.Echo), reg *prometheus.Registry, log *slog.Logger) (*http.Server, error) {
 	intake, err := webhook.NewGitHub(webhook.Options{
 		Secret:     cfg.WebhookSecret,
 		MaxBody:    config.MaxWebhookBody,
@@ -238,18 +283,16 @@ func serve(ctx context.Context, cfg config.Config, ln net.Listener, stderr io.Wr
 		AppID:      cfg.GitHub.AppID,
 	})
 	if err != nil {
-		return errors.Join(err, stopQueue())
+		return nil, err
 	}
 	var jiraHook echo.HandlerFunc
 	if len(cfg.Jira.WebhookSecret) > 0 {
 		jh, err := webhook.NewJira(intake, cfg.Jira.WebhookSecret, jira.ParseWebhook)
 		if err != nil {
-			return errors.Join(err, stopQueue())
+			return nil, err
 		}
 		jiraHook = jh.Handle
 	}
-	registered := make(chan struct{}, 1)
-	setupUI := newSetup(cfg, apps != nil, registered, log)
 	e := server.New(server.Options{
 		GitHubWebhook: intake.Handle,
 		JiraWebhook:   jiraHook,
@@ -259,28 +302,33 @@ func serve(ctx context.Context, cfg config.Config, ln net.Listener, stderr io.Wr
 		Setup:         setupUI,
 		Checks: []server.Check{
 			{Name: "store", Run: func(ctx context.Context) error { return store.CheckWritable(ctx, time.Now()) }},
-			{Name: "queue", Run: func(ctx context.Context) error {
-				saturated, n, err := q.Saturated(ctx)
-				if err != nil {
-					return err
-				}
-				if saturated {
-					return fmt.Errorf("saturated: %d jobs waiting (queue.saturation is %d)", n, cfg.Queue.Saturation)
-				}
-				return nil
-			}},
+			{Name: "queue", Run: func(ctx context.Context) error { return queueHealth(ctx, q, cfg.Queue.Saturation) }},
 		},
 	})
-	srv := &http.Server{
+	return &http.Server{
 		Handler:           e,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}, nil
+}
+
+func queueHealth(ctx context.Context, q *queue.Queue, limit int) error {
+	saturated, n, err := q.Saturated(ctx)
+	if err != nil {
+		return err
 	}
-	log.Info("changegate listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir,
-		"webhook_secret_source", cfg.WebhookSecretSource, "github_app", cfg.GitHub.Configured())
+	if saturated {
+		return fmt.Errorf("saturated: %d jobs waiting (queue.saturation is %d)", n, limit)
+	}
+	return nil
+}
+
+// runServer serves until ctx ends or /setup registers an App, then stops
+// accepting webhooks and drains the queue.
+func runServer(ctx context.Context, cfg config.Config, srv *http.Server, ln net.Listener, registered <-chan struct{}, stopQueue func() error, log *slog.Logger) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
