@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -13,6 +11,7 @@ import (
 	"github.com/google/go-github/v60/github"
 
 	"github.com/changegate/changegate/internal/change"
+	"github.com/changegate/changegate/internal/ghapp"
 	"github.com/changegate/changegate/internal/ghfacts"
 )
 
@@ -65,7 +64,7 @@ func (o *orgPolicies) get(ctx context.Context, c *github.Client, org string) (or
 	if !found {
 		// No file, or no access to the repository: only the second means
 		// a baseline the organisation may believe in does not apply.
-		if _, _, err := c.Repositories.Get(ctx, org, orgPolicyRepo); isNotFound(err) {
+		if _, _, err := c.Repositories.Get(ctx, org, orgPolicyRepo); ghapp.IsNotFound(err) {
 			e.hidden = true
 		} else if err != nil {
 			return orgPolicy{}, fmt.Errorf("read %s: %w", repo, err)
@@ -80,11 +79,6 @@ func (o *orgPolicies) get(ctx context.Context, c *github.Client, org string) (or
 			"repo", repo.String(), "fix", "add "+repo.String()+" to the installation's repositories")
 	}
 	return e, nil
-}
-
-func isNotFound(err error) bool {
-	var gerr *github.ErrorResponse
-	return errors.As(err, &gerr) && gerr.Response != nil && gerr.Response.StatusCode == http.StatusNotFound
 }
 
 // Forget drops an organisation's cached file, on a push to its .github
