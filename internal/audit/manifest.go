@@ -72,7 +72,8 @@ func queryManifest(q Query) QueryManifest {
 	return m
 }
 
-func checkpointJSON(cp Checkpoint) CheckpointJSON {
+// JSON is the checkpoint as manifests and the API show it.
+func (cp Checkpoint) JSON() CheckpointJSON {
 	return CheckpointJSON{Origin: cp.Origin, Size: cp.Size, Root: hex.EncodeToString(cp.Root), AsOf: formatTime(cp.AsOf), Note: string(cp.Note)}
 }
 
@@ -98,7 +99,7 @@ func (s *Service) manifestOf(q Query, cp Checkpoint, rows int, c counts, sum []b
 	return PopulationManifest{
 		Type: PopulationManifestType, Query: queryManifest(q), GeneratedAt: formatTime(cp.AsOf),
 		File: name, Format: format, SHA256: hex.EncodeToString(sum), Bytes: size, Rows: rows,
-		Counts: c, Checkpoint: checkpointJSON(cp), PublicKey: pk,
+		Counts: c, Checkpoint: cp.JSON(), PublicKey: pk,
 	}, nil
 }
 

@@ -3,13 +3,11 @@ package web
 import (
 	"bytes"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -54,11 +52,6 @@ func classify(err error) (int, string) {
 	return http.StatusInternalServerError, "internal error: the server logged it"
 }
 
-func checkpointJSON(cp audit.Checkpoint) audit.CheckpointJSON {
-	return audit.CheckpointJSON{Origin: cp.Origin, Size: cp.Size, Root: hex.EncodeToString(cp.Root),
-		AsOf: cp.AsOf.UTC().Format(time.RFC3339Nano), Note: string(cp.Note)}
-}
-
 // rowsJSON are rows as the JSON export writes them: the CSV's column names
 // as keys.
 func rowsJSON(rows []audit.Row) (json.RawMessage, error) {
@@ -67,14 +60,6 @@ func rowsJSON(rows []audit.Row) (json.RawMessage, error) {
 		return nil, err
 	}
 	return bytes.TrimSpace(b.Bytes()), nil
-}
-
-func rowJSON(r audit.Row) (json.RawMessage, error) {
-	b, err := rowsJSON([]audit.Row{r})
-	if err != nil {
-		return nil, err
-	}
-	return b[1 : len(b)-1], nil // one object inside [ ]
 }
 
 type changesPage struct {
@@ -114,7 +99,7 @@ func (h *Handler) changes(c echo.Context) error {
 	if err != nil {
 		return h.fail(c, err)
 	}
-	body := changesPage{Checkpoint: checkpointJSON(l.pop.Checkpoint), Rows: rows}
+	body := changesPage{Checkpoint: l.pop.Checkpoint.JSON(), Rows: rows}
 	if l.next != nil {
 		body.NextCursor = l.next.String()
 	}
@@ -197,12 +182,8 @@ func (h *Handler) record(c echo.Context) error {
 	if err != nil {
 		return h.fail(c, err)
 	}
-	row, err := rowJSON(v.Row)
-	if err != nil {
-		return h.fail(c, err)
-	}
-	return c.JSON(http.StatusOK, recordJSON{Row: row, Record: v.Record, Envelope: string(v.Envelope),
-		InclusionProof: v.Proof, Checkpoint: checkpointJSON(v.Checkpoint)})
+	return c.JSON(http.StatusOK, recordJSON{Row: audit.MarshalRow(&v.Row), Record: v.Record, Envelope: string(v.Envelope),
+		InclusionProof: v.Proof, Checkpoint: v.Checkpoint.JSON()})
 }
 
 type sampleCreated struct {
@@ -290,7 +271,7 @@ func (h *Handler) exceptions(c echo.Context) error {
 	if err != nil {
 		return h.fail(c, err)
 	}
-	return c.JSON(http.StatusOK, exceptionsJSON{Checkpoint: checkpointJSON(pop.Checkpoint), Rows: rows})
+	return c.JSON(http.StatusOK, exceptionsJSON{Checkpoint: pop.Checkpoint.JSON(), Rows: rows})
 }
 
 func (h *Handler) exceptionsCSV(c echo.Context, pop *audit.Population) error {
@@ -309,7 +290,7 @@ func (h *Handler) checkpoint(c echo.Context) error {
 	if err != nil {
 		return h.fail(c, err)
 	}
-	return c.JSON(http.StatusOK, checkpointJSON(cp))
+	return c.JSON(http.StatusOK, cp.JSON())
 }
 
 // inclusionProof proves record seq is in the tree of size (default: the
