@@ -65,7 +65,7 @@ var columns = []column{
 	{"exception", text, func(r *Row) string { return exceptionField(r, func(e *evidence.Exception) string { return e.Kind }) }},
 	{"exception_state", text, func(r *Row) string { return r.ExceptionState }},
 	{"exception_due", timestamp, func(r *Row) string {
-		return exceptionField(r, func(e *evidence.Exception) string { return formatTime(e.DueAt) })
+		return exceptionField(r, func(e *evidence.Exception) string { return evidence.FormatTime(e.DueAt) })
 	}},
 	{"exception_reason", text, func(r *Row) string { return exceptionField(r, func(e *evidence.Exception) string { return e.Reason }) }},
 	{"exception_justification", text, func(r *Row) string {

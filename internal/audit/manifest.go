@@ -61,7 +61,7 @@ type PublicKeyJSON struct {
 }
 
 func queryManifest(q Query) QueryManifest {
-	m := QueryManifest{From: formatTime(q.From), To: formatTime(q.To), Repo: q.Repo, Types: q.Types}
+	m := QueryManifest{From: evidence.FormatTime(q.From), To: evidence.FormatTime(q.To), Repo: q.Repo, Types: q.Types}
 	m.Statement = fmt.Sprintf("every record among those the checkpoint covers whose event time t is %s <= t < %s", m.From, m.To)
 	if q.Repo != "" {
 		m.Statement += ", of repository " + q.Repo
@@ -74,7 +74,7 @@ func queryManifest(q Query) QueryManifest {
 
 // JSON is the checkpoint as manifests and the API show it.
 func (cp Checkpoint) JSON() CheckpointJSON {
-	return CheckpointJSON{Origin: cp.Origin, Size: cp.Size, Root: hex.EncodeToString(cp.Root), AsOf: formatTime(cp.AsOf), Note: string(cp.Note)}
+	return CheckpointJSON{Origin: cp.Origin, Size: cp.Size, Root: hex.EncodeToString(cp.Root), AsOf: evidence.FormatTime(cp.AsOf), Note: string(cp.Note)}
 }
 
 func publicKeyJSON(pub ed25519.PublicKey) (PublicKeyJSON, error) {
@@ -97,7 +97,7 @@ func (s *Service) manifestOf(q Query, cp Checkpoint, rows int, c counts, sum []b
 		return PopulationManifest{}, err
 	}
 	return PopulationManifest{
-		Type: PopulationManifestType, Query: queryManifest(q), GeneratedAt: formatTime(cp.AsOf),
+		Type: PopulationManifestType, Query: queryManifest(q), GeneratedAt: evidence.FormatTime(cp.AsOf),
 		File: name, Format: format, SHA256: hex.EncodeToString(sum), Bytes: size, Rows: rows,
 		Counts: c, Checkpoint: cp.JSON(), PublicKey: pk,
 	}, nil

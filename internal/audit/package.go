@@ -301,7 +301,7 @@ func (s *Service) buildPackage(ctx context.Context, m *PackageManifest, p *packa
 	if err != nil {
 		return err
 	}
-	m.Type, m.GeneratedAt, m.Checkpoint, m.PublicKey = PackageManifestType, formatTime(cp.AsOf), cp.JSON(), pk
+	m.Type, m.GeneratedAt, m.Checkpoint, m.PublicKey = PackageManifestType, evidence.FormatTime(cp.AsOf), cp.JSON(), pk
 	m.Counts = PackageCounts{Population: len(p.entries), Sampled: len(m.Sample), ByType: p.counts}
 	for _, pick := range m.Sample {
 		if pick.Reason == "exception" {

@@ -217,11 +217,3 @@ func (c counts) add(r *Row) {
 	}
 	c[string(r.ChangeType)]++
 }
-
-// formatTime is how times appear in exports: UTC RFC 3339, empty when zero.
-func formatTime(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return t.UTC().Format(time.RFC3339Nano)
-}

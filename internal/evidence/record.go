@@ -254,7 +254,7 @@ func indexFields(r *Record) [15]indexField {
 		pr = strconv.Itoa(r.Subject.PR)
 	}
 	if e := r.Exception; e != nil {
-		exception, due, closes = e.Kind, formatTime(e.DueAt), e.Closes
+		exception, due, closes = e.Kind, FormatTime(e.DueAt), e.Closes
 	}
 	return [...]indexField{
 		{FieldID, r.ID},
@@ -262,8 +262,8 @@ func indexFields(r *Record) [15]indexField {
 		{FieldPR, pr},
 		{FieldSHA, r.Subject.SHA()},
 		{FieldChangeType, string(r.ChangeType)},
-		{FieldMergedAt, formatTime(r.Facts.PR.MergedAt)},
-		{FieldObservedAt, formatTime(r.ObservedAt)},
+		{FieldMergedAt, FormatTime(r.Facts.PR.MergedAt)},
+		{FieldObservedAt, FormatTime(r.ObservedAt)},
 		{FieldOutcome, string(r.Decision.Outcome)},
 		{FieldCompliant, strconv.FormatBool(r.Decision.Outcome == change.Compliant)},
 		{FieldTicket, ticketKey(&r.Facts)},
@@ -289,8 +289,9 @@ func ticketKey(f *change.Facts) string {
 	return ""
 }
 
-// formatTime is how times appear in index rows: UTC RFC 3339, empty when zero.
-func formatTime(t time.Time) string {
+// FormatTime is how times appear in index rows and exports: UTC RFC 3339,
+// empty when zero.
+func FormatTime(t time.Time) string {
 	if t.IsZero() {
 		return ""
 	}

@@ -83,20 +83,20 @@ func Summarize(r *Record) Summary {
 	f := &r.Facts
 	s := Summary{
 		ID: r.ID, ChangeType: r.ChangeType,
-		EventTime:  formatTime(EventTime(r)),
-		ObservedAt: formatTime(r.ObservedAt),
+		EventTime:  FormatTime(EventTime(r)),
+		ObservedAt: FormatTime(r.ObservedAt),
 		Repo:       r.Repo.String(), PR: r.Subject.PR,
 		Title: f.PR.Title, URL: f.PR.URL, BaseRef: r.Subject.BaseRef, HeadSHA: r.Subject.HeadSHA,
 		Author: f.PR.Author, Ticket: ticketSummary(f),
 		Reviewers: reviewers(r), Manager: managerApproval(r), Staging: stagingEvidence(r),
-		MergedBy: f.PR.MergedBy, MergedAt: formatTime(f.PR.MergedAt), MergeSHA: r.Subject.MergeSHA,
+		MergedBy: f.PR.MergedBy, MergedAt: FormatTime(f.PR.MergedAt), MergeSHA: r.Subject.MergeSHA,
 		Outcome: r.Decision.Outcome, Compliant: r.Decision.Outcome == change.Compliant,
 		Reason: r.Decision.Reason, Emergency: r.Decision.Emergency || r.ChangeType == Emergency,
 		Exception: utcException(r.Exception), Links: r.Links, Policy: r.Policy.Digest,
 	}
 	if r.ChangeType == Deployment {
 		if d, at, ok := successfulDeployment(f.Deployments); ok {
-			s.Environment, s.DeployedAt, s.Deployer = d.Environment, formatTime(at), d.Creator
+			s.Environment, s.DeployedAt, s.Deployer = d.Environment, FormatTime(at), d.Creator
 		}
 	}
 	return s
@@ -183,7 +183,7 @@ func ticketSummary(f *change.Facts) TicketSummary {
 		if l.Key == key && l.Ticket != nil {
 			t := l.Ticket
 			return TicketSummary{Key: key, Status: t.Status, Type: t.Type, URL: t.URL, Summary: t.Summary,
-				Reporter: t.Reporter, Created: formatTime(t.Created)}
+				Reporter: t.Reporter, Created: FormatTime(t.Created)}
 		}
 	}
 	return TicketSummary{Key: key}
@@ -201,7 +201,7 @@ func reviewers(r *Record) []Approver {
 		if e.Kind != "review" || slices.ContainsFunc(out, func(a Approver) bool { return a.Login == e.Ref }) {
 			continue
 		}
-		out = append(out, Approver{Login: e.Ref, At: formatTime(latestApproval(r.Facts.Reviews, e.Ref)), Source: "review"})
+		out = append(out, Approver{Login: e.Ref, At: FormatTime(latestApproval(r.Facts.Reviews, e.Ref)), Source: "review"})
 	}
 	return out
 }
@@ -242,7 +242,7 @@ func managerApproval(r *Record) Approver {
 		}
 	}
 	if best.User != "" {
-		return Approver{Login: best.User, At: formatTime(best.SubmittedAt), Source: "team " + teams[strings.ToLower(best.User)]}
+		return Approver{Login: best.User, At: FormatTime(best.SubmittedAt), Source: "team " + teams[strings.ToLower(best.User)]}
 	}
 	return jiraApproval(f, c)
 }
@@ -258,7 +258,7 @@ func jiraApproval(f *change.Facts, c change.ControlResult) Approver {
 			}
 			for _, a := range l.Ticket.Approvals {
 				if strings.EqualFold(a.Decision, "approved") {
-					return Approver{Login: strings.Join(a.Approvers, ", "), At: formatTime(a.Completed), Source: "jira " + strings.Join(a.Groups, ", ")}
+					return Approver{Login: strings.Join(a.Approvers, ", "), At: FormatTime(a.Completed), Source: "jira " + strings.Join(a.Groups, ", ")}
 				}
 			}
 		}
