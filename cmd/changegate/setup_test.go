@@ -11,7 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/changegate/changegate/internal/ghfake"
+	"github.com/changegate/changegate/internal/jira/jirafake"
+	"github.com/changegate/changegate/internal/testenv/chromium"
 )
 
 // TestSetupRegistersTheApp: a fresh server without credentials serves
@@ -55,21 +59,7 @@ func TestSetupRegistersTheApp(t *testing.T) {
 		t.Fatal("a forged state stored credentials")
 	}
 
-	// A delivery before the App exists, signed with the secret the
-	// server generated: it waits, and runs once the App is registered.
-	a := &app{gh: gh, jf: jf, base: srv.base, dataDir: dataDir, client: &http.Client{Timeout: 10 * time.Second}, logs: srv.logs}
-	sha := strings.Repeat("a", 40)
-	a.compliantPR(61, sha)
-	early, err := os.ReadFile(filepath.Join(dataDir, "webhook-secret"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	status, err := sendWebhook(t.Context(), a.client, srv.base, []byte(strings.TrimSpace(string(early))), "pull_request", "early-1",
-		[]byte(strings.ReplaceAll(prEvent("opened", 61), sha1, sha)))
-	if err != nil || status != http.StatusAccepted {
-		t.Fatalf("the early delivery: %d %v", status, err)
-	}
-	eventually(t, "the early job to wait", 30*time.Second, func() bool { return strings.Contains(srv.logs.String(), "job waits") })
+	a, sha := sendEarlyDelivery(t, srv, gh, jf, dataDir)
 
 	gh.AddManifestCode("c0de")
 	if code, body := get("/setup/callback?code=c0de&state=" + m[1]); code != http.StatusOK || !strings.Contains(body, "installations/new") {
@@ -86,7 +76,7 @@ func TestSetupRegistersTheApp(t *testing.T) {
 	}
 	eventually(t, "the early delivery's check, as the registered App", 30*time.Second, func() bool { return len(a.conclusionsOn(sha)) > 0 })
 	// New deliveries are signed with the App's webhook secret.
-	status, err = sendWebhook(t.Context(), a.client, srv.base, []byte(ghfake.ManifestWebhookSecret), "pull_request", "late-1",
+	status, err := sendWebhook(t.Context(), a.client, srv.base, []byte(ghfake.ManifestWebhookSecret), "pull_request", "late-1",
 		[]byte(strings.ReplaceAll(prEvent("synchronize", 61), sha1, sha)))
 	if err != nil || status != http.StatusAccepted {
 		t.Errorf("a delivery signed with the App's secret: %d %v", status, err)
@@ -96,5 +86,70 @@ func TestSetupRegistersTheApp(t *testing.T) {
 		if err != nil || st.Mode().Perm() != 0o600 {
 			t.Errorf("%s: %v %v", f, st, err)
 		}
+	}
+}
+
+// sendEarlyDelivery sends a delivery before the App exists, signed with
+// the secret the server generated, and waits until its job waits for the
+// credentials. It returns the harness and the pull request's head.
+func sendEarlyDelivery(t *testing.T, srv *served, gh *ghfake.Server, jf *jirafake.Server, dataDir string) (*app, string) {
+	t.Helper()
+	a := &app{gh: gh, jf: jf, base: srv.base, dataDir: dataDir, client: &http.Client{Timeout: 10 * time.Second}, logs: srv.logs}
+	sha := strings.Repeat("a", 40)
+	a.compliantPR(61, sha)
+	early, err := os.ReadFile(filepath.Join(dataDir, "webhook-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, err := sendWebhook(t.Context(), a.client, srv.base, []byte(strings.TrimSpace(string(early))), "pull_request", "early-1",
+		[]byte(strings.ReplaceAll(prEvent("opened", 61), sha1, sha)))
+	if err != nil || status != http.StatusAccepted {
+		t.Fatalf("the early delivery: %d %v", status, err)
+	}
+	eventually(t, "the early job to wait", 30*time.Second, func() bool { return strings.Contains(srv.logs.String(), "job waits") })
+	return a, sha
+}
+
+// TestSetupInTheBrowser registers the App as an admin does, in a real
+// Chromium: the /setup form, GitHub's confirmation page (the fake's), and
+// back to the callback. The server then runs as the App, the delivery
+// that came before is processed, and /setup answers 404.
+func TestSetupInTheBrowser(t *testing.T) {
+	t.Parallel()
+	ctx := chromium.Tab(t)
+	gh, jf := newFakes(t, "Approved")
+	dataDir := filepath.Join(t.TempDir(), "data")
+	srv := serveInProcess(t, map[string]string{"CHANGEGATE_DATA_DIR": dataDir, "CHANGEGATE_LISTEN": "127.0.0.1:0",
+		"CHANGEGATE_GITHUB_API_URL": gh.URL(), "CHANGEGATE_JIRA_URL": jf.URL(), "CHANGEGATE_JIRA_USER": jf.User(), "CHANGEGATE_JIRA_TOKEN": jf.Token()})
+	a, sha := sendEarlyDelivery(t, srv, gh, jf, dataDir)
+	do := func(step string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+	}
+	do("open /setup", chromedp.Navigate(srv.base+"/setup"), chromedp.WaitVisible(chromedp.ID("github")))
+	chromium.Screenshot(t, ctx, "setup-form")
+	do("fill in the form", chromedp.SendKeys(chromedp.CSS(`input[name="org"]`), "acme"),
+		chromedp.SetValue(chromedp.ID("github"), strings.TrimSuffix(gh.URL(), "/")),
+		chromedp.Click(chromedp.CSS(`button[type="submit"]`)), chromedp.WaitVisible(chromedp.Search(`//h1[contains(., "Create the App on GitHub")]`)))
+	do("post the manifest to GitHub", chromedp.Click(chromedp.CSS(`button[type="submit"]`)), chromedp.WaitVisible(chromedp.ID("create")))
+	hook, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("hook-url")))
+	if err != nil || hook != srv.base+"/webhooks/github" {
+		t.Errorf("GitHub shows the hook URL %q (%v), want %s/webhooks/github", hook, err, srv.base)
+	}
+	do("confirm on GitHub", chromedp.Click(chromedp.ID("create")), chromedp.WaitVisible(chromedp.Search(`//h1[contains(., "changegate is registered")]`)))
+	chromium.Screenshot(t, ctx, "setup-done")
+	link, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.Search(`//a[contains(., "install the App")]`), "href"))
+	if err != nil || !strings.HasSuffix(link.Value, "/installations/new") {
+		t.Errorf("install link %q (%v)", link.Value, err)
+	}
+	if apps := gh.CreatedApps(); len(apps) != 1 || apps[0].Org != "acme" || apps[0].Manifest.Permissions["checks"] != "write" {
+		t.Errorf("apps created on GitHub: %+v", apps)
+	}
+	eventually(t, "serving as the App", 30*time.Second, func() bool { return strings.Contains(srv.logs.String(), `"github_app":true`) })
+	eventually(t, "the early delivery's check, as the registered App", 30*time.Second, func() bool { return len(a.conclusionsOn(sha)) > 0 })
+	if code, _ := getBody(t, srv.base+"/setup"); code != http.StatusNotFound {
+		t.Errorf("/setup after registration: %d, want 404", code)
 	}
 }

@@ -20,15 +20,17 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
-	"testing"
 	"time"
+
+	"github.com/changegate/changegate/internal/testenv"
 )
 
 // Server is a fake GitHub REST API. It is safe for concurrent use.
 type Server struct {
-	tb     testing.TB
+	tb     testenv.T
 	srv    *httptest.Server
 	mux    *http.ServeMux
+	web    *http.ServeMux // github.com's web pages: App creation from a manifest
 	key    *rsa.PrivateKey
 	appID  int64
 	now    func() time.Time
@@ -49,6 +51,7 @@ type Server struct {
 	compares        map[string][]compareCommit // owner/repo/BASE...HEAD
 	commitMessages  map[string]string          // owner/repo/sha
 	manifestCodes   map[string]bool            // one-time App manifest codes not yet converted
+	createdApps     []CreatedApp               // manifests confirmed on the web pages
 
 	runLog checkRunLog // check-run write history; has its own lock
 }
@@ -82,13 +85,15 @@ var sharedKey = sync.OnceValue(func() *rsa.PrivateKey {
 	return k
 })
 
-// New starts a fake GitHub server that is closed when the test ends.
-func New(tb testing.TB, opts ...Option) *Server {
+// New starts a fake GitHub server that is closed when the test (or the
+// process host, testenv.Process) ends.
+func New(tb testenv.T, opts ...Option) *Server {
 	tb.Helper()
 	s := &Server{
 		runLog:        checkRunLog{writes: map[string][]CheckRunWrite{}},
 		tb:            tb,
 		mux:           http.NewServeMux(),
+		web:           http.NewServeMux(),
 		appID:         1,
 		now:           time.Now,
 		errorf:        tb.Errorf,
@@ -174,6 +179,10 @@ func CallerInstallation(r *http.Request) (int64, bool) {
 // ServeHTTP validates, injects faults, dispatches, then adds the headers
 // every GitHub response carries.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if _, pattern := s.web.Handler(r); pattern != "" {
+		s.web.ServeHTTP(w, r) // github.com's pages, not the REST API
+		return
+	}
 	st := &callState{}
 	r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 	rec := &buffer{header: http.Header{}}

@@ -7,38 +7,19 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 
 	"github.com/changegate/changegate/internal/audit"
+	"github.com/changegate/changegate/internal/testenv/chromium"
 )
-
-// browserTab starts a headless Chromium for one test, or skips the test
-// when CHANGEGATE_TEST_CHROMIUM does not name one.
-func browserTab(t *testing.T) context.Context {
-	t.Helper()
-	bin := os.Getenv("CHANGEGATE_TEST_CHROMIUM")
-	if bin == "" {
-		t.Skip("CHANGEGATE_TEST_CHROMIUM is not set (the path of a Chromium binary): skipping the browser test")
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(1280, 900))
-	actx, cancel := chromedp.NewExecAllocator(context.WithoutCancel(t.Context()), opts...)
-	t.Cleanup(cancel)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(cancel)
-	ctx, cancel = context.WithTimeout(ctx, 2*time.Minute)
-	t.Cleanup(cancel)
-	return ctx
-}
 
 // TestBrowser walks the auditor's path in a real browser: sign in, filter
 // the population, open a record, draw a sample and verify its package.
 func TestBrowser(t *testing.T) {
 	t.Parallel()
-	ctx := browserTab(t)
+	ctx := chromium.Tab(t)
 	f := newFixture(t, nil)
 	do := func(step string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
@@ -59,13 +40,13 @@ func TestBrowser(t *testing.T) {
 	if loc, _ := chromedp.Run(ctx, chromedp.Location()); !strings.HasSuffix(loc, "/audit/login") {
 		t.Fatalf("without a session the dashboard went to %s", loc)
 	}
-	screenshot(t, ctx, "login")
+	chromium.Screenshot(t, ctx, "login")
 	do("sign in", chromedp.SendKeys(chromedp.ID("token"), f.tokens["alice@audit-firm.example"]),
 		chromedp.Click(chromedp.ID("signin")), chromedp.WaitVisible(chromedp.CSS(".stat")))
 	if s := text(".who"); !strings.Contains(s, "alice@audit-firm.example") {
 		t.Fatalf("signed in as %q", s)
 	}
-	screenshot(t, ctx, "dashboard")
+	chromium.Screenshot(t, ctx, "dashboard")
 
 	do("filter the population", chromedp.Navigate(f.srv.URL+"/audit/changes"), chromedp.WaitVisible(chromedp.ID("filter")),
 		chromedp.SetValue(chromedp.ID("from"), "2026-02-01"), chromedp.SetValue(chromedp.ID("to"), "2026-03-01"),
@@ -74,13 +55,13 @@ func TestBrowser(t *testing.T) {
 	if s := text("#population tbody"); !strings.Contains(s, "acme/web #104") {
 		t.Fatalf("filtered population: %q", s)
 	}
-	screenshot(t, ctx, "population")
+	chromium.Screenshot(t, ctx, "population")
 
 	do("open the record", chromedp.Click(chromedp.CSS("a.rec")), chromedp.WaitVisible(chromedp.CSS(".cg-record")))
 	if s := text(".cg-record"); !strings.Contains(s, "PAY-104") || !strings.Contains(s, "bypass") {
 		t.Fatalf("record page: %q", s)
 	}
-	screenshot(t, ctx, "record")
+	chromium.Screenshot(t, ctx, "record")
 
 	zip := drawSample(t, ctx, f, do)
 	report, err := audit.VerifyPackage(bytes.NewReader(zip), int64(len(zip)), audit.TrustedKey{Public: f.pub})
@@ -107,7 +88,7 @@ func drawSample(t *testing.T, ctx context.Context, f *fixture, do func(string, .
 		chromedp.SetValue(chromedp.ID("from"), "2026-01-01"), chromedp.SetValue(chromedp.ID("to"), "2026-04-01"),
 		chromedp.SendKeys(chromedp.ID("size"), "3"), chromedp.SendKeys(chromedp.ID("seed"), "fy2026"),
 		chromedp.Click(chromedp.ID("exceptions")))
-	screenshot(t, ctx, "sample")
+	chromium.Screenshot(t, ctx, "sample")
 	do("draw the sample", chromedp.Click(chromedp.ID("draw")))
 	for ev, err := range progress {
 		if err != nil {
@@ -126,24 +107,4 @@ func drawSample(t *testing.T, ctx context.Context, f *fixture, do func(string, .
 	}
 	t.Fatal("no download")
 	return nil
-}
-
-// screenshot saves the page to CHANGEGATE_SCREENSHOTS/name.png when that
-// is set.
-func screenshot(t *testing.T, ctx context.Context, name string) {
-	t.Helper()
-	dir := os.Getenv("CHANGEGATE_SCREENSHOTS")
-	if dir == "" {
-		return
-	}
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatalf("screenshot %s: %v", name, err)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
-		t.Fatal(err)
-	}
 }

@@ -14,8 +14,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
+
+	"github.com/changegate/changegate/internal/testenv"
 )
 
 // Default credentials: a Cloud account email and API token.
@@ -98,7 +99,7 @@ func WithSelf(u User) Option { return func(s *Server) { s.self = u } }
 
 // Server is a fake Jira. It is safe for concurrent use.
 type Server struct {
-	tb       testing.TB
+	tb       testenv.T
 	srv      *httptest.Server
 	mux      *http.ServeMux
 	cloud404 bool
@@ -128,7 +129,7 @@ type issue struct {
 }
 
 // New starts a fake Jira that is closed when the test ends.
-func New(tb testing.TB, opts ...Option) *Server {
+func New(tb testenv.T, opts ...Option) *Server {
 	tb.Helper()
 	s := &Server{
 		tb:        tb,
