@@ -131,6 +131,11 @@ func groupRows(d change.Decision) rowGroups {
 	for _, c := range d.Controls {
 		// An emergency change needs only the ticket and a review now.
 		req := !d.Emergency || c.Control == change.ControlTicket || c.Control == change.ControlPeerReview
+		if !req && c.Result == change.Pass && len(c.Evidence) == 0 {
+			// Waived for the emergency, not met: manager approval is
+			// still owed, and nothing showed a staging run.
+			c.Result = change.Pending
+		}
 		r := row{c, req}
 		g.rows = append(g.rows, r)
 		switch c.Result {

@@ -222,6 +222,29 @@ func TestRenderTitles(t *testing.T) {
 	}
 }
 
+// TestRenderWaivedIsNotMet: the evaluator waives staging and manager
+// approval for an emergency as a pass without evidence. The check shows
+// them owed and not required, never met.
+func TestRenderWaivedIsNotMet(t *testing.T) {
+	t.Parallel()
+	waived := func(control string) change.ControlResult {
+		return change.ControlResult{Control: control, Result: change.Pass,
+			Reasons: []string{"waived for an emergency change; a manager must approve within 48h of the merge"}}
+	}
+	d := decision(change.Compliant, ticketPass, reviewPass, waived(change.ControlStaging), waived(change.ControlManagerApproval))
+	d.Emergency = true
+	o := checks.Render(subject(), d)
+	if want := "Emergency change: ticket and review met; manager approval due within 48h"; o.Title != want || o.Conclusion != "success" {
+		t.Errorf("%s %q, want success %q", o.Conclusion, o.Title, want)
+	}
+	for _, line := range strings.Split(o.Summary, "\n") {
+		if strings.HasPrefix(line, "| Staging") && !strings.Contains(line, "not required for an emergency change") ||
+			strings.HasPrefix(line, "| Manager approval") && !strings.Contains(line, "due within 48h") {
+			t.Errorf("waived control shown as %q", line)
+		}
+	}
+}
+
 // TestRenderFailsClosed: whatever the decision says, success needs every
 // required control to have passed.
 func TestRenderFailsClosed(t *testing.T) {
