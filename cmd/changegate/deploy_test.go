@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -91,4 +92,34 @@ func strs(v any) []string {
 		}
 	}
 	return out
+}
+
+// TestDockerfilePinsItsBases: every FROM names its base by digest, with
+// the tag in the comment above it.
+func TestDockerfilePinsItsBases(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("../../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(b), "\n")
+	pinned := regexp.MustCompile(`^FROM (\S+)@sha256:[0-9a-f]{64}( AS \w+)?$`)
+	froms := 0
+	for i, line := range lines {
+		if !strings.HasPrefix(line, "FROM ") {
+			continue
+		}
+		froms++
+		m := pinned.FindStringSubmatch(line)
+		if m == nil {
+			t.Errorf("line %d is not pinned by digest: %s", i+1, line)
+			continue
+		}
+		if i == 0 || lines[i-1] != "# "+m[1] {
+			t.Errorf("line %d: the comment above should name the tag %q", i+1, m[1])
+		}
+	}
+	if froms == 0 {
+		t.Error("no FROM in the Dockerfile")
+	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -65,6 +66,12 @@ func newFakes(t *testing.T, status string) (*ghfake.Server, *jirafake.Server) {
 // review, a staging deployment and a release manager's approval.
 func startApp(t *testing.T) *app {
 	t.Helper()
+	return startAppWith(t, nil)
+}
+
+// startAppWith is startApp with more server environment.
+func startAppWith(t *testing.T, extra map[string]string) *app {
+	t.Helper()
 	gh, jf := newFakes(t, "In Progress")
 
 	dir := t.TempDir()
@@ -73,7 +80,7 @@ func startApp(t *testing.T) *app {
 		t.Fatal(err)
 	}
 	dataDir := filepath.Join(dir, "data")
-	srv := serveInProcess(t, map[string]string{
+	env := map[string]string{
 		"CHANGEGATE_WEBHOOK_SECRET":          ghSecret,
 		"CHANGEGATE_GITHUB_APP_ID":           itoa(gh.AppID()),
 		"CHANGEGATE_GITHUB_PRIVATE_KEY_FILE": keyFile,
@@ -84,7 +91,9 @@ func startApp(t *testing.T) *app {
 		"CHANGEGATE_JIRA_WEBHOOK_SECRET":     jiraSecret,
 		"CHANGEGATE_DATA_DIR":                dataDir,
 		"CHANGEGATE_LISTEN":                  "127.0.0.1:0",
-	})
+	}
+	maps.Copy(env, extra)
+	srv := serveInProcess(t, env)
 	return &app{gh: gh, jf: jf, base: srv.base, dataDir: dataDir, client: &http.Client{Timeout: 10 * time.Second}, logs: srv.logs}
 }
 

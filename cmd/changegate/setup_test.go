@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"io"
 	"net/http"
 	"net/url"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/changegate/changegate/internal/config"
 	"github.com/changegate/changegate/internal/ghfake"
 	"github.com/changegate/changegate/internal/jira/jirafake"
 	"github.com/changegate/changegate/internal/testenv/chromium"
@@ -151,5 +153,24 @@ func TestSetupInTheBrowser(t *testing.T) {
 	eventually(t, "the early delivery's check, as the registered App", 30*time.Second, func() bool { return len(a.conclusionsOn(sha)) > 0 })
 	if code, _ := getBody(t, srv.base+"/setup"); code != http.StatusNotFound {
 		t.Errorf("/setup after registration: %d, want 404", code)
+	}
+}
+
+// TestServeRefusesAnExposedStoredApp: a data dir whose stored App key is
+// readable by others stops the server at start-up, naming the file.
+func TestServeRefusesAnExposedStoredApp(t *testing.T) {
+	t.Parallel()
+	dataDir := filepath.Join(t.TempDir(), "data")
+	if err := config.StoreApp(dataDir, 42, string(ghfake.New(t).PrivateKeyPEM()), "s3cret"); err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(dataDir, config.StoredAppDir, "private-key.pem")
+	if err := os.Chmod(key, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var errs bytes.Buffer
+	env := envMap(map[string]string{"CHANGEGATE_DATA_DIR": dataDir, "CHANGEGATE_LISTEN": "127.0.0.1:0"})
+	if code := run(t.Context(), []string{"serve"}, env, &bytes.Buffer{}, &errs); code == 0 || !strings.Contains(errs.String(), key) {
+		t.Errorf("serve with an exposed stored key: exit %d: %s", code, errs.String())
 	}
 }

@@ -48,6 +48,24 @@ func TestLayers(t *testing.T) {
 	if _, err := Effective(Defaults(), nil, orgStrict, repo); err == nil || !strings.Contains(err.Error(), "Ready for Release") {
 		t.Errorf("an organisation's statuses still bind: %v", err)
 	}
+
+	// Key by key: a floor or an organisation file binds the keys it writes;
+	// what it leaves unwritten is the built-in default, still a fallback.
+	gitops := mustParse(t, "repo.yml", "version: 1\nproduction:\n  paths: [overlays/production/**]\n")
+	if _, err := Effective(Defaults(), floor, nil, repo); err != nil {
+		t.Errorf("the team's own status under a floor silent on statuses: %v", err)
+	}
+	if _, err := Effective(Defaults(), floor, mustParse(t, "org.yml", "version: 1\nreview:\n  required: 3\n"), gitops); err != nil {
+		t.Errorf("a GitOps repository under a floor and an organisation file silent on production: %v", err)
+	}
+	everyFile := mustParse(t, "floor.yml", "version: 1\nproduction:\n  paths: []\n")
+	if _, err := Effective(Defaults(), everyFile, nil, gitops); err == nil || !strings.Contains(err.Error(), "repo.yml:3:") {
+		t.Errorf("a floor that says every file is production: %v", err)
+	}
+	floorStatuses := mustParse(t, "floor.yml", "version: 1\nticket:\n  statuses: [Approved]\n")
+	if _, err := Effective(Defaults(), floorStatuses, mustParse(t, "org.yml", "version: 1\n"), repo); err == nil || !strings.Contains(err.Error(), "Ready for Release") {
+		t.Errorf("the floor's statuses bind the repository through a silent organisation file: %v", err)
+	}
 }
 
 // TestPolicyFileChangesAreProduction: in a GitOps repository whose policy

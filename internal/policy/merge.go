@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -45,8 +46,9 @@ import (
 //	exempt.authors           ⊆ base                                     fewer exemptions
 //	exempt.paths             ⊆ base
 //
-// Over the built-in default (a fallback, see AsFallback) a file names what
-// only it knows: production.paths and environments, the ticket lists,
+// Over the built-in default (a fallback, see AsFallback), and over any key
+// that no file among the baseline's layers wrote (a floor or organisation
+// file binds key by key), a file names what only it knows: production.paths and environments, the ticket lists,
 // staging, manager teams and Jira approval are its own. The keys that guard
 // a control (review.required, keep_on_push, the emergency window and label,
 // exemptions, sources, ignore, freeze) keep the rules above. Branches
@@ -77,7 +79,21 @@ func Merge(baseline, repo *Policy) (*Policy, error) {
 		return nil, errors.Join(c.errs...)
 	}
 	merged.fallback = false
+	merged.set = setUnion(baseline, repo)
 	return merged.clone(), nil // share no slice with repo
+}
+
+// setUnion is the keys a file among the layers wrote; nil when a layer no
+// file made counts every key as set.
+func setUnion(baseline, repo *Policy) map[string]bool {
+	if repo.pos == nil || !baseline.fallback && baseline.set == nil {
+		return nil
+	}
+	set := keysOf(repo.pos)
+	if !baseline.fallback {
+		maps.Copy(set, baseline.set)
+	}
+	return set
 }
 
 // overlay copies onto dst every key the repository file sets.
@@ -129,7 +145,7 @@ func (c *mergeCheck) production() {
 		}
 	}
 	switch {
-	case b.fallback:
+	case b.fallbackFor("production.paths"):
 	case len(b.Production.Paths) == 0 && len(m.Production.Paths) > 0:
 		c.loose("production.paths", -1, "the baseline treats every file as production; a list would narrow it")
 	default:
@@ -137,7 +153,7 @@ func (c *mergeCheck) production() {
 			c.loose("production.paths", -1, "drops %s, which the baseline treats as production", s)
 		}
 	}
-	if i, s := missing(b.Production.Environments, m.Production.Environments, true); i >= 0 && !b.fallback {
+	if i, s := missing(b.Production.Environments, m.Production.Environments, true); i >= 0 && !b.fallbackFor("production.environments") {
 		c.loose("production.environments", -1, "drops %s, which the baseline treats as production", s)
 	}
 	if i, s := missing(b.Review.Ignore, m.Review.Ignore, true); i >= 0 {
@@ -162,7 +178,7 @@ func (c *mergeCheck) ticket() {
 		{"ticket.issue_types", "issue type", b.Ticket.IssueTypes, m.Ticket.IssueTypes},
 		{"ticket.statuses", "status", b.Ticket.Statuses, m.Ticket.Statuses},
 	} {
-		if len(l.base) == 0 || b.fallback {
+		if len(l.base) == 0 || b.fallbackFor(l.path) {
 			continue // the baseline allows any, or leaves the names to the file
 		}
 		if len(l.mine) == 0 {
@@ -190,12 +206,12 @@ func (c *mergeCheck) review() {
 // default, the file names its own.
 func (c *mergeCheck) staging() {
 	b, m := c.b, c.m
-	if len(b.Staging.Environments) > 0 && !b.fallback {
+	if len(b.Staging.Environments) > 0 && !b.fallbackFor("staging.environments") {
 		if i, s := missing(m.Staging.Environments, b.Staging.Environments, true); i >= 0 {
 			c.loose("staging.environments", i, "adds %s, which the baseline does not accept as staging", s)
 		}
 	}
-	if len(b.Staging.Checks) > 0 && !b.fallback {
+	if len(b.Staging.Checks) > 0 && !b.fallbackFor("staging.checks") {
 		if i, s := missing(m.Staging.Checks, b.Staging.Checks, false); i >= 0 {
 			c.loose("staging.checks", i, "adds %s, which the baseline does not accept as staging", s)
 		}
@@ -207,12 +223,12 @@ func (c *mergeCheck) staging() {
 // which validation requires).
 func (c *mergeCheck) manager() {
 	b, m := c.b, c.m
-	if len(b.Manager.Teams) > 0 && !b.fallback {
+	if len(b.Manager.Teams) > 0 && !b.fallbackFor("manager.teams") {
 		if i, s := missing(m.Manager.Teams, b.Manager.Teams, true); i >= 0 {
 			c.loose("manager.teams", i, "adds %s, which the baseline does not accept as managers", s)
 		}
 	}
-	if m.Manager.JiraApproval && !b.Manager.JiraApproval && !b.fallback {
+	if m.Manager.JiraApproval && !b.Manager.JiraApproval && !b.fallbackFor("manager.jira_approval") {
 		c.loose("manager.jira_approval", -1, "true would count Jira approvals; the baseline says false")
 	}
 	if m.Manager.JiraApproval && b.Manager.JiraApproval && !strings.EqualFold(m.Manager.JiraGroup, b.Manager.JiraGroup) {

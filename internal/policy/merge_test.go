@@ -40,7 +40,8 @@ func TestMerge(t *testing.T) {
 	tests := []struct {
 		name        string
 		defaults    bool   // the baseline is the built-in default (a fallback) rather than org
-		orgDefaults bool   // the baseline is an organisation file equal to the default
+		orgDefaults bool   // the baseline is an organisation file that writes the default's production.paths and manager.jira_approval
+		orgSilent   bool   // the baseline is an organisation file that writes only its version
 		repo        string // below "version: 1", on line 2
 		want        func(p *Policy)
 		problems    []problem
@@ -60,8 +61,10 @@ func TestMerge(t *testing.T) {
 			problems: []problem{{2, "production.paths: drops apps/**, which the baseline treats as production"}}},
 		{name: "production.paths over the built-in default: a GitOps repository says what production is", defaults: true, repo: "production: {paths: [apps/**]}",
 			want: func(p *Policy) { p.Production.Paths = []string{"apps/**"} }},
-		{name: "production.paths loosen: narrow every file of an organisation", orgDefaults: true, repo: "production: {paths: [apps/**]}",
+		{name: "production.paths loosen: narrow every file, which the organisation wrote", orgDefaults: true, repo: "production: {paths: [apps/**]}",
 			problems: []problem{{2, "production.paths: the baseline treats every file as production; a list would narrow it"}}},
+		{name: "production.paths over an organisation file that does not write it: the default is a fallback", orgSilent: true,
+			repo: "production: {paths: [apps/**]}", want: func(p *Policy) { p.Production.Paths = []string{"apps/**"} }},
 		{name: "production.paths tighten: every file stays every file", defaults: true, repo: "production: {paths: []}",
 			want: func(p *Policy) {}},
 
@@ -127,8 +130,10 @@ func TestMerge(t *testing.T) {
 			want: func(p *Policy) { p.Manager.JiraApproval = false }},
 		{name: "manager.jira_approval over the built-in default: the repository's own group", defaults: true, repo: "manager: {jira_approval: true, jira_group: x}",
 			want: func(p *Policy) { p.Manager.JiraApproval, p.Manager.JiraGroup = true, "x" }},
-		{name: "manager.jira_approval loosen: false to true", orgDefaults: true, repo: "manager: {jira_approval: true, jira_group: x}",
+		{name: "manager.jira_approval loosen: false to true, which the organisation wrote", orgDefaults: true, repo: "manager: {jira_approval: true, jira_group: x}",
 			problems: []problem{{2, "manager.jira_approval: true would count Jira approvals; the baseline says false"}}},
+		{name: "ticket.statuses over an organisation file that does not write them: the repository's own", orgSilent: true,
+			repo: "ticket: {statuses: [Ready for Release]}", want: func(p *Policy) { p.Ticket.Statuses = []string{"Ready for Release"} }},
 
 		{name: "manager.jira_group same group", repo: "manager: {jira_group: Change-Managers}",
 			want: func(p *Policy) { p.Manager.JiraGroup = "Change-Managers" }},
@@ -172,6 +177,8 @@ func TestMerge(t *testing.T) {
 			case tt.defaults:
 				base = Defaults()
 			case tt.orgDefaults:
+				base = mustParse(t, orgFile, "version: 1\nproduction: {paths: []}\nmanager: {jira_approval: false}\n")
+			case tt.orgSilent:
 				base = mustParse(t, orgFile, "version: 1\n")
 			}
 			repo := mustParse(t, repoFile, "version: 1\n"+tt.repo+"\n")

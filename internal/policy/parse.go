@@ -73,7 +73,17 @@ func Parse(name string, data []byte) (*Policy, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	p.set = keysOf(p.pos)
 	return p, nil
+}
+
+// keysOf is the set of keys a file wrote.
+func keysOf(pos map[string]position) map[string]bool {
+	set := make(map[string]bool, len(pos))
+	for k := range pos {
+		set[k] = true
+	}
+	return set
 }
 
 // CheckFile validates a policy file, for `changegate policy check FILE`.

@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -55,6 +56,21 @@ type Policy struct {
 	// for messages. A nil pos means the policy was not parsed: Merge then
 	// treats every key as set.
 	pos map[string]position
+	// set holds the keys some file among this policy's layers wrote. A key
+	// no file wrote holds the built-in default, which stays a fallback,
+	// not a floor: a floor or an organisation file constrains only the keys
+	// it sets. Nil for a policy no file made: every key counts as set,
+	// unless the policy is the fallback itself.
+	set map[string]bool
+}
+
+// fallbackFor says whether the value at path is the built-in default's
+// (AsFallback) rather than a choice a file made.
+func (p *Policy) fallbackFor(path string) bool {
+	if p.fallback {
+		return true
+	}
+	return p.set != nil && !p.set[path]
 }
 
 // Production says which changes are production changes.
@@ -172,6 +188,7 @@ func (p *Policy) clone() *Policy {
 	c.Freeze = slices.Clone(p.Freeze)
 	c.Review.Ignore = slices.Clone(p.Review.Ignore)
 	c.source, c.pos = "", nil
+	c.set = maps.Clone(p.set)
 	return &c
 }
 

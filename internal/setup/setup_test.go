@@ -39,32 +39,46 @@ func TestManifestIsTheShippedOne(t *testing.T) {
 	}
 }
 
-// TestCallbackWithoutAKey: a conversion answer without the App's key is a
-// clear page, nothing is stored, and /setup stays open.
-func TestCallbackWithoutAKey(t *testing.T) {
+// TestCallbackGitHubRefuses: a code GitHub refuses (404, 422) or a
+// conversion answer without the App's key is a clear page, nothing is
+// stored, and /setup stays open.
+func TestCallbackGitHubRefuses(t *testing.T) {
 	t.Parallel()
-	gh := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusCreated)
-		w.Write([]byte(`{"id": 7, "slug": "changegate", "webhook_secret": "s"}`))
-	}))
-	t.Cleanup(gh.Close)
-	stored := false
-	h := New(Options{APIURL: gh.URL, Store: func(int64, string, string) error { stored = true; return nil }, Configured: func() bool { return false }})
-	e := echo.New()
-	h.Register(e)
-	state, err := h.newState()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := httptest.NewRecorder()
-	e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/setup/callback?code=x&state="+state, nil))
-	if rec.Code != http.StatusBadGateway || !strings.Contains(rec.Body.String(), "Nothing was stored") || stored {
-		t.Errorf("callback without a key: %d stored=%v\n%s", rec.Code, stored, rec.Body.String())
-	}
-	rec = httptest.NewRecorder()
-	e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/setup", nil))
-	if rec.Code != http.StatusOK {
-		t.Errorf("/setup after a failed callback: %d", rec.Code)
+	for name, answer := range map[string]struct {
+		status int
+		body   string
+	}{
+		"no key":        {http.StatusCreated, `{"id": 7, "slug": "changegate", "webhook_secret": "s"}`},
+		"unknown code":  {http.StatusNotFound, `{"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}`},
+		"expired code":  {http.StatusUnprocessableEntity, `{"message": "Validation Failed", "documentation_url": "https://docs.github.com/rest"}`},
+		"not even JSON": {http.StatusCreated, `<html>`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			gh := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(answer.status)
+				w.Write([]byte(answer.body))
+			}))
+			t.Cleanup(gh.Close)
+			stored := false
+			h := New(Options{APIURL: gh.URL, Store: func(int64, string, string) error { stored = true; return nil }, Configured: func() bool { return false }})
+			e := echo.New()
+			h.Register(e)
+			state, err := h.newState()
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := httptest.NewRecorder()
+			e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/setup/callback?code=x&state="+state, nil))
+			if rec.Code != http.StatusBadGateway || !strings.Contains(rec.Body.String(), "Nothing was stored") || stored {
+				t.Errorf("callback: %d stored=%v\n%s", rec.Code, stored, rec.Body.String())
+			}
+			rec = httptest.NewRecorder()
+			e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/setup", nil))
+			if rec.Code != http.StatusOK {
+				t.Errorf("/setup after a failed callback: %d", rec.Code)
+			}
+		})
 	}
 }
