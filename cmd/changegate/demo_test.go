@@ -9,28 +9,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/changegate/changegate/internal/testenv"
 )
-
-// syncBuffer is a bytes.Buffer that a command writes while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestDemo runs `changegate demo` as a newcomer does: every scene plays,
 // the audit UI serves the records with the printed token until Ctrl-C,
@@ -40,7 +23,7 @@ func TestDemo(t *testing.T) {
 	dataDir := filepath.Join(t.TempDir(), "demo")
 	ctx, interrupt := context.WithCancel(context.Background())
 	defer interrupt()
-	var out, errOut syncBuffer
+	var out, errOut testenv.SyncBuffer
 	exit := make(chan int, 1)
 	go func() { exit <- run(ctx, []string{"demo", "--data-dir", dataDir}, envMap(nil), &out, &errOut) }()
 	select {

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,6 +22,7 @@ import (
 	"github.com/changegate/changegate/internal/evidence"
 	"github.com/changegate/changegate/internal/ledger"
 	"github.com/changegate/changegate/internal/store/sqlite"
+	"github.com/changegate/changegate/internal/testenv"
 )
 
 // fixture is a real ledger of a few changes behind a real server.
@@ -34,7 +33,7 @@ type fixture struct {
 	tokenFile string
 	tokens    map[string]string // name → token
 	ids       []string          // record ids by seq
-	logs      *syncBuffer
+	logs      *testenv.SyncBuffer
 	clock     *clock
 }
 
@@ -43,23 +42,6 @@ type clock struct{ ns atomic.Int64 }
 
 func (c *clock) now() time.Time          { return time.Unix(0, c.ns.Load()) }
 func (c *clock) advance(d time.Duration) { c.ns.Add(int64(d)) }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // fixtureChange is one change of the fixture's ledger.
 type fixtureChange struct {
@@ -93,7 +75,7 @@ func newFixture(t *testing.T, changes []fixtureChange) *fixture {
 	if changes == nil {
 		changes = fixtureChanges
 	}
-	f := &fixture{logs: &syncBuffer{}, clock: &clock{}, tokens: map[string]string{}}
+	f := &fixture{logs: &testenv.SyncBuffer{}, clock: &clock{}, tokens: map[string]string{}}
 	f.clock.ns.Store(time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC).UnixNano())
 	f.svc = buildLedger(t, changes, f)
 	f.tokenFile = filepath.Join(t.TempDir(), "auditor-tokens")
