@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -124,7 +125,8 @@ func serve(ctx context.Context, cfg config.Config, ln net.Listener, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	workers, apps, err := newWorkers(ctx, cfg, store, led, reg, log)
+	later := &scheduler{}
+	workers, apps, err := newWorkers(ctx, cfg, store, led, later, reg, log)
 	if err != nil {
 		return err
 	}
@@ -132,6 +134,7 @@ func serve(ctx context.Context, cfg config.Config, ln net.Listener, stderr io.Wr
 	if err != nil {
 		return err
 	}
+	later.q.Store(q)
 	if err := startQueue(ctx, q, store, apps != nil, log); err != nil {
 		return err
 	}
@@ -175,7 +178,18 @@ func prepareSecrets(cfg *config.Config, stderr io.Writer) error {
 
 // newWorkers registers a worker for every job kind. Without App
 // credentials the jobs that need them wait; apps is nil then.
-func newWorkers(ctx context.Context, cfg config.Config, store *sqlite.DB, led *openedLedger, reg prometheus.Registerer, log *slog.Logger) (*queue.Workers, *ghapp.Apps, error) {
+// scheduler queues evaluations for later, into the queue once it exists.
+type scheduler struct{ q atomic.Pointer[queue.Queue] }
+
+func (s *scheduler) evaluateAt(ctx context.Context, j jobs.EvaluatePR, at time.Time) error {
+	q := s.q.Load()
+	if q == nil {
+		return errors.New("the queue is not running yet")
+	}
+	return q.InsertAt(ctx, j, at)
+}
+
+func newWorkers(ctx context.Context, cfg config.Config, store *sqlite.DB, led *openedLedger, later *scheduler, reg prometheus.Registerer, log *slog.Logger) (*queue.Workers, *ghapp.Apps, error) {
 	floor, err := loadFloor(cfg.Policy.FloorFile)
 	if err != nil {
 		return nil, nil, err
@@ -205,6 +219,7 @@ func newWorkers(ctx context.Context, cfg config.Config, store *sqlite.DB, led *o
 	if err != nil {
 		return nil, nil, err
 	}
+	assessor.Recheck = later.evaluateAt
 	assessor.Register(workers)
 	assessor.RegisterArchive(workers)
 	assessor.RegisterGate(workers)

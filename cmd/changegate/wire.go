@@ -182,13 +182,14 @@ type policyAdapter struct{ p *policy.Policy }
 func (a policyAdapter) Needs() assess.Needs {
 	p := a.p
 	return assess.Needs{
-		Files:               len(p.Production.Paths) > 0 || len(p.Exempt.Paths) > 0,
+		Files:               len(p.Production.Paths) > 0 || len(p.Exempt.Paths) > 0 || len(p.Staging.Promotion) > 0,
 		Commits:             true, // authorship: who may not review
 		Reviews:             true,
 		CheckRuns:           len(p.Staging.Checks) > 0,
 		Statuses:            len(p.Staging.Checks) > 0,
 		StagingEnvironments: p.Staging.Environments,
 		ManagerTeams:        p.Manager.Teams,
+		Promotions:          p.PromotionPairs(),
 	}
 }
 

@@ -54,6 +54,7 @@ type Needs struct {
 	Files, Commits, Reviews, CheckRuns, Statuses bool
 	StagingEnvironments                          []string
 	ManagerTeams                                 []string
+	Promotions                                   []change.PromotionPair
 }
 
 // PolicyLoader loads the effective policy for a repository at a base
@@ -155,6 +156,9 @@ type Assessor struct {
 	CommitMessage func(ctx context.Context, client *github.Client, repo change.Repo, sha string) (string, error)
 	// AppVersion is written into each record.
 	AppVersion string
+	// Recheck schedules an evaluation for when a decision will change by
+	// itself (a promotion's soak ends); nil schedules nothing.
+	Recheck func(ctx context.Context, j jobs.EvaluatePR, at time.Time) error
 
 	locks keyedMutex
 }
@@ -319,6 +323,9 @@ func (a *Assessor) evaluate(ctx context.Context, log *slog.Logger, t target, que
 		return nil, err
 	}
 	log.Info("evaluated", "sha", facts.Subject.HeadSHA, "outcome", d.Outcome, "check_written", wrote)
+	if err := a.scheduleRecheck(ctx, t, d); err != nil {
+		return nil, err
+	}
 	if d.Outcome == change.InvalidPolicy {
 		log.Warn("invalid policy", "error", d.Reason)
 	}
@@ -347,11 +354,23 @@ func (a *Assessor) decide(ctx context.Context, client *github.Client, head *chan
 	if err != nil {
 		return nil, change.Decision{}, nil, nil, err
 	}
+	facts.AsOf = a.Now()
 	keys := pol.TicketKeys(facts.PR)
 	facts.Tickets = a.lookupTickets(ctx, pol, keys)
 	d := pol.Evaluate(facts)
 	d.PolicySource = source
 	return facts, d, keys, pol, nil
+}
+
+// scheduleRecheck queues an evaluation for when the decision changes by
+// itself. The job is queued as of that time, so coalescing never drops it
+// for an evaluation that ran before.
+func (a *Assessor) scheduleRecheck(ctx context.Context, t target, d change.Decision) error {
+	if a.Recheck == nil || d.RecheckAt.IsZero() {
+		return nil
+	}
+	j := jobs.EvaluatePR{Installation: t.installation, Repo: t.repo.String(), Number: t.number, Reason: "recheck", QueuedAt: d.RecheckAt.UTC()}
+	return a.Recheck(ctx, j, d.RecheckAt)
 }
 
 func (a *Assessor) lookupTickets(ctx context.Context, pol Policy, keys []string) []change.TicketLookup {

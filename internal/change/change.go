@@ -62,6 +62,9 @@ type PullRequest struct {
 	BaseRef string `json:"base_ref"`
 	HeadRef string `json:"head_ref"`
 	HeadSHA string `json:"head_sha"`
+	// BaseSHA is the base branch's commit the pull request is compared
+	// with.
+	BaseSHA string `json:"base_sha,omitempty"`
 	// MergeCommitSHA is set once merged.
 	MergeCommitSHA string `json:"merge_commit_sha,omitempty"`
 	// DefaultBranch is the repository's default branch, the production
@@ -227,7 +230,12 @@ type Facts struct {
 	Deployments []Deployment   `json:"deployments,omitempty"`
 	Memberships []Membership   `json:"memberships,omitempty"`
 	Tickets     []TicketLookup `json:"tickets,omitempty"`
-	Gaps        []Gap          `json:"gaps,omitempty"`
+	// Promotions are the artifacts a GitOps pull request sets under the
+	// production paths of the policy's promotion pairs.
+	Promotions []Promotion `json:"promotions,omitempty"`
+	Gaps       []Gap       `json:"gaps,omitempty"`
+	// AsOf is when the facts were read: a soak is judged against it.
+	AsOf time.Time `json:"as_of,omitzero"`
 }
 
 // GapIn returns the gap recorded for source, if any.

@@ -82,6 +82,9 @@ type Decision struct {
 	// PolicySource says where the policy came from (repo file, org file,
 	// server default), for people.
 	PolicySource string `json:"policy_source,omitempty"`
+	// RecheckAt is when a pending control will decide by itself (a
+	// promotion's soak ends): evaluate again then.
+	RecheckAt time.Time `json:"recheck_at,omitzero"`
 }
 
 // Control returns the result for one control, if evaluated.

@@ -45,6 +45,9 @@ type Needs struct {
 	// ManagerTeams ("org/slug"): memberships are read for every user whose
 	// latest review is an approval.
 	ManagerTeams []string
+	// Promotions: the artifacts the pull request sets under these pairs'
+	// production paths, and their staging evidence (needs Files).
+	Promotions []change.PromotionPair
 }
 
 // Gather reads the pull request subject names, then the lists needs asks
@@ -128,6 +131,11 @@ func More(ctx context.Context, client *github.Client, base *change.Facts, needs 
 			return nil, err
 		}
 		f.Deployments = append(f.Deployments, deps...)
+	}
+	if len(needs.Promotions) > 0 {
+		if err := g.promotions(ctx, f, needs); err != nil {
+			return nil, err
+		}
 	}
 	if len(needs.ManagerTeams) > 0 {
 		for _, team := range needs.ManagerTeams {
@@ -452,6 +460,7 @@ func convertPull(pr *github.PullRequest) change.PullRequest {
 		BaseRef:       pr.GetBase().GetRef(),
 		HeadRef:       pr.GetHead().GetRef(),
 		HeadSHA:       pr.GetHead().GetSHA(),
+		BaseSHA:       pr.GetBase().GetSHA(),
 		DefaultBranch: pr.GetBase().GetRepo().GetDefaultBranch(),
 		ChangedFiles:  pr.GetChangedFiles(),
 		CommitCount:   pr.GetCommits(),

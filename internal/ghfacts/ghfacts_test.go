@@ -135,7 +135,7 @@ func TestGatherFull(t *testing.T) {
 		Subject: change.Subject{Installation: e.inst, Repo: repo, Number: 7, BaseRef: "main", HeadRef: "rotate", HeadSHA: head},
 		PR: change.PullRequest{
 			Number: 7, URL: "https://github.com/acme/api/pull/7", Title: "PAY-12 rotate keys", Body: "Rotates keys.",
-			Author: "octo", State: "open", BaseRef: "main", HeadRef: "rotate", HeadSHA: head,
+			Author: "octo", State: "open", BaseRef: "main", HeadRef: "rotate", HeadSHA: head, BaseSHA: old,
 			DefaultBranch: "main", ChangedFiles: 2, CommitCount: 2, Labels: []string{"security"}, CreatedAt: t0,
 		},
 		Files: []string{"clusters/prod/app.yaml", "docs/new.md", "clusters/prod/old.md"},

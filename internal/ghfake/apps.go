@@ -22,6 +22,7 @@ func (s *Server) routes() {
 	s.checkRunRoutes()
 	s.gateRoutes()
 	s.manifestRoutes()
+	s.gitRoutes()
 }
 
 func (s *Server) listInstallations(w http.ResponseWriter, r *http.Request) {

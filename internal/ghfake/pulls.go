@@ -253,13 +253,15 @@ func (s *Server) getContent(w http.ResponseWriter, r *http.Request) {
 	_, repo := s.callerRepo(r)
 	var data []byte
 	found := false
+	var body any
 	if repo != nil {
 		ref := cmp.Or(r.URL.Query().Get("ref"), repo.DefaultBranch)
-		data, found = s.dataOf(repo.Owner, repo.Name).contents[strings.TrimPrefix(ref, "heads/")][p]
-	}
-	var body map[string]any
-	if found {
-		body = s.contentJSON(*repo, r.URL.Query().Get("ref"), p, data)
+		tree := s.dataOf(repo.Owner, repo.Name).contents[strings.TrimPrefix(ref, "heads/")]
+		if data, found = tree[p]; found {
+			body = s.contentJSON(*repo, r.URL.Query().Get("ref"), p, data)
+		} else if dir := s.dirJSON(*repo, ref, p, tree); len(dir) > 0 {
+			body, found = dir, true
+		}
 	}
 	s.mu.Unlock()
 	if !found {

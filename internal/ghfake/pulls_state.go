@@ -141,6 +141,8 @@ type repoData struct {
 	statuses    []Status // oldest first
 	deployments []*deployment
 	contents    map[string]map[string][]byte // ref → path → bytes
+	git         map[string]*gitCommit        // pushed commits by SHA
+	branches    map[string]string            // branch → its newest pushed commit
 }
 
 // pullsState is the Server's pull-request and repository-content state;

@@ -39,6 +39,7 @@ func Evaluate(p *Policy, f *change.Facts) change.Decision {
 		d.EmergencyWindow = p.Emergency.Window
 	}
 	d.Controls = []change.ControlResult{e.ticket(), e.peerReview(), e.staging(), e.managerApproval()}
+	d.RecheckAt = e.recheckAt
 	d.Outcome = change.Compliant
 	for _, c := range d.Controls {
 		switch c.Result {
@@ -203,6 +204,8 @@ type evaluation struct {
 	latest    []change.Review
 	keys      []string
 	emergency bool
+	// recheckAt is set by a control that will decide by itself then.
+	recheckAt time.Time
 }
 
 func newEvaluation(p *Policy, f *change.Facts) *evaluation {
@@ -510,6 +513,9 @@ func (e *evaluation) staging() change.ControlResult {
 		res.Fix = "Configure staging.environments or staging.checks in the policy"
 		return res
 	}
+	if res, ok := e.promotion(res); ok {
+		return res
+	}
 	t := &stagingTally{globs: st, head: e.head}
 	if len(st.Environments) > 0 {
 		t.deployments(e.f.Deployments)
@@ -528,6 +534,7 @@ type stagingTally struct {
 	globs                     Staging
 	head                      string
 	evidence                  []change.Evidence
+	successAt                 []time.Time // when each evidence succeeded
 	fails, pending, elsewhere []string
 }
 
@@ -541,6 +548,7 @@ func (t *stagingTally) other(sha string) {
 func (t *stagingTally) success(kind, ref, url string, at time.Time) {
 	t.evidence = append(t.evidence, change.Evidence{Kind: kind, Ref: ref, URL: url,
 		Detail: fmt.Sprintf("success on %s at %s", short(t.head), stamp(at))})
+	t.successAt = append(t.successAt, at)
 }
 
 func afterSuccess(earlier bool) string {

@@ -216,6 +216,28 @@ func (c *mergeCheck) staging() {
 			c.loose("staging.checks", i, "adds %s, which the baseline does not accept as staging", s)
 		}
 	}
+	c.promotion()
+}
+
+// promotion: every baseline pair stays, with no shorter soak and every
+// values path; a repository may add pairs.
+func (c *mergeCheck) promotion() {
+	for _, bp := range c.b.Staging.Promotion {
+		i := slices.IndexFunc(c.m.Staging.Promotion, func(mp Promotion) bool {
+			return mp.Production == bp.Production && mp.Staging == bp.Staging
+		})
+		if i < 0 {
+			c.loose("staging.promotion", -1, "drops the baseline's pair %s from %s", bp.Production, bp.Staging)
+			continue
+		}
+		mp, at := c.m.Staging.Promotion[i], fmt.Sprintf("staging.promotion[%d]", i)
+		if mp.Soak < bp.Soak {
+			c.loose(at+".soak", -1, "%s is shorter than the baseline's %s for %s", formatWindow(mp.Soak), formatWindow(bp.Soak), bp.Production)
+		}
+		if j, s := missing(bp.Values, mp.Values, false); j >= 0 {
+			c.loose(at+".values", -1, "drops %s, which the baseline reads images from", s)
+		}
+	}
 }
 
 // manager: only fewer people may approve; over the built-in default, the

@@ -151,6 +151,8 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		v.SetInt(int64(dur))
 	case v.Kind() == reflect.Struct:
 		d.mapping(n, v, path)
+	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Struct:
+		d.mappings(n, v, path)
 	case v.Kind() == reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			d.fail(n, "%s: expected a list, got %s", path, describe(n))
@@ -193,6 +195,20 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	default:
 		panic(fmt.Sprintf("policy: no decoder for %s", v.Type())) // a new field type needs a case here
 	}
+}
+
+// mappings decodes a list of mappings, such as staging.promotion, each
+// item at "path[i]".
+func (d *decoder) mappings(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind != yaml.SequenceNode {
+		d.fail(n, "%s: expected a list, got %s", path, describe(n))
+		return
+	}
+	out := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+	for i, item := range n.Content {
+		d.decode(item, out.Index(i), fmt.Sprintf("%s[%d]", path, i))
+	}
+	v.Set(out)
 }
 
 // scalar checks that n is a plain scalar of the given resolved tag.
@@ -361,6 +377,7 @@ func (p *Policy) validate() []error {
 	v.ticket()
 	v.review()
 	v.staging()
+	v.promotion()
 	v.manager()
 	v.emergency()
 	v.exempt()
@@ -465,6 +482,36 @@ func (v *validator) staging() {
 		return ""
 	})
 }
+
+// promotion: each pair names two distinct path globs; the production one
+// must be a production path when the policy lists them.
+func (v *validator) promotion() {
+	for i, pr := range v.p.Staging.Promotion {
+		at := fmt.Sprintf("staging.promotion[%d]", i)
+		for _, side := range []struct{ key, glob string }{{"production", pr.Production}, {"staging", pr.Staging}} {
+			switch msg := globItem(side.glob); {
+			case strings.TrimSpace(side.glob) == "":
+				v.bad(at, "%s: missing; name the path glob, e.g. overlays/%s/**", side.key, side.key)
+			case msg != "":
+				v.bad(at+"."+side.key, "%s", msg)
+			}
+		}
+		if pr.Production != "" && pr.Production == pr.Staging {
+			v.bad(at+".staging", "the same path as production: an artifact would be its own staging evidence")
+		}
+		if pr.Soak < 0 {
+			v.bad(at+".soak", "a negative soak")
+		}
+		v.items(at+".values", pr.Values, func(s string) string {
+			if !valuesPath.MatchString(s) {
+				return fmt.Sprintf("%q is not a dotted YAML path such as image or app.image", s)
+			}
+			return ""
+		})
+	}
+}
+
+var valuesPath = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
 
 func (v *validator) manager() {
 	mg := v.p.Manager

@@ -111,6 +111,24 @@ type Staging struct {
 	Environments []string `yaml:"environments" json:"environments"`
 	// Checks are check-run name or commit-status context globs.
 	Checks []string `yaml:"checks" json:"checks"`
+	// Promotion pairs production paths with the staging paths their
+	// artifacts must have run from (GitOps). A pull request that sets an
+	// artifact under a pair's production path is judged by the artifact,
+	// not by its own head commit.
+	Promotion []Promotion `yaml:"promotion" json:"promotion"`
+}
+
+// Promotion is one pair of a GitOps repository's paths: what is set under
+// Production must already run under Staging.
+type Promotion struct {
+	Production string `yaml:"production" json:"production"`
+	Staging    string `yaml:"staging" json:"staging"`
+	// Soak is how long an artifact must have run in staging; 0: no soak.
+	Soak time.Duration `yaml:"soak" json:"soak"`
+	// Values are extra YAML paths (dotted) in Helm values files that hold
+	// an image: a string "repo:tag", or a mapping with repository and tag
+	// or digest.
+	Values []string `yaml:"values" json:"values"`
 }
 
 // Manager configures the manager approval control.
@@ -162,7 +180,7 @@ func Defaults() *Policy {
 			Statuses:   []string{"Approved", "In Progress", "Done"},
 		},
 		Review:    Review{Required: 1, KeepOnPush: false, Ignore: []string{}},
-		Staging:   Staging{Environments: []string{"staging"}, Checks: []string{}},
+		Staging:   Staging{Environments: []string{"staging"}, Checks: []string{}, Promotion: []Promotion{}},
 		Manager:   Manager{Teams: []string{}, JiraApproval: false, JiraGroup: ""},
 		Emergency: Emergency{Label: "emergency", Window: 48 * time.Hour},
 		Exempt:    Exempt{Authors: []string{}, Paths: []string{}},
@@ -182,6 +200,10 @@ func (p *Policy) clone() *Policy {
 	c.Ticket.Statuses = slices.Clone(p.Ticket.Statuses)
 	c.Staging.Environments = slices.Clone(p.Staging.Environments)
 	c.Staging.Checks = slices.Clone(p.Staging.Checks)
+	c.Staging.Promotion = slices.Clone(p.Staging.Promotion)
+	for i := range c.Staging.Promotion {
+		c.Staging.Promotion[i].Values = slices.Clone(p.Staging.Promotion[i].Values)
+	}
 	c.Manager.Teams = slices.Clone(p.Manager.Teams)
 	c.Exempt.Authors = slices.Clone(p.Exempt.Authors)
 	c.Exempt.Paths = slices.Clone(p.Exempt.Paths)

@@ -12,17 +12,36 @@ func (p *Policy) Marshal() ([]byte, error) {
 		Label  string `yaml:"label"`
 		Window string `yaml:"window"`
 	}
+	type promotion struct {
+		Production string   `yaml:"production"`
+		Staging    string   `yaml:"staging"`
+		Soak       string   `yaml:"soak,omitempty"`
+		Values     []string `yaml:"values,omitempty"`
+	}
+	type staging struct {
+		Environments []string    `yaml:"environments"`
+		Checks       []string    `yaml:"checks"`
+		Promotion    []promotion `yaml:"promotion"`
+	}
+	st := staging{p.Staging.Environments, p.Staging.Checks, []promotion{}}
+	for _, pr := range p.Staging.Promotion {
+		soak := ""
+		if pr.Soak > 0 {
+			soak = formatWindow(pr.Soak)
+		}
+		st.Promotion = append(st.Promotion, promotion{pr.Production, pr.Staging, soak, pr.Values})
+	}
 	out := struct {
 		Version    int        `yaml:"version"`
 		Production Production `yaml:"production"`
 		Ticket     Ticket     `yaml:"ticket"`
 		Review     Review     `yaml:"review"`
-		Staging    Staging    `yaml:"staging"`
+		Staging    staging    `yaml:"staging"`
 		Manager    Manager    `yaml:"manager"`
 		Emergency  emergency  `yaml:"emergency"`
 		Exempt     Exempt     `yaml:"exempt"`
 		Freeze     []string   `yaml:"freeze"`
-	}{p.Version, p.Production, p.Ticket, p.Review, p.Staging, p.Manager,
+	}{p.Version, p.Production, p.Ticket, p.Review, st, p.Manager,
 		emergency{p.Emergency.Label, formatWindow(p.Emergency.Window)}, p.Exempt, p.Freeze}
 	b, err := yaml.Marshal(out)
 	if err != nil {

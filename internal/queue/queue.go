@@ -257,6 +257,16 @@ func (q *Queue) Insert(ctx context.Context, args river.JobArgs, unique bool) err
 	return nil
 }
 
+// InsertAt queues a job to run at a time, once: a second insert of the
+// same arguments is a no-op.
+func (q *Queue) InsertAt(ctx context.Context, args river.JobArgs, at time.Time) error {
+	_, err := q.client.Insert(ctx, args, &river.InsertOpts{ScheduledAt: at, UniqueOpts: river.UniqueOpts{ByArgs: true}})
+	if err != nil {
+		return fmt.Errorf("schedule %s job: %w", args.Kind(), err)
+	}
+	return nil
+}
+
 // Waiting reports the jobs waiting to run and the age of the oldest.
 func (q *Queue) Waiting(ctx context.Context) (int, time.Duration, error) {
 	return q.metrics.waiting(ctx, q.cfg.Now())
