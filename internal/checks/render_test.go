@@ -2,6 +2,7 @@ package checks_test
 
 import (
 	"flag"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -176,7 +177,9 @@ func golden(o checks.Output) string {
 
 func TestRenderGolden(t *testing.T) {
 	t.Parallel()
-	for name, d := range renderCases() {
+	cases := renderCases()
+	maps.Copy(cases, promotionCases())
+	for name, d := range cases {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			got := golden(checks.Render(subject(), d))

@@ -96,17 +96,17 @@ type promotionJudgement struct {
 // judgePromotion decides one artifact: in staging on the base branch, put
 // there by a commit whose staging sync succeeded, at least soak ago.
 func (e *evaluation) judgePromotion(pr change.Promotion, pairs []Promotion) promotionJudgement {
-	what := describePromotion(pr)
-	promote := fmt.Sprintf("Promote %s to %s first, and to production once it has run there", pr.To.Ref(), pr.Staging)
+	what, staging := describePromotion(pr), pathOf(pr.Staging)
+	promote := fmt.Sprintf("Promote %s to %s first, and to production once it has run there", pr.To.Ref(), staging)
 	switch {
 	case pr.AlsoStaged:
-		return promotionJudgement{result: change.Fail, fix: promote,
-			reason: fmt.Sprintf("%s: this pull request sets it under both %s and %s, so it has not run in staging yet", what, pr.Staging, pr.Production)}
+		return promotionJudgement{result: change.Fail, fix: fmt.Sprintf("Promote %s to %s in a pull request of its own first", pr.To.Ref(), staging),
+			reason: fmt.Sprintf("%s: this pull request sets it under %s and %s at once, so it cannot have run in staging before production", what, staging, pathOf(pr.Production))}
 	case pr.Problem != "":
 		return promotionJudgement{result: change.Fail, reason: what + ": " + pr.Problem, fix: promote}
 	case pr.StagingFile == "":
 		return promotionJudgement{result: change.Fail, fix: promote,
-			reason: fmt.Sprintf("%s: not under %s on %s", what, pr.Staging, baseRef(e.f))}
+			reason: fmt.Sprintf("%s: not in %s on %s", what, staging, baseRef(e.f))}
 	}
 	since, how, t := e.promotionSync(pr)
 	switch {
@@ -118,13 +118,13 @@ func (e *evaluation) judgePromotion(pr change.Promotion, pairs []Promotion) prom
 		if why == "" {
 			why = "no staging deployment, check or status on it"
 		}
-		return promotionJudgement{result: change.Fail, fix: fmt.Sprintf("Sync %s to staging (commit %s) successfully", pr.To.Ref(), short(pr.IntroducedBy)),
+		return promotionJudgement{result: change.Fail, fix: fmt.Sprintf("Fix the staging sync of commit %s, which put %s in %s, or promote a version that synced", short(pr.IntroducedBy), pr.To.Ref(), staging),
 			reason: fmt.Sprintf("%s: commit %s put it in %s, but no staging sync of it succeeded: %s", what, short(pr.IntroducedBy), pr.StagingFile, why)}
 	}
 	soak := soakOf(pairs, pr)
 	if passes := since.Add(soak); e.f.AsOf.Before(passes) {
 		return promotionJudgement{result: change.Pending, passesAt: passes,
-			reason: fmt.Sprintf("%s: in staging since %s; soaks %s, so this passes at %s", what, clock(since), formatWindow(soak), clock(passes))}
+			reason: fmt.Sprintf("%s soaks in staging until %s (there since %s, soak %s)", what, clock(passes), clock(since), formatWindow(soak))}
 	}
 	return promotionJudgement{result: change.Pass, evidence: change.Evidence{Kind: "promotion", Ref: pr.To.Name,
 		Detail: fmt.Sprintf("%s: in staging since %s (commit %s, %s)", strings.TrimPrefix(what, pr.To.Name+" "), clock(since), short(pr.IntroducedBy), how)}}
@@ -172,6 +172,12 @@ func describePromotion(pr change.Promotion) string {
 		return fmt.Sprintf("%s %s → %s %s", pr.From.Name, pr.From.Ref(), pr.To.Name, pr.To.Ref())
 	}
 	return fmt.Sprintf("%s %s → %s", pr.To.Name, pr.From.Ref(), pr.To.Ref())
+}
+
+// pathOf is a path glob as people name the directory: overlays/staging
+// for overlays/staging/**.
+func pathOf(glob string) string {
+	return strings.TrimSuffix(strings.TrimSuffix(glob, "/**"), "/*")
 }
 
 // clock writes a time as people read it on a check: 2026-03-01 09:12 UTC.
