@@ -123,8 +123,8 @@ func TestReadRefuses(t *testing.T) {
 	}
 	bomb += "kind: Pod\napiVersion: v1\nspec: {containers: *m}\n"
 	for name, data := range map[string]string{
-		"not YAML":   "kind: [Deployment\n",
-		"too large":  strings.Repeat("#", MaxFileBytes+1),
+		"not YAML":  "kind: [Deployment\n",
+		"too large": strings.Repeat("#", MaxFileBytes+1),
 	} {
 		if _, err := Read("overlays/production/"+name+".yaml", []byte(data), nil); err == nil || !strings.Contains(err.Error(), "overlays/production/"+name+".yaml") {
 			t.Errorf("%s: %v, want an error naming the file", name, err)
