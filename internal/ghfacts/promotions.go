@@ -48,6 +48,11 @@ func (g *gatherer) promotions(ctx context.Context, f *change.Facts, needs Needs)
 	return nil
 }
 
+// base is the commit the pull request is compared with: what it changes
+// in production, and what staging held, are read there, so that every
+// evaluation of the pull request reads the same base.
+func (p *promoter) base() string { return cmp.Or(p.f.PR.BaseSHA, p.f.PR.BaseRef) }
+
 func (p *promoter) gap(format string, args ...any) {
 	p.f.Gaps = append(p.f.Gaps, change.Gap{Source: "manifests", Reason: fmt.Sprintf(format, args...)})
 }
@@ -96,7 +101,7 @@ type changedRef struct {
 func (p *promoter) changedRefs(ctx context.Context, files []string, values []string) ([]changedRef, bool, error) {
 	var out []changedRef
 	for _, file := range files {
-		base, ok, err := p.refs(ctx, file, cmp.Or(p.f.PR.BaseSHA, p.f.PR.BaseRef), values)
+		base, ok, err := p.refs(ctx, file, p.base(), values)
 		if err != nil || !ok {
 			return nil, ok, err
 		}
@@ -153,8 +158,8 @@ type fetched struct {
 	found bool
 }
 
-// stagingRefs reads every manifest under the pair's staging path on the
-// base branch, by file.
+// stagingRefs reads every manifest under the pair's staging path at the
+// base, by file.
 func (p *promoter) stagingRefs(ctx context.Context, pair change.PromotionPair) (map[string][]manifest.Ref, bool, error) {
 	files, err := p.list(ctx, literalPrefix(pair.Staging), 0)
 	if err != nil {
@@ -167,7 +172,7 @@ func (p *promoter) stagingRefs(ctx context.Context, pair change.PromotionPair) (
 	}
 	out := map[string][]manifest.Ref{}
 	for _, f := range files {
-		refs, ok, err := p.refs(ctx, f, p.f.PR.BaseRef, pair.Values)
+		refs, ok, err := p.refs(ctx, f, p.base(), pair.Values)
 		if err != nil || !ok {
 			return nil, ok, err
 		}
@@ -182,12 +187,12 @@ func (p *promoter) list(ctx context.Context, dir string, depth int) ([]string, e
 		return nil, nil
 	}
 	_, entries, _, err := p.g.client.Repositories.GetContents(ctx, p.g.repo.Owner, p.g.repo.Name, dir,
-		&github.RepositoryContentGetOptions{Ref: p.f.PR.BaseRef})
+		&github.RepositoryContentGetOptions{Ref: p.base()})
 	if isNotFound(err) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("list %s@%s in %s: %w", dir, p.f.PR.BaseRef, p.g.repo, err)
+		return nil, fmt.Errorf("list %s@%s in %s: %w", dir, p.base(), p.g.repo, err)
 	}
 	var out []string
 	for _, e := range entries {
@@ -231,7 +236,7 @@ func (p *promoter) locate(ctx context.Context, pr *change.Promotion, inStaging m
 // commits whose version of the file has it.
 func (p *promoter) introducer(ctx context.Context, file string, a change.Artifact, values []string) (string, time.Time, string, error) {
 	commits, _, err := p.g.client.Repositories.ListCommits(ctx, p.g.repo.Owner, p.g.repo.Name,
-		&github.CommitsListOptions{SHA: p.f.PR.BaseRef, Path: file, ListOptions: github.ListOptions{PerPage: MaxStagingHistory}})
+		&github.CommitsListOptions{SHA: p.base(), Path: file, ListOptions: github.ListOptions{PerPage: MaxStagingHistory}})
 	if err != nil {
 		return "", time.Time{}, "", fmt.Errorf("history of %s in %s: %w", file, p.g.repo, err)
 	}

@@ -93,7 +93,7 @@ type promotionJudgement struct {
 	passesAt time.Time // when a soak will have elapsed
 }
 
-// judgePromotion decides one artifact: in staging on the base branch, put
+// judgePromotion decides one artifact: in staging at the base, put
 // there by a commit whose staging sync succeeded, at least soak ago.
 func (e *evaluation) judgePromotion(pr change.Promotion, pairs []Promotion) promotionJudgement {
 	what, staging := describePromotion(pr), pathOf(pr.Staging)
@@ -106,7 +106,7 @@ func (e *evaluation) judgePromotion(pr change.Promotion, pairs []Promotion) prom
 		return promotionJudgement{result: change.Fail, reason: what + ": " + pr.Problem, fix: promote}
 	case pr.StagingFile == "":
 		return promotionJudgement{result: change.Fail, fix: promote,
-			reason: fmt.Sprintf("%s: not in %s on %s", what, staging, baseRef(e.f))}
+			reason: fmt.Sprintf("%s: not in %s on %s", what, staging, baseOf(e.f))}
 	}
 	since, how, t := e.promotionSync(pr)
 	switch {
@@ -172,6 +172,14 @@ func describePromotion(pr change.Promotion) string {
 		return fmt.Sprintf("%s %s → %s %s", pr.From.Name, pr.From.Ref(), pr.To.Name, pr.To.Ref())
 	}
 	return fmt.Sprintf("%s %s → %s", pr.To.Name, pr.From.Ref(), pr.To.Ref())
+}
+
+// baseOf names the commit a pull request is compared with: main@abc1234.
+func baseOf(f *change.Facts) string {
+	if f.PR.BaseSHA == "" {
+		return baseRef(f)
+	}
+	return baseRef(f) + "@" + short(f.PR.BaseSHA)
 }
 
 // pathOf is a path glob as people name the directory: overlays/staging
