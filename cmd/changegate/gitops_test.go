@@ -89,6 +89,17 @@ func TestGitOpsPromotion(t *testing.T) {
 			t.Errorf("the record's promotions: %+v", p)
 		}
 	}
+
+	// The deployment gate judges a merged promotion by the same rule.
+	if ans := a.answerOf(t, a.runFor(t, 4001, strings.Repeat("c", 40), "production")); ans.State != "approved" {
+		t.Errorf("deploying the soaked promotion: %+v", ans)
+	}
+	never := strings.Repeat("d", 40)
+	promote(83, strings.Repeat("3", 40), never, "v9.9.9")
+	gh.MergePullRequest("acme", "api", 83, strings.Repeat("e", 40), "alice")
+	if ans := a.answerOf(t, a.runFor(t, 4002, strings.Repeat("e", 40), "production")); ans.State != "rejected" || !strings.Contains(ans.Comment, "staging fail") {
+		t.Errorf("deploying a promotion that never ran in staging: %+v", ans)
+	}
 }
 
 // latestOn is the latest check written on a head.

@@ -37,6 +37,9 @@ import (
 //	review.keep_on_push      true→false only                            stale approvals stop counting
 //	staging.environments     ⊆ base when base is non-empty;             fewer ways to show staging; an empty base
 //	staging.checks             anything when base is empty              leaves the choice to the repository
+//	staging.promotion        every base pair (same production and       fewer changes judged by their artifact,
+//	                         staging), soak ≥ base, values ⊇ base;     or a shorter soak, would loosen staging
+//	                         more pairs allowed
 //	manager.teams            ⊆ base when base is non-empty; anything    fewer people count as managers
 //	                           when base is empty
 //	manager.jira_approval    true→false only                            one way fewer to approve
