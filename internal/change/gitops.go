@@ -60,7 +60,7 @@ type Promotion struct {
 	To   Artifact  `json:"to"`
 	// AlsoStaged: the pull request itself puts To under the staging path.
 	AlsoStaged bool `json:"also_staged,omitempty"`
-	// StagingFile is where the base branch has To under the staging path,
+	// StagingFile is where the base commit has To under the staging path,
 	// and IntroducedBy the commit that put it there; empty when it is not.
 	StagingFile  string    `json:"staging_file,omitempty"`
 	IntroducedBy string    `json:"introduced_by,omitempty"`
