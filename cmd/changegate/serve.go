@@ -130,7 +130,11 @@ func serve(ctx context.Context, cfg config.Config, ln net.Listener, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	q, err := newQueue(store, workers, cfg, reg, log)
+	var periodic []queue.Periodic
+	if apps != nil {
+		periodic = addCompleteness(workers, cfg, store, apps, reg)
+	}
+	q, err := newQueue(store, workers, cfg, periodic, reg, log)
 	if err != nil {
 		return err
 	}
@@ -241,8 +245,9 @@ func addNotConfigured(workers *queue.Workers) {
 	queue.Add(workers, notConfigured[jobs.DeploymentReview]())
 }
 
-func newQueue(store *sqlite.DB, workers *queue.Workers, cfg config.Config, reg prometheus.Registerer, log *slog.Logger) (*queue.Queue, error) {
+func newQueue(store *sqlite.DB, workers *queue.Workers, cfg config.Config, periodic []queue.Periodic, reg prometheus.Registerer, log *slog.Logger) (*queue.Queue, error) {
 	return queue.New(store, workers, queue.Config{
+		Periodic:    periodic,
 		Workers:     cfg.Queue.Workers,
 		MaxAttempts: cfg.Queue.MaxAttempts,
 		JobTimeout:  cfg.Queue.JobTimeout.D(),

@@ -38,6 +38,8 @@ type Config struct {
 	Jira   Jira   `yaml:"jira"`
 	Queue  Queue  `yaml:"queue"`
 	Policy Policy `yaml:"policy"`
+	// Completeness tunes the jobs that find what webhooks missed.
+	Completeness Completeness `yaml:"completeness"`
 
 	// Evidence and audit settings used by later parts of the server; they are
 	// parsed and validated now so that a config file stays valid over time.
@@ -55,6 +57,13 @@ type Config struct {
 	// WebhookSecretGenerated is true when the secret was generated into the
 	// data dir on this start.
 	WebhookSecretGenerated bool `yaml:"-"`
+}
+
+// Completeness tunes the periodic jobs that find what webhooks missed.
+type Completeness struct {
+	// RedeliveryInterval is how often the redelivery sweep pages GitHub's
+	// delivery log; 0 turns it off.
+	RedeliveryInterval Duration `yaml:"redelivery_interval"`
 }
 
 // Policy holds the operator's policy settings.
@@ -130,6 +139,7 @@ func Default() Config {
 		LogLevel:        "info",
 		ShutdownTimeout: Duration(30 * time.Second),
 		GitHub:          GitHub{APIURL: "https://api.github.com/"},
+		Completeness:    Completeness{RedeliveryInterval: Duration(10 * time.Minute)},
 		Queue: Queue{
 			Workers:     8,
 			MaxAttempts: 10,
@@ -216,6 +226,13 @@ func applyEnv(cfg *Config, env LookupEnv, errs *[]error) {
 			*errs = append(*errs, fmt.Errorf("CHANGEGATE_GITHUB_APP_ID: %q is not a number", v))
 		}
 		cfg.GitHub.AppID = id
+	}
+	if v, ok := env("CHANGEGATE_REDELIVERY_INTERVAL"); ok && v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			*errs = append(*errs, fmt.Errorf("CHANGEGATE_REDELIVERY_INTERVAL: %q is not a duration like 10m (0 turns the sweep off)", v))
+		}
+		cfg.Completeness.RedeliveryInterval = Duration(d)
 	}
 	if v, ok := env("CHANGEGATE_QUEUE_WORKERS"); ok && v != "" {
 		n, err := strconv.Atoi(v)

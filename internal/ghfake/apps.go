@@ -23,6 +23,7 @@ func (s *Server) routes() {
 	s.gateRoutes()
 	s.manifestRoutes()
 	s.gitRoutes()
+	s.hookRoutes()
 }
 
 func (s *Server) listInstallations(w http.ResponseWriter, r *http.Request) {

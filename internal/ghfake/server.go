@@ -51,7 +51,8 @@ type Server struct {
 	compares        map[string][]compareCommit // owner/repo/BASE...HEAD
 	commitMessages  map[string]string          // owner/repo/sha
 	manifestCodes   map[string]bool            // one-time App manifest codes not yet converted
-	createdApps     []CreatedApp               // manifests confirmed on the web pages
+	createdApps     []CreatedApp
+	hooks           hookState // the App webhook's deliveries               // manifests confirmed on the web pages
 
 	runLog checkRunLog // check-run write history; has its own lock
 }

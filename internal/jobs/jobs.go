@@ -290,3 +290,15 @@ func (r DeploymentReview) LogAttrs() []slog.Attr {
 	return []slog.Attr{slog.String("delivery_id", r.DeliveryID), slog.Int64("installation_id", r.Installation),
 		slog.String("repo", r.Repo), slog.String("sha", r.SHA), slog.String("state", r.State)}
 }
+
+// KindRedeliverySweep is the periodic redelivery sweep.
+const KindRedeliverySweep = "redelivery_sweep"
+
+// RedeliverySweep pages GitHub's webhook delivery log and asks GitHub to
+// redeliver what failed and changegate never received.
+type RedeliverySweep struct{}
+
+func (RedeliverySweep) Kind() string { return KindRedeliverySweep }
+
+// LogAttrs are the attributes a worker's log lines carry.
+func (RedeliverySweep) LogAttrs() []slog.Attr { return nil }

@@ -39,10 +39,32 @@ type Config struct {
 	// MaxSnooze bounds how long a job may wait out rate limits in total,
 	// counted from its creation, before it fails for good.
 	MaxSnooze time.Duration
+	// Periodic are jobs queued every interval, and once at start.
+	Periodic []Periodic
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	Now        func() time.Time
+}
+
+// Periodic is a job queued every Every (once at a time: a job still
+// waiting is not queued again).
+type Periodic struct {
+	Every time.Duration
+	Args  river.JobArgs
+}
+
+func (c *Config) periodicJobs() []*river.PeriodicJob {
+	var out []*river.PeriodicJob
+	for _, p := range c.Periodic {
+		args := p.Args
+		out = append(out, river.NewPeriodicJob(river.PeriodicInterval(p.Every),
+			func() (river.JobArgs, *river.InsertOpts) {
+				return args, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true,
+					ByState: []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable, rivertype.JobStateRunning, rivertype.JobStateScheduled}}}
+			}, &river.PeriodicJobOpts{RunOnStart: true}))
+	}
+	return out
 }
 
 func (c *Config) setDefaults() {
@@ -187,6 +209,7 @@ func New(store *sqlite.DB, w *Workers, cfg Config) (*Queue, error) {
 		// SQLite has no LISTEN/NOTIFY; poll briskly, it is a local file.
 		FetchPollInterval: 100 * time.Millisecond,
 		FetchCooldown:     time.Millisecond,
+		PeriodicJobs:      cfg.periodicJobs(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("queue: %w", err)

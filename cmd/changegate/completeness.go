@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/changegate/changegate/internal/config"
+	"github.com/changegate/changegate/internal/ghapp"
+	"github.com/changegate/changegate/internal/jobs"
+	"github.com/changegate/changegate/internal/queue"
+	"github.com/changegate/changegate/internal/redeliver"
+	"github.com/changegate/changegate/internal/store/sqlite"
+)
+
+// addCompleteness registers the jobs that find what webhooks missed, and
+// returns their schedule.
+func addCompleteness(workers *queue.Workers, cfg config.Config, store *sqlite.DB, apps *ghapp.Apps, reg prometheus.Registerer) []queue.Periodic {
+	every := cfg.Completeness.RedeliveryInterval.D()
+	if every <= 0 {
+		return nil
+	}
+	s := &redeliver.Sweeper{App: apps.AppClient, Store: store, Now: time.Now,
+		Metrics: redeliver.NewMetrics(reg)}
+	queue.Add(workers, sweepHandler(s, store))
+	return []queue.Periodic{{Every: every, Args: jobs.RedeliverySweep{}}}
+}
+
+// sweepHandler runs one sweep and keeps, with the job, what it asked for
+// and its cursor. A sweep cut short by GitHub still keeps what it asked for,
+// so that nothing is asked for twice.
+func sweepHandler(s *redeliver.Sweeper, store *sqlite.DB) queue.Handler[jobs.RedeliverySweep] {
+	return func(ctx context.Context, log *slog.Logger, _ jobs.RedeliverySweep) (queue.Apply, error) {
+		res, err := s.Sweep(ctx, log)
+		asked := make([]sqlite.Redelivery, 0, len(res.Asked))
+		for _, a := range res.Asked {
+			asked = append(asked, sqlite.Redelivery{GUID: a.GUID, DeliveryID: a.DeliveryID, Event: a.Event})
+		}
+		if err != nil {
+			if len(asked) > 0 {
+				if kerr := store.DurableTx(ctx, func(tx *sql.Tx) error { return store.RecordSweep(ctx, tx, 0, asked, time.Now()) }); kerr != nil {
+					log.Error("keep the redeliveries asked for", "err", kerr)
+				}
+			}
+			return nil, err
+		}
+		log.Info("redelivery sweep done", "seen", res.Seen, "missing", res.Missing, "redelivered", len(asked))
+		return func(ctx context.Context, tx *sql.Tx) error {
+			return store.RecordSweep(ctx, tx, res.Cursor, asked, time.Now())
+		}, nil
+	}
+}
