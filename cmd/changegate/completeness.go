@@ -19,14 +19,18 @@ import (
 // addCompleteness registers the jobs that find what webhooks missed, and
 // returns their schedule.
 func addCompleteness(workers *queue.Workers, cfg config.Config, store *sqlite.DB, apps *ghapp.Apps, reg prometheus.Registerer) []queue.Periodic {
+	var periodic []queue.Periodic
+	if every := cfg.Completeness.ReconcileInterval.D(); every > 0 {
+		periodic = append(periodic, queue.Periodic{Every: every, Args: jobs.ReconcileAll{}})
+	}
 	every := cfg.Completeness.RedeliveryInterval.D()
 	if every <= 0 {
-		return nil
+		return periodic
 	}
 	s := &redeliver.Sweeper{App: apps.AppClient, Store: store, Now: time.Now,
 		Metrics: redeliver.NewMetrics(reg)}
 	queue.Add(workers, sweepHandler(s, store))
-	return []queue.Periodic{{Every: every, Args: jobs.RedeliverySweep{}}}
+	return append(periodic, queue.Periodic{Every: every, Args: jobs.RedeliverySweep{}})
 }
 
 // sweepHandler runs one sweep and keeps, with the job, what it asked for

@@ -46,3 +46,60 @@ func TestRedeliverySweep(t *testing.T) {
 	_, metrics := getBody(t, a.base+"/metrics")
 	mustContain(t, metrics, "changegate_redelivery_sweep_redelivered_total 1", "changegate_redelivery_sweep_missing_total 1")
 }
+
+// TestReconciliation: main's history holds a merge changegate saw, a
+// direct push and a merge made while it was down (no webhook for either).
+// Exactly the last two become unrecorded exceptions; later runs add
+// nothing.
+func TestReconciliation(t *testing.T) {
+	t.Parallel()
+	a := startAppWith(t, map[string]string{"CHANGEGATE_RECONCILE_INTERVAL": "1s"})
+	a.jf.SetStatus("PAY-123", "Approved")
+	gh := a.gh
+	db := openReadOnly(t, a.dataDir)
+	push := func(sha, who string) {
+		date := time.Now()
+		if sha[0] == '1' {
+			date = date.Add(-100 * time.Hour) // before the window: not reconciled
+		}
+		gh.Push("acme", "api", "main", "", ghfake.GitCommit{SHA: sha, Message: "change " + sha[:4], Date: date,
+			Author: ghfake.Person{Name: who, Email: who + "@example.com", Login: who}, Files: map[string][]byte{"src/" + sha[:4]: []byte(sha)}})
+	}
+	push(strings.Repeat("1", 40), "alice")
+	// A merge changegate saw: its webhook archived it.
+	seenHead, seenMerge := strings.Repeat("a", 40), strings.Repeat("2", 40)
+	a.compliantPR(101, seenHead)
+	gh.MergePullRequest("acme", "api", 101, seenMerge, "alice")
+	push(seenMerge, "alice")
+	a.github(t, "pull_request", strings.ReplaceAll(strings.ReplaceAll(prEvent("closed", 51), sha1, seenHead), `"number":51`, `"number":101`))
+	eventually(t, "the seen merge's record", 30*time.Second, func() bool {
+		return queryInt(t, db, `SELECT COUNT(*) FROM ledger_records WHERE pr = '101'`) == 1
+	})
+	// A direct push, and a merge while changegate was down: no webhooks.
+	direct := strings.Repeat("3", 40)
+	push(direct, "mallory")
+	downHead, downMerge := strings.Repeat("b", 40), strings.Repeat("4", 40)
+	a.compliantPR(102, downHead)
+	gh.MergePullRequest("acme", "api", 102, downMerge, "alice")
+	push(downMerge, "alice")
+
+	eventually(t, "two unrecorded exceptions", 30*time.Second, func() bool {
+		return queryInt(t, db, `SELECT COUNT(*) FROM ledger_records WHERE exception = 'unrecorded'`) == 2
+	})
+	time.Sleep(3 * time.Second) // more runs
+	if n := queryInt(t, db, `SELECT COUNT(*) FROM ledger_records`); n != 3 {
+		t.Errorf("%d records, want the seen merge and two unrecorded changes", n)
+	}
+	got := map[string]string{}
+	for _, rec := range a.records(t) {
+		if rec.Exception != nil {
+			got[rec.Subject.HeadSHA[:4]] = string(rec.ChangeType) + " " + rec.Exception.Kind + ": " + rec.Exception.Reason
+		}
+	}
+	if s := got["3333"]; !strings.HasPrefix(s, "direct_push unrecorded: commit 3333333 (author mallory, committer mallory)") || !strings.Contains(s, "found by reconciliation") {
+		t.Errorf("the direct push: %q", s)
+	}
+	if s := got["bbbb"]; !strings.HasPrefix(s, "standard unrecorded: merged with no webhook seen by changegate; found by reconciliation of main") {
+		t.Errorf("the merge while down: %q (all: %v)", s, got)
+	}
+}

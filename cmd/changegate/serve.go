@@ -228,6 +228,7 @@ func newWorkers(ctx context.Context, cfg config.Config, store *sqlite.DB, led *o
 	assessor.RegisterArchive(workers)
 	assessor.RegisterGate(workers)
 	assessor.RegisterMergeGroup(workers)
+	assessor.RegisterReconcile(workers)
 	return workers, apps, nil
 }
 

@@ -67,12 +67,16 @@ func newAssessor(store *sqlite.DB, clients assess.Clients, appID int64, tickets 
 		Publish: func(ctx context.Context, c *github.Client, s change.Subject, d change.Decision) (bool, error) {
 			return checks.Publish(ctx, c, checkStore{store}, s, d, checks.PublishOptions{AppID: appID})
 		},
-		Pulls:       ghfacts.PullsForCommit,
-		Store:       indexStore{store},
-		Now:         time.Now,
-		Archive:     archive,
-		CommitPulls: ghfacts.PullRequestsForCommit,
-		Deployments: ghfacts.Deployments,
+		Pulls:          ghfacts.PullsForCommit,
+		Reconciles:     store,
+		BranchCommits:  ghfacts.BranchCommits,
+		DefaultBranch:  ghfacts.DefaultBranch,
+		InstalledRepos: installedRepos(store),
+		Store:          indexStore{store},
+		Now:            time.Now,
+		Archive:        archive,
+		CommitPulls:    ghfacts.PullRequestsForCommit,
+		Deployments:    ghfacts.Deployments,
 		Answer: func(ctx context.Context, c *github.Client, callback, state, env, comment string) error {
 			return checks.AnswerDeployment(ctx, c, callback, checks.Answer{State: state, Environment: env, Comment: comment})
 		},
@@ -203,6 +207,10 @@ func (a policyAdapter) Evaluate(f *change.Facts) change.Decision { return policy
 
 func (a policyAdapter) ProductionBranch(branch, defaultBranch string) bool {
 	return a.p.ProductionBranch(branch, defaultBranch)
+}
+
+func (a policyAdapter) LiteralProductionBranches(defaultBranch string) []string {
+	return a.p.LiteralProductionBranches(defaultBranch)
 }
 
 func (a policyAdapter) ProductionEnvironment(env string) bool { return a.p.ProductionEnvironment(env) }
@@ -371,4 +379,19 @@ func newSetup(cfg config.Config, configured bool, registered chan<- struct{}, lo
 		Logger: log.With("component", "setup"),
 	})
 	return h.Register
+}
+
+// installedRepos lists the inventory's repositories for reconciliation.
+func installedRepos(store *sqlite.DB) assess.Repositories {
+	return func(ctx context.Context) ([]assess.InstalledRepo, error) {
+		repos, err := store.Repositories(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]assess.InstalledRepo, 0, len(repos))
+		for _, r := range repos {
+			out = append(out, assess.InstalledRepo{Installation: r.InstallationID, Repo: r.FullName})
+		}
+		return out, nil
+	}
 }

@@ -181,14 +181,26 @@ func (a *Assessor) archivePushJob(ctx context.Context, log *slog.Logger, j jobs.
 		Exception:   &evidence.Exception{Kind: evidence.ExceptionDirectPush, Reason: reason, OpenedAt: now},
 		Policy:      t.policy(),
 	}
-	return nil, a.append(ctx, log, r)
+	for _, sha := range uncovered {
+		r.Facts.Commits = append(r.Facts.Commits, change.Commit{SHA: sha})
+	}
+	if err := a.append(ctx, log, r); err != nil {
+		return nil, err
+	}
+	// After the record, never before: a crash between leaves an extra
+	// reconciliation exception, not a hole.
+	if a.Reconciles != nil && r.ID != "" {
+		return nil, a.Reconciles.MarkPushed(ctx, repo.String(), r.ID, uncovered)
+	}
+	return nil, nil
 }
 
 // archiveScope is what an archive job needs: the repository, its
 // installation client, and the policy that says what production is.
 type archiveScope struct {
-	repo   change.Repo
-	client *github.Client // nil: nothing is archived (no archiver configured)
+	repo         change.Repo
+	installation int64
+	client       *github.Client // nil: nothing is archived (no archiver configured)
 	// pol is nil only when no policy at all can be read, not even a
 	// baseline: production cannot be told from the rest, so the caller
 	// archives (fails closed).
@@ -222,12 +234,12 @@ func (a *Assessor) archiveTarget(ctx context.Context, log *slog.Logger, installa
 	var invalid *InvalidPolicyError
 	if errors.As(err, &invalid) {
 		log.Warn("invalid policy on the default branch; its baseline decides what production is", "error", invalid, "baseline", invalid.BaselineSource)
-		return archiveScope{repo: repo, client: client, pol: invalid.Baseline, source: invalid.BaselineSource, invalid: invalid.Error()}, nil
+		return archiveScope{repo: repo, installation: installation, client: client, pol: invalid.Baseline, source: invalid.BaselineSource, invalid: invalid.Error()}, nil
 	}
 	if err != nil {
 		return archiveScope{repo: repo}, err
 	}
-	return archiveScope{repo: repo, client: client, pol: pol, source: source}, nil
+	return archiveScope{repo: repo, installation: installation, client: client, pol: pol, source: source}, nil
 }
 
 func (a *Assessor) append(ctx context.Context, log *slog.Logger, r *evidence.Record) error {
@@ -267,6 +279,16 @@ var ErrDuplicateRecord = errors.New("record already archived")
 // decision did not allow is a bypass, with an open exception; an emergency
 // merge owes a manager's approval within the policy's window.
 func (a *Assessor) archiveMerge(ctx context.Context, log *slog.Logger, client *github.Client, head *change.Facts, delivery string) error {
+	return a.archiveMergeAs(ctx, log, client, head, delivery, "")
+}
+
+// archiveMergeFound archives a merge that no webhook brought, found by
+// how: it is an unrecorded exception, or a bypass that says so.
+func (a *Assessor) archiveMergeFound(ctx context.Context, log *slog.Logger, client *github.Client, head *change.Facts, how string) error {
+	return a.archiveMergeAs(ctx, log, client, head, "", how)
+}
+
+func (a *Assessor) archiveMergeAs(ctx context.Context, log *slog.Logger, client *github.Client, head *change.Facts, delivery, found string) error {
 	facts, d, _, pol, err := a.decide(ctx, client, head)
 	if err != nil {
 		return err
@@ -276,6 +298,9 @@ func (a *Assessor) archiveMerge(ctx context.Context, log *slog.Logger, client *g
 		return nil
 	}
 	rec := mergeRecord(facts, d, a.Now(), delivery, a.AppVersion)
+	if found != "" {
+		markFound(rec, found, a.Now())
+	}
 	if rec.ChangeType == evidence.Bypass {
 		if err := a.bypassDetails(ctx, client, rec); err != nil {
 			return err
@@ -412,6 +437,18 @@ func mergeRecord(f *change.Facts, d change.Decision, now time.Time, delivery, ve
 			Reason: "emergency change: a manager's approval is due after the fact"}
 	}
 	return r
+}
+
+// markFound marks a merge record that no webhook brought: an exception of
+// its own, unrecorded, unless it is one already, whose reason then says how
+// it was found.
+func markFound(r *evidence.Record, how string, now time.Time) {
+	note := "merged with no webhook seen by changegate; found by " + how
+	if r.Exception != nil {
+		r.Exception.Reason += " (" + note + ")"
+		return
+	}
+	r.Exception = &evidence.Exception{Kind: evidence.ExceptionUnrecorded, OpenedAt: now.UTC(), Reason: note}
 }
 
 // missing names the controls that did not pass, for an exception's reason.

@@ -47,6 +47,10 @@ type Policy interface {
 	// FrozenAt names the freeze window t falls in, if any: the deployment
 	// gate then admits only emergencies.
 	FrozenAt(t time.Time) (string, bool)
+	// LiteralProductionBranches are the production branches reconciliation
+	// walks: the default branch when it is production, and every branch the
+	// policy names without a wildcard.
+	LiteralProductionBranches(defaultBranch string) []string
 }
 
 // Needs lists the facts a policy's controls read.
@@ -156,6 +160,11 @@ type Assessor struct {
 	CommitMessage func(ctx context.Context, client *github.Client, repo change.Repo, sha string) (string, error)
 	// AppVersion is written into each record.
 	AppVersion string
+	// Reconciles and BranchCommits serve reconciliation.
+	Reconciles     ReconcileStore
+	BranchCommits  BranchCommits
+	InstalledRepos Repositories
+	DefaultBranch  DefaultBranch
 	// Recheck schedules an evaluation for when a decision will change by
 	// itself (a promotion's soak ends); nil schedules nothing.
 	Recheck func(ctx context.Context, j jobs.EvaluatePR, at time.Time) error

@@ -24,15 +24,16 @@ func (fakeClients) Installation(int64) (*github.Client, error) { return github.N
 
 type fakePolicy struct{ keys []string }
 
-func (p fakePolicy) Needs() Needs                             { return Needs{Reviews: true, Commits: true} }
-func (p fakePolicy) TicketKeys(change.PullRequest) []string   { return p.keys }
-func (p fakePolicy) TicketOptions() (bool, string)            { return false, "" }
-func (p fakePolicy) Evaluate(f *change.Facts) change.Decision { return decide(f) }
-func (p fakePolicy) ProductionBranch(b, def string) bool      { return b == def }
-func (p fakePolicy) ProductionEnvironment(env string) bool    { return env == "production" }
-func (p fakePolicy) Digest() string                           { return "digest" }
-func (p fakePolicy) EmergencyLabel() string                   { return "emergency" }
-func (p fakePolicy) FrozenAt(time.Time) (string, bool)        { return "", false }
+func (p fakePolicy) Needs() Needs                                  { return Needs{Reviews: true, Commits: true} }
+func (p fakePolicy) TicketKeys(change.PullRequest) []string        { return p.keys }
+func (p fakePolicy) TicketOptions() (bool, string)                 { return false, "" }
+func (p fakePolicy) Evaluate(f *change.Facts) change.Decision      { return decide(f) }
+func (p fakePolicy) ProductionBranch(b, def string) bool           { return b == def }
+func (p fakePolicy) ProductionEnvironment(env string) bool         { return env == "production" }
+func (p fakePolicy) Digest() string                                { return "digest" }
+func (p fakePolicy) EmergencyLabel() string                        { return "emergency" }
+func (p fakePolicy) FrozenAt(time.Time) (string, bool)             { return "", false }
+func (p fakePolicy) LiteralProductionBranches(def string) []string { return []string{def} }
 
 // decide is a stand-in policy: compliant when every ticket was found.
 func decide(f *change.Facts) change.Decision {

@@ -64,6 +64,9 @@ type Completeness struct {
 	// RedeliveryInterval is how often the redelivery sweep pages GitHub's
 	// delivery log; 0 turns it off.
 	RedeliveryInterval Duration `yaml:"redelivery_interval"`
+	// ReconcileInterval is how often every production branch is walked for
+	// commits no change record covers; 0 turns it off.
+	ReconcileInterval Duration `yaml:"reconcile_interval"`
 }
 
 // Policy holds the operator's policy settings.
@@ -139,7 +142,7 @@ func Default() Config {
 		LogLevel:        "info",
 		ShutdownTimeout: Duration(30 * time.Second),
 		GitHub:          GitHub{APIURL: "https://api.github.com/"},
-		Completeness:    Completeness{RedeliveryInterval: Duration(10 * time.Minute)},
+		Completeness:    Completeness{RedeliveryInterval: Duration(10 * time.Minute), ReconcileInterval: Duration(time.Hour)},
 		Queue: Queue{
 			Workers:     8,
 			MaxAttempts: 10,
@@ -227,13 +230,17 @@ func applyEnv(cfg *Config, env LookupEnv, errs *[]error) {
 		}
 		cfg.GitHub.AppID = id
 	}
-	if v, ok := env("CHANGEGATE_REDELIVERY_INTERVAL"); ok && v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 {
-			*errs = append(*errs, fmt.Errorf("CHANGEGATE_REDELIVERY_INTERVAL: %q is not a duration like 10m (0 turns the sweep off)", v))
+	interval := func(key string, dst *Duration) {
+		if v, ok := env(key); ok && v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 {
+				*errs = append(*errs, fmt.Errorf("%s: %q is not a duration like 10m (0 turns it off)", key, v))
+			}
+			*dst = Duration(d)
 		}
-		cfg.Completeness.RedeliveryInterval = Duration(d)
 	}
+	interval("CHANGEGATE_REDELIVERY_INTERVAL", &cfg.Completeness.RedeliveryInterval)
+	interval("CHANGEGATE_RECONCILE_INTERVAL", &cfg.Completeness.ReconcileInterval)
 	if v, ok := env("CHANGEGATE_QUEUE_WORKERS"); ok && v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {

@@ -57,6 +57,10 @@ const (
 	ExceptionEmergency  = "emergency"
 	ExceptionBypass     = "bypass"
 	ExceptionDirectPush = "direct_push"
+	// ExceptionUnrecorded is a change reconciliation found on a production
+	// branch that no webhook had brought: a merge or a push made while
+	// changegate was down, or whose delivery was lost.
+	ExceptionUnrecorded = "unrecorded"
 )
 
 // Exception states, as the index holds them. They are a property of the whole
@@ -171,9 +175,9 @@ func (r *Record) Validate() error {
 	}
 	if e := r.Exception; e != nil {
 		switch e.Kind {
-		case ExceptionEmergency, ExceptionBypass, ExceptionDirectPush:
+		case ExceptionEmergency, ExceptionBypass, ExceptionDirectPush, ExceptionUnrecorded:
 		default:
-			bad("exception.kind %q is not one of emergency, bypass, direct_push", e.Kind)
+			bad("exception.kind %q is not one of emergency, bypass, direct_push, unrecorded", e.Kind)
 		}
 		if e.Closes == r.ID && e.Closes != "" {
 			bad("exception closes its own record")

@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/go-github/v60/github"
 
@@ -638,4 +639,31 @@ func CommitMessage(ctx context.Context, client *github.Client, repo change.Repo,
 		return "", fmt.Errorf("read commit %s@%s: %w", repo, sha, err)
 	}
 	return c.GetCommit().GetMessage(), nil
+}
+
+// BranchCommits lists a branch's commits since a time, newest first, with
+// their authors and committers.
+func BranchCommits(ctx context.Context, client *github.Client, repo change.Repo, branch string, since time.Time) ([]change.Commit, error) {
+	commits, err := listAll(func(o github.ListOptions) ([]*github.RepositoryCommit, *github.Response, error) {
+		return client.Repositories.ListCommits(ctx, repo.Owner, repo.Name, &github.CommitsListOptions{SHA: branch, Since: since, ListOptions: o})
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]change.Commit, 0, len(commits))
+	for _, c := range commits {
+		out = append(out, change.Commit{SHA: c.GetSHA(),
+			Author:    person(c.GetCommit().GetAuthor(), c.GetAuthor()),
+			Committer: person(c.GetCommit().GetCommitter(), c.GetCommitter())})
+	}
+	return out, nil
+}
+
+// DefaultBranch reads a repository's default branch.
+func DefaultBranch(ctx context.Context, client *github.Client, repo change.Repo) (string, error) {
+	r, _, err := client.Repositories.Get(ctx, repo.Owner, repo.Name)
+	if err != nil {
+		return "", err
+	}
+	return r.GetDefaultBranch(), nil
 }

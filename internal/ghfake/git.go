@@ -81,9 +81,10 @@ func (s *Server) Push(owner, repo, branch, from string, c GitCommit) string {
 	return c.SHA
 }
 
-// listCommits answers GET /repos/{owner}/{repo}/commits?sha=&path=: the
-// first-parent history from sha (default: the default branch), newest
-// first, of the commits that changed path (a file or a directory).
+// listCommits answers GET /repos/{owner}/{repo}/commits?sha=&path=&since=:
+// the first-parent history from sha (default: the default branch), newest
+// first, of the commits that changed path (a file or a directory), dated
+// since.
 func (s *Server) listCommits(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	_, repo := s.callerRepo(r)
@@ -93,12 +94,21 @@ func (s *Server) listCommits(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := s.dataOf(repo.Owner, repo.Name)
+	if len(d.git) == 0 {
+		s.mu.Unlock()
+		WriteJSON(w, http.StatusOK, []any{}) // a repository whose history the test did not push
+		return
+	}
 	q := r.URL.Query()
 	ref := cmp.Or(q.Get("sha"), repo.DefaultBranch)
 	sha := cmp.Or(d.branches[ref], ref)
 	p := strings.Trim(q.Get("path"), "/")
+	since, _ := time.Parse(time.RFC3339, q.Get("since"))
 	var out []map[string]any
 	for c := d.git[sha]; c != nil; c = d.git[c.parent] {
+		if c.Date.Before(since) {
+			continue
+		}
 		if p == "" || slices.ContainsFunc(c.changed, func(f string) bool { return f == p || strings.HasPrefix(f, p+"/") }) {
 			out = append(out, s.gitCommitJSON(*repo, c))
 		}

@@ -302,3 +302,35 @@ func (RedeliverySweep) Kind() string { return KindRedeliverySweep }
 
 // LogAttrs are the attributes a worker's log lines carry.
 func (RedeliverySweep) LogAttrs() []slog.Attr { return nil }
+
+// KindReconcile reconciles one repository's production branches with the
+// change records.
+const KindReconcile = "reconcile"
+
+// Reconcile walks a repository's production branches since their last
+// reconciled commit (Since, the first time) for commits no record covers.
+type Reconcile struct {
+	Installation  int64     `json:"installation_id"`
+	Repo          string    `json:"repo"`
+	DefaultBranch string    `json:"default_branch"`
+	Since         time.Time `json:"since"`
+	Reason        string    `json:"reason"`
+}
+
+func (Reconcile) Kind() string { return KindReconcile }
+
+// LogAttrs are the attributes a worker's log lines carry.
+func (r Reconcile) LogAttrs() []slog.Attr {
+	return []slog.Attr{slog.String("repo", r.Repo), slog.String("reason", r.Reason)}
+}
+
+// KindReconcileAll is the periodic reconciliation of every repository.
+const KindReconcileAll = "reconcile_all"
+
+// ReconcileAll reconciles every installed repository.
+type ReconcileAll struct{}
+
+func (ReconcileAll) Kind() string { return KindReconcileAll }
+
+// LogAttrs are the attributes a worker's log lines carry.
+func (ReconcileAll) LogAttrs() []slog.Attr { return nil }

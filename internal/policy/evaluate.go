@@ -1001,6 +1001,22 @@ func (p *Policy) ProductionBranch(branch, defaultBranch string) bool {
 	return matchAny(p.Production.Branches, branch)
 }
 
+// LiteralProductionBranches are the production branches that can be named
+// without listing the repository's branches: the default branch when it is
+// production, and each branch the policy lists without a wildcard.
+func (p *Policy) LiteralProductionBranches(defaultBranch string) []string {
+	var out []string
+	if defaultBranch != "" && p.ProductionBranch(defaultBranch, defaultBranch) {
+		out = append(out, defaultBranch)
+	}
+	for _, b := range p.Production.Branches {
+		if !strings.ContainsAny(b, "*?[{") && !slices.Contains(out, b) {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
 // ProductionEnvironment reports whether a deployment to env is a
 // production deployment.
 func (p *Policy) ProductionEnvironment(env string) bool {

@@ -1,0 +1,227 @@
+package assess
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/google/go-github/v60/github"
+
+	"github.com/changegate/changegate/internal/change"
+	"github.com/changegate/changegate/internal/evidence"
+	"github.com/changegate/changegate/internal/jobs"
+	"github.com/changegate/changegate/internal/queue"
+)
+
+// ReconcileStore keeps what reconciliation needs between runs.
+type ReconcileStore interface {
+	ReconcilePoint(ctx context.Context, repo, branch string) (sha string, ok bool, err error)
+	SetReconcilePoint(ctx context.Context, repo, branch, sha string, at time.Time) error
+	// RecordedCommits says which commits a change record covers.
+	RecordedCommits(ctx context.Context, repo string, shas []string) (map[string]bool, error)
+	// MarkPushed notes the commits a direct-push record covers.
+	MarkPushed(ctx context.Context, repo, recordID string, shas []string) error
+}
+
+// BranchCommits lists a branch's commits since a time, newest first
+// (ghfacts.BranchCommits).
+type BranchCommits func(ctx context.Context, client *github.Client, repo change.Repo, branch string, since time.Time) ([]change.Commit, error)
+
+// ReconcileReport is what one repository's reconciliation did.
+type ReconcileReport struct {
+	Repo       string
+	Branches   []string
+	Checked    int // commits walked
+	Unrecorded []string
+}
+
+// Repositories lists the installed repositories, for the periodic run.
+type Repositories func(ctx context.Context) ([]InstalledRepo, error)
+
+// InstalledRepo is a repository and the installation that covers it.
+type InstalledRepo struct {
+	Installation int64
+	Repo         string
+}
+
+// DefaultBranch reads a repository's default branch.
+type DefaultBranch func(ctx context.Context, client *github.Client, repo change.Repo) (string, error)
+
+// ReconcileWindow is how far back a branch never reconciled is walked by
+// the periodic run: GitHub's redelivery window. Older history is the
+// backfill's.
+const ReconcileWindow = 72 * time.Hour
+
+// RegisterReconcile adds the reconciliation job handlers.
+func (a *Assessor) RegisterReconcile(w *queue.Workers) {
+	queue.Add(w, queue.Handler[jobs.Reconcile](a.reconcileJob))
+	queue.Add(w, queue.Handler[jobs.ReconcileAll](a.reconcileAllJob))
+}
+
+// reconcileAllJob reconciles every installed repository.
+func (a *Assessor) reconcileAllJob(ctx context.Context, log *slog.Logger, _ jobs.ReconcileAll) (queue.Apply, error) {
+	repos, err := a.InstalledRepos(ctx)
+	if err != nil {
+		return nil, err
+	}
+	since := a.Now().Add(-ReconcileWindow)
+	var unrecorded int
+	for _, r := range repos {
+		rep, err := a.Reconcile(ctx, log.With("repo", r.Repo), r.Installation, r.Repo, "", since)
+		if err != nil {
+			return nil, fmt.Errorf("reconcile %s: %w", r.Repo, err)
+		}
+		unrecorded += len(rep.Unrecorded)
+	}
+	log.Info("reconciled every repository", "repos", len(repos), "unrecorded", unrecorded)
+	return nil, nil
+}
+
+func (a *Assessor) reconcileJob(ctx context.Context, log *slog.Logger, j jobs.Reconcile) (queue.Apply, error) {
+	rep, err := a.Reconcile(ctx, log, j.Installation, j.Repo, j.DefaultBranch, j.Since)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("reconciled", "branches", rep.Branches, "commits", rep.Checked, "unrecorded", len(rep.Unrecorded))
+	return nil, nil
+}
+
+// Reconcile walks each production branch of a repository from its last
+// reconciled commit (or since, the first time) and archives every commit no
+// change record covers: a merged pull request with no record is archived
+// now, marked unrecorded; any other commit is an unrecorded direct push. A
+// second run finds them recorded and adds nothing.
+func (a *Assessor) Reconcile(ctx context.Context, log *slog.Logger, installation int64, repoName, defaultBranch string, since time.Time) (ReconcileReport, error) {
+	rep := ReconcileReport{Repo: repoName}
+	if defaultBranch == "" {
+		repo, err := change.ParseRepo(repoName)
+		if err != nil {
+			return rep, err
+		}
+		client, err := a.Clients.Installation(installation)
+		if err != nil {
+			return rep, err
+		}
+		if defaultBranch, err = a.DefaultBranch(ctx, client, repo); err != nil {
+			return rep, fmt.Errorf("default branch of %s: %w", repoName, err)
+		}
+	}
+	t, err := a.archiveTarget(ctx, log, installation, repoName, defaultBranch)
+	if err != nil || t.client == nil {
+		return rep, err
+	}
+	branches := []string{defaultBranch}
+	if t.pol != nil {
+		branches = t.pol.LiteralProductionBranches(defaultBranch)
+	}
+	rep.Branches = branches
+	for _, b := range branches {
+		if err := a.reconcileBranch(ctx, log, t, b, since, &rep); err != nil {
+			return rep, err
+		}
+	}
+	return rep, nil
+}
+
+func (a *Assessor) reconcileBranch(ctx context.Context, log *slog.Logger, t archiveScope, branch string, since time.Time, rep *ReconcileReport) error {
+	point, ok, err := a.Reconciles.ReconcilePoint(ctx, t.repo.String(), branch)
+	if err != nil {
+		return err
+	}
+	commits, err := a.BranchCommits(ctx, t.client, t.repo, branch, since)
+	if err != nil {
+		return fmt.Errorf("commits of %s@%s: %w", t.repo, branch, err)
+	}
+	if ok {
+		if i := slices.IndexFunc(commits, func(c change.Commit) bool { return c.SHA == point }); i >= 0 {
+			commits = commits[:i]
+		}
+	}
+	if len(commits) == 0 {
+		return nil
+	}
+	shas := make([]string, len(commits))
+	for i, c := range commits {
+		shas[i] = c.SHA
+	}
+	recorded, err := a.Reconciles.RecordedCommits(ctx, t.repo.String(), shas)
+	if err != nil {
+		return err
+	}
+	rep.Checked += len(commits)
+	for _, c := range slices.Backward(commits) { // oldest first
+		if recorded[c.SHA] {
+			continue
+		}
+		found, err := a.reconcileCommit(ctx, log, t, branch, c)
+		if err != nil {
+			return err
+		}
+		if found {
+			rep.Unrecorded = append(rep.Unrecorded, c.SHA)
+		}
+	}
+	return a.Reconciles.SetReconcilePoint(ctx, t.repo.String(), branch, commits[0].SHA, a.Now())
+}
+
+// reconcileCommit archives one commit no record covers. It returns whether
+// it was unrecorded (a commit of a merged pull request whose merge is
+// recorded is covered).
+func (a *Assessor) reconcileCommit(ctx context.Context, log *slog.Logger, t archiveScope, branch string, c change.Commit) (bool, error) {
+	prs, err := a.CommitPulls(ctx, t.client, t.repo, c.SHA)
+	if err != nil {
+		return false, err
+	}
+	for _, pr := range prs {
+		if !pr.Merged || pr.BaseRef != branch {
+			continue
+		}
+		if pr.MergeCommitSHA != "" {
+			done, err := a.Reconciles.RecordedCommits(ctx, t.repo.String(), []string{pr.MergeCommitSHA})
+			if err != nil {
+				return false, err
+			}
+			if done[pr.MergeCommitSHA] {
+				return false, nil
+			}
+		}
+		subject := change.Subject{Installation: t.installation, Repo: t.repo, Number: pr.Number}
+		head, err := a.Pull(ctx, t.client, subject)
+		if err != nil {
+			return false, err
+		}
+		return true, a.archiveMergeFound(ctx, log, t.client, head, "reconciliation of "+branch)
+	}
+	return true, a.append(ctx, log, a.unrecordedPush(t, branch, c))
+}
+
+// unrecordedPush is the record of a commit that reached a production
+// branch outside any merged pull request, with no webhook seen for it.
+func (a *Assessor) unrecordedPush(t archiveScope, branch string, c change.Commit) *evidence.Record {
+	now := a.Now().UTC()
+	reason := fmt.Sprintf("commit %s (author %s, committer %s) is on %s outside a merged pull request, and no webhook brought it: found by reconciliation at %s",
+		short(c.SHA), who(c.Author), who(c.Committer), branch, now.Format(time.RFC3339))
+	return &evidence.Record{
+		Schema: evidence.Schema, Repo: t.repo, ChangeType: evidence.DirectPush,
+		Subject: evidence.Subject{BaseRef: branch, HeadSHA: c.SHA},
+		Facts: change.Facts{Subject: change.Subject{Installation: t.installation, Repo: t.repo, BaseRef: branch, HeadSHA: c.SHA},
+			Commits: []change.Commit{c}, AsOf: now},
+		Decision:   change.Decision{Outcome: change.NonCompliant, Reason: reason},
+		ObservedAt: now,
+		AppVersion: a.AppVersion,
+		Exception:  &evidence.Exception{Kind: evidence.ExceptionUnrecorded, Reason: reason, OpenedAt: now},
+		Policy:     t.policy(),
+	}
+}
+
+func who(p change.Person) string {
+	switch {
+	case p.Login != "":
+		return p.Login
+	case p.Email != "":
+		return p.Name + " <" + p.Email + ">"
+	}
+	return "unknown"
+}

@@ -1,0 +1,64 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ReconcilePoint is the newest commit reconciliation checked on a branch.
+func (s *DB) ReconcilePoint(ctx context.Context, repo, branch string) (string, bool, error) {
+	var sha string
+	err := s.db.QueryRowContext(ctx, `SELECT sha FROM reconcile_points WHERE repo = ? AND branch = ?`, repo, branch).Scan(&sha)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	return sha, err == nil, err
+}
+
+// SetReconcilePoint moves a branch's point.
+func (s *DB) SetReconcilePoint(ctx context.Context, repo, branch, sha string, at time.Time) error {
+	return s.DurableTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO reconcile_points (repo, branch, sha, at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (repo, branch) DO UPDATE SET sha = excluded.sha, at = excluded.at`, repo, branch, sha, at.UTC().Format(time.RFC3339Nano))
+		return err
+	})
+}
+
+// RecordedCommits says which of shas a change record covers: as its
+// subject (a merge, a push's head, an unrecorded commit), or as another
+// commit of a direct push.
+func (s *DB) RecordedCommits(ctx context.Context, repo string, shas []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for _, q := range []string{`SELECT sha FROM ledger_records WHERE repo = ? AND sha = ?`, `SELECT sha FROM pushed_commits WHERE repo = ? AND sha = ?`} {
+		for _, sha := range shas {
+			if out[sha] {
+				continue
+			}
+			var got string
+			err := s.db.QueryRowContext(ctx, q, repo, sha).Scan(&got)
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+			case err != nil:
+				return nil, fmt.Errorf("recorded commits: %w", err)
+			default:
+				out[sha] = true
+			}
+		}
+	}
+	return out, nil
+}
+
+// MarkPushed notes the commits a direct-push record covers.
+func (s *DB) MarkPushed(ctx context.Context, repo, recordID string, shas []string) error {
+	return s.DurableTx(ctx, func(tx *sql.Tx) error {
+		for _, sha := range shas {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO pushed_commits (repo, sha, record_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, repo, sha, recordID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
