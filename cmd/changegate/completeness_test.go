@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"net/http"
 	"slices"
 	"strings"
@@ -50,7 +51,7 @@ func TestRedeliverySweep(t *testing.T) {
 // TestReconciliation: main's history holds a merge changegate saw, a
 // direct push and a merge made while it was down (no webhook for either).
 // Exactly the last two become unrecorded exceptions; later runs add
-// nothing.
+// nothing. An open pull request whose events were lost is evaluated.
 func TestReconciliation(t *testing.T) {
 	t.Parallel()
 	a := startAppWith(t, map[string]string{"CHANGEGATE_RECONCILE_INTERVAL": "1s"})
@@ -83,6 +84,11 @@ func TestReconciliation(t *testing.T) {
 	gh.MergePullRequest("acme", "api", 102, downMerge, "alice")
 	push(downMerge, "alice")
 
+	// An open pull request whose opened event was lost.
+	missedHead := strings.Repeat("c", 40)
+	a.compliantPR(103, missedHead)
+
+	eventually(t, "the open pull request evaluated", 30*time.Second, func() bool { return len(a.conclusionsOn(missedHead)) > 0 })
 	eventually(t, "two unrecorded exceptions", 30*time.Second, func() bool {
 		return queryInt(t, db, `SELECT COUNT(*) FROM ledger_records WHERE exception = 'unrecorded'`) == 2
 	})
@@ -101,5 +107,49 @@ func TestReconciliation(t *testing.T) {
 	}
 	if s := got["bbbb"]; !strings.HasPrefix(s, "standard unrecorded: merged with no webhook seen by changegate; found by reconciliation of main") {
 		t.Errorf("the merge while down: %q (all: %v)", s, got)
+	}
+}
+
+// TestReconcileCommand: `changegate reconcile` queues the runs for a
+// server that holds the data dir and waits for them, and runs them itself
+// when none does. A second run adds nothing; bad flags exit 2.
+func TestReconcileCommand(t *testing.T) {
+	t.Parallel()
+	a := startAppWith(t, map[string]string{"CHANGEGATE_RECONCILE_INTERVAL": "0"})
+	push := func(sha string) {
+		a.gh.Push("acme", "api", "main", "", ghfake.GitCommit{SHA: sha, Author: ghfake.Person{Name: "Mallory", Email: "m@example.com", Login: "mallory"},
+			Files: map[string][]byte{"src/" + sha[:4]: []byte(sha)}})
+	}
+	cli := func(args ...string) (int, string) {
+		var out bytes.Buffer
+		code := run(t.Context(), append([]string{"reconcile"}, args...), envMap(a.env), &out, &out)
+		return code, out.String()
+	}
+	for _, bad := range [][]string{{"--since", "yesterday"}, {"--repo", "nope"}, {"--repo", "acme/unknown"}} {
+		if code, out := cli(bad...); code != 2 {
+			t.Errorf("reconcile %v: exit %d, want 2: %s", bad, code, out)
+		}
+	}
+	db := openReadOnly(t, a.dataDir)
+	eventually(t, "the inventory", 30*time.Second, func() bool { return queryInt(t, db, `SELECT COUNT(*) FROM repositories`) > 0 })
+	push(strings.Repeat("5", 40))
+	code, out := cli()
+	if code != 0 || !strings.Contains(out, "queued 1 reconciliation run") || !strings.Contains(out, "unrecorded: acme/api 5555555 (direct_push)") || !strings.Contains(out, "done: 1 unrecorded") {
+		t.Fatalf("with the server running: exit %d:\n%s", code, out)
+	}
+	if code, out := cli(); code != 0 || !strings.Contains(out, "done: 0 unrecorded") {
+		t.Errorf("a second run: exit %d:\n%s", code, out)
+	}
+	a.stop()
+	push(strings.Repeat("6", 40))
+	a.gh.ResetCalls()
+	code, out = cli()
+	t.Logf("GitHub calls for a reconciliation run that finds one unrecorded commit: %s", callSummary(a.gh.Calls()))
+	if code != 0 || !strings.Contains(out, "acme/api: main: 1 commits checked, 1 unrecorded (6666666)") {
+		t.Errorf("with no server: exit %d:\n%s", code, out)
+	}
+	var verify bytes.Buffer
+	if code := run(t.Context(), []string{"audit", "verify", "--data-dir", a.dataDir}, envMap(nil), &verify, &verify); code != 0 || !strings.HasPrefix(verify.String(), "ok: 2 records") {
+		t.Errorf("verify: %d %s", code, verify.String())
 	}
 }

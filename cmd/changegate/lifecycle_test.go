@@ -36,6 +36,8 @@ type app struct {
 	client  *http.Client
 	logs    *logWatch
 	seq     int
+	env     map[string]string // the server's environment
+	stop    func() int        // stops the server
 }
 
 const repoPolicy = `version: 1
@@ -94,7 +96,7 @@ func startAppWith(t *testing.T, extra map[string]string) *app {
 	}
 	maps.Copy(env, extra)
 	srv := serveInProcess(t, env)
-	return &app{gh: gh, jf: jf, base: srv.base, dataDir: dataDir, client: &http.Client{Timeout: 10 * time.Second}, logs: srv.logs}
+	return &app{gh: gh, jf: jf, base: srv.base, dataDir: dataDir, client: &http.Client{Timeout: 10 * time.Second}, logs: srv.logs, env: env, stop: srv.stop}
 }
 
 // github sends a signed GitHub delivery and returns its ID.

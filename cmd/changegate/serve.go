@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"sync/atomic"
 	"time"
 
@@ -205,9 +204,9 @@ func newWorkers(ctx context.Context, cfg config.Config, store *sqlite.DB, led *o
 		addNotConfigured(workers)
 		return workers, nil, nil
 	}
-	key, err := os.ReadFile(cfg.GitHub.PrivateKeyFile)
+	key, err := readPrivateKey(cfg)
 	if err != nil {
-		return nil, nil, fmt.Errorf("github.private_key_file: %w", err)
+		return nil, nil, err
 	}
 	apps, err := ghapp.New(ghapp.Config{AppID: cfg.GitHub.AppID, PrivateKey: key, BaseURL: cfg.GitHub.APIURL},
 		ghapp.Options{Registerer: reg, Logger: log.With("component", "github")})

@@ -72,6 +72,7 @@ func newAssessor(store *sqlite.DB, clients assess.Clients, appID int64, tickets 
 		BranchCommits:  ghfacts.BranchCommits,
 		DefaultBranch:  ghfacts.DefaultBranch,
 		InstalledRepos: installedRepos(store),
+		OpenPulls:      ghfacts.OpenPulls,
 		Store:          indexStore{store},
 		Now:            time.Now,
 		Archive:        archive,

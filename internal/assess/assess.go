@@ -165,6 +165,7 @@ type Assessor struct {
 	BranchCommits  BranchCommits
 	InstalledRepos Repositories
 	DefaultBranch  DefaultBranch
+	OpenPulls      OpenPulls
 	// Recheck schedules an evaluation for when a decision will change by
 	// itself (a promotion's soak ends); nil schedules nothing.
 	Recheck func(ctx context.Context, j jobs.EvaluatePR, at time.Time) error

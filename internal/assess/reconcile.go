@@ -23,7 +23,12 @@ type ReconcileStore interface {
 	RecordedCommits(ctx context.Context, repo string, shas []string) (map[string]bool, error)
 	// MarkPushed notes the commits a direct-push record covers.
 	MarkPushed(ctx context.Context, repo, recordID string, shas []string) error
+	// HasCheckRun says whether changegate wrote its check on a commit.
+	HasCheckRun(ctx context.Context, repo, sha string) (bool, error)
 }
+
+// OpenPulls lists a branch's open pull requests (ghfacts.OpenPulls).
+type OpenPulls func(ctx context.Context, client *github.Client, repo change.Repo, base string) ([]change.PullRequest, error)
 
 // BranchCommits lists a branch's commits since a time, newest first
 // (ghfacts.BranchCommits).
@@ -35,6 +40,7 @@ type ReconcileReport struct {
 	Branches   []string
 	Checked    int // commits walked
 	Unrecorded []string
+	Rechecked  []int // open pull requests queued for evaluation
 }
 
 // Repositories lists the installed repositories, for the periodic run.
@@ -121,8 +127,40 @@ func (a *Assessor) Reconcile(ctx context.Context, log *slog.Logger, installation
 		if err := a.reconcileBranch(ctx, log, t, b, since, &rep); err != nil {
 			return rep, err
 		}
+		if err := a.recheckOpenPulls(ctx, log, t, b, &rep); err != nil {
+			return rep, err
+		}
 	}
 	return rep, nil
+}
+
+// recheckOpenPulls queues an evaluation of each open pull request into
+// the branch whose head has no changegate check: events were missed.
+func (a *Assessor) recheckOpenPulls(ctx context.Context, log *slog.Logger, t archiveScope, branch string, rep *ReconcileReport) error {
+	if a.OpenPulls == nil || a.Recheck == nil {
+		return nil
+	}
+	prs, err := a.OpenPulls(ctx, t.client, t.repo, branch)
+	if err != nil {
+		return fmt.Errorf("open pull requests of %s@%s: %w", t.repo, branch, err)
+	}
+	for _, pr := range prs {
+		ok, err := a.Reconciles.HasCheckRun(ctx, t.repo.String(), pr.HeadSHA)
+		if err != nil || ok {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		now := a.Now().UTC()
+		j := jobs.EvaluatePR{Installation: t.installation, Repo: t.repo.String(), Number: pr.Number, Reason: "reconcile", QueuedAt: now}
+		if err := a.Recheck(ctx, j, now); err != nil {
+			return err
+		}
+		rep.Rechecked = append(rep.Rechecked, pr.Number)
+		log.Info("open pull request has no check on its head: evaluating it", "pr", pr.Number, "sha", short(pr.HeadSHA))
+	}
+	return nil
 }
 
 func (a *Assessor) reconcileBranch(ctx context.Context, log *slog.Logger, t archiveScope, branch string, since time.Time, rep *ReconcileReport) error {

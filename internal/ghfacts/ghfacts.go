@@ -667,3 +667,18 @@ func DefaultBranch(ctx context.Context, client *github.Client, repo change.Repo)
 	}
 	return r.GetDefaultBranch(), nil
 }
+
+// OpenPulls lists the open pull requests into a base branch.
+func OpenPulls(ctx context.Context, client *github.Client, repo change.Repo, base string) ([]change.PullRequest, error) {
+	prs, err := listAll(func(o github.ListOptions) ([]*github.PullRequest, *github.Response, error) {
+		return client.PullRequests.List(ctx, repo.Owner, repo.Name, &github.PullRequestListOptions{State: "open", Base: base, ListOptions: o})
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]change.PullRequest, 0, len(prs))
+	for _, pr := range prs {
+		out = append(out, convertPull(pr))
+	}
+	return out, nil
+}

@@ -280,6 +280,21 @@ func (q *Queue) Insert(ctx context.Context, args river.JobArgs, unique bool) err
 	return nil
 }
 
+// InsertInto queues a job into the store of a data dir a running server
+// holds (sqlite.OpenQueueClient), from another process, and returns its
+// id.
+func InsertInto(ctx context.Context, db *sql.DB, args river.JobArgs) (int64, error) {
+	client, err := river.NewClient(riversqlite.New(db), &river.Config{SkipUnknownJobCheck: true, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return 0, err
+	}
+	res, err := client.Insert(ctx, args, nil)
+	if err != nil {
+		return 0, fmt.Errorf("queue %s: %w", args.Kind(), err)
+	}
+	return res.Job.ID, nil
+}
+
 // InsertAt queues a job to run at a time, once: a second insert of the
 // same arguments is a no-op.
 func (q *Queue) InsertAt(ctx context.Context, args river.JobArgs, at time.Time) error {

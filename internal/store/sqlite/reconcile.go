@@ -62,3 +62,9 @@ func (s *DB) MarkPushed(ctx context.Context, repo, recordID string, shas []strin
 		return nil
 	})
 }
+
+// HasCheckRun says whether changegate wrote its check on a commit.
+func (s *DB) HasCheckRun(ctx context.Context, repo, sha string) (bool, error) {
+	_, ok, err := s.CheckRun(ctx, repo, sha)
+	return ok, err
+}

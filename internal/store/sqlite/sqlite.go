@@ -104,6 +104,23 @@ func Open(ctx context.Context, dataDir string, o Options) (*DB, error) {
 	return s, nil
 }
 
+// ErrInUse is Open's error when a running server holds the data dir.
+var ErrInUse = errors.New("in use by another changegate process")
+
+// OpenQueueClient opens the store of a data dir that a running server
+// holds, to queue jobs for it: no lock, no migration.
+func OpenQueueClient(dataDir string) (*sql.DB, error) {
+	path := filepath.Join(dataDir, FileName)
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_txlock=immediate")
+}
+
+// Wrap gives the store's queries over a connection from OpenQueueClient or
+// OpenReadOnly; Close leaves db open.
+func Wrap(db *sql.DB) *DB { return &DB{db: db, ackSync: "FULL"} }
+
 func lockDir(dataDir string) (*os.File, error) {
 	path := filepath.Join(dataDir, "changegate.lock")
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
@@ -112,7 +129,7 @@ func lockDir(dataDir string) (*os.File, error) {
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("data dir %s is in use by another changegate process: %w", dataDir, err)
+		return nil, fmt.Errorf("data dir %s: %w (%v)", dataDir, ErrInUse, err)
 	}
 	return f, nil
 }
