@@ -58,6 +58,8 @@ func TestReconciliation(t *testing.T) {
 	a.jf.SetStatus("PAY-123", "Approved")
 	gh := a.gh
 	db := openReadOnly(t, a.dataDir)
+	// The first run sees an empty history: from then on, reconciliation.
+	eventually(t, "the first reconciliation", 30*time.Second, func() bool { return strings.Contains(a.logs.String(), "reconciled every repository") })
 	push := func(sha, who string) {
 		date := time.Now()
 		if sha[0] == '1' {
@@ -132,12 +134,17 @@ func TestReconcileCommand(t *testing.T) {
 	}
 	db := openReadOnly(t, a.dataDir)
 	eventually(t, "the inventory", 30*time.Second, func() bool { return queryInt(t, db, `SELECT COUNT(*) FROM repositories`) > 0 })
+	// The first run backfills what came before changegate watched.
+	push(strings.Repeat("4", 40))
+	if code, out := cli(); code != 0 || !strings.Contains(out, "backfilled: acme/api 4444444 (direct_push)") || !strings.Contains(out, "done: 0 unrecorded, 1 backfilled") {
+		t.Fatalf("the first run: exit %d:\n%s", code, out)
+	}
 	push(strings.Repeat("5", 40))
 	code, out := cli()
-	if code != 0 || !strings.Contains(out, "queued 1 reconciliation run") || !strings.Contains(out, "unrecorded: acme/api 5555555 (direct_push)") || !strings.Contains(out, "done: 1 unrecorded") {
+	if code != 0 || !strings.Contains(out, "queued 1 reconciliation run") || !strings.Contains(out, "unrecorded: acme/api 5555555 (direct_push)") || !strings.Contains(out, "done: 1 unrecorded, 0 backfilled") {
 		t.Fatalf("with the server running: exit %d:\n%s", code, out)
 	}
-	if code, out := cli(); code != 0 || !strings.Contains(out, "done: 0 unrecorded") {
+	if code, out := cli(); code != 0 || !strings.Contains(out, "done: 0 unrecorded, 0 backfilled") {
 		t.Errorf("a second run: exit %d:\n%s", code, out)
 	}
 	a.stop()
@@ -145,11 +152,11 @@ func TestReconcileCommand(t *testing.T) {
 	a.gh.ResetCalls()
 	code, out = cli()
 	t.Logf("GitHub calls for a reconciliation run that finds one unrecorded commit: %s", callSummary(a.gh.Calls()))
-	if code != 0 || !strings.Contains(out, "acme/api: main: 1 commits checked, 1 unrecorded (6666666)") {
+	if code != 0 || !strings.Contains(out, "acme/api: main: 1 commits checked, 1 archived (6666666)") {
 		t.Errorf("with no server: exit %d:\n%s", code, out)
 	}
 	var verify bytes.Buffer
-	if code := run(t.Context(), []string{"audit", "verify", "--data-dir", a.dataDir}, envMap(nil), &verify, &verify); code != 0 || !strings.HasPrefix(verify.String(), "ok: 2 records") {
+	if code := run(t.Context(), []string{"audit", "verify", "--data-dir", a.dataDir}, envMap(nil), &verify, &verify); code != 0 || !strings.HasPrefix(verify.String(), "ok: 3 records") {
 		t.Errorf("verify: %d %s", code, verify.String())
 	}
 }

@@ -93,6 +93,10 @@ func startAppWith(t *testing.T, extra map[string]string) *app {
 		"CHANGEGATE_JIRA_WEBHOOK_SECRET":     jiraSecret,
 		"CHANGEGATE_DATA_DIR":                dataDir,
 		"CHANGEGATE_LISTEN":                  "127.0.0.1:0",
+		// The periodic completeness jobs run where a test asks for them:
+		// their start-up run would race with the history a test builds.
+		"CHANGEGATE_RECONCILE_INTERVAL":  "0",
+		"CHANGEGATE_REDELIVERY_INTERVAL": "0",
 	}
 	maps.Copy(env, extra)
 	srv := serveInProcess(t, env)

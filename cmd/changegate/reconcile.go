@@ -54,7 +54,7 @@ it, and reconcile waits for them; otherwise it runs them itself.`,
 }
 
 func runReconcile(ctx context.Context, ro reconcileOptions, getenv config.LookupEnv, stdout, stderr io.Writer) error {
-	since := time.Now().Add(-assess.ReconcileWindow)
+	var since time.Time // a branch never reconciled is backfilled first
 	if ro.since != "" {
 		t, err := time.Parse(time.DateOnly, ro.since)
 		if err != nil {
@@ -74,7 +74,8 @@ func runReconcile(ctx context.Context, ro reconcileOptions, getenv config.Lookup
 			return err
 		}
 	}
-	log := newLogger(stderr, cfg.LogLevel).With("app_version", version)
+	// The command prints its own summary; its log says only what went wrong.
+	log := newLogger(stderr, quieter(cfg.LogLevel)).With("app_version", version)
 	store, err := sqlite.Open(ctx, cfg.DataDir, sqlite.Options{Logger: log.With("component", "store")})
 	if errors.Is(err, sqlite.ErrInUse) {
 		return queueReconcile(ctx, cfg, ro, since, stdout)
@@ -130,7 +131,7 @@ func reconcileHere(ctx context.Context, cfg config.Config, store *sqlite.DB, onl
 		if err != nil {
 			return fmt.Errorf("reconcile %s: %w", r.Repo, err)
 		}
-		fmt.Fprintf(stdout, "%s: %s: %d commits checked, %d unrecorded%s\n", r.Repo, strings.Join(rep.Branches, ", "), rep.Checked, len(rep.Unrecorded), listShort(rep.Unrecorded))
+		fmt.Fprintf(stdout, "%s: %s: %d commits checked, %d archived%s\n", r.Repo, strings.Join(rep.Branches, ", "), rep.Checked, len(rep.Unrecorded), listShort(rep.Unrecorded))
 	}
 	return nil
 }
@@ -153,7 +154,12 @@ func reconcileAssessor(ctx context.Context, cfg config.Config, store *sqlite.DB,
 	if err != nil {
 		return nil, err
 	}
-	return newAssessor(store, apps, cfg.GitHub.AppID, tickets, archiver{led, store.Ledger()}, floor, log.With("component", "policy"))
+	a, err := newAssessor(store, apps, cfg.GitHub.AppID, tickets, archiver{led, store.Ledger()}, floor, log.With("component", "policy"))
+	if err != nil {
+		return nil, err
+	}
+	a.BackfillPeriod = cfg.Completeness.BackfillPeriod.D()
+	return a, nil
 }
 
 // queueReconcile queues one run per repository for the server that holds
@@ -171,7 +177,7 @@ func queueReconcile(ctx context.Context, cfg config.Config, ro reconcileOptions,
 	started := time.Now().UTC()
 	var ids []int64
 	for _, r := range repos {
-		id, err := queue.InsertInto(ctx, db, jobs.Reconcile{Installation: r.Installation, Repo: r.Repo, Since: since, Reason: "changegate reconcile"})
+		id, err := queue.InsertInto(ctx, db, jobs.Reconcile{Installation: r.Installation, Repo: r.Repo, Since: since, Reason: "changegate reconcile"}, false)
 		if err != nil {
 			return err
 		}
@@ -181,7 +187,7 @@ func queueReconcile(ctx context.Context, cfg config.Config, ro reconcileOptions,
 	if err := waitJobs(ctx, db, ids, ro.wait); err != nil {
 		return err
 	}
-	return printUnrecorded(ctx, db, started, stdout)
+	return printArchived(ctx, db, started, stdout)
 }
 
 // waitJobs waits until the jobs finished, and fails on one that did not
@@ -215,24 +221,32 @@ func waitJobs(ctx context.Context, db *sql.DB, ids []int64, wait time.Duration) 
 	return nil
 }
 
-// printUnrecorded lists the unrecorded exceptions archived since start.
-func printUnrecorded(ctx context.Context, db *sql.DB, since time.Time, stdout io.Writer) error {
-	rows, err := db.QueryContext(ctx, `SELECT repo, sha, change_type FROM ledger_records
-		WHERE exception = 'unrecorded' AND julianday(observed_at) >= julianday(?) ORDER BY seq`, since.Format(time.RFC3339Nano))
+// printArchived lists the changes archived since start: unrecorded
+// exceptions, and backfilled records.
+func printArchived(ctx context.Context, db *sql.DB, since time.Time, stdout io.Writer) error {
+	rows, err := db.QueryContext(ctx, `SELECT repo, sha, change_type, exception, json_extract(summary, '$.backfilled') FROM ledger_records
+		WHERE julianday(observed_at) >= julianday(?) ORDER BY seq`, since.Format(time.RFC3339Nano))
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
-	n := 0
+	unrecorded, backfilled := 0, 0
 	for rows.Next() {
-		var repo, sha, kind string
-		if err := rows.Scan(&repo, &sha, &kind); err != nil {
+		var repo, sha, kind, exception string
+		var back sql.NullBool
+		if err := rows.Scan(&repo, &sha, &kind, &exception, &back); err != nil {
 			return err
 		}
-		n++
-		fmt.Fprintf(stdout, "unrecorded: %s %s (%s)\n", repo, short(sha), kind)
+		switch {
+		case exception == "unrecorded":
+			unrecorded++
+			fmt.Fprintf(stdout, "unrecorded: %s %s (%s)\n", repo, short(sha), kind)
+		case back.Bool:
+			backfilled++
+			fmt.Fprintf(stdout, "backfilled: %s %s (%s)\n", repo, short(sha), kind)
+		}
 	}
-	fmt.Fprintf(stdout, "done: %d unrecorded change(s) archived\n", n)
+	fmt.Fprintf(stdout, "done: %d unrecorded, %d backfilled\n", unrecorded, backfilled)
 	return rows.Err()
 }
 
@@ -244,13 +258,26 @@ func readPrivateKey(cfg config.Config) ([]byte, error) {
 	return key, nil
 }
 
+// quieter is a CLI's log level: warn, unless a quieter one is configured.
+func quieter(level string) string {
+	if level == "error" {
+		return level
+	}
+	return "warn"
+}
+
+// listShort names up to ten commits.
 func listShort(shas []string) string {
 	if len(shas) == 0 {
 		return ""
 	}
-	out := make([]string, len(shas))
+	var out []string
 	for i, s := range shas {
-		out[i] = short(s)
+		if i == 10 {
+			out = append(out, fmt.Sprintf("and %d more", len(shas)-10))
+			break
+		}
+		out = append(out, short(s))
 	}
 	return " (" + strings.Join(out, ", ") + ")"
 }

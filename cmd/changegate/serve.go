@@ -223,6 +223,10 @@ func newWorkers(ctx context.Context, cfg config.Config, store *sqlite.DB, led *o
 		return nil, nil, err
 	}
 	assessor.Recheck = later.evaluateAt
+	assessor.BackfillPeriod = cfg.Completeness.BackfillPeriod.D()
+	walked := prometheus.NewCounter(prometheus.CounterOpts{Name: "changegate_backfill_commits_walked_total", Help: "Commits backfill jobs walked."})
+	reg.MustRegister(walked)
+	assessor.BackfillProgress = func(string, int, int) { walked.Inc() }
 	assessor.Register(workers)
 	assessor.RegisterArchive(workers)
 	assessor.RegisterGate(workers)

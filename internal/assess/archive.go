@@ -279,16 +279,18 @@ var ErrDuplicateRecord = errors.New("record already archived")
 // decision did not allow is a bypass, with an open exception; an emergency
 // merge owes a manager's approval within the policy's window.
 func (a *Assessor) archiveMerge(ctx context.Context, log *slog.Logger, client *github.Client, head *change.Facts, delivery string) error {
-	return a.archiveMergeAs(ctx, log, client, head, delivery, "")
+	return a.archiveMergeAs(ctx, log, client, head, delivery, "", false)
 }
 
 // archiveMergeFound archives a merge that no webhook brought, found by
 // how: it is an unrecorded exception, or a bypass that says so.
 func (a *Assessor) archiveMergeFound(ctx context.Context, log *slog.Logger, client *github.Client, head *change.Facts, how string) error {
-	return a.archiveMergeAs(ctx, log, client, head, "", how)
+	return a.archiveMergeAs(ctx, log, client, head, "", how, false)
 }
 
-func (a *Assessor) archiveMergeAs(ctx context.Context, log *slog.Logger, client *github.Client, head *change.Facts, delivery, found string) error {
+// archiveMergeAs archives a merge: live (from delivery), found by
+// reconciliation (found), or backfilled.
+func (a *Assessor) archiveMergeAs(ctx context.Context, log *slog.Logger, client *github.Client, head *change.Facts, delivery, found string, backfilled bool) error {
 	facts, d, _, pol, err := a.decide(ctx, client, head)
 	if err != nil {
 		return err
@@ -301,6 +303,7 @@ func (a *Assessor) archiveMergeAs(ctx context.Context, log *slog.Logger, client 
 	if found != "" {
 		markFound(rec, found, a.Now())
 	}
+	rec.Backfilled = backfilled
 	if rec.ChangeType == evidence.Bypass {
 		if err := a.bypassDetails(ctx, client, rec); err != nil {
 			return err

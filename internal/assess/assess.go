@@ -166,6 +166,11 @@ type Assessor struct {
 	InstalledRepos Repositories
 	DefaultBranch  DefaultBranch
 	OpenPulls      OpenPulls
+	// BackfillPeriod is how far back a branch is backfilled the first time
+	// it is reconciled (DefaultBackfillPeriod when 0).
+	BackfillPeriod time.Duration
+	// BackfillProgress is told of each commit a backfill job walks.
+	BackfillProgress func(branch string, done, total int)
 	// Recheck schedules an evaluation for when a decision will change by
 	// itself (a promotion's soak ends); nil schedules nothing.
 	Recheck func(ctx context.Context, j jobs.EvaluatePR, at time.Time) error

@@ -17,7 +17,7 @@ import (
 
 // ReconcileStore keeps what reconciliation needs between runs.
 type ReconcileStore interface {
-	ReconcilePoint(ctx context.Context, repo, branch string) (sha string, ok bool, err error)
+	ReconcilePoint(ctx context.Context, repo, branch string) (sha string, at time.Time, ok bool, err error)
 	SetReconcilePoint(ctx context.Context, repo, branch, sha string, at time.Time) error
 	// RecordedCommits says which commits a change record covers.
 	RecordedCommits(ctx context.Context, repo string, shas []string) (map[string]bool, error)
@@ -55,15 +55,26 @@ type InstalledRepo struct {
 // DefaultBranch reads a repository's default branch.
 type DefaultBranch func(ctx context.Context, client *github.Client, repo change.Repo) (string, error)
 
-// ReconcileWindow is how far back a branch never reconciled is walked by
-// the periodic run: GitHub's redelivery window. Older history is the
-// backfill's.
+// ReconcileWindow is how much earlier than the last run a reconciliation
+// looks: commit dates are when commits were written, not pushed.
 const ReconcileWindow = 72 * time.Hour
 
 // RegisterReconcile adds the reconciliation job handlers.
 func (a *Assessor) RegisterReconcile(w *queue.Workers) {
 	queue.Add(w, queue.Handler[jobs.Reconcile](a.reconcileJob))
 	queue.Add(w, queue.Handler[jobs.ReconcileAll](a.reconcileAllJob))
+	queue.Add(w, queue.Handler[jobs.Backfill](a.backfillJob))
+}
+
+// backfillJob backfills one repository; a rate limit makes it wait in the
+// queue and continue where it stopped.
+func (a *Assessor) backfillJob(ctx context.Context, log *slog.Logger, j jobs.Backfill) (queue.Apply, error) {
+	rep, err := a.Backfill(ctx, log, j.Installation, j.Repo, j.Since, a.BackfillProgress)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("backfilled", "branches", rep.Branches, "commits", rep.Checked, "archived", len(rep.Unrecorded))
+	return nil, nil
 }
 
 // reconcileAllJob reconciles every installed repository.
@@ -72,10 +83,9 @@ func (a *Assessor) reconcileAllJob(ctx context.Context, log *slog.Logger, _ jobs
 	if err != nil {
 		return nil, err
 	}
-	since := a.Now().Add(-ReconcileWindow)
 	var unrecorded int
 	for _, r := range repos {
-		rep, err := a.Reconcile(ctx, log.With("repo", r.Repo), r.Installation, r.Repo, "", since)
+		rep, err := a.Reconcile(ctx, log.With("repo", r.Repo), r.Installation, r.Repo, "", time.Time{})
 		if err != nil {
 			return nil, fmt.Errorf("reconcile %s: %w", r.Repo, err)
 		}
@@ -101,26 +111,9 @@ func (a *Assessor) reconcileJob(ctx context.Context, log *slog.Logger, j jobs.Re
 // second run finds them recorded and adds nothing.
 func (a *Assessor) Reconcile(ctx context.Context, log *slog.Logger, installation int64, repoName, defaultBranch string, since time.Time) (ReconcileReport, error) {
 	rep := ReconcileReport{Repo: repoName}
-	if defaultBranch == "" {
-		repo, err := change.ParseRepo(repoName)
-		if err != nil {
-			return rep, err
-		}
-		client, err := a.Clients.Installation(installation)
-		if err != nil {
-			return rep, err
-		}
-		if defaultBranch, err = a.DefaultBranch(ctx, client, repo); err != nil {
-			return rep, fmt.Errorf("default branch of %s: %w", repoName, err)
-		}
-	}
-	t, err := a.archiveTarget(ctx, log, installation, repoName, defaultBranch)
+	t, branches, err := a.walkScope(ctx, log, installation, repoName, defaultBranch)
 	if err != nil || t.client == nil {
 		return rep, err
-	}
-	branches := []string{defaultBranch}
-	if t.pol != nil {
-		branches = t.pol.LiteralProductionBranches(defaultBranch)
 	}
 	rep.Branches = branches
 	for _, b := range branches {
@@ -128,6 +121,28 @@ func (a *Assessor) Reconcile(ctx context.Context, log *slog.Logger, installation
 			return rep, err
 		}
 		if err := a.recheckOpenPulls(ctx, log, t, b, &rep); err != nil {
+			return rep, err
+		}
+	}
+	return rep, nil
+}
+
+// Backfill archives, on each production branch, the changes since `since`
+// that no record covers, from what GitHub and Jira say now: merged pull
+// requests as merges, other commits as direct pushes, each record marked
+// backfilled. It can be stopped at any point and run again: what it
+// archived is covered, so it continues where it stopped. progress, when
+// not nil, is told of each commit walked.
+func (a *Assessor) Backfill(ctx context.Context, log *slog.Logger, installation int64, repoName string, since time.Time, progress func(branch string, done, total int)) (ReconcileReport, error) {
+	rep := ReconcileReport{Repo: repoName}
+	t, branches, err := a.walkScope(ctx, log, installation, repoName, "")
+	if err != nil || t.client == nil {
+		return rep, err
+	}
+	rep.Branches = branches
+	for _, b := range branches {
+		w := walk{branch: b, since: since, backfill: true, progress: progress}
+		if err := a.walkBranch(ctx, log, t, w, &rep); err != nil {
 			return rep, err
 		}
 	}
@@ -152,7 +167,8 @@ func (a *Assessor) recheckOpenPulls(ctx context.Context, log *slog.Logger, t arc
 			}
 			continue
 		}
-		now := a.Now().UTC()
+		// One job per pull request and minute, however often runs come.
+		now := a.Now().UTC().Truncate(time.Minute)
 		j := jobs.EvaluatePR{Installation: t.installation, Repo: t.repo.String(), Number: pr.Number, Reason: "reconcile", QueuedAt: now}
 		if err := a.Recheck(ctx, j, now); err != nil {
 			return err
@@ -163,21 +179,93 @@ func (a *Assessor) recheckOpenPulls(ctx context.Context, log *slog.Logger, t arc
 	return nil
 }
 
+// walkScope is a repository's archive scope and its production branches.
+func (a *Assessor) walkScope(ctx context.Context, log *slog.Logger, installation int64, repoName, defaultBranch string) (archiveScope, []string, error) {
+	if defaultBranch == "" {
+		repo, err := change.ParseRepo(repoName)
+		if err != nil {
+			return archiveScope{}, nil, err
+		}
+		client, err := a.Clients.Installation(installation)
+		if err != nil {
+			return archiveScope{}, nil, err
+		}
+		if defaultBranch, err = a.DefaultBranch(ctx, client, repo); err != nil {
+			return archiveScope{}, nil, fmt.Errorf("default branch of %s: %w", repoName, err)
+		}
+	}
+	t, err := a.archiveTarget(ctx, log, installation, repoName, defaultBranch)
+	if err != nil || t.client == nil {
+		return t, nil, err
+	}
+	branches := []string{defaultBranch}
+	if t.pol != nil {
+		branches = t.pol.LiteralProductionBranches(defaultBranch)
+	}
+	return t, branches, nil
+}
+
+// walk is one pass over a branch's commits.
+type walk struct {
+	branch string
+	since  time.Time
+	point  string // walk back to this commit
+	// keepPoint moves the branch's reconcile point to the newest commit.
+	keepPoint bool
+	backfill  bool // records are backfilled; no reconcile point is kept
+	progress  func(branch string, done, total int)
+}
+
+// reconcileBranch walks a branch from its reconcile point. A branch never
+// reconciled is first backfilled over BackfillPeriod (or since, when
+// given): what happened before changegate watched it is backfill, not an
+// exception.
 func (a *Assessor) reconcileBranch(ctx context.Context, log *slog.Logger, t archiveScope, branch string, since time.Time, rep *ReconcileReport) error {
-	point, ok, err := a.Reconciles.ReconcilePoint(ctx, t.repo.String(), branch)
+	point, at, ok, err := a.Reconciles.ReconcilePoint(ctx, t.repo.String(), branch)
 	if err != nil {
 		return err
 	}
-	commits, err := a.BranchCommits(ctx, t.client, t.repo, branch, since)
+	w := walk{branch: branch, since: since, point: point, keepPoint: true}
+	switch {
+	case !ok && since.IsZero():
+		w.backfill, w.since = true, a.Now().Add(-a.backfillPeriod())
+	case since.IsZero():
+		// Back to the point; commit dates are the author's, so allow for
+		// commits dated well before they were pushed.
+		w.since = at.Add(-ReconcileWindow)
+	}
+	return a.walkBranch(ctx, log, t, w, rep)
+}
+
+func (a *Assessor) backfillPeriod() time.Duration {
+	if a.BackfillPeriod > 0 {
+		return a.BackfillPeriod
+	}
+	return DefaultBackfillPeriod
+}
+
+// DefaultBackfillPeriod is how far back a repository is backfilled when
+// changegate first sees it.
+const DefaultBackfillPeriod = 30 * 24 * time.Hour
+
+// walkBranch archives the commits of one walk that no record covers, and
+// moves the reconcile point to the newest.
+func (a *Assessor) walkBranch(ctx context.Context, log *slog.Logger, t archiveScope, w walk, rep *ReconcileReport) error {
+	branch := w.branch
+	commits, err := a.BranchCommits(ctx, t.client, t.repo, branch, w.since)
 	if err != nil {
 		return fmt.Errorf("commits of %s@%s: %w", t.repo, branch, err)
 	}
-	if ok {
-		if i := slices.IndexFunc(commits, func(c change.Commit) bool { return c.SHA == point }); i >= 0 {
+	if w.point != "" {
+		if i := slices.IndexFunc(commits, func(c change.Commit) bool { return c.SHA == w.point }); i >= 0 {
 			commits = commits[:i]
 		}
 	}
 	if len(commits) == 0 {
+		if w.keepPoint {
+			// Nothing yet: later runs reconcile from here.
+			return a.Reconciles.SetReconcilePoint(ctx, t.repo.String(), branch, w.point, a.Now())
+		}
 		return nil
 	}
 	shas := make([]string, len(commits))
@@ -189,17 +277,28 @@ func (a *Assessor) reconcileBranch(ctx context.Context, log *slog.Logger, t arch
 		return err
 	}
 	rep.Checked += len(commits)
+	done := 0
 	for _, c := range slices.Backward(commits) { // oldest first
+		done++
+		if w.progress != nil {
+			w.progress(branch, done, len(commits))
+		}
 		if recorded[c.SHA] {
 			continue
 		}
-		found, err := a.reconcileCommit(ctx, log, t, branch, c)
+		found, err := a.reconcileCommit(ctx, log, t, w, c)
 		if err != nil {
 			return err
 		}
 		if found {
 			rep.Unrecorded = append(rep.Unrecorded, c.SHA)
 		}
+		if done%50 == 0 {
+			log.Info("walking "+branch, "done", done, "commits", len(commits), "archived", len(rep.Unrecorded))
+		}
+	}
+	if !w.keepPoint {
+		return nil // changegate backfill: reconciliation keeps its own point
 	}
 	return a.Reconciles.SetReconcilePoint(ctx, t.repo.String(), branch, commits[0].SHA, a.Now())
 }
@@ -207,7 +306,8 @@ func (a *Assessor) reconcileBranch(ctx context.Context, log *slog.Logger, t arch
 // reconcileCommit archives one commit no record covers. It returns whether
 // it was unrecorded (a commit of a merged pull request whose merge is
 // recorded is covered).
-func (a *Assessor) reconcileCommit(ctx context.Context, log *slog.Logger, t archiveScope, branch string, c change.Commit) (bool, error) {
+func (a *Assessor) reconcileCommit(ctx context.Context, log *slog.Logger, t archiveScope, w walk, c change.Commit) (bool, error) {
+	branch := w.branch
 	prs, err := a.CommitPulls(ctx, t.client, t.repo, c.SHA)
 	if err != nil {
 		return false, err
@@ -230,9 +330,20 @@ func (a *Assessor) reconcileCommit(ctx context.Context, log *slog.Logger, t arch
 		if err != nil {
 			return false, err
 		}
+		if w.backfill {
+			return true, a.archiveMergeAs(ctx, log, t.client, head, "", "", true)
+		}
 		return true, a.archiveMergeFound(ctx, log, t.client, head, "reconciliation of "+branch)
 	}
-	return true, a.append(ctx, log, a.unrecordedPush(t, branch, c))
+	r := a.unrecordedPush(t, branch, c)
+	if w.backfill {
+		r.Backfilled = true
+		r.Exception.Kind = evidence.ExceptionDirectPush
+		r.Exception.Reason = fmt.Sprintf("commit %s (author %s, committer %s) is on %s outside a merged pull request: found by backfill",
+			short(c.SHA), who(c.Author), who(c.Committer), branch)
+		r.Decision.Reason = r.Exception.Reason
+	}
+	return true, a.append(ctx, log, r)
 }
 
 // unrecordedPush is the record of a commit that reached a production

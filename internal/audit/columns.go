@@ -73,6 +73,7 @@ var columns = []column{
 	}},
 	{"closes", text, func(r *Row) string { return exceptionField(r, func(e *evidence.Exception) string { return e.Closes }) }},
 	{"closed_by", text, func(r *Row) string { return r.ClosedBy }},
+	{"backfilled", boolean, func(r *Row) string { return strconv.FormatBool(r.Backfilled) }},
 }
 
 func optInt(n int) string {
@@ -262,6 +263,7 @@ func rowFromCells(cells []string) Row {
 	r.ID, r.EventTime, r.ChangeType, r.Repo = get("record_id"), get("event_time"), evidence.ChangeType(get("change_type")), get("repo")
 	r.PR, _ = strconv.Atoi(get("pr"))
 	r.ExceptionState, r.ClosedBy = get("exception_state"), get("closed_by")
+	r.Backfilled = get("backfilled") == "true"
 	if kind := get("exception"); kind != "" {
 		e := &evidence.Exception{Kind: kind, Reason: get("exception_reason"), Closes: get("closes")}
 		e.DueAt, _ = time.Parse(time.RFC3339Nano, get("exception_due"))

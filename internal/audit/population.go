@@ -190,8 +190,9 @@ func exceptionState(e *evidence.Exception, closedBy string, asOf time.Time) (str
 	return StateOpen, ""
 }
 
-// Counts counts the rows by change type; a record that closes another's
-// exception counts as "approval_after_the_fact", not as a change.
+// Counts counts the rows by change type (a record that closes another's
+// exception counts as "approval_after_the_fact", not as a change), and by
+// how they were observed: live, or backfilled after the fact.
 func (p *Population) Counts() map[string]int {
 	c := newCounts()
 	for i := range p.Rows {
@@ -202,8 +203,14 @@ func (p *Population) Counts() map[string]int {
 
 type counts map[string]int
 
+// Counts of how the records were observed, beside the change types.
+const (
+	CountObservedLive = "observed_live"
+	CountBackfilled   = "backfilled"
+)
+
 func newCounts() counts {
-	c := counts{}
+	c := counts{CountObservedLive: 0, CountBackfilled: 0}
 	for _, t := range ChangeTypes {
 		c[t] = 0
 	}
@@ -211,6 +218,11 @@ func newCounts() counts {
 }
 
 func (c counts) add(r *Row) {
+	if r.Backfilled {
+		c[CountBackfilled]++
+	} else {
+		c[CountObservedLive]++
+	}
 	if r.ExceptionState == StateClosing {
 		c["approval_after_the_fact"]++
 		return

@@ -67,6 +67,9 @@ type Completeness struct {
 	// ReconcileInterval is how often every production branch is walked for
 	// commits no change record covers; 0 turns it off.
 	ReconcileInterval Duration `yaml:"reconcile_interval"`
+	// BackfillPeriod is how far back a branch is backfilled the first time
+	// it is reconciled: on installation, or on the first start.
+	BackfillPeriod Duration `yaml:"backfill_period"`
 }
 
 // Policy holds the operator's policy settings.
@@ -142,7 +145,7 @@ func Default() Config {
 		LogLevel:        "info",
 		ShutdownTimeout: Duration(30 * time.Second),
 		GitHub:          GitHub{APIURL: "https://api.github.com/"},
-		Completeness:    Completeness{RedeliveryInterval: Duration(10 * time.Minute), ReconcileInterval: Duration(time.Hour)},
+		Completeness:    Completeness{RedeliveryInterval: Duration(10 * time.Minute), ReconcileInterval: Duration(time.Hour), BackfillPeriod: Duration(30 * 24 * time.Hour)},
 		Queue: Queue{
 			Workers:     8,
 			MaxAttempts: 10,
@@ -241,6 +244,7 @@ func applyEnv(cfg *Config, env LookupEnv, errs *[]error) {
 	}
 	interval("CHANGEGATE_REDELIVERY_INTERVAL", &cfg.Completeness.RedeliveryInterval)
 	interval("CHANGEGATE_RECONCILE_INTERVAL", &cfg.Completeness.ReconcileInterval)
+	interval("CHANGEGATE_BACKFILL_PERIOD", &cfg.Completeness.BackfillPeriod)
 	if v, ok := env("CHANGEGATE_QUEUE_WORKERS"); ok && v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {

@@ -87,6 +87,10 @@ type Record struct {
 	DeliveryIDs []string        `json:"delivery_ids"`
 	AppVersion  string          `json:"app_version"`
 	Exception   *Exception      `json:"exception,omitempty"`
+	// Backfilled marks a change archived from what GitHub and Jira said
+	// after the fact (changegate backfill), not observed live: its event
+	// time is the merge or push, ObservedAt when it was archived.
+	Backfilled bool `json:"backfilled,omitempty"`
 	// Links are the ids of related records, for example the change records
 	// of the commit a deployment shipped.
 	Links []string `json:"links,omitempty"`

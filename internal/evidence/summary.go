@@ -57,6 +57,8 @@ type Summary struct {
 	Exception *Exception     `json:"exception,omitempty"`
 	Links     []string       `json:"links,omitempty"`
 	Policy    string         `json:"policy,omitempty"`
+	// Backfilled: archived after the fact, not observed live.
+	Backfilled bool `json:"backfilled,omitempty"`
 }
 
 // TicketSummary is the ticket an auditor samples by.
@@ -92,7 +94,7 @@ func Summarize(r *Record) Summary {
 		MergedBy: f.PR.MergedBy, MergedAt: FormatTime(f.PR.MergedAt), MergeSHA: r.Subject.MergeSHA,
 		Outcome: r.Decision.Outcome, Compliant: r.Decision.Outcome == change.Compliant,
 		Reason: r.Decision.Reason, Emergency: r.Decision.Emergency || r.ChangeType == Emergency,
-		Exception: utcException(r.Exception), Links: r.Links, Policy: r.Policy.Digest,
+		Exception: utcException(r.Exception), Links: r.Links, Policy: r.Policy.Digest, Backfilled: r.Backfilled,
 	}
 	if r.ChangeType == Deployment {
 		if d, at, ok := successfulDeployment(f.Deployments); ok {

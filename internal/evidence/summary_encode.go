@@ -15,6 +15,10 @@ import (
 func appendSummary(b []byte, s *Summary) []byte {
 	o := object{b: append(b, '{')}
 	o.str("author", s.Author, true)
+	if s.Backfilled {
+		o.key("backfilled")
+		o.b = append(o.b, "true"...)
+	}
 	o.str("base_ref", s.BaseRef, true)
 	o.str("change_type", string(s.ChangeType), false)
 	o.key("compliant")

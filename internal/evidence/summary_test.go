@@ -65,7 +65,7 @@ func TestSummaryEncoding(t *testing.T) {
 					Reviewers: []Approver{{text, text, text}, {Login: text}}, Manager: Approver{text, text, text}, Staging: []string{text, ""},
 					MergedBy: text, MergedAt: text, MergeSHA: text, Environment: text, DeployedAt: text, Deployer: text,
 					Outcome: change.NonCompliant, Compliant: i%2 == 0, Reason: text, Emergency: true,
-					Exception: &Exception{Kind: text, Reason: text, OpenedAt: at, DueAt: at.Add(time.Hour), Closes: text, Justification: text, By: text}, Links: []string{text}, Policy: text}
+					Exception: &Exception{Kind: text, Reason: text, OpenedAt: at, DueAt: at.Add(time.Hour), Closes: text, Justification: text, By: text}, Links: []string{text}, Policy: text, Backfilled: true}
 			}
 			want, err := Canonical(s)
 			if err != nil {

@@ -334,3 +334,19 @@ func (ReconcileAll) Kind() string { return KindReconcileAll }
 
 // LogAttrs are the attributes a worker's log lines carry.
 func (ReconcileAll) LogAttrs() []slog.Attr { return nil }
+
+// KindBackfill backfills one repository's production branches.
+const KindBackfill = "backfill"
+
+// Backfill archives the changes since Since that no record covers, marked
+// backfilled. It runs behind live work and can be run again.
+type Backfill struct {
+	Installation int64     `json:"installation_id"`
+	Repo         string    `json:"repo"`
+	Since        time.Time `json:"since"`
+}
+
+func (Backfill) Kind() string { return KindBackfill }
+
+// LogAttrs are the attributes a worker's log lines carry.
+func (b Backfill) LogAttrs() []slog.Attr { return []slog.Attr{slog.String("repo", b.Repo)} }

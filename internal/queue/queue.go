@@ -283,12 +283,17 @@ func (q *Queue) Insert(ctx context.Context, args river.JobArgs, unique bool) err
 // InsertInto queues a job into the store of a data dir a running server
 // holds (sqlite.OpenQueueClient), from another process, and returns its
 // id.
-func InsertInto(ctx context.Context, db *sql.DB, args river.JobArgs) (int64, error) {
+// A background job runs after the waiting live ones (River priority 4).
+func InsertInto(ctx context.Context, db *sql.DB, args river.JobArgs, background bool) (int64, error) {
 	client, err := river.NewClient(riversqlite.New(db), &river.Config{SkipUnknownJobCheck: true, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return 0, err
 	}
-	res, err := client.Insert(ctx, args, nil)
+	var opts *river.InsertOpts
+	if background {
+		opts = &river.InsertOpts{Priority: 4}
+	}
+	res, err := client.Insert(ctx, args, opts)
 	if err != nil {
 		return 0, fmt.Errorf("queue %s: %w", args.Kind(), err)
 	}

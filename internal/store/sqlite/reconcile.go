@@ -9,13 +9,17 @@ import (
 )
 
 // ReconcilePoint is the newest commit reconciliation checked on a branch.
-func (s *DB) ReconcilePoint(ctx context.Context, repo, branch string) (string, bool, error) {
-	var sha string
-	err := s.db.QueryRowContext(ctx, `SELECT sha FROM reconcile_points WHERE repo = ? AND branch = ?`, repo, branch).Scan(&sha)
+func (s *DB) ReconcilePoint(ctx context.Context, repo, branch string) (string, time.Time, bool, error) {
+	var sha, at string
+	err := s.db.QueryRowContext(ctx, `SELECT sha, at FROM reconcile_points WHERE repo = ? AND branch = ?`, repo, branch).Scan(&sha, &at)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", false, nil
+		return "", time.Time{}, false, nil
 	}
-	return sha, err == nil, err
+	if err != nil {
+		return "", time.Time{}, false, err
+	}
+	t, err := time.Parse(time.RFC3339Nano, at)
+	return sha, t, err == nil, err
 }
 
 // SetReconcilePoint moves a branch's point.
