@@ -4,12 +4,15 @@ import (
 	"context"
 	"database/sql"
 	"log/slog"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/changegate/changegate/internal/config"
 	"github.com/changegate/changegate/internal/ghapp"
+	"github.com/changegate/changegate/internal/jira"
 	"github.com/changegate/changegate/internal/jobs"
 	"github.com/changegate/changegate/internal/queue"
 	"github.com/changegate/changegate/internal/redeliver"
@@ -55,5 +58,20 @@ func sweepHandler(s *redeliver.Sweeper, store *sqlite.DB) queue.Handler[jobs.Red
 		return func(ctx context.Context, tx *sql.Tx) error {
 			return store.RecordSweep(ctx, tx, res.Cursor, asked, time.Now())
 		}, nil
+	}
+}
+
+// writeBackHandler tells a Jira ticket of its change record. A failure
+// fails the job, which the queue retries; the record stands either way.
+func writeBackHandler(tickets *jira.Client, publicURL string) queue.Handler[jobs.JiraWriteBack] {
+	base := strings.TrimSuffix(publicURL, "/")
+	return func(ctx context.Context, log *slog.Logger, j jobs.JiraWriteBack) (queue.Apply, error) {
+		err := tickets.WriteBack(ctx, jira.Link{Key: j.Key, RecordID: j.RecordID, URL: base + "/audit/changes/" + url.PathEscape(j.RecordID),
+			Title: j.Title, Comment: j.Comment})
+		if err != nil {
+			return nil, err
+		}
+		log.Info("ticket told of its change record")
+		return nil, nil
 	}
 }

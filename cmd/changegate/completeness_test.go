@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -158,5 +159,46 @@ func TestReconcileCommand(t *testing.T) {
 	var verify bytes.Buffer
 	if code := run(t.Context(), []string{"audit", "verify", "--data-dir", a.dataDir}, envMap(nil), &verify, &verify); code != 0 || !strings.HasPrefix(verify.String(), "ok: 3 records") {
 		t.Errorf("verify: %d %s", code, verify.String())
+	}
+}
+
+// TestJiraWriteBack: with jira.write_back on, a merge and its production
+// deployment each leave a remote link to their record's page and a
+// verdict comment on the ticket. A Jira failure is retried, and the record
+// stands either way.
+func TestJiraWriteBack(t *testing.T) {
+	t.Parallel()
+	a := startAppWith(t, map[string]string{"CHANGEGATE_JIRA_WRITE_BACK": "true", "CHANGEGATE_PUBLIC_URL": "https://changegate.example"})
+	a.jf.SetStatus("PAY-123", "Approved")
+	a.jf.FailNextOn("/rest/api/2/issue/{key}/remotelink", 1, http.StatusServiceUnavailable)
+	head, merge := strings.Repeat("a", 40), strings.Repeat("b", 40)
+	a.compliantPR(111, head)
+	a.gh.MergePullRequest("acme", "api", 111, merge, "alice")
+	a.github(t, "pull_request", strings.ReplaceAll(strings.ReplaceAll(prEvent("closed", 51), sha1, head), `"number":51`, `"number":111`))
+	eventually(t, "the merge's link on PAY-123", 30*time.Second, func() bool { return len(a.jf.RemoteLinks("PAY-123")) == 1 })
+	recs := a.records(t)
+	if len(recs) != 1 {
+		t.Fatalf("%d records", len(recs))
+	}
+	link := a.jf.RemoteLinks("PAY-123")[0]
+	if link.URL != "https://changegate.example/audit/changes/"+recs[0].ID || link.GlobalID != "changegate:record:"+recs[0].ID {
+		t.Errorf("link %+v, record %s", link, recs[0].ID)
+	}
+	dep := a.gh.AddDeployment("acme", "api", ghfake.Deployment{SHA: merge, Environment: "production"})
+	a.gh.AddDeploymentStatus("acme", "api", dep.ID, ghfake.DeploymentStatus{State: "success"})
+	a.github(t, "deployment_status", fmt.Sprintf(`{"action":"created","deployment_status":{"state":"success"},`+
+		`"deployment":{"id":%d,"sha":%q,"environment":"production"},%s}`, dep.ID, merge, repoJSON))
+	eventually(t, "the deployment's link", 30*time.Second, func() bool { return len(a.jf.RemoteLinks("PAY-123")) == 2 })
+	eventually(t, "two comments", 30*time.Second, func() bool { return len(a.jf.Comments("PAY-123")) == 2 })
+	comments := strings.Join(a.jf.Comments("PAY-123"), "\n")
+	mustContain(t, comments, "changegate archived acme/api #111: standard, compliant", "deployment of bbbbbbb: deployment, compliant")
+	failed := 0
+	for _, c := range a.jf.Calls() {
+		if c.Method == http.MethodPost && strings.HasSuffix(c.Path, "/remotelink") && c.Status == http.StatusServiceUnavailable {
+			failed++
+		}
+	}
+	if failed != 1 {
+		t.Errorf("%d remote-link calls failed, want the one injected (then retried)", failed)
 	}
 }

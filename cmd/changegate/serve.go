@@ -184,6 +184,14 @@ func prepareSecrets(cfg *config.Config, stderr io.Writer) error {
 // scheduler queues evaluations for later, into the queue once it exists.
 type scheduler struct{ q atomic.Pointer[queue.Queue] }
 
+func (s *scheduler) writeBack(ctx context.Context, j jobs.JiraWriteBack) error {
+	q := s.q.Load()
+	if q == nil {
+		return errors.New("the queue is not running yet")
+	}
+	return q.InsertAt(ctx, j, time.Now())
+}
+
 func (s *scheduler) evaluateAt(ctx context.Context, j jobs.EvaluatePR, at time.Time) error {
 	q := s.q.Load()
 	if q == nil {
@@ -223,6 +231,10 @@ func newWorkers(ctx context.Context, cfg config.Config, store *sqlite.DB, led *o
 		return nil, nil, err
 	}
 	assessor.Recheck = later.evaluateAt
+	if cfg.Jira.WriteBack && tickets != nil {
+		assessor.WriteBack = later.writeBack
+		queue.Add(workers, writeBackHandler(tickets, cfg.PublicURL))
+	}
 	assessor.BackfillPeriod = cfg.Completeness.BackfillPeriod.D()
 	walked := prometheus.NewCounter(prometheus.CounterOpts{Name: "changegate_backfill_commits_walked_total", Help: "Commits backfill jobs walked."})
 	reg.MustRegister(walked)
@@ -273,7 +285,7 @@ func classifyJobError(err error, now time.Time) (time.Duration, bool) {
 		return credentialsWait, true
 	case errors.Is(err, checks.ErrForeignCallback):
 		return 0, false
-	case errors.Is(err, assess.ErrJiraUnreachable), errors.Is(err, assess.ErrGatePending):
+	case errors.Is(err, assess.ErrJiraUnreachable), errors.Is(err, assess.ErrGatePending), errors.Is(err, jira.ErrWriteBack):
 		// The check already says pending, or GitHub waits for the
 		// gate's final answer: keep asking.
 		return 0, true

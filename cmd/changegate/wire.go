@@ -348,6 +348,10 @@ func (a archiver) RecordsFor(ctx context.Context, repo, sha string) ([]string, e
 	return a.index.IDsFor(ctx, repo, sha)
 }
 
+func (a archiver) TicketsOf(ctx context.Context, ids []string) ([]string, error) {
+	return a.index.TicketsOf(ctx, ids)
+}
+
 func (a archiver) Append(ctx context.Context, r *evidence.Record) (uint64, error) {
 	seq, err := a.l.Append(ctx, r)
 	if errors.Is(err, ledger.ErrDuplicate) {

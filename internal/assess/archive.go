@@ -22,6 +22,8 @@ type Archiver interface {
 	Append(ctx context.Context, r *evidence.Record) (uint64, error)
 	// RecordsFor lists the ids of the records about a commit.
 	RecordsFor(ctx context.Context, repo, sha string) ([]string, error)
+	// TicketsOf lists the ticket keys of records.
+	TicketsOf(ctx context.Context, ids []string) ([]string, error)
 }
 
 // CommitPulls lists the pull requests that contain a commit
@@ -252,7 +254,65 @@ func (a *Assessor) append(ctx context.Context, log *slog.Logger, r *evidence.Rec
 		return fmt.Errorf("archive %s: %w", r.ChangeType, err)
 	}
 	log.Info("change archived", "seq", seq, "record", r.ID, "change_type", r.ChangeType)
+	return a.writeBack(ctx, r)
+}
+
+// writeBack queues, when configured, a note to each Jira ticket of a
+// merge or a production deployment: its own tickets, or those of the
+// change records a deployment links. The record is archived already; a
+// Jira failure is retried by the job and never undoes it.
+func (a *Assessor) writeBack(ctx context.Context, r *evidence.Record) error {
+	if a.WriteBack == nil || r.Backfilled || r.Exception != nil && r.Exception.Closes != "" {
+		return nil
+	}
+	var keys []string
+	switch r.ChangeType {
+	case evidence.Standard, evidence.Emergency, evidence.Bypass:
+		for _, t := range r.Facts.Tickets {
+			if t.Result == change.LookupFound {
+				keys = append(keys, t.Key)
+			}
+		}
+	case evidence.Deployment:
+		var err error
+		if keys, err = a.Archive.TicketsOf(ctx, r.Links); err != nil {
+			return err
+		}
+	}
+	verdict := verdictLine(r)
+	for _, k := range dedupeKeys(keys) {
+		j := jobs.JiraWriteBack{Key: k, RecordID: r.ID, Title: verdict, Comment: "changegate archived " + verdict}
+		if err := a.WriteBack(ctx, j); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// verdictLine is one line about a record, for a ticket.
+func verdictLine(r *evidence.Record) string {
+	what := r.Repo.String()
+	if r.Subject.PR != 0 {
+		what += fmt.Sprintf(" #%d", r.Subject.PR)
+	}
+	if r.ChangeType == evidence.Deployment {
+		what += " deployment of " + short(r.Subject.HeadSHA)
+	}
+	v := string(r.ChangeType) + ", " + string(r.Decision.Outcome)
+	if r.Exception != nil {
+		v += ", exception " + r.Exception.Kind
+	}
+	return what + ": " + v
+}
+
+func dedupeKeys(keys []string) []string {
+	var out []string
+	for _, k := range keys {
+		if k != "" && !slices.Contains(out, k) {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 func orSomeone(s string) string {

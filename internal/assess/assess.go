@@ -169,6 +169,9 @@ type Assessor struct {
 	// BackfillPeriod is how far back a branch is backfilled the first time
 	// it is reconciled (DefaultBackfillPeriod when 0).
 	BackfillPeriod time.Duration
+	// WriteBack queues a note to a Jira ticket of an archived change
+	// (jira.write_back); nil writes nothing back.
+	WriteBack func(ctx context.Context, j jobs.JiraWriteBack) error
 	// BackfillProgress is told of each commit a backfill job walks.
 	BackfillProgress func(branch string, done, total int)
 	// Recheck schedules an evaluation for when a decision will change by

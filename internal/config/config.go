@@ -29,7 +29,9 @@ const MaxWebhookBody = 25 << 20
 
 // Config is the validated server configuration.
 type Config struct {
-	Listen          string   `yaml:"listen"`
+	Listen string `yaml:"listen"`
+	// PublicURL is where people reach this server (links to record pages).
+	PublicURL       string   `yaml:"public_url"`
 	DataDir         string   `yaml:"data_dir"`
 	LogLevel        string   `yaml:"log_level"`
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
@@ -93,8 +95,12 @@ func (g GitHub) Configured() bool { return g.AppID != 0 || g.PrivateKeyFile != "
 // Jira holds the Jira location and account. The token and webhook secret are
 // secrets and come only from the environment.
 type Jira struct {
-	URL           string `yaml:"url"`
-	User          string `yaml:"user"`
+	URL  string `yaml:"url"`
+	User string `yaml:"user"`
+	// WriteBack adds, on merge and production deploy, a remote link to the
+	// change record's page and a verdict comment on each ticket. It needs
+	// public_url.
+	WriteBack     bool   `yaml:"write_back"`
 	Token         string `yaml:"-"`
 	WebhookSecret []byte `yaml:"-"`
 }
@@ -213,6 +219,14 @@ func applyEnv(cfg *Config, env LookupEnv, errs *[]error) {
 		}
 	}
 	str("CHANGEGATE_LISTEN", &cfg.Listen)
+	str("CHANGEGATE_PUBLIC_URL", &cfg.PublicURL)
+	if v, ok := env("CHANGEGATE_JIRA_WRITE_BACK"); ok && v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			*errs = append(*errs, fmt.Errorf("CHANGEGATE_JIRA_WRITE_BACK: %q is not true or false", v))
+		}
+		cfg.Jira.WriteBack = b
+	}
 	str("CHANGEGATE_DATA_DIR", &cfg.DataDir)
 	str("CHANGEGATE_LOG_LEVEL", &cfg.LogLevel)
 	str("CHANGEGATE_GITHUB_API_URL", &cfg.GitHub.APIURL)
@@ -285,6 +299,14 @@ func (c *Config) validate() []error {
 	}
 	if c.ShutdownTimeout.D() <= 0 {
 		bad("shutdown_timeout", "must be positive")
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			bad("public_url", "%q is not an http(s) URL", c.PublicURL)
+		}
+	}
+	if c.Jira.WriteBack && (c.PublicURL == "" || c.Jira.URL == "") {
+		bad("jira.write_back", "needs jira.url, and public_url for the links to the change records")
 	}
 	if u, err := url.Parse(c.GitHub.APIURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		bad("github.api_url", "%q is not an http(s) URL", c.GitHub.APIURL)

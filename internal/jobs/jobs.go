@@ -350,3 +350,23 @@ func (Backfill) Kind() string { return KindBackfill }
 
 // LogAttrs are the attributes a worker's log lines carry.
 func (b Backfill) LogAttrs() []slog.Attr { return []slog.Attr{slog.String("repo", b.Repo)} }
+
+// KindJiraWriteBack tells a Jira ticket of its change record.
+const KindJiraWriteBack = "jira_write_back"
+
+// JiraWriteBack adds a remote link to a change record's page, and a
+// verdict comment, on one Jira issue. It is retried, and never blocks the
+// record, which is archived before.
+type JiraWriteBack struct {
+	Key      string `json:"key"`
+	RecordID string `json:"record_id"`
+	Title    string `json:"title"`
+	Comment  string `json:"comment"`
+}
+
+func (JiraWriteBack) Kind() string { return KindJiraWriteBack }
+
+// LogAttrs are the attributes a worker's log lines carry.
+func (j JiraWriteBack) LogAttrs() []slog.Attr {
+	return []slog.Attr{slog.String("key", j.Key), slog.String("record", j.RecordID)}
+}

@@ -115,6 +115,13 @@ type Server struct {
 	delay     time.Duration
 	calls     []Call
 	nextIssue int
+	links     map[string][]RemoteLink // by upper-case issue key
+	comments  map[string][]string
+}
+
+// RemoteLink is a remote issue link as the fake keeps it.
+type RemoteLink struct {
+	GlobalID, URL, Title string
 }
 
 type fault struct {
@@ -149,6 +156,8 @@ func New(tb testenv.T, opts ...Option) *Server {
 		s.handle("GET /rest/api/"+v+"/myself", s.myself)
 		s.handle("GET /rest/api/"+v+"/issue/{key}", s.getIssue)
 		s.handle("GET /rest/api/"+v+"/group/member", s.groupMembers)
+		s.handle("POST /rest/api/"+v+"/issue/{key}/remotelink", s.addRemoteLink)
+		s.handle("POST /rest/api/"+v+"/issue/{key}/comment", s.addComment)
 	}
 	s.handle("GET /rest/servicedeskapi/request/{key}/approval", s.approvals)
 	s.srv = httptest.NewServer(s)
@@ -396,4 +405,73 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// RemoteLinks are an issue's remote links.
+func (s *Server) RemoteLinks(key string) []RemoteLink {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.links[strings.ToUpper(key)])
+}
+
+// Comments are the comments added to an issue.
+func (s *Server) Comments(key string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.comments[strings.ToUpper(key)])
+}
+
+// addRemoteLink answers POST …/remotelink as Jira does: a link with the
+// globalId of an existing one updates it (200), else it is added (201).
+func (s *Server) addRemoteLink(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		GlobalID string `json:"globalId"`
+		Object   struct{ URL, Title string }
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body.Object.URL == "" {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"errorMessages": []string{"object.url is required"}})
+		return
+	}
+	key := strings.ToUpper(r.PathValue("key"))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.issues[key]; !ok {
+		writeJSON(w, http.StatusNotFound, map[string]any{"errorMessages": []string{"Issue does not exist or you do not have permission to see it."}})
+		return
+	}
+	if s.links == nil {
+		s.links = map[string][]RemoteLink{}
+	}
+	link := RemoteLink{GlobalID: body.GlobalID, URL: body.Object.URL, Title: body.Object.Title}
+	for i, l := range s.links[key] {
+		if body.GlobalID != "" && l.GlobalID == body.GlobalID {
+			s.links[key][i] = link
+			writeJSON(w, http.StatusOK, map[string]any{"id": i + 1, "self": s.srv.URL + "/rest/api/2/issue/" + key + "/remotelink/" + strconv.Itoa(i+1)})
+			return
+		}
+	}
+	s.links[key] = append(s.links[key], link)
+	n := len(s.links[key])
+	writeJSON(w, http.StatusCreated, map[string]any{"id": n, "self": s.srv.URL + "/rest/api/2/issue/" + key + "/remotelink/" + strconv.Itoa(n)})
+}
+
+// addComment answers POST …/comment.
+func (s *Server) addComment(w http.ResponseWriter, r *http.Request) {
+	var body struct{ Body string }
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body.Body == "" {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"errorMessages": []string{"Comment body can not be empty!"}})
+		return
+	}
+	key := strings.ToUpper(r.PathValue("key"))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.issues[key]; !ok {
+		writeJSON(w, http.StatusNotFound, map[string]any{"errorMessages": []string{"Issue does not exist or you do not have permission to see it."}})
+		return
+	}
+	if s.comments == nil {
+		s.comments = map[string][]string{}
+	}
+	s.comments[key] = append(s.comments[key], body.Body)
+	writeJSON(w, http.StatusCreated, map[string]any{"id": strconv.Itoa(len(s.comments[key])), "body": body.Body})
 }

@@ -131,6 +131,25 @@ func putRecord(ctx context.Context, tx *sql.Tx, e ledger.IndexEntry) (bool, erro
 
 // IDsFor lists the ids of the records about a commit of a repository, in
 // log order.
+// TicketsOf lists the ticket keys of records, in their order.
+func (x *LedgerIndex) TicketsOf(ctx context.Context, ids []string) ([]string, error) {
+	var keys []string
+	for _, id := range ids {
+		var k string
+		err := x.db.db.QueryRowContext(ctx, `SELECT ticket FROM ledger_records WHERE id = ?`, id).Scan(&k)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("ledger index: %w", err)
+		}
+		if k != "" {
+			keys = append(keys, k)
+		}
+	}
+	return keys, nil
+}
+
 func (x *LedgerIndex) IDsFor(ctx context.Context, repo, sha string) ([]string, error) {
 	rows, err := x.db.db.QueryContext(ctx, `SELECT id FROM ledger_records WHERE repo = ? AND sha = ? ORDER BY seq`, repo, sha)
 	if err != nil {
