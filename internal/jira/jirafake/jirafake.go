@@ -428,17 +428,11 @@ func (s *Server) addRemoteLink(w http.ResponseWriter, r *http.Request) {
 		GlobalID string `json:"globalId"`
 		Object   struct{ URL, Title string }
 	}
-	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body.Object.URL == "" {
-		writeJSON(w, http.StatusBadRequest, map[string]any{"errorMessages": []string{"object.url is required"}})
+	key, ok := s.writeTo(w, r, &body, func() bool { return body.Object.URL != "" }, "object.url is required")
+	if !ok {
 		return
 	}
-	key := strings.ToUpper(r.PathValue("key"))
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.issues[key]; !ok {
-		writeJSON(w, http.StatusNotFound, map[string]any{"errorMessages": []string{"Issue does not exist or you do not have permission to see it."}})
-		return
-	}
 	if s.links == nil {
 		s.links = map[string][]RemoteLink{}
 	}
@@ -455,20 +449,32 @@ func (s *Server) addRemoteLink(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, map[string]any{"id": n, "self": s.srv.URL + "/rest/api/2/issue/" + key + "/remotelink/" + strconv.Itoa(n)})
 }
 
-// addComment answers POST …/comment.
-func (s *Server) addComment(w http.ResponseWriter, r *http.Request) {
-	var body struct{ Body string }
-	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body.Body == "" {
-		writeJSON(w, http.StatusBadRequest, map[string]any{"errorMessages": []string{"Comment body can not be empty!"}})
-		return
+// writeTo decodes a write to an issue into body and checks it with valid,
+// answering 400 or 404 as Jira does. On success it returns the issue's key
+// with s.mu held.
+func (s *Server) writeTo(w http.ResponseWriter, r *http.Request, body any, valid func() bool, invalid string) (string, bool) {
+	if err := json.NewDecoder(r.Body).Decode(body); err != nil || !valid() {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"errorMessages": []string{invalid}})
+		return "", false
 	}
 	key := strings.ToUpper(r.PathValue("key"))
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if _, ok := s.issues[key]; !ok {
+		s.mu.Unlock()
 		writeJSON(w, http.StatusNotFound, map[string]any{"errorMessages": []string{"Issue does not exist or you do not have permission to see it."}})
+		return "", false
+	}
+	return key, true
+}
+
+// addComment answers POST …/comment.
+func (s *Server) addComment(w http.ResponseWriter, r *http.Request) {
+	var body struct{ Body string }
+	key, ok := s.writeTo(w, r, &body, func() bool { return body.Body != "" }, "Comment body can not be empty!")
+	if !ok {
 		return
 	}
+	defer s.mu.Unlock()
 	if s.comments == nil {
 		s.comments = map[string][]string{}
 	}
