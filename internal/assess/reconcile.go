@@ -2,8 +2,10 @@ package assess
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"time"
 
@@ -253,6 +255,11 @@ const DefaultBackfillPeriod = 30 * 24 * time.Hour
 func (a *Assessor) walkBranch(ctx context.Context, log *slog.Logger, t archiveScope, w walk, rep *ReconcileReport) error {
 	branch := w.branch
 	commits, err := a.BranchCommits(ctx, t.client, t.repo, branch, w.since)
+	if noHistory(err) {
+		// The branch does not exist (yet), or the repository is empty.
+		log.Info("no history to walk", "branch", branch, "reason", err.Error())
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("commits of %s@%s: %w", t.repo, branch, err)
 	}
@@ -373,4 +380,12 @@ func who(p change.Person) string {
 		return p.Name + " <" + p.Email + ">"
 	}
 	return "unknown"
+}
+
+// noHistory says GitHub has no commits to list: 404 for a branch that does
+// not exist, 409 for an empty repository.
+func noHistory(err error) bool {
+	var er *github.ErrorResponse
+	return errors.As(err, &er) && er.Response != nil &&
+		(er.Response.StatusCode == http.StatusNotFound || er.Response.StatusCode == http.StatusConflict)
 }

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/google/go-github/v60/github"
@@ -103,6 +104,10 @@ func (s *Sweeper) page(ctx context.Context, since int64) ([]*github.HookDelivery
 	var newest int64
 	for {
 		page, resp, err := s.App().Apps.ListHookDeliveries(ctx, opts)
+		var er *github.ErrorResponse
+		if errors.As(err, &er) && er.Response != nil && er.Response.StatusCode == http.StatusNotFound {
+			return nil, since, nil // the App has no webhook: nothing was delivered
+		}
 		if err != nil {
 			return nil, 0, fmt.Errorf("list hook deliveries: %w", err)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"testing"
 	"time"
@@ -74,5 +75,21 @@ func TestSweepPagesToTheCursor(t *testing.T) {
 	}
 	if got := gh.Redeliveries(); len(got) != 2 {
 		t.Errorf("redeliveries %v", got)
+	}
+}
+
+// TestSweepWithoutWebhook: GitHub answers 404 when the App has no webhook;
+// the sweep then has nothing to do, and is not an error.
+func TestSweepWithoutWebhook(t *testing.T) {
+	t.Parallel()
+	gh := ghfake.New(t)
+	apps, err := ghapp.New(ghapp.Config{AppID: gh.AppID(), PrivateKey: gh.PrivateKeyPEM(), BaseURL: gh.URL()}, ghapp.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gh.FailNext(ghfake.MatchRoute("GET /app/hook/deliveries"), 1, http.StatusNotFound, nil, "")
+	s := &redeliver.Sweeper{App: apps.AppClient, Store: &store{}, Now: time.Now, Metrics: redeliver.NewMetrics(prometheus.NewRegistry())}
+	if res, err := s.Sweep(t.Context(), slog.New(slog.DiscardHandler)); err != nil || res.Seen != 0 || len(res.Asked) != 0 {
+		t.Errorf("%+v %v", res, err)
 	}
 }
