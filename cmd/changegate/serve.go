@@ -259,6 +259,8 @@ func addNotConfigured(workers *queue.Workers) {
 	queue.Add(workers, notConfigured[jobs.DeploymentGate]())
 	queue.Add(workers, notConfigured[jobs.MergeGroup]())
 	queue.Add(workers, notConfigured[jobs.DeploymentReview]())
+	queue.Add(workers, notConfigured[jobs.Reconcile]())
+	queue.Add(workers, notConfigured[jobs.Backfill]())
 }
 
 func newQueue(store *sqlite.DB, workers *queue.Workers, cfg config.Config, periodic []queue.Periodic, reg prometheus.Registerer, log *slog.Logger) (*queue.Queue, error) {
@@ -391,7 +393,8 @@ func runServer(ctx context.Context, cfg config.Config, srv *http.Server, ln net.
 
 // credentialKinds are the jobs that need App credentials.
 var credentialKinds = []string{jobs.KindInstallationSync, jobs.KindEvaluatePR, jobs.KindEvaluateSHA, jobs.KindJiraIssue,
-	jobs.KindArchiveDeployment, jobs.KindArchivePush, jobs.KindDeploymentGate, jobs.KindMergeGroup, jobs.KindDeploymentReview}
+	jobs.KindArchiveDeployment, jobs.KindArchivePush, jobs.KindDeploymentGate, jobs.KindMergeGroup, jobs.KindDeploymentReview,
+	jobs.KindReconcile, jobs.KindBackfill}
 
 // credentialsWait is how long a job waits before it looks for App
 // credentials again.
