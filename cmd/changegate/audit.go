@@ -29,7 +29,7 @@ func auditCmd(getenv config.LookupEnv, stdout, stderr io.Writer) *cobra.Command 
 	}
 	cmd.AddCommand(pubkeyCmd(stdout), verifyCmd(stdout), reindexCmd(stdout),
 		populationCmd(getenv, stdout, stderr), sampleCmd(getenv, stdout), exportCmd(getenv, stdout),
-		exceptionsCmd(getenv, stdout), tokenCmd(stdout))
+		exceptionsCmd(getenv, stdout), coverageCmd(stdout), tokenCmd(stdout))
 	return cmd
 }
 

@@ -202,3 +202,45 @@ func TestJiraWriteBack(t *testing.T) {
 		t.Errorf("%d remote-link calls failed, want the one injected (then retried)", failed)
 	}
 }
+
+// TestControlWatch: the watch sees the changegate check required from this
+// App on main, then pinned to another App, then removed, then restored,
+// and the production environment's protection rule; audit coverage shows
+// each state and since when.
+func TestControlWatch(t *testing.T) {
+	t.Parallel()
+	a := startAppWith(t, map[string]string{"CHANGEGATE_RECONCILE_INTERVAL": "1s"})
+	gh := a.gh
+	gh.SetRequiredChecks("acme", "api", "main", ghfake.RequiredCheck{Context: "changegate", IntegrationID: gh.AppID()})
+	gh.SetProtectionRules("acme", "api", "production", gh.AppID())
+	coverage := func() string {
+		var out bytes.Buffer
+		if code := run(t.Context(), []string{"audit", "coverage", "--data-dir", a.dataDir}, envMap(nil), &out, &out); code != 0 {
+			t.Fatalf("coverage: exit %d: %s", code, out.String())
+		}
+		return out.String()
+	}
+	seen := func(what string, want ...string) {
+		t.Helper()
+		eventually(t, what, 30*time.Second, func() bool {
+			c := coverage()
+			for _, w := range want {
+				if !strings.Contains(c, w) {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	seen("both enforced", "branch:main", "yes", "a rule requires the changegate check from this App", "environment:production")
+	gh.SetRequiredChecks("acme", "api", "main", ghfake.RequiredCheck{Context: "changegate", IntegrationID: 999})
+	seen("the check pinned to another App", "NO", "required from App 999, not from this App")
+	gh.SetRequiredChecks("acme", "api", "main")
+	seen("the check removed", "no rule in force requires the changegate check")
+	gh.SetRequiredChecks("acme", "api", "main", ghfake.RequiredCheck{Context: "changegate", IntegrationID: gh.AppID()})
+	seen("the check restored", "a rule requires the changegate check from this App")
+	if !strings.Contains(a.logs.String(), `"msg":"changegate enforcement"`) {
+		t.Error("no log line for the enforcement changes")
+	}
+	t.Logf("audit coverage:\n%s", coverage())
+}

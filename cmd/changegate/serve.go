@@ -244,6 +244,7 @@ func newWorkers(ctx context.Context, cfg config.Config, store *sqlite.DB, led *o
 	assessor.RegisterGate(workers)
 	assessor.RegisterMergeGroup(workers)
 	assessor.RegisterReconcile(workers)
+	assessor.RegisterWatch(workers)
 	return workers, apps, nil
 }
 
@@ -261,6 +262,7 @@ func addNotConfigured(workers *queue.Workers) {
 	queue.Add(workers, notConfigured[jobs.DeploymentReview]())
 	queue.Add(workers, notConfigured[jobs.Reconcile]())
 	queue.Add(workers, notConfigured[jobs.Backfill]())
+	queue.Add(workers, notConfigured[jobs.WatchControls]())
 }
 
 func newQueue(store *sqlite.DB, workers *queue.Workers, cfg config.Config, periodic []queue.Periodic, reg prometheus.Registerer, log *slog.Logger) (*queue.Queue, error) {
@@ -394,7 +396,7 @@ func runServer(ctx context.Context, cfg config.Config, srv *http.Server, ln net.
 // credentialKinds are the jobs that need App credentials.
 var credentialKinds = []string{jobs.KindInstallationSync, jobs.KindEvaluatePR, jobs.KindEvaluateSHA, jobs.KindJiraIssue,
 	jobs.KindArchiveDeployment, jobs.KindArchivePush, jobs.KindDeploymentGate, jobs.KindMergeGroup, jobs.KindDeploymentReview,
-	jobs.KindReconcile, jobs.KindBackfill}
+	jobs.KindReconcile, jobs.KindBackfill, jobs.KindWatchControls}
 
 // credentialsWait is how long a job waits before it looks for App
 // credentials again.

@@ -73,6 +73,8 @@ func newAssessor(store *sqlite.DB, clients assess.Clients, appID int64, tickets 
 		DefaultBranch:  ghfacts.DefaultBranch,
 		InstalledRepos: installedRepos(store),
 		OpenPulls:      ghfacts.OpenPulls,
+		Controls:       controlStore{store},
+		RequiredChecks: ghfacts.RequiredChecks,
 		Store:          indexStore{store},
 		Now:            time.Now,
 		Archive:        archive,
@@ -212,6 +214,10 @@ func (a policyAdapter) ProductionBranch(branch, defaultBranch string) bool {
 
 func (a policyAdapter) LiteralProductionBranches(defaultBranch string) []string {
 	return a.p.LiteralProductionBranches(defaultBranch)
+}
+
+func (a policyAdapter) LiteralProductionEnvironments() []string {
+	return a.p.LiteralProductionEnvironments()
 }
 
 func (a policyAdapter) ProductionEnvironment(env string) bool { return a.p.ProductionEnvironment(env) }
@@ -399,4 +405,16 @@ func installedRepos(store *sqlite.DB) assess.Repositories {
 		}
 		return out, nil
 	}
+}
+
+// controlStore adapts the SQLite control state to assess.
+type controlStore struct{ db *sqlite.DB }
+
+func (s controlStore) ControlState(ctx context.Context, repo, target string) (assess.ControlState, bool, error) {
+	c, ok, err := s.db.ControlState(ctx, repo, target)
+	return assess.ControlState(c), ok, err
+}
+
+func (s controlStore) PutControlState(ctx context.Context, c assess.ControlState) error {
+	return s.db.PutControlState(ctx, sqlite.ControlState(c))
 }

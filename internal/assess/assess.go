@@ -51,6 +51,9 @@ type Policy interface {
 	// walks: the default branch when it is production, and every branch the
 	// policy names without a wildcard.
 	LiteralProductionBranches(defaultBranch string) []string
+	// LiteralProductionEnvironments are the production environments named
+	// without wildcards, which the control watch reads.
+	LiteralProductionEnvironments() []string
 }
 
 // Needs lists the facts a policy's controls read.
@@ -166,6 +169,10 @@ type Assessor struct {
 	InstalledRepos Repositories
 	DefaultBranch  DefaultBranch
 	OpenPulls      OpenPulls
+	// Controls and RequiredChecks serve the watch on changegate's own
+	// enforcement.
+	Controls       ControlStore
+	RequiredChecks RequiredChecks
 	// BackfillPeriod is how far back a branch is backfilled the first time
 	// it is reconciled (DefaultBackfillPeriod when 0).
 	BackfillPeriod time.Duration

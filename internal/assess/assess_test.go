@@ -34,6 +34,7 @@ func (p fakePolicy) Digest() string                                { return "dig
 func (p fakePolicy) EmergencyLabel() string                        { return "emergency" }
 func (p fakePolicy) FrozenAt(time.Time) (string, bool)             { return "", false }
 func (p fakePolicy) LiteralProductionBranches(def string) []string { return []string{def} }
+func (p fakePolicy) LiteralProductionEnvironments() []string       { return nil }
 
 // decide is a stand-in policy: compliant when every ticket was found.
 func decide(f *change.Facts) change.Decision {

@@ -92,6 +92,9 @@ func (a *Assessor) reconcileAllJob(ctx context.Context, log *slog.Logger, _ jobs
 			return nil, fmt.Errorf("reconcile %s: %w", r.Repo, err)
 		}
 		unrecorded += len(rep.Unrecorded)
+		if err := a.WatchControls(ctx, log.With("repo", r.Repo), r.Installation, r.Repo); err != nil {
+			return nil, fmt.Errorf("watch the controls of %s: %w", r.Repo, err)
+		}
 	}
 	log.Info("reconciled every repository", "repos", len(repos), "unrecorded", unrecorded)
 	return nil, nil

@@ -82,3 +82,10 @@ type PromotionPair struct {
 	// InProduction and InStaging say whether a file is under the globs.
 	InProduction, InStaging func(path string) bool
 }
+
+// RequiredCheck is a status check a branch's rules require, and the App
+// that must post it (0: any source may).
+type RequiredCheck struct {
+	Context       string `json:"context"`
+	IntegrationID int64  `json:"integration_id,omitempty"`
+}

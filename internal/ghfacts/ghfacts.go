@@ -11,6 +11,7 @@ package ghfacts
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -679,6 +680,30 @@ func OpenPulls(ctx context.Context, client *github.Client, repo change.Repo, bas
 	out := make([]change.PullRequest, 0, len(prs))
 	for _, pr := range prs {
 		out = append(out, convertPull(pr))
+	}
+	return out, nil
+}
+
+// RequiredChecks lists the status checks the rules in force on a branch
+// require (GET /repos/{o}/{r}/rules/branches/{b}, which metadata read
+// allows).
+func RequiredChecks(ctx context.Context, client *github.Client, repo change.Repo, branch string) ([]change.RequiredCheck, error) {
+	rules, _, err := client.Repositories.GetRulesForBranch(ctx, repo.Owner, repo.Name, branch)
+	if err != nil {
+		return nil, err
+	}
+	var out []change.RequiredCheck
+	for _, r := range rules {
+		if r.Type != "required_status_checks" || r.Parameters == nil {
+			continue
+		}
+		var p struct {
+			Checks []change.RequiredCheck `json:"required_status_checks"`
+		}
+		if err := json.Unmarshal(*r.Parameters, &p); err != nil {
+			return nil, fmt.Errorf("rules of %s@%s: %w", repo, branch, err)
+		}
+		out = append(out, p.Checks...)
 	}
 	return out, nil
 }

@@ -24,6 +24,7 @@ func (s *Server) routes() {
 	s.manifestRoutes()
 	s.gitRoutes()
 	s.hookRoutes()
+	s.ruleRoutes()
 }
 
 func (s *Server) listInstallations(w http.ResponseWriter, r *http.Request) {

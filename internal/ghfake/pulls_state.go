@@ -143,6 +143,7 @@ type repoData struct {
 	contents    map[string]map[string][]byte // ref → path → bytes
 	git         map[string]*gitCommit        // pushed commits by SHA
 	branches    map[string]string            // branch → its newest pushed commit
+	rules       map[string][]RequiredCheck   // branch → required status checks in force
 }
 
 // pullsState is the Server's pull-request and repository-content state;

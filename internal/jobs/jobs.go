@@ -370,3 +370,27 @@ func (JiraWriteBack) Kind() string { return KindJiraWriteBack }
 func (j JiraWriteBack) LogAttrs() []slog.Attr {
 	return []slog.Attr{slog.String("key", j.Key), slog.String("record", j.RecordID)}
 }
+
+// KindWatchControls reads whether changegate is enforced on a repository.
+const KindWatchControls = "watch_controls"
+
+// WatchControls reads, for one repository, whether the rules in force
+// require changegate's check from this App on each production branch, and
+// whether each production environment's protection rules include it. A
+// change to rulesets or branch protection queues one.
+type WatchControls struct {
+	DeliveryID   string `json:"delivery_id"`
+	Installation int64  `json:"installation_id"`
+	Repo         string `json:"repo"`
+	Reason       string `json:"reason"`
+}
+
+func (WatchControls) Kind() string { return KindWatchControls }
+
+// DeliveryRef names the delivery the job was queued for.
+func (w WatchControls) DeliveryRef() string { return w.DeliveryID }
+
+// LogAttrs are the attributes a worker's log lines carry.
+func (w WatchControls) LogAttrs() []slog.Attr {
+	return []slog.Attr{slog.String("repo", w.Repo), slog.String("reason", w.Reason)}
+}

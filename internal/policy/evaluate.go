@@ -1017,6 +1017,18 @@ func (p *Policy) LiteralProductionBranches(defaultBranch string) []string {
 	return out
 }
 
+// LiteralProductionEnvironments are the production environments named
+// without wildcards.
+func (p *Policy) LiteralProductionEnvironments() []string {
+	var out []string
+	for _, e := range p.Production.Environments {
+		if !strings.ContainsAny(e, "*?[{") {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // ProductionEnvironment reports whether a deployment to env is a
 // production deployment.
 func (p *Policy) ProductionEnvironment(env string) bool {

@@ -225,6 +225,9 @@ func evaluationJobs(d *Delivery, p *payload, opts TranslateOptions) []jobs.Job {
 		case d.Action == "completed" && !own(cr.App) && cr.Name != CheckName:
 			return sha(cr.HeadSHA)
 		}
+	case "repository_ruleset", "branch_protection_rule", "branch_protection_configuration":
+		// The control over changegate itself may have changed.
+		return []jobs.Job{jobs.WatchControls{DeliveryID: d.ID, Installation: d.InstallationID, Repo: d.Repo, Reason: reason(d)}}
 	case "check_suite":
 		cs := p.CheckSuite
 		if cs != nil && !own(cs.App) && (d.Action == "completed" || d.Action == "rerequested") {

@@ -52,6 +52,13 @@ func TestTranslate(t *testing.T) {
 					Added:        []jobs.Repo{{ID: 3, FullName: "acme/new"}}, Removed: []jobs.Repo{{ID: 1, FullName: "acme/api"}}}}},
 		},
 		{
+			name:  "a ruleset change makes the control watch look",
+			event: "repository_ruleset",
+			body:  `{"action":"edited","repository_ruleset":{"id":1},"repository":{"full_name":"acme/api"},"installation":{"id":7}}`,
+			want: Delivery{ID: "d", Source: "github", Event: "repository_ruleset", Action: "edited", InstallationID: 7, Repo: "acme/api", ReceivedAt: t0,
+				Jobs: []jobs.Job{jobs.WatchControls{DeliveryID: "d", Installation: 7, Repo: "acme/api", Reason: "repository_ruleset.edited"}}},
+		},
+		{
 			name:  "pull request carries log attributes and no job yet",
 			event: "pull_request",
 			body:  `{"action":"opened","installation":{"id":7},"repository":{"full_name":"acme/api"},"pull_request":{"head":{"sha":"abc"}}}`,

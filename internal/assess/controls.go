@@ -1,0 +1,154 @@
+package assess
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/google/go-github/v60/github"
+
+	"github.com/changegate/changegate/internal/change"
+	"github.com/changegate/changegate/internal/jobs"
+	"github.com/changegate/changegate/internal/queue"
+)
+
+// ControlState is whether changegate is enforced on one production branch
+// or environment, and since when.
+type ControlState struct {
+	Repo, Target string // target: branch:NAME or environment:NAME
+	Enforced     bool
+	Detail       string
+	Since        time.Time
+	CheckedAt    time.Time
+}
+
+// ControlStore keeps the watch's last view.
+type ControlStore interface {
+	ControlState(ctx context.Context, repo, target string) (ControlState, bool, error)
+	PutControlState(ctx context.Context, c ControlState) error
+}
+
+// RequiredChecks lists the status checks a branch's rules require
+// (ghfacts.RequiredChecks).
+type RequiredChecks func(ctx context.Context, client *github.Client, repo change.Repo, branch string) ([]change.RequiredCheck, error)
+
+// RegisterWatch adds the control watch's job handler.
+func (a *Assessor) RegisterWatch(w *queue.Workers) {
+	queue.Add(w, queue.Handler[jobs.WatchControls](func(ctx context.Context, log *slog.Logger, j jobs.WatchControls) (queue.Apply, error) {
+		return nil, a.WatchControls(ctx, log, j.Installation, j.Repo)
+	}))
+}
+
+// WatchControls reads whether changegate is enforced on each production
+// branch (a rule requires the changegate check from this App) and each
+// production environment (its protection rules name this App), and keeps
+// what changed, with since when.
+func (a *Assessor) WatchControls(ctx context.Context, log *slog.Logger, installation int64, repoName string) error {
+	if a.Controls == nil || a.RequiredChecks == nil {
+		return nil
+	}
+	t, branches, err := a.walkScope(ctx, log, installation, repoName, "")
+	if err != nil || t.client == nil {
+		return err
+	}
+	for _, b := range branches {
+		enforced, detail, err := a.branchEnforced(ctx, t, b)
+		if err != nil {
+			return err
+		}
+		if err := a.keepControl(ctx, log, t.repo.String(), "branch:"+b, enforced, detail); err != nil {
+			return err
+		}
+	}
+	for _, env := range a.productionEnvironments(t) {
+		enforced, detail, err := a.environmentEnforced(ctx, t, env)
+		if err != nil {
+			return err
+		}
+		if err := a.keepControl(ctx, log, t.repo.String(), "environment:"+env, enforced, detail); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *Assessor) branchEnforced(ctx context.Context, t archiveScope, branch string) (bool, string, error) {
+	checks, err := a.RequiredChecks(ctx, t.client, t.repo, branch)
+	if noHistory(err) {
+		return false, "the branch does not exist", nil
+	}
+	if err != nil {
+		return false, "", fmt.Errorf("rules of %s@%s: %w", t.repo, branch, err)
+	}
+	var others []string
+	for _, c := range checks {
+		switch {
+		case c.Context != CheckContext:
+		case c.IntegrationID == a.AppID:
+			return true, fmt.Sprintf("a rule requires the %s check from this App (%d)", CheckContext, a.AppID), nil
+		case c.IntegrationID == 0:
+			others = append(others, "any source (anyone with write access can post it)")
+		default:
+			others = append(others, fmt.Sprintf("App %d", c.IntegrationID))
+		}
+	}
+	if len(others) > 0 {
+		return false, fmt.Sprintf("the %s check is required from %s, not from this App (%d)", CheckContext, strings.Join(others, ", "), a.AppID), nil
+	}
+	return false, fmt.Sprintf("no rule in force requires the %s check", CheckContext), nil
+}
+
+func (a *Assessor) environmentEnforced(ctx context.Context, t archiveScope, env string) (bool, string, error) {
+	if a.Rules == nil {
+		return false, "", nil
+	}
+	apps, err := a.Rules(ctx, t.client, t.repo, env)
+	if noHistory(err) {
+		return false, "the environment does not exist", nil
+	}
+	if err != nil {
+		return false, "", fmt.Errorf("protection rules of %s environment %s: %w", t.repo, env, err)
+	}
+	for _, id := range apps {
+		if id == a.AppID {
+			return true, fmt.Sprintf("its deployment protection rules include this App (%d)", a.AppID), nil
+		}
+	}
+	return false, "its deployment protection rules do not include this App", nil
+}
+
+// productionEnvironments are the policy's production environments named
+// without wildcards.
+func (a *Assessor) productionEnvironments(t archiveScope) []string {
+	if t.pol == nil {
+		return nil
+	}
+	return t.pol.LiteralProductionEnvironments()
+}
+
+// keepControl stores a target's state; since moves only when enforcement
+// changes.
+func (a *Assessor) keepControl(ctx context.Context, log *slog.Logger, repo, target string, enforced bool, detail string) error {
+	now := a.Now().UTC()
+	old, ok, err := a.Controls.ControlState(ctx, repo, target)
+	if err != nil {
+		return err
+	}
+	since := now
+	if ok && old.Enforced == enforced {
+		since = old.Since
+	}
+	if !ok || old.Enforced != enforced {
+		level := slog.LevelInfo
+		if !enforced {
+			level = slog.LevelWarn
+		}
+		log.Log(ctx, level, "changegate enforcement", "target", target, "enforced", enforced, "detail", detail)
+	}
+	return a.Controls.PutControlState(ctx, ControlState{Repo: repo, Target: target, Enforced: enforced, Detail: detail, Since: since, CheckedAt: now})
+}
+
+// CheckContext is the name of changegate's check run.
+const CheckContext = "changegate"
