@@ -243,4 +243,8 @@ func TestControlWatch(t *testing.T) {
 		t.Error("no log line for the enforcement changes")
 	}
 	t.Logf("audit coverage:\n%s", coverage())
+	gh.ResetCalls()
+	eventually(t, "one more run", 30*time.Second, func() bool { return strings.Count(a.logs.String(), "reconciled every repository") > 0 && len(gh.Calls()) > 0 })
+	time.Sleep(500 * time.Millisecond)
+	t.Logf("GitHub calls of one periodic run (reconciliation and control watch of one repository): %s", callSummary(gh.Calls()))
 }
