@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/changegate/changegate/internal/evidence"
 	"github.com/changegate/changegate/internal/ghfake"
 )
 
@@ -96,12 +97,12 @@ func TestReconciliation(t *testing.T) {
 		return queryInt(t, db, `SELECT COUNT(*) FROM ledger_records WHERE exception = 'unrecorded'`) == 2
 	})
 	time.Sleep(3 * time.Second) // more runs
-	if n := queryInt(t, db, `SELECT COUNT(*) FROM ledger_records`); n != 3 {
+	if n := queryInt(t, db, `SELECT COUNT(*) FROM ledger_records WHERE change_type != 'control_config'`); n != 3 {
 		t.Errorf("%d records, want the seen merge and two unrecorded changes", n)
 	}
 	got := map[string]string{}
 	for _, rec := range a.records(t) {
-		if rec.Exception != nil {
+		if rec.Exception != nil && rec.ChangeType != evidence.ControlConfig {
 			got[rec.Subject.HeadSHA[:4]] = string(rec.ChangeType) + " " + rec.Exception.Kind + ": " + rec.Exception.Reason
 		}
 	}
@@ -242,9 +243,34 @@ func TestControlWatch(t *testing.T) {
 	if !strings.Contains(a.logs.String(), `"msg":"changegate enforcement"`) {
 		t.Error("no log line for the enforcement changes")
 	}
+	// The ledger holds each change: both first seen enforced, the loss
+	// (an open control_off exception, closed by the restore).
+	db := openReadOnly(t, a.dataDir)
+	eventually(t, "four control records", 30*time.Second, func() bool {
+		return queryInt(t, db, `SELECT COUNT(*) FROM ledger_records WHERE change_type = 'control_config'`) == 4
+	})
+	if n := queryInt(t, db, `SELECT COUNT(*) FROM ledger_records WHERE exception = 'control_off' AND closes = '' AND exception_state = 'closed'`); n != 1 {
+		t.Errorf("%d closed losses of enforcement, want 1", n)
+	}
+	var loss *evidence.Record
+	for _, r := range a.records(t) {
+		if r.Exception != nil && r.Exception.Kind == evidence.ExceptionControlOff && r.Exception.Closes == "" {
+			loss = r
+		}
+	}
+	if loss == nil || loss.Control == nil || loss.Control.Target != "branch:main" || loss.Control.WasEnforced == nil || !*loss.Control.WasEnforced ||
+		!strings.Contains(loss.Control.Detail, "App 999") {
+		t.Errorf("the loss record: %+v", loss)
+	}
+	var verify bytes.Buffer
+	if code := run(t.Context(), []string{"audit", "verify", "--data-dir", a.dataDir}, envMap(nil), &verify, &verify); code != 0 {
+		t.Errorf("verify: %s", verify.String())
+	}
 	t.Logf("audit coverage:\n%s", coverage())
 	gh.ResetCalls()
-	eventually(t, "one more run", 30*time.Second, func() bool { return strings.Count(a.logs.String(), "reconciled every repository") > 0 && len(gh.Calls()) > 0 })
+	eventually(t, "one more run", 30*time.Second, func() bool {
+		return strings.Count(a.logs.String(), "reconciled every repository") > 0 && len(gh.Calls()) > 0
+	})
 	time.Sleep(500 * time.Millisecond)
 	t.Logf("GitHub calls of one periodic run (reconciliation and control watch of one repository): %s", callSummary(gh.Calls()))
 }

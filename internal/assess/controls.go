@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-github/v60/github"
 
 	"github.com/changegate/changegate/internal/change"
+	"github.com/changegate/changegate/internal/evidence"
 	"github.com/changegate/changegate/internal/jobs"
 	"github.com/changegate/changegate/internal/queue"
 )
@@ -22,6 +23,7 @@ type ControlState struct {
 	Detail       string
 	Since        time.Time
 	CheckedAt    time.Time
+	RecordID     string // the record whose exception a loss of enforcement opened
 }
 
 // ControlStore keeps the watch's last view.
@@ -58,7 +60,7 @@ func (a *Assessor) WatchControls(ctx context.Context, log *slog.Logger, installa
 		if err != nil {
 			return err
 		}
-		if err := a.keepControl(ctx, log, t.repo.String(), "branch:"+b, enforced, detail); err != nil {
+		if err := a.keepControl(ctx, log, t, "branch:"+b, enforced, detail); err != nil {
 			return err
 		}
 	}
@@ -67,7 +69,7 @@ func (a *Assessor) WatchControls(ctx context.Context, log *slog.Logger, installa
 		if err != nil {
 			return err
 		}
-		if err := a.keepControl(ctx, log, t.repo.String(), "environment:"+env, enforced, detail); err != nil {
+		if err := a.keepControl(ctx, log, t, "environment:"+env, enforced, detail); err != nil {
 			return err
 		}
 	}
@@ -128,26 +130,61 @@ func (a *Assessor) productionEnvironments(t archiveScope) []string {
 	return t.pol.LiteralProductionEnvironments()
 }
 
-// keepControl stores a target's state; since moves only when enforcement
-// changes.
-func (a *Assessor) keepControl(ctx context.Context, log *slog.Logger, repo, target string, enforced bool, detail string) error {
-	now := a.Now().UTC()
+// keepControl stores a target's state. A change of enforcement, and the
+// first sight of a target, is a control_config record: a loss opens a
+// control_off exception, and the restore closes it.
+func (a *Assessor) keepControl(ctx context.Context, log *slog.Logger, t archiveScope, target string, enforced bool, detail string) error {
+	repo, now := t.repo.String(), a.Now().UTC()
 	old, ok, err := a.Controls.ControlState(ctx, repo, target)
 	if err != nil {
 		return err
 	}
-	since := now
+	state := ControlState{Repo: repo, Target: target, Enforced: enforced, Detail: detail, Since: now, CheckedAt: now}
 	if ok && old.Enforced == enforced {
-		since = old.Since
+		state.Since, state.RecordID = old.Since, old.RecordID
+		return a.Controls.PutControlState(ctx, state)
 	}
-	if !ok || old.Enforced != enforced {
-		level := slog.LevelInfo
-		if !enforced {
-			level = slog.LevelWarn
+	level := slog.LevelInfo
+	if !enforced {
+		level = slog.LevelWarn
+	}
+	log.Log(ctx, level, "changegate enforcement", "target", target, "enforced", enforced, "detail", detail)
+	if a.Archive != nil {
+		rec := controlRecord(t, target, enforced, detail, old, ok, now, a.AppVersion)
+		if err := a.append(ctx, log, rec); err != nil {
+			return err
 		}
-		log.Log(ctx, level, "changegate enforcement", "target", target, "enforced", enforced, "detail", detail)
+		if !enforced {
+			state.RecordID = rec.ID
+		}
 	}
-	return a.Controls.PutControlState(ctx, ControlState{Repo: repo, Target: target, Enforced: enforced, Detail: detail, Since: since, CheckedAt: now})
+	return a.Controls.PutControlState(ctx, state)
+}
+
+// controlRecord is the record of a change in enforcement on a target.
+func controlRecord(t archiveScope, target string, enforced bool, detail string, old ControlState, seen bool, now time.Time, version string) *evidence.Record {
+	c := &evidence.ControlChange{Target: target, Enforced: enforced, Detail: detail, SeenAt: now}
+	if seen {
+		c.WasEnforced, c.BeforeDetail = &old.Enforced, old.Detail
+	}
+	outcome, reason := change.Compliant, fmt.Sprintf("changegate is enforced on %s of %s: %s", target, t.repo, detail)
+	if !enforced {
+		outcome, reason = change.NonCompliant, fmt.Sprintf("changegate is not enforced on %s of %s: %s", target, t.repo, detail)
+	}
+	r := &evidence.Record{
+		Schema: evidence.Schema, Repo: t.repo, ChangeType: evidence.ControlConfig,
+		Facts:    change.Facts{Subject: change.Subject{Installation: t.installation, Repo: t.repo}, AsOf: now},
+		Decision: change.Decision{Outcome: outcome, Reason: reason}, Policy: t.policy(),
+		ObservedAt: now, AppVersion: version, Control: c,
+	}
+	switch {
+	case !enforced:
+		r.Exception = &evidence.Exception{Kind: evidence.ExceptionControlOff, OpenedAt: now, Reason: reason}
+	case seen && old.RecordID != "":
+		r.Exception = &evidence.Exception{Kind: evidence.ExceptionControlOff, OpenedAt: now, Closes: old.RecordID,
+			Reason: fmt.Sprintf("changegate is enforced again on %s of %s: %s", target, t.repo, detail)}
+	}
+	return r
 }
 
 // CheckContext is the name of changegate's check run.

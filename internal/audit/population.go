@@ -23,7 +23,7 @@ type Query struct {
 // ChangeTypes are the types a query may name.
 var ChangeTypes = []string{
 	string(evidence.Standard), string(evidence.Emergency), string(evidence.Bypass),
-	string(evidence.DirectPush), string(evidence.Deployment),
+	string(evidence.DirectPush), string(evidence.Deployment), string(evidence.ControlConfig),
 }
 
 // Validate checks a query as a user gave it, naming the flag at fault.

@@ -42,11 +42,14 @@ const (
 	DirectPush ChangeType = "direct_push"
 	// Deployment is a successful deployment to a production environment.
 	Deployment ChangeType = "deployment"
+	// ControlConfig is a change in whether changegate is enforced on a
+	// production branch or environment: the control over the tool itself.
+	ControlConfig ChangeType = "control_config"
 )
 
 func (t ChangeType) valid() bool {
 	switch t {
-	case Standard, Emergency, Bypass, DirectPush, Deployment:
+	case Standard, Emergency, Bypass, DirectPush, Deployment, ControlConfig:
 		return true
 	}
 	return false
@@ -61,6 +64,9 @@ const (
 	// branch that no webhook had brought: a merge or a push made while
 	// changegate was down, or whose delivery was lost.
 	ExceptionUnrecorded = "unrecorded"
+	// ExceptionControlOff is a production branch or environment on which
+	// changegate stopped being enforced; restoring it closes the exception.
+	ExceptionControlOff = "control_off"
 )
 
 // Exception states, as the index holds them. They are a property of the whole
@@ -87,6 +93,8 @@ type Record struct {
 	DeliveryIDs []string        `json:"delivery_ids"`
 	AppVersion  string          `json:"app_version"`
 	Exception   *Exception      `json:"exception,omitempty"`
+	// Control is, for a control_config record, the state that changed.
+	Control *ControlChange `json:"control,omitempty"`
 	// Backfilled marks a change archived from what GitHub and Jira said
 	// after the fact (changegate backfill), not observed live: its event
 	// time is the merge or push, ObservedAt when it was archived.
@@ -149,6 +157,27 @@ type Exception struct {
 	Closes   string    `json:"closes,omitempty"`
 }
 
+// ControlChange is a change in whether changegate is enforced on a target
+// (branch:NAME or environment:NAME), as the control watch saw it.
+type ControlChange struct {
+	Target       string    `json:"target"`
+	Enforced     bool      `json:"enforced"`
+	Detail       string    `json:"detail"`
+	WasEnforced  *bool     `json:"was_enforced,omitempty"` // nil: first seen
+	BeforeDetail string    `json:"before_detail,omitempty"`
+	SeenAt       time.Time `json:"seen_at"`
+}
+
+// SubjectKey is what a record is about, for its id and the index's sha
+// column: the commit attested to, or for a control_config record, its
+// target and when the change was seen.
+func SubjectKey(r *Record) string {
+	if r.ChangeType == ControlConfig && r.Control != nil {
+		return "control:" + r.Control.Target + "@" + FormatTime(r.Control.SeenAt)
+	}
+	return r.Subject.SHA()
+}
+
 // Validate checks what every record must hold to be useful as evidence.
 func (r *Record) Validate() error {
 	var errs []error
@@ -163,9 +192,14 @@ func (r *Record) Validate() error {
 		bad("repo %q is not owner/name", r.Repo)
 	}
 	if !r.ChangeType.valid() {
-		bad("change_type %q is not one of standard, emergency, bypass, direct_push, deployment", r.ChangeType)
+		bad("change_type %q is not one of standard, emergency, bypass, direct_push, deployment, control_config", r.ChangeType)
 	}
-	if !isCommitSHA(r.Subject.HeadSHA) {
+	switch {
+	case r.ChangeType == ControlConfig:
+		if r.Control == nil || r.Control.Target == "" || r.Control.SeenAt.IsZero() {
+			bad("a control_config record must name its target and when the change was seen")
+		}
+	case !isCommitSHA(r.Subject.HeadSHA):
 		bad("subject.head_sha %q is not a 40-hex commit SHA", r.Subject.HeadSHA)
 	}
 	if r.Subject.MergeSHA != "" && !isCommitSHA(r.Subject.MergeSHA) {
@@ -179,9 +213,9 @@ func (r *Record) Validate() error {
 	}
 	if e := r.Exception; e != nil {
 		switch e.Kind {
-		case ExceptionEmergency, ExceptionBypass, ExceptionDirectPush, ExceptionUnrecorded:
+		case ExceptionEmergency, ExceptionBypass, ExceptionDirectPush, ExceptionUnrecorded, ExceptionControlOff:
 		default:
-			bad("exception.kind %q is not one of emergency, bypass, direct_push, unrecorded", e.Kind)
+			bad("exception.kind %q is not one of emergency, bypass, direct_push, unrecorded, control_off", e.Kind)
 		}
 		if e.Closes == r.ID && e.Closes != "" {
 			bad("exception closes its own record")
@@ -268,7 +302,7 @@ func indexFields(r *Record) [15]indexField {
 		{FieldID, r.ID},
 		{FieldRepo, r.Repo.String()},
 		{FieldPR, pr},
-		{FieldSHA, r.Subject.SHA()},
+		{FieldSHA, SubjectKey(r)},
 		{FieldChangeType, string(r.ChangeType)},
 		{FieldMergedAt, FormatTime(r.Facts.PR.MergedAt)},
 		{FieldObservedAt, FormatTime(r.ObservedAt)},

@@ -3,7 +3,9 @@ package evidence
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,6 +45,12 @@ func subjectOf(r *Record) (descriptor, error) {
 	d := descriptor{
 		Name:   r.Repo.String() + "@" + sha,
 		Digest: map[string]string{string(intoto.AlgorithmGitCommit): sha},
+	}
+	if r.ChangeType == ControlConfig {
+		// No commit: the subject is the change of state, named by its key.
+		key := SubjectKey(r)
+		sum := sha256.Sum256([]byte(key))
+		d = descriptor{Name: r.Repo.String() + "@" + key, Digest: map[string]string{string(intoto.AlgorithmSHA256): hex.EncodeToString(sum[:])}}
 	}
 	rd := &intoto.ResourceDescriptor{Name: d.Name, Digest: d.Digest}
 	if err := rd.Validate(); err != nil {

@@ -294,7 +294,7 @@ func (l *Ledger) Append(ctx context.Context, r *evidence.Record) (uint64, error)
 	if r.Exception != nil {
 		closes = r.Exception.Closes
 	}
-	r.ID = evidence.RecordID(r.Repo.String(), r.Subject.SHA(), r.ChangeType, closes)
+	r.ID = evidence.RecordID(r.Repo.String(), evidence.SubjectKey(r), r.ChangeType, closes)
 	env, err := l.signer.Sign(r)
 	if err != nil {
 		return 0, fmt.Errorf("sign record: %w", err)

@@ -14,6 +14,8 @@ type ControlState struct {
 	Detail       string
 	Since        time.Time
 	CheckedAt    time.Time
+	// RecordID is the record whose exception a loss of enforcement opened.
+	RecordID string
 }
 
 // ControlState reads a target's state.
@@ -28,9 +30,10 @@ func (s *DB) ControlState(ctx context.Context, repo, target string) (ControlStat
 // PutControlState keeps a target's state.
 func (s *DB) PutControlState(ctx context.Context, c ControlState) error {
 	return s.DurableTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO control_state (repo, target, enforced, detail, since, checked_at) VALUES (?, ?, ?, ?, ?, ?)
-			ON CONFLICT (repo, target) DO UPDATE SET enforced = excluded.enforced, detail = excluded.detail, since = excluded.since, checked_at = excluded.checked_at`,
-			c.Repo, c.Target, c.Enforced, c.Detail, c.Since.UTC().Format(time.RFC3339Nano), c.CheckedAt.UTC().Format(time.RFC3339Nano))
+		_, err := tx.ExecContext(ctx, `INSERT INTO control_state (repo, target, enforced, detail, since, checked_at, record_id) VALUES (?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (repo, target) DO UPDATE SET enforced = excluded.enforced, detail = excluded.detail, since = excluded.since,
+				checked_at = excluded.checked_at, record_id = excluded.record_id`,
+			c.Repo, c.Target, c.Enforced, c.Detail, c.Since.UTC().Format(time.RFC3339Nano), c.CheckedAt.UTC().Format(time.RFC3339Nano), c.RecordID)
 		return err
 	})
 }
@@ -42,7 +45,7 @@ func Coverage(ctx context.Context, db *sql.DB) ([]ControlState, error) {
 }
 
 func controlStates(ctx context.Context, db *sql.DB, where string, args ...any) ([]ControlState, error) {
-	rows, err := db.QueryContext(ctx, `SELECT repo, target, enforced, detail, since, checked_at FROM control_state `+where, args...)
+	rows, err := db.QueryContext(ctx, `SELECT repo, target, enforced, detail, since, checked_at, record_id FROM control_state `+where, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +54,7 @@ func controlStates(ctx context.Context, db *sql.DB, where string, args ...any) (
 	for rows.Next() {
 		var c ControlState
 		var since, checked string
-		if err := rows.Scan(&c.Repo, &c.Target, &c.Enforced, &c.Detail, &since, &checked); err != nil {
+		if err := rows.Scan(&c.Repo, &c.Target, &c.Enforced, &c.Detail, &since, &checked, &c.RecordID); err != nil {
 			return nil, err
 		}
 		var e1, e2 error
