@@ -2,8 +2,12 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -11,6 +15,7 @@ import (
 
 	"github.com/changegate/changegate/internal/evidence"
 	"github.com/changegate/changegate/internal/ghfake"
+	"github.com/changegate/changegate/internal/web"
 )
 
 // TestRedeliverySweep: GitHub's delivery log holds deliveries that
@@ -210,7 +215,15 @@ func TestJiraWriteBack(t *testing.T) {
 // each state and since when.
 func TestControlWatch(t *testing.T) {
 	t.Parallel()
-	a := startAppWith(t, map[string]string{"CHANGEGATE_RECONCILE_INTERVAL": "1s"})
+	token, line, err := web.NewToken("auditor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(tokens, []byte(line+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := startAppWith(t, map[string]string{"CHANGEGATE_RECONCILE_INTERVAL": "1s", "CHANGEGATE_AUDITOR_TOKENS_FILE": tokens})
 	gh := a.gh
 	gh.SetRequiredChecks("acme", "api", "main", ghfake.RequiredCheck{Context: "changegate", IntegrationID: gh.AppID()})
 	gh.SetProtectionRules("acme", "api", "production", gh.AppID())
@@ -267,10 +280,54 @@ func TestControlWatch(t *testing.T) {
 		t.Errorf("verify: %s", verify.String())
 	}
 	t.Logf("audit coverage:\n%s", coverage())
+	// The same, through the audit API and its UI page.
+	req, _ := http.NewRequest(http.MethodGet, a.base+"/api/v1/coverage", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := a.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var api struct{ Targets []web.Coverage }
+	err = json.NewDecoder(resp.Body).Decode(&api)
+	resp.Body.Close()
+	if err != nil || len(api.Targets) != 2 || api.Targets[0].Target != "branch:main" || !api.Targets[0].Enforced {
+		t.Errorf("GET /api/v1/coverage: %v %+v", err, api)
+	}
+	page := uiPage(t, a.base, token, "/audit/coverage")
+	mustContain(t, page, "2</strong> enforced", "environment:production", "a rule requires the changegate check from this App")
 	gh.ResetCalls()
 	eventually(t, "one more run", 30*time.Second, func() bool {
 		return strings.Count(a.logs.String(), "reconciled every repository") > 0 && len(gh.Calls()) > 0
 	})
 	time.Sleep(500 * time.Millisecond)
 	t.Logf("GitHub calls of one periodic run (reconciliation and control watch of one repository): %s", callSummary(gh.Calls()))
+}
+
+// uiPage signs in to the audit UI with token and returns a page.
+func uiPage(t *testing.T, base, token, path string) string {
+	t.Helper()
+	client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, _ := http.NewRequest(http.MethodPost, base+"/audit/login", strings.NewReader(url.Values{"token": {token}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", base)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	req, _ = http.NewRequest(http.MethodGet, base+path, nil)
+	for _, c := range resp.Cookies() {
+		req.AddCookie(c)
+	}
+	page, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer page.Body.Close()
+	var b bytes.Buffer
+	b.ReadFrom(page.Body)
+	if page.StatusCode != http.StatusOK {
+		t.Fatalf("%s: %s", path, page.Status)
+	}
+	return b.String()
 }

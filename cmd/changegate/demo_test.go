@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -68,32 +66,10 @@ func TestDemo(t *testing.T) {
 // signIn signs in to the audit UI with token and opens the population.
 func signIn(t *testing.T, base, token string) {
 	t.Helper()
-	client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	req, _ := http.NewRequest(http.MethodPost, base+"/audit/login", strings.NewReader(url.Values{"token": {token}}.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Origin", base)
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusSeeOther || len(resp.Cookies()) == 0 {
-		t.Fatalf("sign in with the printed token: %s", resp.Status)
-	}
-	day := time.Now().UTC().Format(time.DateOnly)
-	req, _ = http.NewRequest(http.MethodGet, base+"/audit/changes?from="+day+"&to="+time.Now().UTC().AddDate(0, 0, 1).Format(time.DateOnly), nil)
-	for _, c := range resp.Cookies() {
-		req.AddCookie(c)
-	}
-	page, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer page.Body.Close()
-	var b bytes.Buffer
-	b.ReadFrom(page.Body)
-	if page.StatusCode != http.StatusOK || !strings.Contains(b.String(), "acme/payments #3") {
-		t.Errorf("the population page: %s\n%.2000s", page.Status, b.String())
+	day := time.Now().UTC()
+	page := uiPage(t, base, token, "/audit/changes?from="+day.Format(time.DateOnly)+"&to="+day.AddDate(0, 0, 1).Format(time.DateOnly))
+	if !strings.Contains(page, "acme/payments #3") {
+		t.Errorf("the population page:\n%.2000s", page)
 	}
 }
 

@@ -328,7 +328,8 @@ func newAuditHandler(cfg config.Config, store *sqlite.DB, l *openedLedger, log *
 	if err != nil {
 		return nil, err
 	}
-	return web.New(svc, tokens, web.Options{Logger: log.With("component", "audit"), SessionKey: sessionKey(l.signer)}).Register, nil
+	return web.New(svc, tokens, web.Options{Logger: log.With("component", "audit"), SessionKey: sessionKey(l.signer),
+		Coverage: coverageOf(store)}).Register, nil
 }
 
 // sessionKey signs auditor UI sessions. It is derived from the ledger's
@@ -417,4 +418,16 @@ func (s controlStore) ControlState(ctx context.Context, repo, target string) (as
 
 func (s controlStore) PutControlState(ctx context.Context, c assess.ControlState) error {
 	return s.db.PutControlState(ctx, sqlite.ControlState(c))
+}
+
+// coverageOf gives the audit UI the control watch's state.
+func coverageOf(store *sqlite.DB) web.CoverageSource {
+	return func(ctx context.Context) ([]web.Coverage, error) {
+		states, err := sqlite.Coverage(ctx, store.SQL())
+		out := make([]web.Coverage, 0, len(states))
+		for _, s := range states {
+			out = append(out, web.Coverage{Repo: s.Repo, Target: s.Target, Enforced: s.Enforced, Detail: s.Detail, Since: s.Since, CheckedAt: s.CheckedAt})
+		}
+		return out, err
+	}
 }

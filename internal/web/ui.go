@@ -20,7 +20,7 @@ import (
 var templateFS embed.FS
 
 // pageNames are the UI's pages; each is parsed with the layout.
-var pageNames = []string{"login", "dashboard", "population", "record", "sample", "error"}
+var pageNames = []string{"login", "dashboard", "population", "record", "sample", "coverage", "error"}
 
 var pageFuncs = template.FuncMap{
 	"hex":        hex.EncodeToString,

@@ -50,6 +50,8 @@ type Options struct {
 	SessionKey []byte
 	// SessionTTL is how long a UI session lasts; default 12h.
 	SessionTTL time.Duration
+	// Coverage lists where changegate is enforced; nil: not served.
+	Coverage CoverageSource
 }
 
 // Handler serves the audit API and the auditor UI.
@@ -59,6 +61,7 @@ type Handler struct {
 	log      *slog.Logger
 	sessions sessions
 	pages    map[string]*template.Template
+	cover    CoverageSource
 }
 
 // New returns a handler reading svc, admitting the holders of tokens.
@@ -80,6 +83,7 @@ func New(svc Auditor, tokens *Tokens, o Options) *Handler {
 		svc: svc, tokens: tokens, log: o.Logger,
 		sessions: sessions{key: o.SessionKey, ttl: o.SessionTTL, now: o.Now},
 		pages:    parsePages(),
+		cover:    o.Coverage,
 	}
 }
 
@@ -95,6 +99,7 @@ func (h *Handler) Register(e *echo.Echo) {
 	api.GET("/checkpoint", h.checkpoint)
 	api.GET("/proof/inclusion", h.inclusionProof)
 	api.GET("/proof/consistency", h.consistencyProof)
+	api.GET("/coverage", h.coverage)
 
 	e.GET("/audit", func(c echo.Context) error { return c.Redirect(http.StatusSeeOther, "/audit/") })
 	ui := e.Group("/audit", h.logAccess, pageHeaders, h.pageErrors)
@@ -107,5 +112,6 @@ func (h *Handler) Register(e *echo.Echo) {
 	ui.GET("/changes/:id/record.html", h.recordFile, h.requireSession)
 	ui.GET("/changes/:id/envelope.json", h.envelopeFile, h.requireSession)
 	ui.GET("/sample", h.sampleForm, h.requireSession)
+	ui.GET("/coverage", h.coveragePage, h.requireSession)
 	ui.POST("/sample", h.drawSample, limitForm, sameOrigin, h.requireSession, h.checkCSRF)
 }
