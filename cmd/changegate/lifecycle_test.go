@@ -97,6 +97,9 @@ func startAppWith(t *testing.T, extra map[string]string) *app {
 		// their start-up run would race with the history a test builds.
 		"CHANGEGATE_RECONCILE_INTERVAL":  "0",
 		"CHANGEGATE_REDELIVERY_INTERVAL": "0",
+		// Reconciliation judges commits at once; TestReconciliation orders
+		// its webhooks so that this does not race.
+		"CHANGEGATE_RECONCILE_GRACE": "0",
 	}
 	maps.Copy(env, extra)
 	srv := serveInProcess(t, env)

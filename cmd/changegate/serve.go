@@ -236,6 +236,7 @@ func newWorkers(ctx context.Context, cfg config.Config, store *sqlite.DB, led *o
 		queue.Add(workers, writeBackHandler(tickets, cfg.PublicURL))
 	}
 	assessor.BackfillPeriod = cfg.Completeness.BackfillPeriod.D()
+	assessor.ReconcileGrace = cfg.Completeness.ReconcileGrace.D()
 	walked := prometheus.NewCounter(prometheus.CounterOpts{Name: "changegate_backfill_commits_walked_total", Help: "Commits backfill jobs walked."})
 	reg.MustRegister(walked)
 	assessor.BackfillProgress = func(string, int, int) { walked.Inc() }

@@ -147,6 +147,7 @@ func walkAssessor(ctx context.Context, cfg config.Config, store *sqlite.DB, led 
 		return nil, err
 	}
 	a.BackfillPeriod = cfg.Completeness.BackfillPeriod.D()
+	a.ReconcileGrace = cfg.Completeness.ReconcileGrace.D()
 	return a, nil
 }
 

@@ -176,6 +176,9 @@ type Assessor struct {
 	// BackfillPeriod is how far back a branch is backfilled the first time
 	// it is reconciled (DefaultBackfillPeriod when 0).
 	BackfillPeriod time.Duration
+	// ReconcileGrace is how old a commit must be for reconciliation to
+	// judge it, since its webhook may still be on the way; 0: none.
+	ReconcileGrace time.Duration
 	// WriteBack queues a note to a Jira ticket of an archived change
 	// (jira.write_back); nil writes nothing back.
 	WriteBack func(ctx context.Context, j jobs.JiraWriteBack) error

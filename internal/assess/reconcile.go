@@ -34,7 +34,7 @@ type OpenPulls func(ctx context.Context, client *github.Client, repo change.Repo
 
 // BranchCommits lists a branch's commits since a time, newest first
 // (ghfacts.BranchCommits).
-type BranchCommits func(ctx context.Context, client *github.Client, repo change.Repo, branch string, since time.Time) ([]change.Commit, error)
+type BranchCommits func(ctx context.Context, client *github.Client, repo change.Repo, branch string, since, until time.Time) ([]change.Commit, error)
 
 // ReconcileReport is what one repository's reconciliation did.
 type ReconcileReport struct {
@@ -257,7 +257,13 @@ const DefaultBackfillPeriod = 30 * 24 * time.Hour
 // moves the reconcile point to the newest.
 func (a *Assessor) walkBranch(ctx context.Context, log *slog.Logger, t archiveScope, w walk, rep *ReconcileReport) error {
 	branch := w.branch
-	commits, err := a.BranchCommits(ctx, t.client, t.repo, branch, w.since)
+	// Commits younger than the grace may still have their webhook on the
+	// way: the next walk takes them.
+	var until time.Time
+	if a.ReconcileGrace > 0 {
+		until = a.Now().Add(-a.ReconcileGrace)
+	}
+	commits, err := a.BranchCommits(ctx, t.client, t.repo, branch, w.since, until)
 	if noHistory(err) {
 		// The branch does not exist (yet), or the repository is empty.
 		log.Info("no history to walk", "branch", branch, "reason", err.Error())

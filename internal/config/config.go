@@ -72,6 +72,9 @@ type Completeness struct {
 	// BackfillPeriod is how far back a branch is backfilled the first time
 	// it is reconciled: on installation, or on the first start.
 	BackfillPeriod Duration `yaml:"backfill_period"`
+	// ReconcileGrace is how old a commit must be before reconciliation
+	// judges it: its webhook may still be on the way.
+	ReconcileGrace Duration `yaml:"reconcile_grace"`
 }
 
 // Policy holds the operator's policy settings.
@@ -151,7 +154,8 @@ func Default() Config {
 		LogLevel:        "info",
 		ShutdownTimeout: Duration(30 * time.Second),
 		GitHub:          GitHub{APIURL: "https://api.github.com/"},
-		Completeness:    Completeness{RedeliveryInterval: Duration(10 * time.Minute), ReconcileInterval: Duration(time.Hour), BackfillPeriod: Duration(30 * 24 * time.Hour)},
+		Completeness: Completeness{RedeliveryInterval: Duration(10 * time.Minute), ReconcileInterval: Duration(time.Hour), BackfillPeriod: Duration(30 * 24 * time.Hour),
+			ReconcileGrace: Duration(5 * time.Minute)},
 		Queue: Queue{
 			Workers:     8,
 			MaxAttempts: 10,
@@ -259,6 +263,7 @@ func applyEnv(cfg *Config, env LookupEnv, errs *[]error) {
 	interval("CHANGEGATE_REDELIVERY_INTERVAL", &cfg.Completeness.RedeliveryInterval)
 	interval("CHANGEGATE_RECONCILE_INTERVAL", &cfg.Completeness.ReconcileInterval)
 	interval("CHANGEGATE_BACKFILL_PERIOD", &cfg.Completeness.BackfillPeriod)
+	interval("CHANGEGATE_RECONCILE_GRACE", &cfg.Completeness.ReconcileGrace)
 	if v, ok := env("CHANGEGATE_QUEUE_WORKERS"); ok && v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {

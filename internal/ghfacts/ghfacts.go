@@ -642,11 +642,11 @@ func CommitMessage(ctx context.Context, client *github.Client, repo change.Repo,
 	return c.GetCommit().GetMessage(), nil
 }
 
-// BranchCommits lists a branch's commits since a time, newest first, with
-// their authors and committers.
-func BranchCommits(ctx context.Context, client *github.Client, repo change.Repo, branch string, since time.Time) ([]change.Commit, error) {
+// BranchCommits lists a branch's commits dated from since to until, newest
+// first, with their authors and committers.
+func BranchCommits(ctx context.Context, client *github.Client, repo change.Repo, branch string, since, until time.Time) ([]change.Commit, error) {
 	commits, err := listAll(func(o github.ListOptions) ([]*github.RepositoryCommit, *github.Response, error) {
-		return client.Repositories.ListCommits(ctx, repo.Owner, repo.Name, &github.CommitsListOptions{SHA: branch, Since: since, ListOptions: o})
+		return client.Repositories.ListCommits(ctx, repo.Owner, repo.Name, &github.CommitsListOptions{SHA: branch, Since: since, Until: until, ListOptions: o})
 	})
 	if err != nil {
 		return nil, err

@@ -81,7 +81,7 @@ func (s *Server) Push(owner, repo, branch, from string, c GitCommit) string {
 	return c.SHA
 }
 
-// listCommits answers GET /repos/{owner}/{repo}/commits?sha=&path=&since=:
+// listCommits answers GET /repos/{owner}/{repo}/commits?sha=&path=&since=&until=:
 // the first-parent history from sha (default: the default branch), newest
 // first, of the commits that changed path (a file or a directory), dated
 // since.
@@ -104,9 +104,10 @@ func (s *Server) listCommits(w http.ResponseWriter, r *http.Request) {
 	sha := cmp.Or(d.branches[ref], ref)
 	p := strings.Trim(q.Get("path"), "/")
 	since, _ := time.Parse(time.RFC3339, q.Get("since"))
+	until, _ := time.Parse(time.RFC3339, q.Get("until"))
 	var out []map[string]any
 	for c := d.git[sha]; c != nil; c = d.git[c.parent] {
-		if c.Date.Before(since) {
+		if c.Date.Before(since) || !until.IsZero() && c.Date.After(until) {
 			continue
 		}
 		if p == "" || slices.ContainsFunc(c.changed, func(f string) bool { return f == p || strings.HasPrefix(f, p+"/") }) {
