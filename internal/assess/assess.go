@@ -173,6 +173,9 @@ type Assessor struct {
 	// enforcement.
 	Controls       ControlStore
 	RequiredChecks RequiredChecks
+	// ClassicChecks reads classic branch protection's required checks,
+	// which needs administration: read; nil reads only the rules.
+	ClassicChecks RequiredChecks
 	// BackfillPeriod is how far back a branch is backfilled the first time
 	// it is reconciled (DefaultBackfillPeriod when 0).
 	BackfillPeriod time.Duration

@@ -84,22 +84,43 @@ func (a *Assessor) branchEnforced(ctx context.Context, t archiveScope, branch st
 	if err != nil {
 		return false, "", fmt.Errorf("rules of %s@%s: %w", t.repo, branch, err)
 	}
+	if ok, detail := a.requires(checks, "a rule"); ok {
+		return true, detail, nil
+	}
+	_, ruleDetail := a.requires(checks, "a rule")
+	if a.ClassicChecks == nil {
+		return false, ruleDetail, nil
+	}
+	classic, err := a.ClassicChecks(ctx, t.client, t.repo, branch)
+	if err != nil {
+		// Fail closed: what cannot be seen does not enforce.
+		return false, ruleDetail + "; " + err.Error(), nil
+	}
+	if ok, detail := a.requires(classic, "classic branch protection"); ok {
+		return true, detail, nil
+	}
+	return false, ruleDetail, nil
+}
+
+// requires says whether checks require changegate's check from this App,
+// and what they require instead.
+func (a *Assessor) requires(checks []change.RequiredCheck, source string) (bool, string) {
 	var others []string
 	for _, c := range checks {
 		switch {
 		case c.Context != CheckContext:
 		case c.IntegrationID == a.AppID:
-			return true, fmt.Sprintf("a rule requires the %s check from this App (%d)", CheckContext, a.AppID), nil
-		case c.IntegrationID == 0:
+			return true, fmt.Sprintf("%s requires the %s check from this App (%d)", source, CheckContext, a.AppID)
+		case c.IntegrationID <= 0:
 			others = append(others, "any source (anyone with write access can post it)")
 		default:
 			others = append(others, fmt.Sprintf("App %d", c.IntegrationID))
 		}
 	}
 	if len(others) > 0 {
-		return false, fmt.Sprintf("the %s check is required from %s, not from this App (%d)", CheckContext, strings.Join(others, ", "), a.AppID), nil
+		return false, fmt.Sprintf("the %s check is required from %s, not from this App (%d)", CheckContext, strings.Join(others, ", "), a.AppID)
 	}
-	return false, fmt.Sprintf("no rule in force requires the %s check", CheckContext), nil
+	return false, fmt.Sprintf("no rule in force requires the %s check", CheckContext)
 }
 
 func (a *Assessor) environmentEnforced(ctx context.Context, t archiveScope, env string) (bool, string, error) {

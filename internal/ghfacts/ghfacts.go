@@ -707,3 +707,28 @@ func RequiredChecks(ctx context.Context, client *github.Client, repo change.Repo
 	}
 	return out, nil
 }
+
+// ErrCannotSee is ClassicRequiredChecks' error when the App may not read
+// classic branch protection (it needs administration: read).
+var ErrCannotSee = errors.New("classic branch protection cannot be read: the App needs administration: read")
+
+// ClassicRequiredChecks lists the status checks classic branch protection
+// requires on a branch; none when the branch is not protected.
+func ClassicRequiredChecks(ctx context.Context, client *github.Client, repo change.Repo, branch string) ([]change.RequiredCheck, error) {
+	p, resp, err := client.Repositories.GetBranchProtection(ctx, repo.Owner, repo.Name, branch)
+	switch {
+	case errors.Is(err, github.ErrBranchNotProtected):
+		return nil, nil
+	case resp != nil && (resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusNotFound):
+		return nil, ErrCannotSee
+	case err != nil:
+		return nil, err
+	}
+	var out []change.RequiredCheck
+	if rc := p.GetRequiredStatusChecks(); rc != nil && rc.Checks != nil {
+		for _, c := range *rc.Checks {
+			out = append(out, change.RequiredCheck{Context: c.Context, IntegrationID: c.GetAppID()})
+		}
+	}
+	return out, nil
+}

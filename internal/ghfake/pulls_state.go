@@ -144,6 +144,7 @@ type repoData struct {
 	git         map[string]*gitCommit        // pushed commits by SHA
 	branches    map[string]string            // branch → its newest pushed commit
 	rules       map[string][]RequiredCheck   // branch → required status checks in force
+	classic     map[string][]RequiredCheck   // branch → classic protection's checks; nil: not readable
 }
 
 // pullsState is the Server's pull-request and repository-content state;

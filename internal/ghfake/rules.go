@@ -14,6 +14,51 @@ type RequiredCheck struct {
 
 func (s *Server) ruleRoutes() {
 	s.Handle("GET", "/repos/{owner}/{repo}/rules/branches/{branch}", s.branchRules)
+	s.Handle("GET", "/repos/{owner}/{repo}/branches/{branch}/protection", s.branchProtection)
+}
+
+// SetClassicProtection grants the App administration: read on the
+// repository, and makes classic branch protection on branch require
+// checks (none: the branch is not protected).
+func (s *Server) SetClassicProtection(owner, repo, branch string, checks ...RequiredCheck) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.dataOf(owner, repo)
+	if d.classic == nil {
+		d.classic = map[string][]RequiredCheck{}
+	}
+	d.classic[branch] = checks
+}
+
+// branchProtection answers classic branch protection: 403 unless the App
+// may read administration (SetClassicProtection), 404 "Branch not
+// protected" for a branch without it.
+func (s *Server) branchProtection(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	_, repo := s.callerRepo(r)
+	var checks []RequiredCheck
+	readable, protected := false, false
+	if repo != nil {
+		d := s.dataOf(repo.Owner, repo.Name)
+		readable = d.classic != nil
+		checks, protected = d.classic[r.PathValue("branch")]
+		protected = protected && len(checks) > 0
+	}
+	s.mu.Unlock()
+	switch {
+	case !readable:
+		writeError(w, http.StatusForbidden, "Resource not accessible by integration")
+		return
+	case !protected:
+		writeError(w, http.StatusNotFound, "Branch not protected")
+		return
+	}
+	list := []map[string]any{}
+	for _, c := range checks {
+		list = append(list, map[string]any{"context": c.Context, "app_id": c.IntegrationID})
+	}
+	WriteJSON(w, http.StatusOK, map[string]any{"url": s.srv.URL + r.URL.Path,
+		"required_status_checks": map[string]any{"strict": false, "checks": list, "contexts": []string{}}})
 }
 
 // SetRequiredChecks makes the rules in force on a branch one
