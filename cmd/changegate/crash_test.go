@@ -138,6 +138,9 @@ func startBinary(t *testing.T, bin, dataDir string, secret []byte, extraEnv ...s
 		"CHANGEGATE_DATA_DIR="+dataDir,
 		"CHANGEGATE_LISTEN=127.0.0.1:0",
 		"CHANGEGATE_WEBHOOK_SECRET="+string(secret),
+		// The periodic completeness jobs would add records of their own.
+		"CHANGEGATE_RECONCILE_INTERVAL=0",
+		"CHANGEGATE_REDELIVERY_INTERVAL=0",
 	)
 	cmd.Env = append(cmd.Env, extraEnv...)
 	stderr, err := cmd.StderrPipe()

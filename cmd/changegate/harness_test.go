@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"path/filepath"
 	"strconv"
@@ -170,6 +171,14 @@ type served struct {
 // the test ends; at the end, a non-zero exit code fails the test.
 func serveInProcess(t *testing.T, env map[string]string) *served {
 	t.Helper()
+	// The periodic completeness jobs run where a test asks for them: they
+	// would add records and calls of their own.
+	env = maps.Clone(env)
+	for _, k := range []string{"CHANGEGATE_RECONCILE_INTERVAL", "CHANGEGATE_REDELIVERY_INTERVAL"} {
+		if _, set := env[k]; !set {
+			env[k] = "0"
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io_Pipe()
 	logs := newLogWatch()
