@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/riverqueue/river"
 	"github.com/spf13/cobra"
 
 	"github.com/changegate/changegate/internal/assess"
@@ -184,20 +185,21 @@ func prepareSecrets(cfg *config.Config, stderr io.Writer) error {
 // scheduler queues evaluations for later, into the queue once it exists.
 type scheduler struct{ q atomic.Pointer[queue.Queue] }
 
-func (s *scheduler) writeBack(ctx context.Context, j jobs.JiraWriteBack) error {
+// insertAt queues args for at, once the queue exists.
+func (s *scheduler) insertAt(ctx context.Context, args river.JobArgs, at time.Time) error {
 	q := s.q.Load()
 	if q == nil {
 		return errors.New("the queue is not running yet")
 	}
-	return q.InsertAt(ctx, j, time.Now())
+	return q.InsertAt(ctx, args, at)
+}
+
+func (s *scheduler) writeBack(ctx context.Context, j jobs.JiraWriteBack) error {
+	return s.insertAt(ctx, j, time.Now())
 }
 
 func (s *scheduler) evaluateAt(ctx context.Context, j jobs.EvaluatePR, at time.Time) error {
-	q := s.q.Load()
-	if q == nil {
-		return errors.New("the queue is not running yet")
-	}
-	return q.InsertAt(ctx, j, at)
+	return s.insertAt(ctx, j, at)
 }
 
 func newWorkers(ctx context.Context, cfg config.Config, store *sqlite.DB, led *openedLedger, later *scheduler, reg prometheus.Registerer, log *slog.Logger) (*queue.Workers, *ghapp.Apps, error) {

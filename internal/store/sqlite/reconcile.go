@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 )
 
@@ -35,23 +36,15 @@ func (s *DB) SetReconcilePoint(ctx context.Context, repo, branch, sha string, at
 // subject (a merge, a push's head, an unrecorded commit), or as another
 // commit of a direct push.
 func (s *DB) RecordedCommits(ctx context.Context, repo string, shas []string) (map[string]bool, error) {
-	out := map[string]bool{}
-	for _, q := range []string{`SELECT sha FROM ledger_records WHERE repo = ? AND sha = ?`, `SELECT sha FROM pushed_commits WHERE repo = ? AND sha = ?`} {
-		for _, sha := range shas {
-			if out[sha] {
-				continue
-			}
-			var got string
-			err := s.db.QueryRowContext(ctx, q, repo, sha).Scan(&got)
-			switch {
-			case errors.Is(err, sql.ErrNoRows):
-			case err != nil:
-				return nil, fmt.Errorf("recorded commits: %w", err)
-			default:
-				out[sha] = true
-			}
-		}
+	out, err := s.present(ctx, "SELECT sha FROM ledger_records WHERE repo = ? AND sha IN (%s)", []any{repo}, shas)
+	if err != nil {
+		return nil, fmt.Errorf("recorded commits: %w", err)
 	}
+	pushed, err := s.present(ctx, "SELECT sha FROM pushed_commits WHERE repo = ? AND sha IN (%s)", []any{repo}, shas)
+	if err != nil {
+		return nil, fmt.Errorf("recorded commits: %w", err)
+	}
+	maps.Copy(out, pushed)
 	return out, nil
 }
 

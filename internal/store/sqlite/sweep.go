@@ -18,26 +18,27 @@ type Redelivery struct {
 
 // KnownDeliveries says which of ids are acknowledged deliveries.
 func (s *DB) KnownDeliveries(ctx context.Context, ids []string) (map[string]bool, error) {
-	return s.present(ctx, "SELECT id FROM deliveries WHERE id IN (%s)", ids)
+	return s.present(ctx, "SELECT id FROM deliveries WHERE id IN (%s)", nil, ids)
 }
 
 // Redelivered says which of guids changegate asked GitHub to redeliver.
 func (s *DB) Redelivered(ctx context.Context, guids []string) (map[string]bool, error) {
-	return s.present(ctx, "SELECT guid FROM redeliveries WHERE guid IN (%s)", guids)
+	return s.present(ctx, "SELECT guid FROM redeliveries WHERE guid IN (%s)", nil, guids)
 }
 
-// present runs a membership query in chunks of SQLite's parameter limit.
-func (s *DB) present(ctx context.Context, query string, keys []string) (map[string]bool, error) {
+// present runs a membership query in chunks of SQLite's parameter limit;
+// args come before the keys.
+func (s *DB) present(ctx context.Context, query string, args []any, keys []string) (map[string]bool, error) {
 	out := map[string]bool{}
 	for len(keys) > 0 {
 		n := min(len(keys), 500)
 		chunk := keys[:n]
 		keys = keys[n:]
-		args := make([]any, len(chunk))
-		for i, k := range chunk {
-			args[i] = k
+		all := append([]any(nil), args...)
+		for _, k := range chunk {
+			all = append(all, k)
 		}
-		rows, err := s.db.QueryContext(ctx, fmt.Sprintf(query, strings.TrimSuffix(strings.Repeat("?,", n), ",")), args...)
+		rows, err := s.db.QueryContext(ctx, fmt.Sprintf(query, strings.TrimSuffix(strings.Repeat("?,", n), ",")), all...)
 		if err != nil {
 			return nil, err
 		}
