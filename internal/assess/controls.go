@@ -39,19 +39,20 @@ type RequiredChecks func(ctx context.Context, client *github.Client, repo change
 // RegisterWatch adds the control watch's job handler.
 func (a *Assessor) RegisterWatch(w *queue.Workers) {
 	queue.Add(w, queue.Handler[jobs.WatchControls](func(ctx context.Context, log *slog.Logger, j jobs.WatchControls) (queue.Apply, error) {
-		return nil, a.WatchControls(ctx, log, j.Installation, j.Repo)
+		return nil, a.WatchControls(ctx, log, j.Installation, j.Repo, "")
 	}))
 }
 
 // WatchControls reads whether changegate is enforced on each production
 // branch (a rule requires the changegate check from this App) and each
 // production environment (its protection rules name this App), and keeps
-// what changed, with since when.
-func (a *Assessor) WatchControls(ctx context.Context, log *slog.Logger, installation int64, repoName string) error {
+// what changed, with since when. defaultBranch, when known, saves reading
+// the repository.
+func (a *Assessor) WatchControls(ctx context.Context, log *slog.Logger, installation int64, repoName, defaultBranch string) error {
 	if a.Controls == nil || a.RequiredChecks == nil {
 		return nil
 	}
-	t, branches, err := a.walkScope(ctx, log, installation, repoName, "")
+	t, branches, err := a.walkScope(ctx, log, installation, repoName, defaultBranch)
 	if err != nil || t.client == nil {
 		return err
 	}

@@ -43,6 +43,8 @@ type ReconcileReport struct {
 	Checked    int // commits walked
 	Unrecorded []string
 	Rechecked  []int // open pull requests queued for evaluation
+	// DefaultBranch is the repository's default branch, as resolved.
+	DefaultBranch string
 }
 
 // Repositories lists the installed repositories, for the periodic run.
@@ -92,7 +94,7 @@ func (a *Assessor) reconcileAllJob(ctx context.Context, log *slog.Logger, _ jobs
 			return nil, fmt.Errorf("reconcile %s: %w", r.Repo, err)
 		}
 		unrecorded += len(rep.Unrecorded)
-		if err := a.WatchControls(ctx, log.With("repo", r.Repo), r.Installation, r.Repo); err != nil {
+		if err := a.WatchControls(ctx, log.With("repo", r.Repo), r.Installation, r.Repo, rep.DefaultBranch); err != nil {
 			return nil, fmt.Errorf("watch the controls of %s: %w", r.Repo, err)
 		}
 	}
@@ -116,7 +118,8 @@ func (a *Assessor) reconcileJob(ctx context.Context, log *slog.Logger, j jobs.Re
 // second run finds them recorded and adds nothing.
 func (a *Assessor) Reconcile(ctx context.Context, log *slog.Logger, installation int64, repoName, defaultBranch string, since time.Time) (ReconcileReport, error) {
 	rep := ReconcileReport{Repo: repoName}
-	t, branches, err := a.walkScope(ctx, log, installation, repoName, defaultBranch)
+	t, branches, def, err := a.walkScopeOf(ctx, log, installation, repoName, defaultBranch)
+	rep.DefaultBranch = def
 	if err != nil || t.client == nil {
 		return rep, err
 	}
@@ -186,28 +189,34 @@ func (a *Assessor) recheckOpenPulls(ctx context.Context, log *slog.Logger, t arc
 
 // walkScope is a repository's archive scope and its production branches.
 func (a *Assessor) walkScope(ctx context.Context, log *slog.Logger, installation int64, repoName, defaultBranch string) (archiveScope, []string, error) {
+	t, branches, _, err := a.walkScopeOf(ctx, log, installation, repoName, defaultBranch)
+	return t, branches, err
+}
+
+// walkScopeOf is walkScope, with the default branch it resolved.
+func (a *Assessor) walkScopeOf(ctx context.Context, log *slog.Logger, installation int64, repoName, defaultBranch string) (archiveScope, []string, string, error) {
 	if defaultBranch == "" {
 		repo, err := change.ParseRepo(repoName)
 		if err != nil {
-			return archiveScope{}, nil, err
+			return archiveScope{}, nil, "", err
 		}
 		client, err := a.Clients.Installation(installation)
 		if err != nil {
-			return archiveScope{}, nil, err
+			return archiveScope{}, nil, "", err
 		}
 		if defaultBranch, err = a.DefaultBranch(ctx, client, repo); err != nil {
-			return archiveScope{}, nil, fmt.Errorf("default branch of %s: %w", repoName, err)
+			return archiveScope{}, nil, "", fmt.Errorf("default branch of %s: %w", repoName, err)
 		}
 	}
 	t, err := a.archiveTarget(ctx, log, installation, repoName, defaultBranch)
 	if err != nil || t.client == nil {
-		return t, nil, err
+		return t, nil, defaultBranch, err
 	}
 	branches := []string{defaultBranch}
 	if t.pol != nil {
 		branches = t.pol.LiteralProductionBranches(defaultBranch)
 	}
-	return t, branches, nil
+	return t, branches, defaultBranch, nil
 }
 
 // walk is one pass over a branch's commits.
