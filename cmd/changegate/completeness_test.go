@@ -263,6 +263,10 @@ func TestControlWatch(t *testing.T) {
 	seen("the check removed", "no rule in force requires the changegate check")
 	gh.SetRequiredChecks("acme", "api", "main", ghfake.RequiredCheck{Context: "changegate", IntegrationID: gh.AppID()})
 	seen("the check restored", "a rule requires the changegate check from this App")
+	// Without administration, GitHub hides a ruleset's bypass list: the
+	// state says what could not be seen.
+	gh.SetBypassActors("acme", "api", ghfake.BypassActor{Type: "User", ID: 42, Mode: "always"})
+	seen("the bypass list hidden", "the bypass list of ruleset 1 is not visible to the App")
 	if !strings.Contains(a.logs.String(), `"msg":"changegate enforcement"`) {
 		t.Error("no log line for the enforcement changes")
 	}
@@ -312,6 +316,20 @@ func TestControlWatch(t *testing.T) {
 	seen("classic protection unreadable", "classic branch protection cannot be read: the App needs administration: read")
 	gh.SetClassicProtection("acme", "api", "main", ghfake.RequiredCheck{Context: "changegate", IntegrationID: gh.AppID()})
 	seen("classic protection read", "classic branch protection requires the changegate check from this App")
+	// Whoever may merge past the check is a loss of enforcement:
+	// administrators left out of classic protection, or a ruleset's
+	// bypass list, which the App sees now that it may administer.
+	gh.SetClassicAdminsExempt("acme", "api", "main", true)
+	seen("administrators exempt", "NO", "these may merge without it: repository administrators")
+	gh.SetClassicAdminsExempt("acme", "api", "main", false)
+	gh.SetRequiredChecks("acme", "api", "main", ghfake.RequiredCheck{Context: "changegate", IntegrationID: gh.AppID()})
+	seen("a user on the bypass list", "these may merge without it: User 42 (always)")
+	gh.SetBypassActors("acme", "api")
+	seen("the bypass list emptied", "yes", "a rule requires the changegate check from this App (")
+	eventually(t, "three losses, each closed", 30*time.Second, func() bool {
+		return queryInt(t, db, `SELECT COUNT(*) FROM ledger_records WHERE exception = 'control_off' AND closes = '' AND exception_state = 'closed'`) == 3 &&
+			queryInt(t, db, `SELECT COUNT(*) FROM ledger_records WHERE exception = 'control_off' AND closes = '' AND exception_state = 'open'`) == 0
+	})
 	gh.ResetCalls()
 	eventually(t, "one more run", 30*time.Second, func() bool {
 		return strings.Count(a.logs.String(), "reconciled every repository") > 0 && len(gh.Calls()) > 0
@@ -347,4 +365,31 @@ func uiPage(t *testing.T, base, token, path string) string {
 		t.Fatalf("%s: %s", path, page.Status)
 	}
 	return b.String()
+}
+
+// TestBackfillOnInstall: a repository the App gains is walked at once,
+// in the transaction that adds it to the inventory: what it merged and
+// pushed before changegate watched is archived, marked backfilled, with
+// no command run and no wait for the periodic walk.
+func TestBackfillOnInstall(t *testing.T) {
+	t.Parallel()
+	a := startAppWith(t, map[string]string{"CHANGEGATE_RECONCILE_INTERVAL": "1h"})
+	gh := a.gh
+	eventually(t, "the start-up reconciliation", 30*time.Second, func() bool { return strings.Contains(a.logs.String(), "reconciled every repository") })
+	gh.AddRepo(42, ghfake.Repo{ID: 1002, Owner: "acme", Name: "web"})
+	gh.SetContent("acme", "web", "main", ".github/changegate.yml", []byte(repoPolicy))
+	before := strings.Repeat("8", 40)
+	gh.Push("acme", "web", "main", "", ghfake.GitCommit{SHA: before, Message: "before the install", Date: time.Now().Add(-48 * time.Hour),
+		Author: ghfake.Person{Name: "Mallory", Email: "m@example.com", Login: "mallory"}, Files: map[string][]byte{"src/x": []byte("x")}})
+	a.github(t, "installation_repositories", string(repoAddedBody(42, 1002, "acme/web")))
+	db := openReadOnly(t, a.dataDir)
+	eventually(t, "the backfilled push", 30*time.Second, func() bool {
+		return queryInt(t, db, `SELECT COUNT(*) FROM ledger_records WHERE sha = ? AND json_extract(summary, '$.backfilled') = 1`, before) == 1
+	})
+	if n := queryInt(t, db, `SELECT COUNT(*) FROM river_job WHERE kind = 'reconcile' AND json_extract(args, '$.reason') = 'installation_repositories.added'`); n != 1 {
+		t.Errorf("%d walks queued by the installation, want 1", n)
+	}
+	if n := queryInt(t, db, `SELECT COUNT(*) FROM ledger_records WHERE exception = 'unrecorded'`); n != 0 {
+		t.Errorf("%d unrecorded exceptions: a change before the install is backfilled, not unrecorded", n)
+	}
 }

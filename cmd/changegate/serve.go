@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -198,6 +199,22 @@ func (s *scheduler) writeBack(ctx context.Context, j jobs.JiraWriteBack) error {
 	return s.insertAt(ctx, j, time.Now())
 }
 
+// walkInstalled queues the first reconciliation of repositories just
+// installed, which backfills completeness.backfill_period of their
+// production branches.
+func (s *scheduler) walkInstalled(ctx context.Context, tx *sql.Tx, installation int64, repos []jobs.Repo, reason string) error {
+	q := s.q.Load()
+	if q == nil {
+		return errors.New("the queue is not running yet")
+	}
+	for _, r := range repos {
+		if err := q.InsertBackgroundTx(ctx, tx, jobs.Reconcile{Installation: installation, Repo: r.FullName, Reason: reason}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (s *scheduler) evaluateAt(ctx context.Context, j jobs.EvaluatePR, at time.Time) error {
 	return s.insertAt(ctx, j, at)
 }
@@ -208,8 +225,8 @@ func newWorkers(ctx context.Context, cfg config.Config, store *sqlite.DB, led *o
 		return nil, nil, err
 	}
 	workers := queue.NewWorkers()
-	queue.Add(workers, inventory.EventHandler(store, time.Now))
 	if !cfg.GitHub.Configured() {
+		queue.Add(workers, inventory.EventHandler(store, time.Now, nil))
 		log.Warn("GitHub App credentials not configured: webhooks are accepted and kept, and their jobs wait for the credentials (up to a day)")
 		addNotConfigured(workers)
 		return workers, nil, nil
@@ -223,6 +240,11 @@ func newWorkers(ctx context.Context, cfg config.Config, store *sqlite.DB, led *o
 	if err != nil {
 		return nil, nil, err
 	}
+	var walk inventory.Walk
+	if cfg.Completeness.ReconcileInterval > 0 {
+		walk = later.walkInstalled
+	}
+	queue.Add(workers, inventory.EventHandler(store, time.Now, walk))
 	queue.Add(workers, inventory.SyncHandler(store, inventory.GitHubLister{Clients: apps}, time.Now))
 	tickets, err := newJira(ctx, cfg, log)
 	if err != nil {

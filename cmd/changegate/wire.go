@@ -75,6 +75,7 @@ func newAssessor(store *sqlite.DB, clients assess.Clients, appID int64, tickets 
 		OpenPulls:      ghfacts.OpenPulls,
 		Controls:       controlStore{store},
 		RequiredChecks: ghfacts.RequiredChecks,
+		Bypass:         ghfacts.RulesetBypass,
 		ClassicChecks:  ghfacts.ClassicRequiredChecks,
 		Store:          indexStore{store},
 		Now:            time.Now,

@@ -173,9 +173,11 @@ type Assessor struct {
 	// enforcement.
 	Controls       ControlStore
 	RequiredChecks RequiredChecks
+	// Bypass reads who may merge past a ruleset; nil does not look.
+	Bypass Bypass
 	// ClassicChecks reads classic branch protection's required checks,
 	// which needs administration: read; nil reads only the rules.
-	ClassicChecks RequiredChecks
+	ClassicChecks ClassicChecks
 	// BackfillPeriod is how far back a branch is backfilled the first time
 	// it is reconciled (DefaultBackfillPeriod when 0).
 	BackfillPeriod time.Duration

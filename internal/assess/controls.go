@@ -36,6 +36,14 @@ type ControlStore interface {
 // (ghfacts.RequiredChecks).
 type RequiredChecks func(ctx context.Context, client *github.Client, repo change.Repo, branch string) ([]change.RequiredCheck, error)
 
+// Bypass lists who may merge past a ruleset (ghfacts.RulesetBypass);
+// visible is false when GitHub does not show the App the list.
+type Bypass func(ctx context.Context, client *github.Client, repo change.Repo, rulesetID int64) (actors []string, visible bool, err error)
+
+// ClassicChecks lists the checks classic branch protection requires on a
+// branch, and who may merge without them (ghfacts.ClassicRequiredChecks).
+type ClassicChecks func(ctx context.Context, client *github.Client, repo change.Repo, branch string) ([]change.RequiredCheck, []string, error)
+
 // RegisterWatch adds the control watch's job handler.
 func (a *Assessor) RegisterWatch(w *queue.Workers) {
 	queue.Add(w, queue.Handler[jobs.WatchControls](func(ctx context.Context, log *slog.Logger, j jobs.WatchControls) (queue.Apply, error) {
@@ -77,6 +85,9 @@ func (a *Assessor) WatchControls(ctx context.Context, log *slog.Logger, installa
 	return nil
 }
 
+// branchEnforced says whether changegate's check is required on a branch,
+// by a ruleset or else by classic branch protection, with no one allowed
+// to merge past it.
 func (a *Assessor) branchEnforced(ctx context.Context, t archiveScope, branch string) (bool, string, error) {
 	checks, err := a.RequiredChecks(ctx, t.client, t.repo, branch)
 	if noHistory(err) {
@@ -85,22 +96,60 @@ func (a *Assessor) branchEnforced(ctx context.Context, t archiveScope, branch st
 	if err != nil {
 		return false, "", fmt.Errorf("rules of %s@%s: %w", t.repo, branch, err)
 	}
-	if ok, detail := a.requires(checks, "a rule"); ok {
-		return true, detail, nil
+	ok, ruleDetail := a.requires(checks, "a rule")
+	if ok {
+		bypass, hidden, err := a.rulesetBypass(ctx, t, checks)
+		if err != nil {
+			return false, "", err
+		}
+		return withBypass(ruleDetail+hidden, bypass)
 	}
-	_, ruleDetail := a.requires(checks, "a rule")
 	if a.ClassicChecks == nil {
 		return false, ruleDetail, nil
 	}
-	classic, err := a.ClassicChecks(ctx, t.client, t.repo, branch)
+	classic, bypass, err := a.ClassicChecks(ctx, t.client, t.repo, branch)
 	if err != nil {
 		// Fail closed: what cannot be seen does not enforce.
 		return false, ruleDetail + "; " + err.Error(), nil
 	}
 	if ok, detail := a.requires(classic, "classic branch protection"); ok {
-		return true, detail, nil
+		return withBypass(detail, bypass)
 	}
 	return false, ruleDetail, nil
+}
+
+// withBypass is the verdict on a required check that some may merge
+// past: anyone on a bypass list merges without it, so it is not enforced.
+func withBypass(detail string, bypass []string) (bool, string, error) {
+	if len(bypass) == 0 {
+		return true, detail, nil
+	}
+	return false, detail + ", but these may merge without it: " + strings.Join(bypass, ", "), nil
+}
+
+// rulesetBypass lists who may merge past the rulesets that require this
+// App's check. A list GitHub does not show is said in hidden, not
+// counted as a bypass: the App sees what its permissions allow.
+func (a *Assessor) rulesetBypass(ctx context.Context, t archiveScope, checks []change.RequiredCheck) (actors []string, hidden string, err error) {
+	if a.Bypass == nil {
+		return nil, "", nil
+	}
+	seen := map[int64]bool{}
+	for _, c := range checks {
+		if c.Context != CheckContext || c.IntegrationID != a.AppID || c.RulesetID == 0 || seen[c.RulesetID] {
+			continue
+		}
+		seen[c.RulesetID] = true
+		list, visible, err := a.Bypass(ctx, t.client, t.repo, c.RulesetID)
+		if err != nil {
+			return nil, "", fmt.Errorf("ruleset %d of %s: %w", c.RulesetID, t.repo, err)
+		}
+		if !visible {
+			hidden += fmt.Sprintf("; the bypass list of ruleset %d is not visible to the App (GitHub shows it only to callers with write access to the ruleset)", c.RulesetID)
+		}
+		actors = append(actors, list...)
+	}
+	return actors, hidden, nil
 }
 
 // requires says whether checks require changegate's check from this App,
@@ -152,9 +201,9 @@ func (a *Assessor) productionEnvironments(t archiveScope) []string {
 	return t.pol.LiteralProductionEnvironments()
 }
 
-// keepControl stores a target's state. A change of enforcement, and the
-// first sight of a target, is a control_config record: a loss opens a
-// control_off exception, and the restore closes it.
+// keepControl stores a target's state. The first sight of a target, and
+// every change in it, is a control_config record: a loss of enforcement
+// opens a control_off exception, and the restore closes it.
 func (a *Assessor) keepControl(ctx context.Context, log *slog.Logger, t archiveScope, target string, enforced bool, detail string) error {
 	repo, now := t.repo.String(), a.Now().UTC()
 	old, ok, err := a.Controls.ControlState(ctx, repo, target)
@@ -162,9 +211,12 @@ func (a *Assessor) keepControl(ctx context.Context, log *slog.Logger, t archiveS
 		return err
 	}
 	state := ControlState{Repo: repo, Target: target, Enforced: enforced, Detail: detail, Since: now, CheckedAt: now}
-	if ok && old.Enforced == enforced {
+	same := ok && old.Enforced == enforced
+	if same {
 		state.Since, state.RecordID = old.Since, old.RecordID
-		return a.Controls.PutControlState(ctx, state)
+		if old.Detail == detail {
+			return a.Controls.PutControlState(ctx, state)
+		}
 	}
 	level := slog.LevelInfo
 	if !enforced {
@@ -176,7 +228,7 @@ func (a *Assessor) keepControl(ctx context.Context, log *slog.Logger, t archiveS
 		if err := a.append(ctx, log, rec); err != nil {
 			return err
 		}
-		if !enforced {
+		if !enforced && !same {
 			state.RecordID = rec.ID
 		}
 	}
@@ -193,20 +245,29 @@ func controlRecord(t archiveScope, target string, enforced bool, detail string, 
 	if !enforced {
 		outcome, reason = change.NonCompliant, fmt.Sprintf("changegate is not enforced on %s of %s: %s", target, t.repo, detail)
 	}
-	r := &evidence.Record{
+	return &evidence.Record{
 		Schema: evidence.Schema, Repo: t.repo, ChangeType: evidence.ControlConfig,
 		Facts:    change.Facts{Subject: change.Subject{Installation: t.installation, Repo: t.repo}, AsOf: now},
 		Decision: change.Decision{Outcome: outcome, Reason: reason}, Policy: t.policy(),
 		ObservedAt: now, AppVersion: version, Control: c,
+		Exception: controlException(target, t.repo, enforced, detail, old, seen, now, reason),
 	}
+}
+
+// controlException is what a change in enforcement does to the open
+// control_off exception: a loss opens one, a restore closes the open one,
+// and a change that keeps the target off leaves the open one as it is.
+func controlException(target string, repo change.Repo, enforced bool, detail string, old ControlState, seen bool, now time.Time, reason string) *evidence.Exception {
 	switch {
+	case !enforced && seen && !old.Enforced:
+		return nil
 	case !enforced:
-		r.Exception = &evidence.Exception{Kind: evidence.ExceptionControlOff, OpenedAt: now, Reason: reason}
+		return &evidence.Exception{Kind: evidence.ExceptionControlOff, OpenedAt: now, Reason: reason}
 	case seen && old.RecordID != "":
-		r.Exception = &evidence.Exception{Kind: evidence.ExceptionControlOff, OpenedAt: now, Closes: old.RecordID,
-			Reason: fmt.Sprintf("changegate is enforced again on %s of %s: %s", target, t.repo, detail)}
+		return &evidence.Exception{Kind: evidence.ExceptionControlOff, OpenedAt: now, Closes: old.RecordID,
+			Reason: fmt.Sprintf("changegate is enforced again on %s of %s: %s", target, repo, detail)}
 	}
-	return r
+	return nil
 }
 
 // CheckContext is the name of changegate's check run.

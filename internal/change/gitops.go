@@ -88,4 +88,7 @@ type PromotionPair struct {
 type RequiredCheck struct {
 	Context       string `json:"context"`
 	IntegrationID int64  `json:"integration_id,omitempty"`
+	// RulesetID is the ruleset that requires it (0: classic branch
+	// protection).
+	RulesetID int64 `json:"-"`
 }

@@ -685,27 +685,71 @@ func OpenPulls(ctx context.Context, client *github.Client, repo change.Repo, bas
 }
 
 // RequiredChecks lists the status checks the rules in force on a branch
-// require (GET /repos/{o}/{r}/rules/branches/{b}, which metadata read
-// allows).
+// require, each with its ruleset (GET /repos/{o}/{r}/rules/branches/{b},
+// which metadata read allows). go-github's RepositoryRule drops the
+// ruleset id, so the rules are decoded here.
 func RequiredChecks(ctx context.Context, client *github.Client, repo change.Repo, branch string) ([]change.RequiredCheck, error) {
-	rules, _, err := client.Repositories.GetRulesForBranch(ctx, repo.Owner, repo.Name, branch)
+	req, err := client.NewRequest(http.MethodGet, fmt.Sprintf("repos/%s/%s/rules/branches/%s", repo.Owner, repo.Name, url.PathEscape(branch)), nil)
 	if err != nil {
+		return nil, err
+	}
+	var rules []struct {
+		Type       string          `json:"type"`
+		RulesetID  int64           `json:"ruleset_id"`
+		Parameters json.RawMessage `json:"parameters"`
+	}
+	if _, err := client.Do(ctx, req, &rules); err != nil {
 		return nil, err
 	}
 	var out []change.RequiredCheck
 	for _, r := range rules {
-		if r.Type != "required_status_checks" || r.Parameters == nil {
+		if r.Type != "required_status_checks" || len(r.Parameters) == 0 {
 			continue
 		}
 		var p struct {
 			Checks []change.RequiredCheck `json:"required_status_checks"`
 		}
-		if err := json.Unmarshal(*r.Parameters, &p); err != nil {
+		if err := json.Unmarshal(r.Parameters, &p); err != nil {
 			return nil, fmt.Errorf("rules of %s@%s: %w", repo, branch, err)
 		}
-		out = append(out, p.Checks...)
+		for _, c := range p.Checks {
+			c.RulesetID = r.RulesetID
+			out = append(out, c)
+		}
 	}
 	return out, nil
+}
+
+// RulesetBypass lists who may merge past a ruleset, one line per actor
+// (GET /repos/{o}/{r}/rulesets/{id}, which includes the organization's
+// rulesets that apply). GitHub shows the list only to callers with write
+// access to the ruleset; visible is false when it is not shown.
+func RulesetBypass(ctx context.Context, client *github.Client, repo change.Repo, rulesetID int64) ([]string, bool, error) {
+	rs, _, err := client.Repositories.GetRuleset(ctx, repo.Owner, repo.Name, rulesetID, true)
+	if err != nil {
+		return nil, false, err
+	}
+	if rs.BypassActors == nil {
+		return nil, false, nil
+	}
+	out := make([]string, 0, len(rs.BypassActors))
+	for _, a := range rs.BypassActors {
+		out = append(out, bypassActor(a))
+	}
+	return out, true, nil
+}
+
+// bypassActor names an actor of a bypass list, and when it may bypass.
+func bypassActor(a *github.BypassActor) string {
+	who := a.GetActorType()
+	if a.ActorID != nil && who != "OrganizationAdmin" && who != "DeployKey" {
+		who = fmt.Sprintf("%s %d", who, a.GetActorID())
+	}
+	mode := a.GetBypassMode()
+	if mode == "" {
+		mode = "always"
+	}
+	return who + " (" + mode + ")"
 }
 
 // ErrCannotSee is ClassicRequiredChecks' error when the App may not read
@@ -713,16 +757,17 @@ func RequiredChecks(ctx context.Context, client *github.Client, repo change.Repo
 var ErrCannotSee = errors.New("classic branch protection cannot be read: the App needs administration: read")
 
 // ClassicRequiredChecks lists the status checks classic branch protection
-// requires on a branch; none when the branch is not protected.
-func ClassicRequiredChecks(ctx context.Context, client *github.Client, repo change.Repo, branch string) ([]change.RequiredCheck, error) {
+// requires on a branch (none when the branch is not protected), and who
+// may merge without them: administrators, unless it includes them.
+func ClassicRequiredChecks(ctx context.Context, client *github.Client, repo change.Repo, branch string) ([]change.RequiredCheck, []string, error) {
 	p, resp, err := client.Repositories.GetBranchProtection(ctx, repo.Owner, repo.Name, branch)
 	switch {
 	case errors.Is(err, github.ErrBranchNotProtected):
-		return nil, nil
+		return nil, nil, nil
 	case resp != nil && (resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusNotFound):
-		return nil, ErrCannotSee
+		return nil, nil, ErrCannotSee
 	case err != nil:
-		return nil, err
+		return nil, nil, err
 	}
 	var out []change.RequiredCheck
 	if rc := p.GetRequiredStatusChecks(); rc != nil && rc.Checks != nil {
@@ -730,5 +775,9 @@ func ClassicRequiredChecks(ctx context.Context, client *github.Client, repo chan
 			out = append(out, change.RequiredCheck{Context: c.Context, IntegrationID: c.GetAppID()})
 		}
 	}
-	return out, nil
+	var bypass []string
+	if ea := p.GetEnforceAdmins(); ea == nil || !ea.Enabled {
+		bypass = append(bypass, "repository administrators (the protection does not include administrators)")
+	}
+	return out, bypass, nil
 }

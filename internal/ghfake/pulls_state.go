@@ -145,6 +145,8 @@ type repoData struct {
 	branches    map[string]string            // branch → its newest pushed commit
 	rules       map[string][]RequiredCheck   // branch → required status checks in force
 	classic     map[string][]RequiredCheck   // branch → classic protection's checks; nil: not readable
+	openAdmins  map[string]bool              // branch → classic protection does not include administrators
+	bypass      []BypassActor                // who may bypass the repository's ruleset
 }
 
 // pullsState is the Server's pull-request and repository-content state;

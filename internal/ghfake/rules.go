@@ -12,8 +12,16 @@ type RequiredCheck struct {
 	IntegrationID int64
 }
 
+// BypassActor is an actor on a ruleset's bypass list.
+type BypassActor struct {
+	Type string // Integration, OrganizationAdmin, RepositoryRole, Team, DeployKey, User
+	ID   int64
+	Mode string // always, pull_request, exempt
+}
+
 func (s *Server) ruleRoutes() {
 	s.Handle("GET", "/repos/{owner}/{repo}/rules/branches/{branch}", s.branchRules)
+	s.Handle("GET", "/repos/{owner}/{repo}/rulesets/{ruleset_id}", s.ruleset)
 	s.Handle("GET", "/repos/{owner}/{repo}/branches/{branch}/protection", s.branchProtection)
 }
 
@@ -30,6 +38,52 @@ func (s *Server) SetClassicProtection(owner, repo, branch string, checks ...Requ
 	d.classic[branch] = checks
 }
 
+// SetClassicAdminsExempt makes classic branch protection on branch leave
+// out administrators (enforce_admins off), or include them again.
+func (s *Server) SetClassicAdminsExempt(owner, repo, branch string, exempt bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.dataOf(owner, repo)
+	if d.openAdmins == nil {
+		d.openAdmins = map[string]bool{}
+	}
+	d.openAdmins[branch] = exempt
+}
+
+// SetBypassActors sets the bypass list of the repository's ruleset (the
+// one SetRequiredChecks configures).
+func (s *Server) SetBypassActors(owner, repo string, actors ...BypassActor) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dataOf(owner, repo).bypass = actors
+}
+
+// ruleset answers the repository's ruleset, id 1. As on GitHub, its
+// bypass list is shown only to a caller that may administer the
+// repository (here: an App granted administration by
+// SetClassicProtection).
+func (s *Server) ruleset(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	_, repo := s.callerRepo(r)
+	if repo == nil || r.PathValue("ruleset_id") != "1" {
+		s.mu.Unlock()
+		writeError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	d := s.dataOf(repo.Owner, repo.Name)
+	out := map[string]any{"id": 1, "name": "production", "target": "branch", "source_type": "Repository",
+		"source": repo.FullName(), "enforcement": "active", "current_user_can_bypass": "never"}
+	if d.classic != nil {
+		actors := []map[string]any{}
+		for _, a := range d.bypass {
+			actors = append(actors, map[string]any{"actor_id": a.ID, "actor_type": a.Type, "bypass_mode": a.Mode})
+		}
+		out["bypass_actors"] = actors
+	}
+	s.mu.Unlock()
+	WriteJSON(w, http.StatusOK, out)
+}
+
 // branchProtection answers classic branch protection: 403 unless the App
 // may read administration (SetClassicProtection), 404 "Branch not
 // protected" for a branch without it.
@@ -37,12 +91,13 @@ func (s *Server) branchProtection(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	_, repo := s.callerRepo(r)
 	var checks []RequiredCheck
-	readable, protected := false, false
+	readable, protected, openAdmins := false, false, false
 	if repo != nil {
 		d := s.dataOf(repo.Owner, repo.Name)
 		readable = d.classic != nil
 		checks, protected = d.classic[r.PathValue("branch")]
 		protected = protected && len(checks) > 0
+		openAdmins = d.openAdmins[r.PathValue("branch")]
 	}
 	s.mu.Unlock()
 	switch {
@@ -58,7 +113,8 @@ func (s *Server) branchProtection(w http.ResponseWriter, r *http.Request) {
 		list = append(list, map[string]any{"context": c.Context, "app_id": c.IntegrationID})
 	}
 	WriteJSON(w, http.StatusOK, map[string]any{"url": s.srv.URL + r.URL.Path,
-		"required_status_checks": map[string]any{"strict": false, "checks": list, "contexts": []string{}}})
+		"required_status_checks": map[string]any{"strict": false, "checks": list, "contexts": []string{}},
+		"enforce_admins":         map[string]any{"url": s.srv.URL + r.URL.Path + "/enforce_admins", "enabled": !openAdmins}})
 }
 
 // SetRequiredChecks makes the rules in force on a branch one

@@ -30,9 +30,15 @@ type GitHub interface {
 	ListRepos(ctx context.Context, installationID int64) ([]jobs.Repo, error)
 }
 
+// Walk queues, in tx, a walk of the history of repositories just
+// installed: their first reconciliation, which backfills them.
+type Walk func(ctx context.Context, tx *sql.Tx, installation int64, repos []jobs.Repo, reason string) error
+
 // EventHandler applies installation and installation_repositories webhooks.
-// It needs no GitHub call: the payload says what changed.
-func EventHandler(s Store, now func() time.Time) queue.Handler[jobs.InstallationEvent] {
+// It needs no GitHub call: the payload says what changed. Repositories
+// the App gains are walked (walk; nil walks nothing), in the same
+// transaction, so a crash leaves both or neither.
+func EventHandler(s Store, now func() time.Time, walk Walk) queue.Handler[jobs.InstallationEvent] {
 	return func(ctx context.Context, log *slog.Logger, ev jobs.InstallationEvent) (queue.Apply, error) {
 		return func(ctx context.Context, tx *sql.Tx) error {
 			t := now()
@@ -49,9 +55,15 @@ func EventHandler(s Store, now func() time.Time) queue.Handler[jobs.Installation
 				return err
 			}
 			if ev.Event == "installation" && ev.Action == "created" {
-				return s.ReplaceRepos(ctx, tx, in.ID, ev.Repos, t)
+				if err := s.ReplaceRepos(ctx, tx, in.ID, ev.Repos, t); err != nil {
+					return err
+				}
+				return walkNew(ctx, tx, walk, in.ID, ev.Repos, "installation.created")
 			}
 			if err := s.UpsertRepos(ctx, tx, in.ID, ev.Added, t); err != nil {
+				return err
+			}
+			if err := walkNew(ctx, tx, walk, in.ID, ev.Added, "installation_repositories.added"); err != nil {
 				return err
 			}
 			if err := s.RemoveRepos(ctx, tx, in.ID, ev.Removed); err != nil {
@@ -61,6 +73,13 @@ func EventHandler(s Store, now func() time.Time) queue.Handler[jobs.Installation
 			return nil
 		}, nil
 	}
+}
+
+func walkNew(ctx context.Context, tx *sql.Tx, walk Walk, installation int64, repos []jobs.Repo, reason string) error {
+	if walk == nil || len(repos) == 0 {
+		return nil
+	}
+	return walk(ctx, tx, installation, repos, reason)
 }
 
 // SyncHandler reconciles the inventory with what GitHub lists. Installations

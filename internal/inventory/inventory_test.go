@@ -82,7 +82,7 @@ func acme(suspended bool) jobs.Installation {
 func TestEventHandlerLifecycle(t *testing.T) {
 	t.Parallel()
 	s := openStore(t)
-	h := inventory.EventHandler(s, now)
+	h := inventory.EventHandler(s, now, nil)
 	steps := []struct {
 		name string
 		ev   jobs.InstallationEvent
@@ -160,7 +160,7 @@ func TestEventHandlerGitHubExamples(t *testing.T) {
 		t.Fatalf("no installation examples under %s", dir)
 	}
 	s := openStore(t)
-	h := inventory.EventHandler(s, now)
+	h := inventory.EventHandler(s, now, nil)
 	for _, f := range files {
 		body, err := os.ReadFile(f)
 		if err != nil {
@@ -201,7 +201,7 @@ func (f fakeLister) ListRepos(_ context.Context, id int64) ([]jobs.Repo, error) 
 func TestSyncFailureChangesNothing(t *testing.T) {
 	t.Parallel()
 	s := openStore(t)
-	if err := apply(t, s, inventory.EventHandler(s, now), jobs.InstallationEvent{Event: "installation", Action: "created",
+	if err := apply(t, s, inventory.EventHandler(s, now, nil), jobs.InstallationEvent{Event: "installation", Action: "created",
 		Installation: acme(false), Repos: []jobs.Repo{{ID: 1, FullName: "acme/api"}}}); err != nil {
 		t.Fatal(err)
 	}

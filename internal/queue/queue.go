@@ -280,6 +280,18 @@ func (q *Queue) Insert(ctx context.Context, args river.JobArgs, unique bool) err
 	return nil
 }
 
+// InsertBackgroundTx queues a job in tx, the transaction of a job's
+// effects, so that it exists exactly when they do. It runs after the
+// waiting live jobs (River priority 4); a second insert of the same
+// arguments while the first waits is a no-op.
+func (q *Queue) InsertBackgroundTx(ctx context.Context, tx *sql.Tx, args river.JobArgs) error {
+	_, err := q.client.InsertTx(ctx, tx, args, &river.InsertOpts{Priority: 4, UniqueOpts: river.UniqueOpts{ByArgs: true}})
+	if err != nil {
+		return fmt.Errorf("queue %s: %w", args.Kind(), err)
+	}
+	return nil
+}
+
 // InsertInto queues a job into the store of a data dir a running server
 // holds (sqlite.OpenQueueClient), from another process, and returns its
 // id.

@@ -23,6 +23,7 @@ type HookAttributes struct {
 // Permissions are what the manifest asks for, and why (the README's table).
 var permissionRows = []struct{ Name, Access, Why string }{
 	{"metadata", "read", "Every App has it."},
+	{"administration", "read", "Read classic branch protection, and receive ruleset and protection events, for the watch on changegate's own enforcement."},
 	{"checks", "write", "Create and update the changegate check run."},
 	{"contents", "read", "Read the policy files, commits, and pushes to production branches."},
 	{"pull_requests", "read", "Read pull requests, their files, commits and reviews."},
@@ -34,8 +35,8 @@ var permissionRows = []struct{ Name, Access, Why string }{
 	{"merge_queues", "read", "Report on merge queue entries."},
 }
 
-var events = []string{"check_run", "check_suite", "deployment_protection_rule", "deployment_review", "deployment_status",
-	"issue_comment", "membership", "merge_group", "pull_request", "pull_request_review", "push", "status", "team", "workflow_run"}
+var events = []string{"branch_protection_configuration", "branch_protection_rule", "check_run", "check_suite", "deployment_protection_rule", "deployment_review", "deployment_status",
+	"issue_comment", "membership", "merge_group", "pull_request", "pull_request_review", "push", "repository_ruleset", "status", "team", "workflow_run"}
 
 // Manifest is the manifest of a changegate server at public (its URL as
 // GitHub reaches it): the same App as deploy/github-app-manifest.json.

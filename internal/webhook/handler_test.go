@@ -48,7 +48,7 @@ func newStack(tb testing.TB, synchronous string) *stack {
 		tb.Fatal(err)
 	}
 	w := queue.NewWorkers()
-	queue.Add(w, inventory.EventHandler(store, time.Now))
+	queue.Add(w, inventory.EventHandler(store, time.Now, nil))
 	q, err := queue.New(store, w, queue.Config{Workers: 8, Logger: log})
 	if err != nil {
 		tb.Fatal(err)
