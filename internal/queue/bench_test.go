@@ -53,3 +53,41 @@ func BenchmarkProcess(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "jobs/s")
 }
+
+// BenchmarkEnqueue measures the durable step of intake alone: 32 callers
+// at once group-committing deliveries with synchronous=FULL, while the
+// dispatcher and 8 workers take their jobs, with no HTTP and no
+// translation. It is the floor under BenchmarkIntake's durable figure.
+//
+//	go test ./internal/queue -run '^$' -bench Enqueue -benchtime 20000x
+func BenchmarkEnqueue(b *testing.B) {
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, b.TempDir(), sqlite.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	w := queue.NewWorkers()
+	queue.Add(w, queue.Handler[testJob](func(context.Context, *slog.Logger, testJob) (queue.Apply, error) { return nil, nil }))
+	q, err := queue.New(store, w, queue.Config{Workers: 8})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := q.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	defer q.Stop(ctx)
+	var seq atomic.Int64
+	b.SetParallelism(16)
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := q.Enqueue(ctx, testJob{DeliveryID: fmt.Sprintf("e-%d", seq.Add(1))}.delivery()); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "acks/s")
+}

@@ -2,10 +2,14 @@ package webhook_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -14,17 +18,34 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/changegate/changegate/internal/jobs"
+	"github.com/changegate/changegate/internal/queue"
+	"github.com/changegate/changegate/internal/testenv"
 	"github.com/changegate/changegate/internal/webhook"
 )
 
 // BenchmarkIntake compares the real intake (signature, translation, durable
 // group-committed enqueue on SQLite with synchronous=FULL, workers running)
 // with a bare echo handler that only reads the same body, in the same run,
-// over loopback HTTP. Report: ns/op, acks/s and p99.
+// over loopback HTTP. Report: ns/op, acks/s and p99. Two bodies: a small
+// installation_repositories one, and GitHub's 28 KB pull_request
+// synchronize example (from ../shared/testdata), whose evaluation jobs a
+// no-op worker takes.
 //
 //	go test ./internal/webhook -run '^$' -bench Intake -benchtime 20000x
 func BenchmarkIntake(b *testing.B) {
-	body := []byte(installBody)
+	b.Run("install", func(b *testing.B) { benchIntake(b, "installation_repositories", []byte(installBody)) })
+	b.Run("pr28k", func(b *testing.B) {
+		dir := testenv.RequireSharedTestdata(b)
+		body, err := os.ReadFile(filepath.Join(dir, "webhooks", "examples", "pull_request", "synchronize.payload.json"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		benchIntake(b, "pull_request", body)
+	})
+}
+
+func benchIntake(b *testing.B, event string, body []byte) {
 	b.Run("bare", func(b *testing.B) {
 		e := echo.New()
 		e.POST("/webhooks/github", func(c echo.Context) error {
@@ -35,14 +56,17 @@ func BenchmarkIntake(b *testing.B) {
 		})
 		srv := httptest.NewServer(e)
 		defer srv.Close()
-		runIntake(b, srv.URL+"/webhooks/github", body)
+		runIntake(b, srv.URL+"/webhooks/github", event, body)
 	})
 	b.Run("durable", func(b *testing.B) {
-		runIntake(b, newStack(b, "FULL").url, body)
+		s := newStackWith(b, "FULL", func(w *queue.Workers) {
+			queue.Add(w, queue.Handler[jobs.EvaluatePR](func(context.Context, *slog.Logger, jobs.EvaluatePR) (queue.Apply, error) { return nil, nil }))
+		})
+		runIntake(b, s.url, event, body)
 	})
 }
 
-func runIntake(b *testing.B, url string, body []byte) {
+func runIntake(b *testing.B, url, event string, body []byte) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}}
 	sig := webhook.Sign(secret, body)
 	var seq atomic.Int64
@@ -56,7 +80,7 @@ func runIntake(b *testing.B, url string, body []byte) {
 		local := make([]time.Duration, 0, 1024)
 		for pb.Next() {
 			req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-			req.Header.Set("X-GitHub-Event", "installation_repositories")
+			req.Header.Set("X-GitHub-Event", event)
 			req.Header.Set("X-GitHub-Delivery", fmt.Sprintf("bench-%d", seq.Add(1)))
 			req.Header.Set("X-Hub-Signature-256", sig)
 			t := time.Now()

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -124,7 +125,7 @@ func (h *GitHub) readSigned(c echo.Context, source, header string) (body []byte,
 	if req.ContentLength > h.maxBody {
 		return nil, false, h.rejectSource(c, source, http.StatusRequestEntityTooLarge, "unverified", OutcomeTooLarge, "payload exceeds 25 MB")
 	}
-	body, err = io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, h.maxBody))
+	body, err = readBody(http.MaxBytesReader(c.Response(), req.Body, h.maxBody), req.ContentLength)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -138,6 +139,18 @@ func (h *GitHub) readSigned(c echo.Context, source, header string) (body []byte,
 		return nil, false, h.rejectSource(c, source, http.StatusUnauthorized, "unverified", OutcomeBadSignature, err.Error())
 	}
 	return body, true, nil
+}
+
+// readBody reads a body whole. A declared length (already within the
+// limit) sizes the buffer at once, instead of io.ReadAll's doublings from
+// 512 bytes: for a 28 KB pull request payload, seven copies fewer.
+func readBody(r io.Reader, declared int64) ([]byte, error) {
+	if declared <= 0 {
+		return io.ReadAll(r)
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, declared+1))
+	_, err := buf.ReadFrom(r)
+	return buf.Bytes(), err
 }
 
 // accept stores a translated delivery, or drops it when it asks for no

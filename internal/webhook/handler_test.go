@@ -41,6 +41,12 @@ type stack struct {
 
 func newStack(tb testing.TB, synchronous string) *stack {
 	tb.Helper()
+	return newStackWith(tb, synchronous, nil)
+}
+
+// newStackWith is newStack with more job handlers.
+func newStackWith(tb testing.TB, synchronous string, more func(*queue.Workers)) *stack {
+	tb.Helper()
 	ctx := tb.Context()
 	log := slog.New(slog.DiscardHandler)
 	store, err := sqlite.Open(ctx, tb.TempDir(), sqlite.Options{Synchronous: synchronous})
@@ -49,6 +55,9 @@ func newStack(tb testing.TB, synchronous string) *stack {
 	}
 	w := queue.NewWorkers()
 	queue.Add(w, inventory.EventHandler(store, time.Now, nil))
+	if more != nil {
+		more(w)
+	}
 	q, err := queue.New(store, w, queue.Config{Workers: 8, Logger: log})
 	if err != nil {
 		tb.Fatal(err)

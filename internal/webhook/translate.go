@@ -35,84 +35,113 @@ type Delivery struct {
 	Jobs []jobs.Job
 }
 
-// payload is the part of a webhook body that translation reads. Unknown
-// fields are ignored; the body is not kept.
+// payload is the part of a webhook body that translation reads
+// (parsePayload). Unknown fields are ignored; the body is not kept. The
+// json tags name the fields, and let the tests decode a body with
+// encoding/json to hold parsePayload to it.
 type payload struct {
-	Action       *string `json:"action"`
-	Installation *struct {
-		ID      int64 `json:"id"`
-		Account *struct {
-			Login string `json:"login"`
-			Type  string `json:"type"`
-		} `json:"account"`
-		RepositorySelection string  `json:"repository_selection"`
-		SuspendedAt         *string `json:"suspended_at"`
-	} `json:"installation"`
-	Repository *struct {
-		FullName      string `json:"full_name"`
-		DefaultBranch string `json:"default_branch"`
-	} `json:"repository"`
-	Repositories        []repo `json:"repositories"`
-	RepositoriesAdded   []repo `json:"repositories_added"`
-	RepositoriesRemoved []repo `json:"repositories_removed"`
+	Action              *string              `json:"action"`
+	Installation        *installationPayload `json:"installation"`
+	Repository          *repositoryPayload   `json:"repository"`
+	Repositories        []repo               `json:"repositories"`
+	RepositoriesAdded   []repo               `json:"repositories_added"`
+	RepositoriesRemoved []repo               `json:"repositories_removed"`
 
-	PullRequest *struct {
-		Number int `json:"number"`
-		Head   struct {
-			SHA string `json:"sha"`
-		} `json:"head"`
-	} `json:"pull_request"`
-	Number   int `json:"number"` // pull_request events
-	CheckRun *struct {
-		Name         string  `json:"name"`
-		HeadSHA      string  `json:"head_sha"`
-		App          *app    `json:"app"`
-		PullRequests []prRef `json:"pull_requests"`
-	} `json:"check_run"`
-	CheckSuite *struct {
-		HeadSHA      string  `json:"head_sha"`
-		App          *app    `json:"app"`
-		PullRequests []prRef `json:"pull_requests"`
-	} `json:"check_suite"`
-	Issue *struct {
-		Number      int       `json:"number"`
-		PullRequest *struct{} `json:"pull_request"`
-	} `json:"issue"`
+	PullRequest *pullRequestPayload `json:"pull_request"`
+	Number      int                 `json:"number"` // pull_request events
+	CheckRun    *checkRunPayload    `json:"check_run"`
+	CheckSuite  *checkSuitePayload  `json:"check_suite"`
+	Issue       *issuePayload       `json:"issue"`
 	// Comment is an issue comment's object, or a deployment review's
 	// string: read it with issueComment.
-	Comment     json.RawMessage `json:"comment"`
-	State       string          `json:"state"` // status
-	WorkflowRun *struct {
-		HeadSHA string `json:"head_sha"`
-	} `json:"workflow_run"`
-	Deployment *struct {
-		ID          int64  `json:"id"`
-		SHA         string `json:"sha"`
-		Ref         string `json:"ref"`
-		Environment string `json:"environment"`
-	} `json:"deployment"`
-	Environment string `json:"environment"`             // deployment_protection_rule
-	CallbackURL string `json:"deployment_callback_url"` // deployment_protection_rule
-	MergeGroup  *struct {
-		HeadSHA string `json:"head_sha"`
-		HeadRef string `json:"head_ref"`
-		BaseSHA string `json:"base_sha"`
-		BaseRef string `json:"base_ref"`
-	} `json:"merge_group"`
-	DeploymentStatus *struct {
-		State string `json:"state"`
-	} `json:"deployment_status"`
-	Ref     string `json:"ref"`
-	Before  string `json:"before"`
-	Deleted bool   `json:"deleted"`
-	Commits []struct {
-		ID string `json:"id"`
-	} `json:"commits"`
-	Pusher *struct {
-		Name string `json:"name"`
-	} `json:"pusher"`
-	SHA   string `json:"sha"`   // status
-	After string `json:"after"` // push
+	Comment          json.RawMessage          `json:"comment"`
+	State            string                   `json:"state"` // status
+	WorkflowRun      *headPayload             `json:"workflow_run"`
+	Deployment       *deploymentPayload       `json:"deployment"`
+	Environment      string                   `json:"environment"`             // deployment_protection_rule
+	CallbackURL      string                   `json:"deployment_callback_url"` // deployment_protection_rule
+	MergeGroup       *mergeGroupPayload       `json:"merge_group"`
+	DeploymentStatus *deploymentStatusPayload `json:"deployment_status"`
+	Ref              string                   `json:"ref"`
+	Before           string                   `json:"before"`
+	Deleted          bool                     `json:"deleted"`
+	Commits          []commitPayload          `json:"commits"`
+	Pusher           *pusherPayload           `json:"pusher"`
+	SHA              string                   `json:"sha"`   // status
+	After            string                   `json:"after"` // push
+}
+
+type installationPayload struct {
+	ID                  int64           `json:"id"`
+	Account             *accountPayload `json:"account"`
+	RepositorySelection string          `json:"repository_selection"`
+	SuspendedAt         *string         `json:"suspended_at"`
+}
+
+type accountPayload struct {
+	Login string `json:"login"`
+	Type  string `json:"type"`
+}
+
+type repositoryPayload struct {
+	FullName      string `json:"full_name"`
+	DefaultBranch string `json:"default_branch"`
+}
+
+type pullRequestPayload struct {
+	Number int `json:"number"`
+	Head   struct {
+		SHA string `json:"sha"`
+	} `json:"head"`
+}
+
+type checkRunPayload struct {
+	Name         string  `json:"name"`
+	HeadSHA      string  `json:"head_sha"`
+	App          *app    `json:"app"`
+	PullRequests []prRef `json:"pull_requests"`
+}
+
+type checkSuitePayload struct {
+	HeadSHA      string  `json:"head_sha"`
+	App          *app    `json:"app"`
+	PullRequests []prRef `json:"pull_requests"`
+}
+
+type issuePayload struct {
+	Number      int       `json:"number"`
+	PullRequest *struct{} `json:"pull_request"`
+}
+
+// headPayload is a workflow run: its head commit.
+type headPayload struct {
+	HeadSHA string `json:"head_sha"`
+}
+
+type deploymentPayload struct {
+	ID          int64  `json:"id"`
+	SHA         string `json:"sha"`
+	Ref         string `json:"ref"`
+	Environment string `json:"environment"`
+}
+
+type mergeGroupPayload struct {
+	HeadSHA string `json:"head_sha"`
+	HeadRef string `json:"head_ref"`
+	BaseSHA string `json:"base_sha"`
+	BaseRef string `json:"base_ref"`
+}
+
+type deploymentStatusPayload struct {
+	State string `json:"state"`
+}
+
+type commitPayload struct {
+	ID string `json:"id"`
+}
+
+type pusherPayload struct {
+	Name string `json:"name"`
 }
 
 type app struct {
@@ -140,12 +169,9 @@ type TranslateOptions struct {
 // depends only on its arguments.
 func Translate(id, event string, body []byte, received time.Time, opts TranslateOptions) (Delivery, error) {
 	d := Delivery{ID: id, Source: "github", Event: event, ReceivedAt: received.UTC()}
-	var p payload
-	if !isObject(body) {
-		return d, fmt.Errorf("%w: not a JSON object", ErrMalformed)
-	}
-	if err := json.Unmarshal(body, &p); err != nil {
-		return d, fmt.Errorf("%w: %v", ErrMalformed, err)
+	p, err := parsePayload(body)
+	if err != nil {
+		return d, err
 	}
 	if p.Action != nil {
 		d.Action = *p.Action
@@ -466,15 +492,4 @@ func repos(in []repo) []jobs.Repo {
 		out[i] = jobs.Repo{ID: r.ID, FullName: r.FullName, Private: r.Private}
 	}
 	return out
-}
-
-func isObject(b []byte) bool {
-	for _, c := range b {
-		switch c {
-		case ' ', '\t', '\r', '\n':
-			continue
-		}
-		return c == '{'
-	}
-	return false
 }
