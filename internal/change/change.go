@@ -199,6 +199,12 @@ const (
 	LookupUnreachable = "unreachable" // Jira down, rate limited or refusing our credentials
 )
 
+// MaxTicketKey bounds a Jira issue key. Real keys are far shorter (a
+// project key of at most a few dozen characters and an issue number); a
+// longer "key" is hostile or broken text, and it is never looked up,
+// queued or logged whole.
+const MaxTicketKey = 255
+
 // TicketLookup is the result of reading one key from Jira.
 type TicketLookup struct {
 	Key    string  `json:"key"`

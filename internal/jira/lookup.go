@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,6 +28,21 @@ type LookupOptions struct {
 // issueKey is the shape of a Jira issue key (project keys start with a
 // letter and have at least two characters), the same rule intake uses.
 var issueKey = regexp.MustCompile(`^[A-Z][A-Z0-9_]+-[1-9][0-9]*$`)
+
+// validKey says whether k is an issue key of at most change.MaxTicketKey
+// characters.
+func validKey(k string) bool {
+	return len(k) <= change.MaxTicketKey && issueKey.MatchString(k)
+}
+
+// shortQuote quotes text for a message, cut to 64 bytes: a hostile key
+// is never repeated whole.
+func shortQuote(s string) string {
+	if len(s) <= 64 {
+		return strconv.Quote(s)
+	}
+	return strconv.Quote(s[:64]) + fmt.Sprintf("… (%d bytes)", len(s))
+}
 
 // issueFields are the only fields we ask for: fewer bytes, and rich-text
 // fields (which differ between REST v2 and v3) never reach the decoder.
@@ -55,9 +71,9 @@ const (
 func (c *Client) Lookup(ctx context.Context, key string, opts LookupOptions) change.TicketLookup {
 	out := change.TicketLookup{Key: key}
 	want := strings.ToUpper(strings.TrimSpace(key))
-	if !issueKey.MatchString(want) {
+	if !validKey(want) {
 		out.Result = change.LookupNotFound
-		out.Error = fmt.Sprintf("%q is not a Jira issue key", key)
+		out.Error = fmt.Sprintf("%s is not a Jira issue key", shortQuote(key))
 		return out
 	}
 	fail := func(msg string) change.TicketLookup {

@@ -54,8 +54,8 @@ func ParseWebhook(body []byte) (event string, keys []string, err error) {
 		keys = append(keys, k)
 	}
 	if p.Issue != nil {
-		if !issueKey.MatchString(p.Issue.Key) {
-			return p.WebhookEvent, nil, fmt.Errorf("jira webhook: %s with issue key %q", p.WebhookEvent, p.Issue.Key)
+		if !validKey(p.Issue.Key) {
+			return p.WebhookEvent, nil, fmt.Errorf("jira webhook: %s with issue key %s", shortQuote(p.WebhookEvent), shortQuote(p.Issue.Key))
 		}
 		add(p.Issue.Key)
 	}
@@ -65,7 +65,7 @@ func ParseWebhook(body []byte) (event string, keys []string, err error) {
 				continue
 			}
 			for _, s := range []*string{it.FromString, it.ToString} {
-				if s != nil && issueKey.MatchString(*s) {
+				if s != nil && validKey(*s) {
 					add(*s)
 				}
 			}

@@ -2,10 +2,12 @@ package jira_test
 
 import (
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/changegate/changegate/internal/change"
 	"github.com/changegate/changegate/internal/jira"
 )
 
@@ -34,6 +36,10 @@ func TestParseWebhook(t *testing.T) {
 			"jira:issue_updated", []string{"PAY-7"}, false},
 		{"bad issue key", `{"webhookEvent":"jira:issue_updated","issue":{"key":"not a key"}}`, "jira:issue_updated", nil, true},
 		{"no event", `{"issue":{"key":"PAY-7"}}`, "", nil, true},
+		{"a 10,000-character key", `{"webhookEvent":"jira:issue_updated","issue":{"key":"` + strings.Repeat("A", 9998) + `-1"}}`, "jira:issue_updated", nil, true},
+		{"a 10,000-character key in the changelog", `{"webhookEvent":"jira:issue_updated","issue":{"key":"PAY-7"},
+			"changelog":{"items":[{"field":"Key","fieldtype":"jira","fromString":"` + strings.Repeat("A", 9998) + `-1","toString":"PAY-7"}]}}`,
+			"jira:issue_updated", []string{"PAY-7"}, false},
 		{"not an object", `[1,2]`, "", nil, true},
 		{"not JSON", `webhookEvent=jira:issue_updated`, "", nil, true},
 		{"empty", ``, "", nil, true},
@@ -64,6 +70,14 @@ func FuzzParseWebhook(f *testing.F) {
 		event, keys, err := jira.ParseWebhook(body)
 		if err == nil && event == "" {
 			t.Fatal("no error and no event")
+		}
+		if err != nil && len(err.Error()) > 400 {
+			t.Fatalf("an error of %d bytes repeats the input", len(err.Error()))
+		}
+		for _, k := range keys {
+			if len(k) > change.MaxTicketKey {
+				t.Fatalf("a key of %d bytes", len(k))
+			}
 		}
 		if err != nil && keys != nil {
 			t.Fatal("keys with an error")

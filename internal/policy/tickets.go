@@ -58,7 +58,7 @@ func rawKeys(p *Policy, pr change.PullRequest) []string {
 func findKeys(s string) []string {
 	var out []string
 	for _, m := range jiraKey.FindAllStringIndex(s, -1) {
-		if m[0] > 0 && isAlnum(s[m[0]-1]) || m[1] < len(s) && isAlnum(s[m[1]]) {
+		if m[0] > 0 && isAlnum(s[m[0]-1]) || m[1] < len(s) && isAlnum(s[m[1]]) || m[1]-m[0] > change.MaxTicketKey {
 			continue
 		}
 		out = append(out, s[m[0]:m[1]])

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -35,6 +36,8 @@ func TestTicketKeys(t *testing.T) {
 			want: []string{"PAY-9"}},
 		{name: "allowlist filters projects", projects: []string{"PAY"},
 			pr: change.PullRequest{Title: "OPS-1 PAY-2", Body: "pay-3 PAY-4"}, want: []string{"PAY-2", "PAY-4"}},
+		{name: "a key longer than change.MaxTicketKey is not a key",
+			pr: change.PullRequest{Title: strings.Repeat("A", change.MaxTicketKey) + "-1 PAY-2"}, want: []string{"PAY-2"}},
 		{name: "allowlist wins over the look-alike list", projects: []string{"RFC"},
 			pr: change.PullRequest{Title: "RFC-12 CVE-2024-1"}, want: []string{"RFC-12"}},
 	}

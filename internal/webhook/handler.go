@@ -101,8 +101,11 @@ func (h *GitHub) Handle(c echo.Context) error {
 	event := req.Header.Get("X-GitHub-Event")
 	id := req.Header.Get("X-GitHub-Delivery")
 	label := eventLabel(event)
-	if event == "" || id == "" || len(id) > 128 {
+	if event == "" || id == "" {
 		return h.reject(c, http.StatusBadRequest, label, OutcomeMalformed, "X-GitHub-Event and X-GitHub-Delivery are required")
+	}
+	if !validDeliveryID(id) {
+		return h.reject(c, http.StatusBadRequest, label, OutcomeMalformed, "X-GitHub-Delivery must be 1 to 128 ASCII letters, digits, '.', '_' or '-'")
 	}
 	d, err := Translate(id, event, body, h.now(), h.translate)
 	if err != nil {
@@ -114,6 +117,26 @@ func (h *GitHub) Handle(c echo.Context) error {
 		return c.JSON(http.StatusOK, reply{Status: "pong", Delivery: id})
 	}
 	return h.accept(c, "github", label, &d, h.log.With(deliveryAttrs(&d)...))
+}
+
+// validDeliveryID says whether a GitHub delivery id has the shape of
+// GitHub's GUIDs: up to 128 ASCII letters, digits, '.', '_' and '-'.
+// Anything else is refused, not stored: an id that is not valid UTF-8
+// would reach its jobs altered and never count as processed, and a ':'
+// could collide with the namespace of Jira's deliveries (jira:ID).
+func validDeliveryID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // readSigned reads a body within the size limit and checks its signature

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,6 +21,7 @@ import (
 	"github.com/changegate/changegate/internal/config"
 	"github.com/changegate/changegate/internal/inventory"
 	"github.com/changegate/changegate/internal/jira"
+	"github.com/changegate/changegate/internal/jobs"
 	"github.com/changegate/changegate/internal/queue"
 	"github.com/changegate/changegate/internal/store/sqlite"
 	"github.com/changegate/changegate/internal/testenv"
@@ -300,7 +302,7 @@ func TestJiraWebhook(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ds) != 1 || ds[0].ID != "jira-j-3" || ds[0].Source != "jira" || ds[0].Jobs != 1 {
+	if len(ds) != 1 || ds[0].ID != "jira:j-3" || ds[0].Source != "jira" || ds[0].Jobs != 1 {
 		t.Errorf("deliveries = %+v, want the one issue update", ds)
 	}
 	// A moved issue re-evaluates pull requests naming either key.
@@ -311,5 +313,73 @@ func TestJiraWebhook(t *testing.T) {
 	ds, _ = s.store.Deliveries(t.Context())
 	if len(ds) != 2 || ds[1].Jobs != 2 {
 		t.Errorf("moved issue: deliveries = %+v, want 2 jobs for the old and new key", ds)
+	}
+}
+
+// TestDeliveryIDDefects: a GitHub delivery id shaped like Jira's namespace
+// and a Jira delivery with the rest of it are two deliveries, not one; ids
+// that are not plain ASCII are refused (GitHub) or hashed losslessly
+// (Jira), so that every stored delivery can be counted processed; a
+// negative installation id and an unbounded Jira key are refused.
+func TestDeliveryIDDefects(t *testing.T) {
+	t.Parallel()
+	s := newStackWith(t, "NORMAL", func(w *queue.Workers) {
+		queue.Add(w, queue.Handler[jobs.JiraIssue](func(context.Context, *slog.Logger, jobs.JiraIssue) (queue.Apply, error) { return nil, nil }))
+	})
+	issue := []byte(`{"webhookEvent":"jira:issue_updated","issue":{"key":"PAY-1"}}`)
+	if got := s.sendJira(t, "x", issue, webhook.Sign(jiraSecret, issue)); got != http.StatusAccepted {
+		t.Fatalf("jira: status %d", got)
+	}
+	body := []byte(installBody)
+	if got := s.send(t, "installation_repositories", "jira-x", body, webhook.Sign(secret, body)); got != http.StatusAccepted {
+		t.Fatalf("github jira-x: status %d", got)
+	}
+	for name, id := range map[string]string{"the Jira namespace": "jira:x", "not UTF-8": "d\xff\xfe", "a space": "a b", "too long": strings.Repeat("a", 129)} {
+		if got := s.send(t, "installation_repositories", id, body, webhook.Sign(secret, body)); got != http.StatusBadRequest {
+			t.Errorf("GitHub delivery id with %s: status %d, want 400", name, got)
+		}
+	}
+	odd := "j\xff\xfe"
+	if got := s.sendJira(t, odd, issue, webhook.Sign(jiraSecret, issue)); got != http.StatusAccepted {
+		t.Fatalf("jira with a non-UTF-8 identifier: status %d", got)
+	}
+	negative := []byte(`{"action":"added","installation":{"id":-7,"account":{"login":"acme","type":"Organization"}},"repositories_added":[]}`)
+	if got := s.send(t, "installation_repositories", "neg", negative, webhook.Sign(secret, negative)); got != http.StatusBadRequest {
+		t.Errorf("negative installation id: status %d, want 400", got)
+	}
+	long := []byte(`{"webhookEvent":"jira:issue_updated","issue":{"key":"` + strings.Repeat("A", 10000) + `-1"}}`)
+	if got := s.sendJira(t, "long", long, webhook.Sign(jiraSecret, long)); got != http.StatusBadRequest {
+		t.Errorf("a 10,000-character Jira key: status %d, want 400", got)
+	}
+	ds, err := s.store.Deliveries(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]bool{}
+	for _, d := range ds {
+		ids[d.ID] = true
+		if !utf8.ValidString(d.ID) {
+			t.Errorf("stored delivery id %q is not UTF-8", d.ID)
+		}
+	}
+	if len(ds) != 3 || !ids["jira:x"] || !ids["jira-x"] {
+		t.Errorf("deliveries %v, want jira:x, jira-x and the hashed Jira identifier", ids)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ds, _ = s.store.Deliveries(t.Context())
+		done := 0
+		for _, d := range ds {
+			if d.Processed == d.Jobs {
+				done++
+			}
+		}
+		if done == len(ds) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("deliveries never all processed: %+v", ds)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

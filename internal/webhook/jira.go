@@ -48,11 +48,14 @@ var jiraEvents = map[string]bool{
 func TranslateJira(id string, body []byte, received time.Time, parse JiraParser) (Delivery, error) {
 	d := Delivery{ID: id, Source: "jira", Event: "jira", ReceivedAt: received.UTC()}
 	event, keys, err := parse(body)
-	d.Action = event
 	if err != nil {
 		return d, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
+	d.Action = event
 	if !jiraEvents[event] {
+		// Not ours: counted and dropped, and its name, which Jira's
+		// sender chose, is not logged.
+		d.Action = "other"
 		return d, nil
 	}
 	if len(keys) == 0 {
@@ -64,6 +67,23 @@ func TranslateJira(id string, body []byte, received time.Time, parse JiraParser)
 	return d, nil
 }
 
+// jiraDeliveryID is a Jira delivery's dedupe key, in its own namespace
+// ("jira:", which no GitHub delivery id can hold). Jira Cloud keeps
+// X-Atlassian-Webhook-Identifier across retries; an identifier of another
+// shape is hashed, so that it is kept losslessly distinct; other senders
+// get the body's hash, so a byte-identical resend is a duplicate.
+func jiraDeliveryID(header string, body []byte) string {
+	switch {
+	case validDeliveryID(header):
+		return "jira:" + header
+	case header != "":
+		sum := sha256.Sum256([]byte(header))
+		return "jira:h-" + hex.EncodeToString(sum[:16])
+	}
+	sum := sha256.Sum256(body)
+	return "jira:" + hex.EncodeToString(sum[:16])
+}
+
 // Handle is the echo handler.
 func (j *Jira) Handle(c echo.Context) error {
 	h := j.gh
@@ -71,14 +91,7 @@ func (j *Jira) Handle(c echo.Context) error {
 	if !ok {
 		return err
 	}
-	// Jira Cloud keeps X-Atlassian-Webhook-Identifier across retries; other
-	// senders get the body's hash, so a byte-identical resend is a duplicate.
-	id := c.Request().Header.Get("X-Atlassian-Webhook-Identifier")
-	if id == "" || len(id) > 128 {
-		sum := sha256.Sum256(body)
-		id = hex.EncodeToString(sum[:16])
-	}
-	id = "jira-" + id
+	id := jiraDeliveryID(c.Request().Header.Get("X-Atlassian-Webhook-Identifier"), body)
 	d, err := TranslateJira(id, body, h.now(), j.parse)
 	if err != nil {
 		return h.rejectSource(c, "jira", http.StatusBadRequest, "jira", OutcomeMalformed, err.Error())

@@ -177,6 +177,9 @@ func Translate(id, event string, body []byte, received time.Time, opts Translate
 		d.Action = *p.Action
 	}
 	if p.Installation != nil {
+		if p.Installation.ID < 0 {
+			return d, fmt.Errorf("%w: installation.id %d is negative", ErrMalformed, p.Installation.ID)
+		}
 		d.InstallationID = p.Installation.ID
 	}
 	if p.Repository != nil {
