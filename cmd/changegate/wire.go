@@ -224,6 +224,10 @@ func (a policyAdapter) LiteralProductionEnvironments() []string {
 
 func (a policyAdapter) ProductionEnvironment(env string) bool { return a.p.ProductionEnvironment(env) }
 
+func (a policyAdapter) StagingCheck(name string) bool { return a.p.StagingCheck(name) }
+
+func (a policyAdapter) StagingEnvironment(env string) bool { return a.p.StagingEnvironment(env) }
+
 func (a policyAdapter) Digest() string { return a.p.Digest() }
 
 func (a policyAdapter) EmergencyLabel() string { return a.p.Emergency.Label }

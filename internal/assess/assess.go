@@ -40,6 +40,11 @@ type Policy interface {
 	// for pushes and deployments.
 	ProductionBranch(branch, defaultBranch string) bool
 	ProductionEnvironment(env string) bool
+	// StagingCheck and StagingEnvironment say what is staging evidence: a
+	// check run or commit status by name ("": any), a deployment by
+	// environment.
+	StagingCheck(name string) bool
+	StagingEnvironment(env string) bool
 	// Digest identifies the effective policy.
 	Digest() string
 	// EmergencyLabel is the label that marks an emergency change.
@@ -224,11 +229,15 @@ func (a *Assessor) evaluateSHAJob(ctx context.Context, log *slog.Logger, j jobs.
 	if err != nil {
 		return nil, err
 	}
+	indexed := len(prs) > 0
+	if prs, err = a.triggeredBy(ctx, log, j, repo, prs); err != nil {
+		return nil, err
+	}
 	var targets []target
 	for _, p := range prs {
 		targets = append(targets, target{repo: repo, number: p.Number, installation: p.InstallationID})
 	}
-	if len(targets) == 0 && a.Pulls != nil {
+	if !indexed && a.Pulls != nil {
 		// A commit the index has not seen: its pull request may not have
 		// been evaluated yet (events arrive in any order).
 		client, err := a.Clients.Installation(j.Installation)
@@ -244,9 +253,51 @@ func (a *Assessor) evaluateSHAJob(ctx context.Context, log *slog.Logger, j jobs.
 		}
 	}
 	if len(targets) == 0 {
-		log.Debug("no open pull request has this head")
+		log.Debug("no open pull request to evaluate for this commit")
 	}
 	return a.evaluateAll(ctx, log, targets, j.QueuedAt)
+}
+
+// triggeredBy keeps the pull requests for which what completed on their
+// head can change a decision: a check run, commit status or workflow run
+// their policy names in staging.checks, any check suite when it names
+// some, a deployment to a staging environment. The rest are not
+// evaluated: a push that moves 25 heads with 32 check runs each costs the
+// evaluations their staging checks call for, not one per check. Each
+// policy is read from the pull request's base branch through the ETag
+// cache; a policy that cannot be read keeps the pull request, so that its
+// check says why.
+func (a *Assessor) triggeredBy(ctx context.Context, log *slog.Logger, j jobs.EvaluateSHA, repo change.Repo, prs []IndexedPR) ([]IndexedPR, error) {
+	if j.Trigger == "" || len(prs) == 0 || a.Policies == nil {
+		return prs, nil
+	}
+	client, err := a.Clients.Installation(j.Installation)
+	if err != nil {
+		return nil, err
+	}
+	var out []IndexedPR
+	for _, p := range prs {
+		pol, _, err := a.Policies(ctx, client, repo, p.BaseRef)
+		if err != nil || stagingTrigger(pol, j) {
+			out = append(out, p)
+			continue
+		}
+		log.Debug("not staging evidence under the policy: not evaluated", "pr", p.Number, "trigger", j.Trigger, "name", j.Name, "environment", j.Environment)
+	}
+	return out, nil
+}
+
+// stagingTrigger says whether what completed is staging evidence under pol.
+func stagingTrigger(pol Policy, j jobs.EvaluateSHA) bool {
+	switch j.Trigger {
+	case jobs.TriggerCheckRun, jobs.TriggerStatus, jobs.TriggerWorkflowRun:
+		return pol.StagingCheck(j.Name)
+	case jobs.TriggerCheckSuite:
+		return pol.StagingCheck("")
+	case jobs.TriggerDeployment:
+		return pol.StagingEnvironment(j.Environment)
+	}
+	return true
 }
 
 func (a *Assessor) jiraIssueJob(ctx context.Context, log *slog.Logger, j jobs.JiraIssue) (queue.Apply, error) {

@@ -30,6 +30,8 @@ func (p fakePolicy) TicketOptions() (bool, string)                 { return fals
 func (p fakePolicy) Evaluate(f *change.Facts) change.Decision      { return decide(f) }
 func (p fakePolicy) ProductionBranch(b, def string) bool           { return b == def }
 func (p fakePolicy) ProductionEnvironment(env string) bool         { return env == "production" }
+func (p fakePolicy) StagingCheck(name string) bool                 { return name == "" || name == "staging" }
+func (p fakePolicy) StagingEnvironment(env string) bool            { return env == "staging" }
 func (p fakePolicy) Digest() string                                { return "digest" }
 func (p fakePolicy) EmergencyLabel() string                        { return "emergency" }
 func (p fakePolicy) FrozenAt(time.Time) (string, bool)             { return "", false }

@@ -117,7 +117,23 @@ type EvaluateSHA struct {
 	SHA          string    `json:"sha"`
 	Reason       string    `json:"reason"`
 	QueuedAt     time.Time `json:"queued_at"`
+	// Trigger, when set, is what completed on the commit: a check run,
+	// commit status or workflow run named Name, a check suite, or a
+	// deployment to Environment. The pull requests whose policy does not
+	// count it as staging evidence are not evaluated for it.
+	Trigger     string `json:"trigger,omitempty"`
+	Name        string `json:"name,omitempty"`
+	Environment string `json:"environment,omitempty"`
 }
+
+// Triggers of EvaluateSHA.
+const (
+	TriggerCheckRun    = "check_run"
+	TriggerCheckSuite  = "check_suite"
+	TriggerStatus      = "status"
+	TriggerWorkflowRun = "workflow_run"
+	TriggerDeployment  = "deployment_status"
+)
 
 func (EvaluateSHA) Kind() string { return KindEvaluateSHA }
 

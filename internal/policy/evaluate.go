@@ -1034,3 +1034,18 @@ func (p *Policy) LiteralProductionEnvironments() []string {
 func (p *Policy) ProductionEnvironment(env string) bool {
 	return matchAnyFold(p.Production.Environments, env)
 }
+
+// StagingCheck says whether a check run or commit status named name is
+// staging evidence under the policy; "" asks whether any is.
+func (p *Policy) StagingCheck(name string) bool {
+	if name == "" {
+		return len(p.Staging.Checks) > 0
+	}
+	return matchAny(p.Staging.Checks, name)
+}
+
+// StagingEnvironment says whether a deployment to env is staging evidence
+// under the policy.
+func (p *Policy) StagingEnvironment(env string) bool {
+	return matchAnyFold(p.Staging.Environments, env)
+}

@@ -83,6 +83,8 @@ func (r *reader) topString(p *payload, key string, v gjson.Result) {
 	switch key {
 	case "state":
 		dst = &p.State
+	case "context":
+		dst = &p.Context
 	case "environment":
 		dst = &p.Environment
 	case "deployment_callback_url":
@@ -207,15 +209,18 @@ func (r *reader) pullRequest(v gjson.Result) *pullRequestPayload {
 	return out
 }
 
-// headOnly reads a workflow run's head commit.
+// headOnly reads a workflow run's name and head commit.
 func (r *reader) headOnly(v gjson.Result, path string) *headPayload {
 	if !r.object(v, path) {
 		return nil
 	}
 	out := &headPayload{}
 	r.each(v, func(key string, f gjson.Result) {
-		if key == "head_sha" {
+		switch key {
+		case "head_sha":
 			out.HeadSHA = r.str(f, path+".head_sha")
+		case "name":
+			out.Name = r.str(f, path+".name")
 		}
 	})
 	return out

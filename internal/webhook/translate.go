@@ -55,7 +55,8 @@ type payload struct {
 	// Comment is an issue comment's object, or a deployment review's
 	// string: read it with issueComment.
 	Comment          json.RawMessage          `json:"comment"`
-	State            string                   `json:"state"` // status
+	State            string                   `json:"state"`   // status
+	Context          string                   `json:"context"` // status
 	WorkflowRun      *headPayload             `json:"workflow_run"`
 	Deployment       *deploymentPayload       `json:"deployment"`
 	Environment      string                   `json:"environment"`             // deployment_protection_rule
@@ -113,8 +114,9 @@ type issuePayload struct {
 	PullRequest *struct{} `json:"pull_request"`
 }
 
-// headPayload is a workflow run: its head commit.
+// headPayload is a workflow run: its name and head commit.
 type headPayload struct {
+	Name    string `json:"name"`
 	HeadSHA string `json:"head_sha"`
 }
 
@@ -208,94 +210,163 @@ func evaluationJobs(d *Delivery, p *payload, opts TranslateOptions) []jobs.Job {
 	if d.Repo == "" || d.InstallationID == 0 {
 		return nil
 	}
-	pr := func(number int) jobs.Job {
-		return jobs.EvaluatePR{DeliveryID: d.ID, Installation: d.InstallationID, Repo: d.Repo, Number: number,
-			Reason: reason(d), QueuedAt: d.ReceivedAt}
+	if f := eventJobs[d.Event]; f != nil {
+		return f(d, p, opts)
 	}
-	sha := func(sha string) []jobs.Job {
-		if sha == "" {
-			return nil
-		}
-		return []jobs.Job{jobs.EvaluateSHA{DeliveryID: d.ID, Installation: d.InstallationID, Repo: d.Repo, SHA: sha,
-			Reason: reason(d), QueuedAt: d.ReceivedAt}}
+	return nil
+}
+
+// eventJobs decides, per event, what a delivery calls for.
+var eventJobs = map[string]func(d *Delivery, p *payload, opts TranslateOptions) []jobs.Job{
+	"pull_request":                    pullRequestJobs,
+	"pull_request_review":             pullRequestReviewJobs,
+	"check_run":                       checkRunJobs,
+	"check_suite":                     checkSuiteJobs,
+	"status":                          statusJobs,
+	"deployment_status":               deploymentStatusJobs,
+	"deployment_protection_rule":      func(d *Delivery, p *payload, _ TranslateOptions) []jobs.Job { return gateJobs(d, p) },
+	"merge_group":                     mergeGroupJobs,
+	"push":                            func(d *Delivery, p *payload, _ TranslateOptions) []jobs.Job { return pushJobs(d, p) },
+	"workflow_run":                    workflowRunJobs,
+	"issue_comment":                   issueCommentJobs,
+	"repository_ruleset":              controlJobs,
+	"branch_protection_rule":          controlJobs,
+	"branch_protection_configuration": controlJobs,
+}
+
+// prJob re-evaluates one pull request.
+func prJob(d *Delivery, number int) jobs.Job {
+	return jobs.EvaluatePR{DeliveryID: d.ID, Installation: d.InstallationID, Repo: d.Repo, Number: number,
+		Reason: reason(d), QueuedAt: d.ReceivedAt}
+}
+
+// shaJob re-evaluates the open pull requests whose head is sha, for what
+// completed on it (trigger, with its name or environment).
+func shaJob(d *Delivery, sha, trigger, name, env string) []jobs.Job {
+	if sha == "" {
+		return nil
 	}
-	own := func(a *app) bool { return a != nil && opts.AppID != 0 && a.ID == opts.AppID }
-	switch d.Event {
-	case "pull_request":
-		switch d.Action {
-		case "opened", "reopened", "synchronize", "edited", "ready_for_review", "labeled", "unlabeled", "closed":
-			if p.PullRequest != nil && p.PullRequest.Number > 0 {
-				return []jobs.Job{pr(p.PullRequest.Number)}
-			}
-		}
-	case "pull_request_review":
-		switch d.Action {
-		case "submitted", "dismissed", "edited":
-			if p.PullRequest != nil && p.PullRequest.Number > 0 {
-				return []jobs.Job{pr(p.PullRequest.Number)}
-			}
-		}
-	case "check_run":
-		cr := p.CheckRun
-		if cr == nil {
-			return nil
-		}
-		switch {
-		case d.Action == "rerequested" && (own(cr.App) || cr.Name == CheckName):
-			// The Re-run button on changegate's check.
-			var out []jobs.Job
-			for _, ref := range cr.PullRequests {
-				out = append(out, pr(ref.Number))
-			}
-			if len(out) == 0 {
-				return sha(cr.HeadSHA)
-			}
-			return out
-		case d.Action == "completed" && !own(cr.App) && cr.Name != CheckName:
-			return sha(cr.HeadSHA)
-		}
-	case "repository_ruleset", "branch_protection_rule", "branch_protection_configuration":
-		// The control over changegate itself may have changed.
-		return []jobs.Job{jobs.WatchControls{DeliveryID: d.ID, Installation: d.InstallationID, Repo: d.Repo, Reason: reason(d)}}
-	case "check_suite":
-		cs := p.CheckSuite
-		if cs != nil && !own(cs.App) && (d.Action == "completed" || d.Action == "rerequested") {
-			return sha(cs.HeadSHA)
-		}
-	case "status":
-		if p.State != "pending" {
-			return sha(p.SHA)
-		}
-	case "deployment_status":
-		if p.Deployment == nil {
-			return nil
-		}
-		out := sha(p.Deployment.SHA)
-		if p.DeploymentStatus != nil && p.DeploymentStatus.State == "success" && p.Deployment.SHA != "" {
-			out = append(out, jobs.ArchiveDeployment{DeliveryID: d.ID, Installation: d.InstallationID, Repo: d.Repo,
-				SHA: p.Deployment.SHA, Environment: p.Deployment.Environment, DeploymentID: p.Deployment.ID, QueuedAt: d.ReceivedAt})
-		}
-		return out
-	case "deployment_protection_rule":
-		return gateJobs(d, p)
-	case "merge_group":
-		if g := p.MergeGroup; d.Action == "checks_requested" && g != nil && g.HeadSHA != "" {
-			return []jobs.Job{jobs.MergeGroup{DeliveryID: d.ID, Installation: d.InstallationID, Repo: d.Repo,
-				HeadSHA: g.HeadSHA, HeadRef: g.HeadRef, BaseSHA: g.BaseSHA, BaseRef: strings.TrimPrefix(g.BaseRef, "refs/heads/"), QueuedAt: d.ReceivedAt}}
-		}
-	case "push":
-		return pushJobs(d, p)
-	case "workflow_run":
-		if d.Action == "completed" && p.WorkflowRun != nil {
-			return sha(p.WorkflowRun.HeadSHA)
-		}
-	case "issue_comment":
-		if c := issueComment(p); d.Action == "created" && p.Issue != nil && p.Issue.PullRequest != nil && c != nil &&
-			isRecheck(c.Body) && canRecheck(c.AuthorAssociation) {
-			return []jobs.Job{pr(p.Issue.Number)}
+	return []jobs.Job{jobs.EvaluateSHA{DeliveryID: d.ID, Installation: d.InstallationID, Repo: d.Repo, SHA: sha,
+		Reason: reason(d), QueuedAt: d.ReceivedAt, Trigger: trigger, Name: name, Environment: env}}
+}
+
+func ownApp(a *app, opts TranslateOptions) bool {
+	return a != nil && opts.AppID != 0 && a.ID == opts.AppID
+}
+
+func pullRequestJobs(d *Delivery, p *payload, _ TranslateOptions) []jobs.Job {
+	switch d.Action {
+	case "opened", "reopened", "synchronize", "edited", "ready_for_review", "labeled", "unlabeled", "closed":
+		if p.PullRequest != nil && p.PullRequest.Number > 0 {
+			return []jobs.Job{prJob(d, p.PullRequest.Number)}
 		}
 	}
 	return nil
+}
+
+func pullRequestReviewJobs(d *Delivery, p *payload, _ TranslateOptions) []jobs.Job {
+	switch d.Action {
+	case "submitted", "dismissed", "edited":
+		if p.PullRequest != nil && p.PullRequest.Number > 0 {
+			return []jobs.Job{prJob(d, p.PullRequest.Number)}
+		}
+	}
+	return nil
+}
+
+// checkRunJobs: the Re-run button on changegate's check re-evaluates its
+// pull requests; another check run's completion may be staging evidence.
+// changegate's own runs are never a trigger, or every write would cause a
+// re-read.
+func checkRunJobs(d *Delivery, p *payload, opts TranslateOptions) []jobs.Job {
+	cr := p.CheckRun
+	if cr == nil {
+		return nil
+	}
+	own := ownApp(cr.App, opts) || cr.Name == CheckName
+	switch {
+	case d.Action == "rerequested" && own:
+		var out []jobs.Job
+		for _, ref := range cr.PullRequests {
+			out = append(out, prJob(d, ref.Number))
+		}
+		if len(out) == 0 {
+			return shaJob(d, cr.HeadSHA, "", "", "")
+		}
+		return out
+	case d.Action == "completed" && !own:
+		return shaJob(d, cr.HeadSHA, jobs.TriggerCheckRun, cr.Name, "")
+	}
+	return nil
+}
+
+func checkSuiteJobs(d *Delivery, p *payload, opts TranslateOptions) []jobs.Job {
+	cs := p.CheckSuite
+	if cs == nil || ownApp(cs.App, opts) {
+		return nil
+	}
+	switch d.Action {
+	case "completed":
+		return shaJob(d, cs.HeadSHA, jobs.TriggerCheckSuite, "", "")
+	case "rerequested":
+		return shaJob(d, cs.HeadSHA, "", "", "")
+	}
+	return nil
+}
+
+func statusJobs(d *Delivery, p *payload, _ TranslateOptions) []jobs.Job {
+	if p.State == "pending" {
+		return nil
+	}
+	return shaJob(d, p.SHA, jobs.TriggerStatus, p.Context, "")
+}
+
+// deploymentStatusJobs: a deployment's status may be staging evidence; a
+// successful one is also archived (the archive decides whether it was to
+// production).
+func deploymentStatusJobs(d *Delivery, p *payload, _ TranslateOptions) []jobs.Job {
+	dep := p.Deployment
+	if dep == nil {
+		return nil
+	}
+	out := shaJob(d, dep.SHA, jobs.TriggerDeployment, "", dep.Environment)
+	if p.DeploymentStatus != nil && p.DeploymentStatus.State == "success" && dep.SHA != "" {
+		out = append(out, jobs.ArchiveDeployment{DeliveryID: d.ID, Installation: d.InstallationID, Repo: d.Repo,
+			SHA: dep.SHA, Environment: dep.Environment, DeploymentID: dep.ID, QueuedAt: d.ReceivedAt})
+	}
+	return out
+}
+
+func mergeGroupJobs(d *Delivery, p *payload, _ TranslateOptions) []jobs.Job {
+	g := p.MergeGroup
+	if d.Action != "checks_requested" || g == nil || g.HeadSHA == "" {
+		return nil
+	}
+	return []jobs.Job{jobs.MergeGroup{DeliveryID: d.ID, Installation: d.InstallationID, Repo: d.Repo,
+		HeadSHA: g.HeadSHA, HeadRef: g.HeadRef, BaseSHA: g.BaseSHA, BaseRef: strings.TrimPrefix(g.BaseRef, "refs/heads/"), QueuedAt: d.ReceivedAt}}
+}
+
+func workflowRunJobs(d *Delivery, p *payload, _ TranslateOptions) []jobs.Job {
+	if d.Action != "completed" || p.WorkflowRun == nil {
+		return nil
+	}
+	return shaJob(d, p.WorkflowRun.HeadSHA, jobs.TriggerWorkflowRun, p.WorkflowRun.Name, "")
+}
+
+// issueCommentJobs: "/changegate recheck" on a pull request, from someone
+// who may ask.
+func issueCommentJobs(d *Delivery, p *payload, _ TranslateOptions) []jobs.Job {
+	c := issueComment(p)
+	if d.Action != "created" || p.Issue == nil || p.Issue.PullRequest == nil || c == nil ||
+		!isRecheck(c.Body) || !canRecheck(c.AuthorAssociation) {
+		return nil
+	}
+	return []jobs.Job{prJob(d, p.Issue.Number)}
+}
+
+// controlJobs: the control over changegate itself may have changed.
+func controlJobs(d *Delivery, _ *payload, _ TranslateOptions) []jobs.Job {
+	return []jobs.Job{jobs.WatchControls{DeliveryID: d.ID, Installation: d.InstallationID, Repo: d.Repo, Reason: reason(d)}}
 }
 
 // comment is an issue comment.
