@@ -258,6 +258,9 @@ func TestPullRequestLifecycle(t *testing.T) {
 	}
 	t.Logf("steady-state re-evaluation: %d GitHub calls (%d answered 304, free of rate limit), %d Jira calls; routes:\n  %s",
 		len(calls), notModified, len(a.jf.Calls())-jiraBefore, strings.Join(routes, "\n  "))
+	if counted := len(calls) - notModified; counted > 3 {
+		t.Errorf("a steady-state re-evaluation made %d counted GitHub calls, want at most 3", counted)
+	}
 }
 
 // compliantPR adds a pull request whose facts satisfy every control.

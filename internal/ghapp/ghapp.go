@@ -16,6 +16,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -47,7 +48,17 @@ type Options struct {
 	Registerer prometheus.Registerer // nil: metrics are kept but not exported
 	Logger     *slog.Logger          // default: discard
 	Now        func() time.Time      // times requests for metrics; default time.Now
+	// PerInstallation bounds the requests in flight for one installation,
+	// across all evaluations; default DefaultPerInstallation.
+	PerInstallation int
 }
+
+// DefaultPerInstallation is how many requests one installation has in
+// flight at most. GitHub asks integrations not to make many concurrent
+// requests (its secondary limit allows 100 across the REST and GraphQL
+// APIs); an evaluation reads its independent lists at once, and eight
+// workers may evaluate pull requests of one installation together.
+const DefaultPerInstallation = 8
 
 // Apps hands out go-github clients authenticated as the App or as one of
 // its installations. It is safe for concurrent use.
@@ -61,6 +72,8 @@ type Apps struct {
 	cache   *etagCache
 	logger  *slog.Logger
 	app     *github.Client
+
+	perInst int
 
 	mu      sync.Mutex
 	clients map[int64]*github.Client
@@ -100,6 +113,9 @@ func New(cfg Config, opts Options) (*Apps, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.PerInstallation <= 0 {
+		opts.PerInstallation = DefaultPerInstallation
+	}
 	m, err := newMetrics(opts.Registerer)
 	if err != nil {
 		return nil, err
@@ -115,6 +131,7 @@ func New(cfg Config, opts Options) (*Apps, error) {
 		cache:   newETagCache(cacheEntries, cacheBytes, cacheMaxEntry),
 		logger:  opts.Logger.With("app_id", cfg.AppID),
 		clients: map[int64]*github.Client{},
+		perInst: opts.PerInstallation,
 	}
 	a.app = a.newClient(a.cache.transport("app", a.appsTransport()))
 	return a, nil
@@ -138,10 +155,59 @@ func (a *Apps) Installation(id int64) (*github.Client, error) {
 	// One AppsTransport per installation: ghinstallation writes to it while
 	// refreshing a token, so sharing one would race.
 	itr := ghinstallation.NewFromAppsTransport(a.appsTransport(), id)
-	c := a.newClient(a.cache.transport("installation/"+strconv.FormatInt(id, 10), itr))
+	c := a.newClient(bounded(a.perInst, a.cache.transport("installation/"+strconv.FormatInt(id, 10), itr)))
 	a.clients[id] = c
 	a.logger.Debug("github installation client created", "installation_id", id)
 	return c, nil
+}
+
+// boundedTransport lets at most cap(slots) requests through at once.
+type boundedTransport struct {
+	slots chan struct{}
+	next  http.RoundTripper
+}
+
+func bounded(n int, next http.RoundTripper) http.RoundTripper {
+	return &boundedTransport{slots: make(chan struct{}, n), next: next}
+}
+
+// RoundTrip waits for a slot, or for the request's context to end. The
+// slot is held until the response body is closed or read to its end, since
+// GitHub counts a request as in flight until then.
+func (t *boundedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	select {
+	case t.slots <- struct{}{}:
+	case <-req.Context().Done():
+		return nil, req.Context().Err()
+	}
+	resp, err := t.next.RoundTrip(req)
+	if err != nil || resp.Body == nil {
+		<-t.slots
+		return resp, err
+	}
+	resp.Body = &releasingBody{ReadCloser: resp.Body, release: func() { <-t.slots }}
+	return resp, nil
+}
+
+// releasingBody gives its slot back once, when closed or read to EOF.
+type releasingBody struct {
+	io.ReadCloser
+	once    sync.Once
+	release func()
+}
+
+func (b *releasingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil {
+		b.once.Do(b.release)
+	}
+	return n, err
+}
+
+func (b *releasingBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.once.Do(b.release)
+	return err
 }
 
 func (a *Apps) appsTransport() *ghinstallation.AppsTransport {

@@ -403,3 +403,59 @@ func TestRetryDelayFromFakeFaults(t *testing.T) {
 		}
 	})
 }
+
+// countingTransport tracks the most requests to /installation/ in flight
+// at once, holding each for a moment.
+type countingTransport struct {
+	next          http.RoundTripper
+	mu            sync.Mutex
+	inFlight, max int
+}
+
+func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !strings.Contains(req.URL.Path, "/installation/") {
+		return c.next.RoundTrip(req)
+	}
+	c.mu.Lock()
+	c.inFlight++
+	c.max = max(c.max, c.inFlight)
+	c.mu.Unlock()
+	time.Sleep(20 * time.Millisecond)
+	resp, err := c.next.RoundTrip(req)
+	c.mu.Lock()
+	c.inFlight--
+	c.mu.Unlock()
+	return resp, err
+}
+
+// TestPerInstallationBound: however many callers share an installation,
+// at most PerInstallation of its requests are in flight; another
+// installation has its own bound.
+func TestPerInstallationBound(t *testing.T) {
+	t.Parallel()
+	gh := ghfake.New(t)
+	acme := gh.AddInstallation(ghfake.Installation{Account: "acme"})
+	gh.AddRepo(acme.ID, ghfake.Repo{Name: "api"})
+	ct := &countingTransport{next: http.DefaultTransport}
+	apps, err := ghapp.New(ghapp.Config{AppID: gh.AppID(), PrivateKey: gh.PrivateKeyPEM(), BaseURL: gh.URL()},
+		ghapp.Options{Transport: ct, PerInstallation: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := apps.Installation(acme.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 24 {
+		wg.Go(func() {
+			if _, _, err := c.Apps.ListRepos(t.Context(), nil); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if ct.max != 3 {
+		t.Errorf("at most %d requests in flight, want 3", ct.max)
+	}
+}

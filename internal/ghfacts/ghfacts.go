@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-github/v60/github"
@@ -82,7 +83,11 @@ func PullRequest(ctx context.Context, client *github.Client, subject change.Subj
 }
 
 // More reads the lists needs asks for on top of a snapshot from
-// PullRequest, and returns a new snapshot; base is not changed.
+// PullRequest, and returns a new snapshot; base is not changed. The lists
+// that depend on nothing but the pull request are read at once; the
+// promotions (which read the files) and the memberships (which read the
+// approvers) after them. What the snapshot holds, its order and the first
+// error do not depend on which read finished first.
 func More(ctx context.Context, client *github.Client, base *change.Facts, needs Needs) (*change.Facts, error) {
 	for _, team := range needs.ManagerTeams {
 		if _, _, err := splitTeam(team); err != nil {
@@ -91,66 +96,89 @@ func More(ctx context.Context, client *github.Client, base *change.Facts, needs 
 	}
 	g := &gatherer{client: client, repo: base.Subject.Repo, number: base.Subject.Number, memo: map[string]any{}}
 	f := &change.Facts{Subject: base.Subject, PR: base.PR}
-	head := f.PR.HeadSHA
-	var err error
-
-	if needs.Files {
-		var listed int
-		if f.Files, listed, err = g.files(ctx); err != nil {
-			return nil, err
-		}
-		if gap, ok := truncated("files", listed, f.PR.ChangedFiles, MaxFiles); ok {
-			f.Gaps = append(f.Gaps, gap)
-		}
-	}
-	if needs.Commits {
-		if f.Commits, err = g.commits(ctx); err != nil {
-			return nil, err
-		}
-		if gap, ok := truncated("commits", len(f.Commits), f.PR.CommitCount, MaxCommits); ok {
-			f.Gaps = append(f.Gaps, gap)
-		}
-	}
-	// Memberships are read for approvers, so they need the reviews.
-	if needs.Reviews || len(needs.ManagerTeams) > 0 {
-		if f.Reviews, err = g.reviews(ctx); err != nil {
-			return nil, err
-		}
-	}
-	if needs.CheckRuns {
-		if f.CheckRuns, err = g.checkRuns(ctx, head); err != nil {
-			return nil, err
-		}
-	}
-	if needs.Statuses {
-		if f.Statuses, err = g.statuses(ctx, head); err != nil {
-			return nil, err
-		}
-	}
-	for _, env := range dedupe(needs.StagingEnvironments) {
-		deps, err := g.deployments(ctx, head, env)
-		if err != nil {
-			return nil, err
-		}
-		f.Deployments = append(f.Deployments, deps...)
+	if err := g.lists(ctx, f, needs); err != nil {
+		return nil, err
 	}
 	if len(needs.Promotions) > 0 {
 		if err := g.promotions(ctx, f, needs); err != nil {
 			return nil, err
 		}
 	}
-	if len(needs.ManagerTeams) > 0 {
-		for _, team := range needs.ManagerTeams {
-			for _, user := range Approvers(f.Reviews) {
-				m, err := g.membership(ctx, team, user)
-				if err != nil {
-					return nil, err
-				}
-				f.Memberships = append(f.Memberships, m)
+	for _, team := range needs.ManagerTeams {
+		for _, user := range Approvers(f.Reviews) {
+			m, err := g.membership(ctx, team, user)
+			if err != nil {
+				return nil, err
 			}
+			f.Memberships = append(f.Memberships, m)
 		}
 	}
 	return f, nil
+}
+
+// lists reads, concurrently, the lists that depend only on the pull
+// request, each into its own slot, and then fills f from the slots in a
+// fixed order.
+func (g *gatherer) lists(ctx context.Context, f *change.Facts, needs Needs) error {
+	head := f.PR.HeadSHA
+	envs := dedupe(needs.StagingEnvironments)
+	var (
+		files            []string
+		listedFiles      int
+		commits          []change.Commit
+		reviews          []change.Review
+		runs             []change.CheckRun
+		statuses         []change.Status
+		deps             = make([][]change.Deployment, len(envs))
+		filesErr, cmtErr error
+		revErr, runErr   error
+		stErr            error
+		depErr           = make([]error, len(envs))
+	)
+	var wg sync.WaitGroup
+	read := func(want bool, fn func()) {
+		if want {
+			wg.Go(fn)
+		}
+	}
+	read(needs.Files, func() { files, listedFiles, filesErr = g.files(ctx) })
+	read(needs.Commits, func() { commits, cmtErr = g.commits(ctx) })
+	// Memberships are read for approvers, so they need the reviews.
+	read(needs.Reviews || len(needs.ManagerTeams) > 0, func() { reviews, revErr = g.reviews(ctx) })
+	read(needs.CheckRuns, func() { runs, runErr = g.checkRuns(ctx, head) })
+	read(needs.Statuses, func() { statuses, stErr = g.statuses(ctx, head) })
+	for i, env := range envs {
+		read(true, func() { deps[i], depErr[i] = g.deployments(ctx, head, env) })
+	}
+	wg.Wait()
+	if err := firstError(append([]error{filesErr, cmtErr, revErr, runErr, stErr}, depErr...)); err != nil {
+		return err
+	}
+	f.Files, f.Commits, f.Reviews, f.CheckRuns, f.Statuses = files, commits, reviews, runs, statuses
+	if needs.Files {
+		if gap, ok := truncated("files", listedFiles, f.PR.ChangedFiles, MaxFiles); ok {
+			f.Gaps = append(f.Gaps, gap)
+		}
+	}
+	if needs.Commits {
+		if gap, ok := truncated("commits", len(f.Commits), f.PR.CommitCount, MaxCommits); ok {
+			f.Gaps = append(f.Gaps, gap)
+		}
+	}
+	for _, d := range deps {
+		f.Deployments = append(f.Deployments, d...)
+	}
+	return nil
+}
+
+// firstError is the first error in errs, in their order.
+func firstError(errs []error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // truncated says whether a list stopped short of the count the pull request
@@ -203,6 +231,7 @@ type gatherer struct {
 	client *github.Client
 	repo   change.Repo
 	number int
+	mu     sync.Mutex // guards memo: lists are read concurrently
 	memo   map[string]any
 }
 
@@ -210,15 +239,20 @@ type gatherer struct {
 // Gather. GitHub paths are case-insensitive, and so are keys.
 func memoised[T any](g *gatherer, key string, fetch func() (T, error)) (T, error) {
 	key = strings.ToLower(key)
-	if v, ok := g.memo[key]; ok {
+	g.mu.Lock()
+	v, ok := g.memo[key]
+	g.mu.Unlock()
+	if ok {
 		return v.(T), nil
 	}
-	v, err := fetch()
+	got, err := fetch()
 	if err != nil {
-		return v, err
+		return got, err
 	}
-	g.memo[key] = v
-	return v, nil
+	g.mu.Lock()
+	g.memo[key] = got
+	g.mu.Unlock()
+	return got, nil
 }
 
 // listAll follows a list's pages.
@@ -421,24 +455,40 @@ func (g *gatherer) deploymentStatuses(ctx context.Context, id int64) ([]change.D
 }
 
 // membership reads whether user is an active member of team ("org/slug").
-// GitHub answers 404 for non-members; a pending invitation is not active.
+// The team's member list is read once per evaluation, whoever asks, and
+// through the ETag cache it costs no rate limit while the team is
+// unchanged: one lookup per participant was a counted 404 each for every
+// non-member. Pending invitations are not members.
 func (g *gatherer) membership(ctx context.Context, team, user string) (change.Membership, error) {
+	members, err := g.teamMembers(ctx, team)
+	return change.Membership{Team: team, User: user, Active: members[strings.ToLower(user)]}, err
+}
+
+// teamMembers lists a team's members by lowercase login.
+func (g *gatherer) teamMembers(ctx context.Context, team string) (map[string]bool, error) {
 	org, slug, err := splitTeam(team)
 	if err != nil {
-		return change.Membership{}, err
+		return nil, err
 	}
-	key := fmt.Sprintf("orgs/%s/teams/%s/memberships/%s", org, slug, user)
-	active, err := memoised(g, key, func() (bool, error) {
-		m, _, err := g.client.Teams.GetTeamMembershipBySlug(ctx, org, slug, user)
+	key := fmt.Sprintf("orgs/%s/teams/%s/members", org, slug)
+	return memoised(g, key, func() (map[string]bool, error) {
+		users, err := listAll(func(o github.ListOptions) ([]*github.User, *github.Response, error) {
+			return g.client.Teams.ListTeamMembersBySlug(ctx, org, slug, &github.TeamListTeamMembersOptions{ListOptions: o})
+		})
 		switch {
 		case isNotFound(err):
-			return false, nil
+			// The team does not exist, or the App may not see it: nobody
+			// is a member.
+			return map[string]bool{}, nil
 		case err != nil:
-			return false, fmt.Errorf("get membership of %s in %s: %w", user, team, err)
+			return nil, fmt.Errorf("list members of %s: %w", team, err)
 		}
-		return m.GetState() == "active", nil
+		out := make(map[string]bool, len(users))
+		for _, u := range users {
+			out[strings.ToLower(u.GetLogin())] = true
+		}
+		return out, nil
 	})
-	return change.Membership{Team: team, User: user, Active: active}, err
 }
 
 func splitTeam(team string) (org, slug string, err error) {

@@ -186,9 +186,10 @@ func TestGatherFull(t *testing.T) {
 	}
 
 	// pull, files, commits, reviews, check runs, statuses, deployments,
-	// one deployment's statuses, two memberships.
-	if n := githubCalls(gh); n != 10 {
-		t.Errorf("a full gather made %d calls, want 10: %+v", n, gh.Calls())
+	// one deployment's statuses, and the managers' member list (once for
+	// both approvers).
+	if n := githubCalls(gh); n != 9 {
+		t.Errorf("a full gather made %d calls, want 9: %+v", n, gh.Calls())
 	}
 }
 
@@ -202,7 +203,7 @@ func TestNeedsLimitCalls(t *testing.T) {
 		"checks":      "/repos/{owner}/{repo}/commits/{ref}/check-runs",
 		"statuses":    "/repos/{owner}/{repo}/commits/{ref}/statuses",
 		"deployments": "/repos/{owner}/{repo}/deployments",
-		"teams":       "/orgs/{org}/teams/{team_slug}/memberships/{username}",
+		"teams":       "/orgs/{org}/teams/{team_slug}/members",
 	}
 	tests := []struct {
 		name  string
@@ -352,11 +353,11 @@ func TestMemo(t *testing.T) {
 	e.gh.AddReview(owner, name, 7, ghfake.Review{User: "bob"})
 	e.gh.SetTeamMember(owner, "managers", "alice", "active")
 
-	// The same team named twice, as a repo and an org policy might: each
-	// membership is fetched once.
+	// The same team named twice, as a repo and an org policy might: its
+	// member list is read once, for both approvers.
 	f := e.gather(t, ghfacts.Needs{ManagerTeams: []string{"acme/managers", "ACME/Managers"}, StagingEnvironments: []string{"staging", "staging"}})
-	if n := e.gh.CountCalls("GET", "/orgs/{org}/teams/{team_slug}/memberships/{username}"); n != 2 {
-		t.Errorf("membership calls = %d, want 2 (alice, bob)", n)
+	if n := e.gh.CountCalls("GET", "/orgs/{org}/teams/{team_slug}/members"); n != 1 {
+		t.Errorf("member list calls = %d, want 1", n)
 	}
 	if n := e.gh.CountCalls("GET", "/repos/{owner}/{repo}/deployments"); n != 1 {
 		t.Errorf("deployment calls = %d, want 1", n)
@@ -374,8 +375,8 @@ func TestMemo(t *testing.T) {
 	// A second Gather is a new evaluation: it asks again (the ETag cache
 	// makes that a 304).
 	e.gather(t, ghfacts.Needs{ManagerTeams: []string{"acme/managers"}})
-	if n := e.gh.CountCalls("GET", "/orgs/{org}/teams/{team_slug}/memberships/{username}"); n != 4 {
-		t.Errorf("membership calls after a second gather = %d, want 4", n)
+	if n := e.gh.CountCalls("GET", "/orgs/{org}/teams/{team_slug}/members"); n != 2 {
+		t.Errorf("member list calls after a second gather = %d, want 2", n)
 	}
 }
 

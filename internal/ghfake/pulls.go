@@ -36,6 +36,7 @@ func (s *Server) pullRoutes() {
 	s.Handle("GET", "/repos/{owner}/{repo}/deployments/{deployment_id}/statuses", s.listDeploymentStatuses)
 	s.Handle("GET", "/repos/{owner}/{repo}/contents/{path...}", s.getContent)
 	s.Handle("GET", "/orgs/{org}/teams/{team_slug}/memberships/{username}", s.getTeamMembership)
+	s.Handle("GET", "/orgs/{org}/teams/{team_slug}/members", s.listTeamMembers)
 }
 
 // pullPath looks up {owner}/{repo}#{pull_number} for the caller; it writes
@@ -292,6 +293,38 @@ func (s *Server) getTeamMembership(w http.ResponseWriter, r *http.Request) {
 		"role":  "member",
 		"state": state,
 	})
+}
+
+// listTeamMembers lists a team's active members (pending invitations are
+// not members), sorted, paged. Installations see only the teams of their
+// own organisation; an unknown team is 404.
+func (s *Server) listTeamMembers(w http.ResponseWriter, r *http.Request) {
+	org, slug := r.PathValue("org"), r.PathValue("team_slug")
+	id, _ := CallerInstallation(r)
+	prefix := strings.ToLower(org + "/" + slug + "/")
+	s.mu.Lock()
+	in := s.installations[id]
+	known := false
+	var logins []string
+	for k, state := range s.pulls.teams {
+		if user, ok := strings.CutPrefix(k, prefix); ok {
+			known = true
+			if state == "active" {
+				logins = append(logins, user)
+			}
+		}
+	}
+	s.mu.Unlock()
+	if in == nil || !strings.EqualFold(in.Account, org) || !known {
+		writeError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	slices.Sort(logins)
+	users := make([]any, 0, len(logins))
+	for _, l := range Paginate(w, r, logins) {
+		users = append(users, s.userJSON(l))
+	}
+	WriteJSON(w, http.StatusOK, users)
 }
 
 // userJSON is a simple-user for a login with a stable made-up ID; logins
