@@ -20,7 +20,7 @@ var fixedKey = ed25519.NewKeyFromSeed([]byte("changegate audit golden test key")
 
 // newLedger writes records into a real ledger (SQLite index, evidence
 // directory) and returns the audit service over it.
-func newLedger(t *testing.T, recs ...*evidence.Record) *audit.Service {
+func newLedger(t testing.TB, recs ...*evidence.Record) *audit.Service {
 	t.Helper()
 	dir := t.TempDir()
 	store, err := sqlite.Open(t.Context(), dir, sqlite.Options{})
@@ -97,7 +97,7 @@ func bypass(n int) *evidence.Record {
 
 // fixture: 12 merges in January (one titled with a formula, two
 // bypasses), one in February.
-func fixture(t *testing.T) *audit.Service {
+func fixture(t testing.TB) *audit.Service {
 	var recs []*evidence.Record
 	for n := 1; n <= 12; n++ {
 		switch n {

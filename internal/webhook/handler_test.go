@@ -18,6 +18,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/changegate/changegate/internal/change"
 	"github.com/changegate/changegate/internal/config"
 	"github.com/changegate/changegate/internal/inventory"
 	"github.com/changegate/changegate/internal/jira"
@@ -382,4 +383,31 @@ func TestDeliveryIDDefects(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// FuzzTranslateJira: any Jira body, under any identifier, never panics
+// translation; what it accepts keeps its namespaced id, and every job
+// names a bounded key.
+//
+//	go test ./internal/webhook -run '^$' -fuzz FuzzTranslateJira -fuzztime 60s
+func FuzzTranslateJira(f *testing.F) {
+	f.Add("abc", []byte(`{"webhookEvent":"jira:issue_updated","issue":{"key":"PAY-1"}}`))
+	f.Add("", []byte(`{"webhookEvent":"jira:issue_updated","issue":{"key":"CHG-42"},"changelog":{"items":[{"field":"Key","fieldtype":"jira","fromString":"PAY-123","toString":"CHG-42"}]}}`))
+	f.Add("j\xff", []byte(`{"webhookEvent":"project_created"}`))
+	f.Fuzz(func(t *testing.T, header string, body []byte) {
+		id := webhook.JiraDeliveryID(header, body)
+		if !strings.HasPrefix(id, "jira:") || !utf8.ValidString(id) || len(id) > 133 {
+			t.Fatalf("Jira delivery id %q for identifier %q", id, header)
+		}
+		d, err := webhook.TranslateJira(id, body, time.Unix(0, 0), jira.ParseWebhook)
+		if err != nil {
+			return
+		}
+		for _, j := range d.Jobs {
+			ji, ok := j.(jobs.JiraIssue)
+			if !ok || ji.DeliveryID != id || len(ji.Key) > change.MaxTicketKey {
+				t.Fatalf("job %+v", j)
+			}
+		}
+	})
 }

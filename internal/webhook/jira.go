@@ -67,12 +67,12 @@ func TranslateJira(id string, body []byte, received time.Time, parse JiraParser)
 	return d, nil
 }
 
-// jiraDeliveryID is a Jira delivery's dedupe key, in its own namespace
+// JiraDeliveryID is a Jira delivery's dedupe key, in its own namespace
 // ("jira:", which no GitHub delivery id can hold). Jira Cloud keeps
 // X-Atlassian-Webhook-Identifier across retries; an identifier of another
 // shape is hashed, so that it is kept losslessly distinct; other senders
 // get the body's hash, so a byte-identical resend is a duplicate.
-func jiraDeliveryID(header string, body []byte) string {
+func JiraDeliveryID(header string, body []byte) string {
 	switch {
 	case validDeliveryID(header):
 		return "jira:" + header
@@ -91,7 +91,7 @@ func (j *Jira) Handle(c echo.Context) error {
 	if !ok {
 		return err
 	}
-	id := jiraDeliveryID(c.Request().Header.Get("X-Atlassian-Webhook-Identifier"), body)
+	id := JiraDeliveryID(c.Request().Header.Get("X-Atlassian-Webhook-Identifier"), body)
 	d, err := TranslateJira(id, body, h.now(), j.parse)
 	if err != nil {
 		return h.rejectSource(c, "jira", http.StatusBadRequest, "jira", OutcomeMalformed, err.Error())
