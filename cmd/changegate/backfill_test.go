@@ -61,7 +61,8 @@ func TestBackfillResumesAfterKill(t *testing.T) {
 	first.Wait()
 	killedAt := records()
 
-	a.gh.FailNext(ghfake.MatchRoute("GET /repos/{owner}/{repo}/commits/{commit_sha}/pulls"), 1, http.StatusForbidden,
+	// Three: a read is tried three times before the limit reaches the run.
+	a.gh.FailNext(ghfake.MatchRoute("GET /repos/{owner}/{repo}/commits/{commit_sha}/pulls"), 3, http.StatusForbidden,
 		http.Header{"Retry-After": {"1"}}, ghfake.SecondaryRateLimitBody)
 	a.gh.ResetCalls()
 	out, err := backfill().CombinedOutput()

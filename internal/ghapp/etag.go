@@ -3,6 +3,7 @@ package ghapp
 import (
 	"bytes"
 	"container/list"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
@@ -121,8 +122,20 @@ func (t *etagTransport) store(key string, resp *http.Response) (*http.Response, 
 	}
 	resp.Body.Close()
 	resp.Body = io.NopCloser(bytes.NewReader(body))
+	if isJSON(resp.Header.Get("Content-Type")) && !json.Valid(body) {
+		// A body cut short (by a proxy, or a connection lost mid-answer)
+		// must not be served again for its ETag: the caller fails on it
+		// now, and the next read fetches it whole.
+		return resp, nil
+	}
 	t.cache.put(&cached{key: key, etag: resp.Header.Get("ETag"), header: resp.Header.Clone(), body: body})
 	return resp, nil
+}
+
+func isJSON(contentType string) bool {
+	mt, _, _ := strings.Cut(contentType, ";")
+	mt = strings.TrimSpace(strings.ToLower(mt))
+	return mt == "application/json" || strings.HasSuffix(mt, "+json")
 }
 
 // revalidated turns a 304 into the cached 200, so go-github decodes it as

@@ -74,6 +74,7 @@ type Apps struct {
 	app     *github.Client
 
 	perInst int
+	now     func() time.Time
 
 	mu      sync.Mutex
 	clients map[int64]*github.Client
@@ -132,8 +133,9 @@ func New(cfg Config, opts Options) (*Apps, error) {
 		logger:  opts.Logger.With("app_id", cfg.AppID),
 		clients: map[int64]*github.Client{},
 		perInst: opts.PerInstallation,
+		now:     opts.Now,
 	}
-	a.app = a.newClient(a.cache.transport("app", a.appsTransport()))
+	a.app = a.newClient(newRetryTransport(a.cache.transport("app", a.appsTransport()), opts.Now))
 	return a, nil
 }
 
@@ -155,7 +157,7 @@ func (a *Apps) Installation(id int64) (*github.Client, error) {
 	// One AppsTransport per installation: ghinstallation writes to it while
 	// refreshing a token, so sharing one would race.
 	itr := ghinstallation.NewFromAppsTransport(a.appsTransport(), id)
-	c := a.newClient(bounded(a.perInst, a.cache.transport("installation/"+strconv.FormatInt(id, 10), itr)))
+	c := a.newClient(bounded(a.perInst, newRetryTransport(a.cache.transport("installation/"+strconv.FormatInt(id, 10), itr), a.now)))
 	a.clients[id] = c
 	a.logger.Debug("github installation client created", "installation_id", id)
 	return c, nil

@@ -350,7 +350,11 @@ func TestRetryDelayFromFakeFaults(t *testing.T) {
 		in := f.gh.AddInstallation(ghfake.Installation{Account: "acme"})
 		f.gh.AddRepo(in.ID, ghfake.Repo{Name: "api"})
 		c := f.installation(t, in.ID)
-		f.gh.FailNext(get, 1, tt.status, tt.header, tt.body)
+		n := 1
+		if tt.status >= 500 {
+			n = 3 // reads are retried twice in passing
+		}
+		f.gh.FailNext(get, n, tt.status, tt.header, tt.body)
 		_, _, err := c.Repositories.Get(t.Context(), "acme", "api")
 		if err == nil {
 			t.Fatalf("%s: no error", tt.name)
@@ -380,7 +384,7 @@ func TestRetryDelayFromFakeFaults(t *testing.T) {
 	})
 	t.Run("token refresh fails", func(t *testing.T) {
 		in := f.gh.AddInstallation(ghfake.Installation{Account: "acme"})
-		f.gh.FailNext(ghfake.MatchRoute("POST "+tokenRoute), 1, 503, nil, "")
+		f.gh.FailNext(ghfake.MatchRoute("POST "+tokenRoute), 3, 503, nil, "") // the read is tried three times
 		_, _, err := f.installation(t, in.ID).Apps.ListRepos(t.Context(), nil)
 		if _, retry := ghapp.RetryDelay(err, time.Now()); !retry {
 			t.Errorf("token 503: err = %v not retried", err)
@@ -457,5 +461,48 @@ func TestPerInstallationBound(t *testing.T) {
 	wg.Wait()
 	if ct.max != 3 {
 		t.Errorf("at most %d requests in flight, want 3", ct.max)
+	}
+}
+
+// TestTransientReadsRetried: a read that meets a 502, a reset connection,
+// a truncated body or a short rate limit is tried again, at most twice;
+// a write never is.
+func TestTransientReadsRetried(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	c := f.installation(t, f.acme.ID)
+	get := ghfake.MatchRoute("GET /repos/{owner}/{repo}")
+	for name, fail := range map[string]func(){
+		"502 twice": func() { f.gh.FailNext(get, 2, http.StatusBadGateway, nil, `{"message":"Server Error"}`) },
+		"short 429": func() {
+			f.gh.FailNext(get, 1, http.StatusTooManyRequests, http.Header{"Retry-After": {"1"}}, `{"message":"slow down"}`)
+		},
+		"truncated body": func() {
+			f.gh.FailNext(get, 1, http.StatusOK, http.Header{"Content-Type": {"application/json"}}, `{"id": 1, "full_na`)
+		},
+	} {
+		fail()
+		f.gh.ResetCalls()
+		if _, _, err := c.Repositories.Get(t.Context(), "acme", "api"); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		if n := f.gh.CountCalls("GET", "/repos/{owner}/{repo}"); n < 2 || n > 3 {
+			t.Errorf("%s: %d requests, want the failed ones and one more", name, n)
+		}
+	}
+	f.gh.FailNext(get, 3, http.StatusBadGateway, nil, `{"message":"Server Error"}`)
+	f.gh.ResetCalls()
+	if _, _, err := c.Repositories.Get(t.Context(), "acme", "api"); err == nil {
+		t.Error("three 502s in a row: no error")
+	}
+	if n := f.gh.CountCalls("GET", "/repos/{owner}/{repo}"); n != 3 {
+		t.Errorf("three 502s: %d requests, want 3", n)
+	}
+	patch := ghfake.MatchRoute("PATCH /repos/{owner}/{repo}/check-runs/{check_run_id}")
+	f.gh.FailNext(patch, 1, http.StatusBadGateway, nil, `{"message":"Server Error"}`)
+	f.gh.ResetCalls()
+	_, _, _ = c.Checks.UpdateCheckRun(t.Context(), "acme", "api", 1, github.UpdateCheckRunOptions{Name: "changegate"})
+	if n := f.gh.CountCalls("PATCH", "/repos/{owner}/{repo}/check-runs/{check_run_id}"); n != 1 {
+		t.Errorf("a write was sent %d times, want once", n)
 	}
 }

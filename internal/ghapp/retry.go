@@ -2,7 +2,9 @@ package ghapp
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -30,13 +32,14 @@ const DefaultSecondaryDelay = time.Minute
 //   - network errors and a request deadline: retry, 0.
 func RetryDelay(err error, now time.Time) (delay time.Duration, retry bool) {
 	var (
-		rle   *github.RateLimitError
-		abuse *github.AbuseRateLimitError
-		er    *github.ErrorResponse
-		tok   *ghinstallation.HTTPError
-		acc   *github.AcceptedError
-		ue    *url.Error
-		ne    net.Error
+		rle    *github.RateLimitError
+		abuse  *github.AbuseRateLimitError
+		er     *github.ErrorResponse
+		tok    *ghinstallation.HTTPError
+		acc    *github.AcceptedError
+		ue     *url.Error
+		ne     net.Error
+		syntax *json.SyntaxError
 	)
 	switch {
 	case err == nil, errors.Is(err, context.Canceled):
@@ -56,6 +59,9 @@ func RetryDelay(err error, now time.Time) (delay time.Duration, retry bool) {
 	case errors.As(err, &acc):
 		return 0, true
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ue), errors.As(err, &ne):
+		return 0, true
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.As(err, &syntax):
+		// A body cut short (a proxy, a reset mid-answer): read it again.
 		return 0, true
 	}
 	return 0, false

@@ -420,7 +420,8 @@ func TestMerged(t *testing.T) {
 func TestErrors(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
-	e.gh.FailNext(ghfake.MatchRoute("GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews"), 1, http.StatusBadGateway, nil, `{"message":"Server Error"}`)
+	// Three: a read is tried three times in passing.
+	e.gh.FailNext(ghfake.MatchRoute("GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews"), 3, http.StatusBadGateway, nil, `{"message":"Server Error"}`)
 	_, err := ghfacts.Gather(t.Context(), e.client, e.subject(), ghfacts.Needs{Reviews: true})
 	if err == nil || !strings.Contains(err.Error(), "list reviews acme/api#7") {
 		t.Fatalf("err = %v, want a wrapped reviews error", err)

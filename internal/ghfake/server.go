@@ -9,6 +9,7 @@ package ghfake
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -23,6 +24,7 @@ import (
 	"time"
 
 	"github.com/changegate/changegate/internal/testenv"
+	"github.com/changegate/changegate/internal/testenv/chaos"
 )
 
 // Server is a fake GitHub REST API. It is safe for concurrent use.
@@ -36,6 +38,7 @@ type Server struct {
 	now    func() time.Time
 	errorf func(format string, args ...any)
 	spec   *spec // nil when the OpenAPI description is absent
+	chaos  chaos.Injector
 
 	mu            sync.Mutex
 	nextID        int64
@@ -189,10 +192,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &buffer{header: http.Header{}}
 
 	route, known := s.spec.route(r.Method, r.URL.EscapedPath())
+	kind, chaotic := s.chaos.Next()
+	if chaotic && s.chaosBefore(w, r, kind, route) {
+		return
+	}
+	answer, replaced := chaos.Answer{}, false
+	if chaotic {
+		answer, replaced = chaos.Replacing(kind, s.chaos.Injected(), s.now(), http.StatusForbidden, SecondaryRateLimitBody)
+	}
 	switch {
 	case !known:
 		s.errorf("ghfake: %s %s is not a GitHub REST operation", r.Method, r.URL.Path)
 		writeError(rec, http.StatusNotFound, "Not Found")
+	case replaced:
+		answer.Write(rec)
 	case s.takeFault(r, rec):
 	default:
 		_, pattern := s.mux.Handler(r)
@@ -225,6 +238,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			rec.header.Del("Content-Type")
 		}
 	}
+	if chaotic && kind == chaos.Truncated && status == http.StatusOK && len(body) > 1 {
+		body = chaos.Truncate(body)
+	}
 	if st.bucket != "" {
 		// GitHub does not charge conditional requests answered 304.
 		s.rateHeaders(rec.header, st.bucket, !notModified)
@@ -244,6 +260,31 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		NotModified:    notModified,
 		InstallationID: st.installationID,
 	})
+}
+
+// SetChaos injects faults into a fraction of the answers from now on; a
+// zero Config stops. Chaos counts what it injected.
+func (s *Server) SetChaos(c chaos.Config) { s.chaos.Set(c) }
+
+// ChaosInjected counts the faults injected.
+func (s *Server) ChaosInjected() int { return s.chaos.Injected() }
+
+// chaosBefore applies the faults that come before an answer: a delay, or a
+// connection closed with none (recorded with status 0). It reports
+// whether the request is done.
+func (s *Server) chaosBefore(w http.ResponseWriter, r *http.Request, kind chaos.Kind, route string) bool {
+	switch kind {
+	case chaos.Latency:
+		select {
+		case <-time.After(s.chaos.Delay()):
+		case <-r.Context().Done():
+		}
+	case chaos.Reset:
+		s.record(Call{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Route: cmp.Or(route, r.URL.Path)})
+		chaos.CloseConnection(w)
+		return true
+	}
+	return false
 }
 
 // templateOf turns a ServeMux pattern into an OpenAPI-style template.

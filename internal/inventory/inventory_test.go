@@ -232,8 +232,9 @@ func TestSyncThroughQueueAgainstFakeGitHub(t *testing.T) {
 	}
 	suspended := gh.AddInstallation(ghfake.Installation{ID: 43, Account: "paused", AccountType: "User"})
 	gh.SuspendInstallation(suspended.ID)
-	gh.FailNext(ghfake.MatchRoute("GET /app/installations"), 1, http.StatusBadGateway, nil, `{"message":"Server Error"}`)
-	gh.FailNext(ghfake.MatchRoute("GET /installation/repositories"), 1, http.StatusForbidden,
+	// Three of each: a read is tried three times before its job fails.
+	gh.FailNext(ghfake.MatchRoute("GET /app/installations"), 3, http.StatusBadGateway, nil, `{"message":"Server Error"}`)
+	gh.FailNext(ghfake.MatchRoute("GET /installation/repositories"), 3, http.StatusForbidden,
 		http.Header{"Retry-After": {"1"}}, ghfake.SecondaryRateLimitBody)
 
 	apps, err := ghapp.New(ghapp.Config{AppID: gh.AppID(), PrivateKey: gh.PrivateKeyPEM(), BaseURL: gh.URL()}, ghapp.Options{})

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/changegate/changegate/internal/testenv"
+	"github.com/changegate/changegate/internal/testenv/chaos"
 )
 
 // Default credentials: a Cloud account email and API token.
@@ -99,6 +100,7 @@ func WithSelf(u User) Option { return func(s *Server) { s.self = u } }
 
 // Server is a fake Jira. It is safe for concurrent use.
 type Server struct {
+	chaos    chaos.Injector
 	tb       testenv.T
 	srv      *httptest.Server
 	mux      *http.ServeMux
@@ -349,6 +351,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	kind, chaotic := s.chaos.Next()
+	if chaotic {
+		if done := s.chaosAnswer(rec, r, kind); done {
+			return
+		}
+	}
 	switch {
 	case fault != 0:
 		writeFault(rec, fault)
@@ -365,6 +373,47 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		s.mux.ServeHTTP(rec, r)
 	}
+}
+
+// SetChaos injects faults into a fraction of the answers from now on; a
+// zero Config stops.
+func (s *Server) SetChaos(c chaos.Config) { s.chaos.Set(c) }
+
+// ChaosInjected counts the faults injected.
+func (s *Server) ChaosInjected() int { return s.chaos.Injected() }
+
+// chaosAnswer applies one injected fault. Jira has no secondary limit: it
+// answers 429 with Retry-After for both. It reports whether the request is
+// done; after a delay it is not.
+func (s *Server) chaosAnswer(rec *recorder, r *http.Request, kind chaos.Kind) bool {
+	switch kind {
+	case chaos.Latency:
+		select {
+		case <-time.After(s.chaos.Delay()):
+		case <-r.Context().Done():
+			return true
+		}
+		return false
+	case chaos.Reset:
+		chaos.CloseConnection(rec.ResponseWriter)
+		return true
+	case chaos.Truncated:
+		buf := httptest.NewRecorder()
+		s.mux.ServeHTTP(buf, r)
+		for k, v := range buf.Header() {
+			rec.Header()[k] = v
+		}
+		rec.WriteHeader(buf.Code)
+		_, _ = rec.Write(chaos.Truncate(buf.Body.Bytes()))
+		return true
+	case chaos.SecondaryLimit:
+		kind = chaos.TooMany
+	}
+	a, ok := chaos.Replacing(kind, s.chaos.Injected(), time.Now(), http.StatusTooManyRequests, `{"errorMessages":["Rate limit exceeded."]}`)
+	if ok {
+		a.Write(rec)
+	}
+	return ok
 }
 
 func (s *Server) authenticated(r *http.Request) bool {

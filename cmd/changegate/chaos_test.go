@@ -1,0 +1,105 @@
+package main
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/changegate/changegate/internal/ghfake"
+	"github.com/changegate/changegate/internal/testenv/chaos"
+)
+
+// TestChaos runs three compliant and three non-compliant pull requests
+// while the
+// fake GitHub and the fake Jira inject one kind of fault into 15% of
+// their answers: server errors, secondary limits, 429s, primary limits,
+// 2 s latency, connection resets, truncated JSON. Under each, both checks
+// end right; the non-compliant one is never success and the compliant one
+// never failure (every write is recorded); and the requests stay within a
+// small multiple of the fault-free run (no retry storm).
+func TestChaos(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the lifecycle under seven kinds of fault; skipped in -short mode")
+	}
+	t.Parallel()
+	base := chaosRun(t, chaos.Config{})
+	for _, kind := range chaos.Kinds {
+		t.Run(string(kind), func(t *testing.T) {
+			t.Parallel()
+			got := chaosRun(t, chaos.Config{Kind: kind, Fraction: 0.15, Seed: 7})
+			t.Logf("%s: %d GitHub and %d Jira requests (fault-free: %d and %d), %d faults injected, %s to the right checks",
+				kind, got.github, got.jira, base.github, base.jira, got.injected, got.took.Round(time.Millisecond))
+			if got.github > 6*base.github+20 || got.jira > 6*base.jira+20 {
+				t.Errorf("%s: %d GitHub and %d Jira requests against %d and %d without faults: a retry storm", kind, got.github, got.jira, base.github, base.jira)
+			}
+		})
+	}
+}
+
+type chaosResult struct {
+	github, jira, injected int
+	took                   time.Duration
+}
+
+// chaosRun is one lifecycle of two pull requests under c.
+func chaosRun(t *testing.T, c chaos.Config) chaosResult {
+	t.Helper()
+	a := startApp(t)
+	a.jf.SetStatus("PAY-123", "Approved")
+	var good, bad []string
+	for i := range 3 {
+		g, b := fmt.Sprintf("%040x", 0x6000+i), fmt.Sprintf("%040x", 0x7000+i)
+		a.compliantPR(61+i, g)
+		// No review: peer review and the manager's approval are missing.
+		a.gh.AddPullRequest("acme", "api", ghfake.PullRequest{Number: 71 + i, Title: "PAY-123 Change", Author: "alice",
+			HeadRef: "feature/PAY-123", HeadSHA: b, BaseRef: "main"})
+		a.gh.AddCommit("acme", "api", 71+i, ghfake.Commit{SHA: b, Message: "Change", Author: ghfake.Person{Name: "Alice", Email: "alice@example.com", Login: "alice"}})
+		good, bad = append(good, g), append(bad, b)
+	}
+	a.gh.SetChaos(c)
+	a.jf.SetChaos(c)
+	start := time.Now()
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, l := range strings.Split(a.logs.String(), "\n") {
+				if strings.Contains(l, `"level":"WARN"`) || strings.Contains(l, `"level":"ERROR"`) {
+					t.Log(l)
+				}
+			}
+		}
+	})
+	for i := range 3 {
+		for n, sha := range map[int]string{61 + i: good[i], 71 + i: bad[i]} {
+			a.github(t, "pull_request", strings.ReplaceAll(strings.ReplaceAll(prEvent("opened", 51), sha1, sha), `"number":51`, fmt.Sprintf(`"number":%d`, n)))
+		}
+	}
+	last := func(sha string) string {
+		w := a.conclusionsOn(sha)
+		if len(w) == 0 {
+			return ""
+		}
+		return w[len(w)-1]
+	}
+	eventually(t, fmt.Sprintf("%s: the right checks", cmp.Or(string(c.Kind), "no fault")), 240*time.Second, func() bool {
+		for i := range 3 {
+			if last(good[i]) != "success" || last(bad[i]) != "failure" {
+				return false
+			}
+		}
+		return true
+	})
+	took := time.Since(start)
+	waitIdle(t, a)
+	for i := range 3 {
+		if w := a.conclusionsOn(bad[i]); slices.Contains(w, "success") {
+			t.Errorf("%s: a non-compliant pull request was written success: %v", c.Kind, w)
+		}
+		if w := a.conclusionsOn(good[i]); slices.Contains(w, "failure") {
+			t.Errorf("%s: a compliant pull request was written failure: %v", c.Kind, w)
+		}
+	}
+	return chaosResult{github: len(a.gh.Calls()), jira: len(a.jf.Calls()), injected: a.gh.ChaosInjected() + a.jf.ChaosInjected(), took: took}
+}
