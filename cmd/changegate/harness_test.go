@@ -62,7 +62,7 @@ func (l *logWatch) String() string {
 	return l.buf.String()
 }
 
-func (l *logWatch) waitAddr(t *testing.T) string {
+func (l *logWatch) waitAddr(t testing.TB) string {
 	t.Helper()
 	select {
 	case a := <-l.addr:
@@ -118,7 +118,7 @@ func queryInt(t *testing.T, db *sql.DB, q string, args ...any) int {
 	return n
 }
 
-func eventually(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+func eventually(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -169,7 +169,7 @@ type served struct {
 
 // serveInProcess runs `changegate serve` with env until stop is called or
 // the test ends; at the end, a non-zero exit code fails the test.
-func serveInProcess(t *testing.T, env map[string]string) *served {
+func serveInProcess(t testing.TB, env map[string]string) *served {
 	t.Helper()
 	// The periodic completeness jobs run where a test asks for them: they
 	// would add records and calls of their own.

@@ -50,7 +50,7 @@ manager:
 
 // newFakes starts a fake GitHub with one repository acme/api, its policy
 // and a release manager, and a fake Jira holding PAY-123 in status.
-func newFakes(t *testing.T, status string) (*ghfake.Server, *jirafake.Server) {
+func newFakes(t testing.TB, status string) (*ghfake.Server, *jirafake.Server) {
 	t.Helper()
 	gh := ghfake.New(t)
 	inst := gh.AddInstallation(ghfake.Installation{ID: 42, Account: "acme", AccountType: "Organization"})
@@ -72,7 +72,7 @@ func startApp(t *testing.T) *app {
 }
 
 // startAppWith is startApp with more server environment.
-func startAppWith(t *testing.T, extra map[string]string) *app {
+func startAppWith(t testing.TB, extra map[string]string) *app {
 	t.Helper()
 	gh, jf := newFakes(t, "In Progress")
 
@@ -107,7 +107,7 @@ func startAppWith(t *testing.T, extra map[string]string) *app {
 }
 
 // github sends a signed GitHub delivery and returns its ID.
-func (a *app) github(t *testing.T, event, body string) string {
+func (a *app) github(t testing.TB, event, body string) string {
 	t.Helper()
 	a.seq++
 	id := fmt.Sprintf("%s-%d", event, a.seq)

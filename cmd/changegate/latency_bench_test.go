@@ -1,0 +1,61 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// BenchmarkWebhookToCheck measures, through the real server against the
+// in-process fakes, the time from a pull_request delivery's send to the
+// changegate check written on its head: intake, the queue, the facts (PR,
+// policy, commits, reviews, deployments, team members, Jira) and the
+// check. The baseline, in the same run, is one GET to the fake GitHub.
+// Report: p50 and p99 in ms, and p50 over the baseline.
+//
+//	go test ./cmd/changegate -run '^$' -bench WebhookToCheck -benchtime 200x
+func BenchmarkWebhookToCheck(b *testing.B) {
+	a := startAppWith(b, nil)
+	a.jf.SetStatus("PAY-123", "Approved")
+	get := func() time.Duration {
+		start := time.Now()
+		resp, err := http.Get(strings.TrimSuffix(a.gh.URL(), "/") + "/repos/acme/api")
+		if err != nil {
+			b.Fatal(err)
+		}
+		resp.Body.Close()
+		return time.Since(start)
+	}
+	var base []time.Duration
+	for range 200 {
+		base = append(base, get())
+	}
+	var lat []time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		n := 1000 + i
+		sha := fmt.Sprintf("%040x", 0xb000+i)
+		a.compliantPR(n, sha)
+		body := strings.ReplaceAll(strings.ReplaceAll(prEvent("opened", 51), sha1, sha), `"number":51`, fmt.Sprintf(`"number":%d`, n))
+		start := time.Now()
+		a.github(b, "pull_request", body)
+		for len(a.conclusionsOn(sha)) == 0 {
+			if time.Since(start) > 30*time.Second {
+				b.Fatalf("no check on %s after 30s", sha)
+			}
+			time.Sleep(200 * time.Microsecond)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	slices.Sort(base)
+	p50, p99 := lat[len(lat)/2], lat[len(lat)*99/100]
+	b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(base[len(base)/2].Microseconds())/1000, "fake-get-p50-ms")
+	b.ReportMetric(float64(p50)/float64(base[len(base)/2]), "p50/fake-get")
+}
