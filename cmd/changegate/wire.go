@@ -61,8 +61,8 @@ func newAssessor(store *sqlite.DB, clients assess.Clients, appID int64, tickets 
 			}
 		},
 		Pull: ghfacts.PullRequest,
-		Gather: func(ctx context.Context, c *github.Client, pr *change.Facts, n assess.Needs) (*change.Facts, error) {
-			return ghfacts.More(ctx, c, pr, ghfacts.Needs(n))
+		Gather: func(ctx context.Context, c *github.Client, pr *change.Facts, n change.Needs) (*change.Facts, error) {
+			return ghfacts.More(ctx, c, pr, n)
 		},
 		Publish: func(ctx context.Context, c *github.Client, s change.Subject, d change.Decision) (bool, error) {
 			return checks.Publish(ctx, c, checkStore{store}, s, d, checks.PublishOptions{AppID: appID})
@@ -188,9 +188,9 @@ func loadFloor(path string) (*policy.Policy, error) {
 // policyAdapter gives assess what it needs of a *policy.Policy.
 type policyAdapter struct{ p *policy.Policy }
 
-func (a policyAdapter) Needs() assess.Needs {
+func (a policyAdapter) Needs() change.Needs {
 	p := a.p
-	return assess.Needs{
+	return change.Needs{
 		Files:               len(p.Production.Paths) > 0 || len(p.Exempt.Paths) > 0 || len(p.Staging.Promotion) > 0,
 		Commits:             true, // authorship: who may not review
 		Reviews:             true,

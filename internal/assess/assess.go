@@ -29,7 +29,7 @@ type Clients interface {
 // Policy is what the workflow needs of an effective policy.
 type Policy interface {
 	// Needs says which facts the controls read.
-	Needs() Needs
+	Needs() change.Needs
 	// TicketKeys are the Jira keys the pull request names.
 	TicketKeys(pr change.PullRequest) []string
 	// TicketOptions say whether approvals are read from Jira, and the group.
@@ -59,14 +59,6 @@ type Policy interface {
 	// LiteralProductionEnvironments are the production environments named
 	// without wildcards, which the control watch reads.
 	LiteralProductionEnvironments() []string
-}
-
-// Needs lists the facts a policy's controls read.
-type Needs struct {
-	Files, Commits, Reviews, CheckRuns, Statuses bool
-	StagingEnvironments                          []string
-	ManagerTeams                                 []string
-	Promotions                                   []change.PromotionPair
 }
 
 // PolicyLoader loads the effective policy for a repository at a base
@@ -101,7 +93,7 @@ type PullReader func(ctx context.Context, client *github.Client, s change.Subjec
 
 // Gatherer reads what needs asks for on top of a pull request snapshot
 // (ghfacts.More).
-type Gatherer func(ctx context.Context, client *github.Client, pr *change.Facts, needs Needs) (*change.Facts, error)
+type Gatherer func(ctx context.Context, client *github.Client, pr *change.Facts, needs change.Needs) (*change.Facts, error)
 
 // Tickets reads Jira issues live. Nil when Jira is not configured.
 type Tickets func(ctx context.Context, key string, approvals bool, group string) change.TicketLookup

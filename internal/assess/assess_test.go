@@ -24,7 +24,7 @@ func (fakeClients) Installation(int64) (*github.Client, error) { return github.N
 
 type fakePolicy struct{ keys []string }
 
-func (p fakePolicy) Needs() Needs                                  { return Needs{Reviews: true, Commits: true} }
+func (p fakePolicy) Needs() change.Needs                           { return change.Needs{Reviews: true, Commits: true} }
 func (p fakePolicy) TicketKeys(change.PullRequest) []string        { return p.keys }
 func (p fakePolicy) TicketOptions() (bool, string)                 { return false, "" }
 func (p fakePolicy) Evaluate(f *change.Facts) change.Decision      { return decide(f) }
@@ -55,7 +55,7 @@ func decide(f *change.Facts) change.Decision {
 type world struct {
 	mu        sync.Mutex
 	prs       map[int]change.PullRequest
-	gathers   []Needs
+	gathers   []change.Needs
 	published []change.Decision
 	tickets   map[string]string // key → lookup result
 	policyErr error
@@ -88,7 +88,7 @@ func (w *world) assessor() *Assessor {
 			s.HeadSHA, s.BaseRef = pr.HeadSHA, pr.BaseRef
 			return &change.Facts{Subject: s, PR: pr}, nil
 		},
-		Gather: func(_ context.Context, _ *github.Client, base *change.Facts, n Needs) (*change.Facts, error) {
+		Gather: func(_ context.Context, _ *github.Client, base *change.Facts, n change.Needs) (*change.Facts, error) {
 			w.mu.Lock()
 			defer w.mu.Unlock()
 			w.gathers = append(w.gathers, n)
@@ -199,7 +199,7 @@ func TestEvaluatePublishesAndIndexes(t *testing.T) {
 		t.Errorf("index (-want +got):\n%s", diff)
 	}
 	// The pull request first, then only what the policy needs.
-	if diff := cmp.Diff([]Needs{{Reviews: true, Commits: true}}, w.gathers); diff != "" {
+	if diff := cmp.Diff([]change.Needs{{Reviews: true, Commits: true}}, w.gathers); diff != "" {
 		t.Errorf("gathers (-want +got):\n%s", diff)
 	}
 }

@@ -92,3 +92,20 @@ type RequiredCheck struct {
 	// protection).
 	RulesetID int64 `json:"-"`
 }
+
+// Needs says which facts a policy's controls read, beyond the pull request
+// itself: the policy derives it, and the facts are gathered by it, so that
+// nothing is read that no control looks at.
+type Needs struct {
+	Files, Commits, Reviews bool
+	CheckRuns, Statuses     bool
+	// StagingEnvironments: deployments of the head SHA to these
+	// environments, with their statuses.
+	StagingEnvironments []string
+	// ManagerTeams ("org/slug"): memberships are read for every user whose
+	// latest review is an approval.
+	ManagerTeams []string
+	// Promotions: the artifacts the pull request sets under these pairs'
+	// production paths, and their staging evidence (needs Files).
+	Promotions []PromotionPair
+}

@@ -286,88 +286,114 @@ func applyEnv(cfg *Config, env LookupEnv, errs *[]error) {
 	}
 }
 
-func (c *Config) validate() []error {
-	var errs []error
-	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+// problems collects what is wrong with a configuration, key by key.
+type problems []error
+
+func (ps *problems) bad(key, format string, args ...any) {
+	*ps = append(*ps, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+}
+
+// httpURL checks that a set key is an http(s) URL.
+func (ps *problems) httpURL(key, value string) {
+	if u, err := url.Parse(value); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		ps.bad(key, "%q is not an http(s) URL", value)
 	}
+}
+
+// validate checks each section in turn.
+func (c *Config) validate() []error {
+	var ps problems
+	c.validateServer(&ps)
+	c.validateGitHub(&ps)
+	c.validateJira(&ps)
+	c.validateStores(&ps)
+	c.Queue.validate(&ps)
+	return ps
+}
+
+func (c *Config) validateServer(ps *problems) {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		bad("listen", "%q is not host:port (%v)", c.Listen, err)
+		ps.bad("listen", "%q is not host:port (%v)", c.Listen, err)
 	}
 	if c.DataDir == "" {
-		bad("data_dir", "must not be empty")
+		ps.bad("data_dir", "must not be empty")
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
-		bad("log_level", "%q is not one of debug, info, warn, error", c.LogLevel)
+		ps.bad("log_level", "%q is not one of debug, info, warn, error", c.LogLevel)
 	}
 	if c.ShutdownTimeout.D() <= 0 {
-		bad("shutdown_timeout", "must be positive")
+		ps.bad("shutdown_timeout", "must be positive")
 	}
 	if c.PublicURL != "" {
-		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			bad("public_url", "%q is not an http(s) URL", c.PublicURL)
-		}
+		ps.httpURL("public_url", c.PublicURL)
 	}
-	if c.Jira.WriteBack && (c.PublicURL == "" || c.Jira.URL == "") {
-		bad("jira.write_back", "needs jira.url, and public_url for the links to the change records")
-	}
-	if u, err := url.Parse(c.GitHub.APIURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		bad("github.api_url", "%q is not an http(s) URL", c.GitHub.APIURL)
-	}
+}
+
+func (c *Config) validateGitHub(ps *problems) {
+	ps.httpURL("github.api_url", c.GitHub.APIURL)
 	if c.GitHub.AppID < 0 {
-		bad("github.app_id", "must be positive")
+		ps.bad("github.app_id", "must be positive")
 	}
 	if c.GitHub.Configured() {
 		if c.GitHub.AppID == 0 {
-			bad("github.app_id", "required when github.private_key_file is set")
+			ps.bad("github.app_id", "required when github.private_key_file is set")
 		}
 		if c.GitHub.PrivateKeyFile == "" {
-			bad("github.private_key_file", "required when github.app_id is set")
+			ps.bad("github.private_key_file", "required when github.app_id is set")
 		} else if _, err := os.Stat(c.GitHub.PrivateKeyFile); err != nil {
-			bad("github.private_key_file", "%v", err)
+			ps.bad("github.private_key_file", "%v", err)
 		}
-	}
-	if c.Jira.URL != "" {
-		if u, err := url.Parse(c.Jira.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			bad("jira.url", "%q is not an http(s) URL", c.Jira.URL)
-		}
-		if c.Jira.Token == "" {
-			bad("CHANGEGATE_JIRA_TOKEN", "required when jira.url is set")
-		}
-	}
-	if c.DatabaseURL != "" {
-		bad("CHANGEGATE_DATABASE_URL", "the PostgreSQL store is not available in this version; unset it to use the embedded SQLite store")
-	}
-	if c.EvidenceURL != "" && !strings.HasPrefix(c.EvidenceURL, "s3://") {
-		bad("evidence_url", "%q must be an s3:// URL", c.EvidenceURL)
-	}
-	q := c.Queue
-	if q.Workers < 1 || q.Workers > 1000 {
-		bad("queue.workers", "%d is outside 1..1000", q.Workers)
-	}
-	if q.MaxAttempts < 1 || q.MaxAttempts > 100 {
-		bad("queue.max_attempts", "%d is outside 1..100", q.MaxAttempts)
-	}
-	if q.JobTimeout.D() < time.Second {
-		bad("queue.job_timeout", "must be at least 1s")
-	}
-	if q.MaxBackoff.D() < time.Second {
-		bad("queue.max_backoff", "must be at least 1s")
-	}
-	if q.Saturation < 1 {
-		bad("queue.saturation", "must be positive")
-	}
-	if q.Retention.D() < time.Hour {
-		bad("queue.retention", "must be at least 1h")
 	}
 	if c.WebhookSecretSource == "" && c.GitHub.WebhookSecretFile != "" {
 		if err := c.readSecretFile(c.GitHub.WebhookSecretFile); err != nil {
-			bad("github.webhook_secret_file", "%v", err)
+			ps.bad("github.webhook_secret_file", "%v", err)
 		}
 	}
-	return errs
+}
+
+func (c *Config) validateJira(ps *problems) {
+	if c.Jira.WriteBack && (c.PublicURL == "" || c.Jira.URL == "") {
+		ps.bad("jira.write_back", "needs jira.url, and public_url for the links to the change records")
+	}
+	if c.Jira.URL == "" {
+		return
+	}
+	ps.httpURL("jira.url", c.Jira.URL)
+	if c.Jira.Token == "" {
+		ps.bad("CHANGEGATE_JIRA_TOKEN", "required when jira.url is set")
+	}
+}
+
+func (c *Config) validateStores(ps *problems) {
+	if c.DatabaseURL != "" {
+		ps.bad("CHANGEGATE_DATABASE_URL", "the PostgreSQL store is not available in this version; unset it to use the embedded SQLite store")
+	}
+	if c.EvidenceURL != "" && !strings.HasPrefix(c.EvidenceURL, "s3://") {
+		ps.bad("evidence_url", "%q must be an s3:// URL", c.EvidenceURL)
+	}
+}
+
+func (q Queue) validate(ps *problems) {
+	if q.Workers < 1 || q.Workers > 1000 {
+		ps.bad("queue.workers", "%d is outside 1..1000", q.Workers)
+	}
+	if q.MaxAttempts < 1 || q.MaxAttempts > 100 {
+		ps.bad("queue.max_attempts", "%d is outside 1..100", q.MaxAttempts)
+	}
+	if q.JobTimeout.D() < time.Second {
+		ps.bad("queue.job_timeout", "must be at least 1s")
+	}
+	if q.MaxBackoff.D() < time.Second {
+		ps.bad("queue.max_backoff", "must be at least 1s")
+	}
+	if q.Saturation < 1 {
+		ps.bad("queue.saturation", "must be positive")
+	}
+	if q.Retention.D() < time.Hour {
+		ps.bad("queue.retention", "must be at least 1h")
+	}
 }
 
 func (c *Config) readSecretFile(path string) error {

@@ -37,27 +37,11 @@ const (
 // perPage is GitHub's largest page.
 const perPage = 100
 
-// Needs says which facts to read beyond the pull request itself. The
-// caller derives it from the policy.
-type Needs struct {
-	Files, Commits, Reviews bool
-	CheckRuns, Statuses     bool
-	// StagingEnvironments: deployments of the head SHA to these
-	// environments, with their statuses.
-	StagingEnvironments []string
-	// ManagerTeams ("org/slug"): memberships are read for every user whose
-	// latest review is an approval.
-	ManagerTeams []string
-	// Promotions: the artifacts the pull request sets under these pairs'
-	// production paths, and their staging evidence (needs Files).
-	Promotions []change.PromotionPair
-}
-
 // Gather reads the pull request subject names, then the lists needs asks
 // for. The pull request's head SHA is authoritative: Subject.HeadSHA,
 // BaseRef and HeadRef are taken from it, and checks, statuses and
 // deployments are read for that SHA.
-func Gather(ctx context.Context, client *github.Client, subject change.Subject, needs Needs) (*change.Facts, error) {
+func Gather(ctx context.Context, client *github.Client, subject change.Subject, needs change.Needs) (*change.Facts, error) {
 	f, err := PullRequest(ctx, client, subject)
 	if err != nil {
 		return nil, err
@@ -88,7 +72,7 @@ func PullRequest(ctx context.Context, client *github.Client, subject change.Subj
 // promotions (which read the files) and the memberships (which read the
 // approvers) after them. What the snapshot holds, its order and the first
 // error do not depend on which read finished first.
-func More(ctx context.Context, client *github.Client, base *change.Facts, needs Needs) (*change.Facts, error) {
+func More(ctx context.Context, client *github.Client, base *change.Facts, needs change.Needs) (*change.Facts, error) {
 	for _, team := range needs.ManagerTeams {
 		if _, _, err := splitTeam(team); err != nil {
 			return nil, err
@@ -119,7 +103,7 @@ func More(ctx context.Context, client *github.Client, base *change.Facts, needs 
 // lists reads, concurrently, the lists that depend only on the pull
 // request, each into its own slot, and then fills f from the slots in a
 // fixed order.
-func (g *gatherer) lists(ctx context.Context, f *change.Facts, needs Needs) error {
+func (g *gatherer) lists(ctx context.Context, f *change.Facts, needs change.Needs) error {
 	head := f.PR.HeadSHA
 	envs := dedupe(needs.StagingEnvironments)
 	var (

@@ -65,7 +65,7 @@ func (e env) subject() change.Subject {
 	return change.Subject{Installation: e.inst, Repo: repo, Number: 7}
 }
 
-func (e env) gather(t *testing.T, needs ghfacts.Needs) *change.Facts {
+func (e env) gather(t *testing.T, needs change.Needs) *change.Facts {
 	t.Helper()
 	f, err := ghfacts.Gather(t.Context(), e.client, e.subject(), needs)
 	if err != nil {
@@ -85,7 +85,7 @@ func githubCalls(gh *ghfake.Server) int {
 	return n
 }
 
-var allNeeds = ghfacts.Needs{
+var allNeeds = change.Needs{
 	Files: true, Commits: true, Reviews: true, CheckRuns: true, Statuses: true,
 	StagingEnvironments: []string{"staging"},
 	ManagerTeams:        []string{"acme/managers"},
@@ -207,15 +207,15 @@ func TestNeedsLimitCalls(t *testing.T) {
 	}
 	tests := []struct {
 		name  string
-		needs ghfacts.Needs
+		needs change.Needs
 		want  map[string]int
 	}{
-		{"nothing: the pull request only", ghfacts.Needs{}, map[string]int{"pull": 1}},
-		{"files", ghfacts.Needs{Files: true}, map[string]int{"pull": 1, "files": 1}},
-		{"commits and reviews", ghfacts.Needs{Commits: true, Reviews: true}, map[string]int{"pull": 1, "commits": 1, "reviews": 1}},
-		{"staging evidence", ghfacts.Needs{CheckRuns: true, Statuses: true, StagingEnvironments: []string{"staging", "preprod", "staging"}},
+		{"nothing: the pull request only", change.Needs{}, map[string]int{"pull": 1}},
+		{"files", change.Needs{Files: true}, map[string]int{"pull": 1, "files": 1}},
+		{"commits and reviews", change.Needs{Commits: true, Reviews: true}, map[string]int{"pull": 1, "commits": 1, "reviews": 1}},
+		{"staging evidence", change.Needs{CheckRuns: true, Statuses: true, StagingEnvironments: []string{"staging", "preprod", "staging"}},
 			map[string]int{"pull": 1, "checks": 1, "statuses": 1, "deployments": 2}},
-		{"managers read the reviews", ghfacts.Needs{ManagerTeams: []string{"acme/managers"}},
+		{"managers read the reviews", change.Needs{ManagerTeams: []string{"acme/managers"}},
 			map[string]int{"pull": 1, "reviews": 1, "teams": 1}},
 	}
 	for _, tt := range tests {
@@ -257,7 +257,7 @@ func TestPagination(t *testing.T) {
 	for i := range 120 {
 		e.gh.AddReview(owner, name, 7, ghfake.Review{User: fmt.Sprintf("u%03d", i), State: "COMMENTED"})
 	}
-	f := e.gather(t, ghfacts.Needs{Files: true, Reviews: true})
+	f := e.gather(t, change.Needs{Files: true, Reviews: true})
 	if len(f.Files) != 230 || f.Files[229] != "f229" || len(f.Reviews) != 120 || f.Reviews[119].User != "u119" {
 		t.Errorf("got %d files, %d reviews", len(f.Files), len(f.Reviews))
 	}
@@ -295,7 +295,7 @@ func TestTruncation(t *testing.T) {
 			for i := range tt.commits {
 				e.gh.AddCommit(owner, name, 7, ghfake.Commit{SHA: fmt.Sprintf("%040x", i+1), Author: ghfake.Person{Name: "a", Email: "a@example.com"}})
 			}
-			f := e.gather(t, ghfacts.Needs{Files: true, Commits: true})
+			f := e.gather(t, change.Needs{Files: true, Commits: true})
 			if len(f.Files) != tt.wantFiles || len(f.Commits) != tt.wantCommits {
 				t.Errorf("got %d files, %d commits; want %d, %d", len(f.Files), len(f.Commits), tt.wantFiles, tt.wantCommits)
 			}
@@ -332,7 +332,7 @@ func TestMemberships(t *testing.T) {
 	gh.SetTeamMember(owner, "leads", "carol", "active")
 	gh.SetTeamMember("other", "managers", "carol", "active") // another org's team
 
-	f := e.gather(t, ghfacts.Needs{ManagerTeams: []string{"acme/managers", "other/managers"}})
+	f := e.gather(t, change.Needs{ManagerTeams: []string{"acme/managers", "other/managers"}})
 	want := []change.Membership{
 		{Team: "acme/managers", User: "alice", Active: true},
 		{Team: "acme/managers", User: "bob"},
@@ -355,7 +355,7 @@ func TestMemo(t *testing.T) {
 
 	// The same team named twice, as a repo and an org policy might: its
 	// member list is read once, for both approvers.
-	f := e.gather(t, ghfacts.Needs{ManagerTeams: []string{"acme/managers", "ACME/Managers"}, StagingEnvironments: []string{"staging", "staging"}})
+	f := e.gather(t, change.Needs{ManagerTeams: []string{"acme/managers", "ACME/Managers"}, StagingEnvironments: []string{"staging", "staging"}})
 	if n := e.gh.CountCalls("GET", "/orgs/{org}/teams/{team_slug}/members"); n != 1 {
 		t.Errorf("member list calls = %d, want 1", n)
 	}
@@ -374,7 +374,7 @@ func TestMemo(t *testing.T) {
 
 	// A second Gather is a new evaluation: it asks again (the ETag cache
 	// makes that a 304).
-	e.gather(t, ghfacts.Needs{ManagerTeams: []string{"acme/managers"}})
+	e.gather(t, change.Needs{ManagerTeams: []string{"acme/managers"}})
 	if n := e.gh.CountCalls("GET", "/orgs/{org}/teams/{team_slug}/members"); n != 2 {
 		t.Errorf("member list calls after a second gather = %d, want 2", n)
 	}
@@ -391,7 +391,7 @@ func TestHeadIsAuthoritative(t *testing.T) {
 
 	s := e.subject()
 	s.HeadSHA = head // what the webhook said before the push
-	f, err := ghfacts.Gather(t.Context(), e.client, s, ghfacts.Needs{Statuses: true, StagingEnvironments: []string{"staging"}})
+	f, err := ghfacts.Gather(t.Context(), e.client, s, change.Needs{Statuses: true, StagingEnvironments: []string{"staging"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -411,7 +411,7 @@ func TestMerged(t *testing.T) {
 	e := setup(t)
 	const merge = "3333333333333333333333333333333333333333"
 	e.gh.MergePullRequest(owner, name, 7, merge, "octo")
-	f := e.gather(t, ghfacts.Needs{})
+	f := e.gather(t, change.Needs{})
 	if !f.PR.Merged || f.PR.State != "closed" || f.PR.MergeCommitSHA != merge || f.PR.MergedBy != "octo" || f.PR.MergedAt.IsZero() || f.Subject.MergeSHA != merge {
 		t.Errorf("merged PR = %+v, subject %+v", f.PR, f.Subject)
 	}
@@ -422,7 +422,7 @@ func TestErrors(t *testing.T) {
 	e := setup(t)
 	// Three: a read is tried three times in passing.
 	e.gh.FailNext(ghfake.MatchRoute("GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews"), 3, http.StatusBadGateway, nil, `{"message":"Server Error"}`)
-	_, err := ghfacts.Gather(t.Context(), e.client, e.subject(), ghfacts.Needs{Reviews: true})
+	_, err := ghfacts.Gather(t.Context(), e.client, e.subject(), change.Needs{Reviews: true})
 	if err == nil || !strings.Contains(err.Error(), "list reviews acme/api#7") {
 		t.Fatalf("err = %v, want a wrapped reviews error", err)
 	}
@@ -430,11 +430,11 @@ func TestErrors(t *testing.T) {
 		t.Errorf("RetryDelay(%v): not retryable", err)
 	}
 	// The next attempt succeeds.
-	e.gather(t, ghfacts.Needs{Reviews: true})
+	e.gather(t, change.Needs{Reviews: true})
 
 	s := e.subject()
 	s.Number = 99
-	_, err = ghfacts.Gather(t.Context(), e.client, s, ghfacts.Needs{})
+	_, err = ghfacts.Gather(t.Context(), e.client, s, change.Needs{})
 	if !ghapp.IsNotFound(err) {
 		t.Errorf("unknown pull request: err = %v, want 404", err)
 	}
@@ -442,7 +442,7 @@ func TestErrors(t *testing.T) {
 	if !errors.As(err, &er) {
 		t.Errorf("err %T does not wrap *github.ErrorResponse", err)
 	}
-	if _, err := ghfacts.Gather(t.Context(), e.client, e.subject(), ghfacts.Needs{ManagerTeams: []string{"managers"}}); err == nil {
+	if _, err := ghfacts.Gather(t.Context(), e.client, e.subject(), change.Needs{ManagerTeams: []string{"managers"}}); err == nil {
 		t.Error("a team without its org: no error")
 	}
 }

@@ -31,14 +31,14 @@ const (
 type promoter struct {
 	g     *gatherer
 	f     *change.Facts
-	needs Needs
+	needs change.Needs
 	bytes int // manifest bytes read so far
 }
 
 // promotions reads, for each pair whose production path the pull request
 // touches, the artifacts it sets there and what the base branch shows of
 // them under the staging path. What cannot be read is a "manifests" gap.
-func (g *gatherer) promotions(ctx context.Context, f *change.Facts, needs Needs) error {
+func (g *gatherer) promotions(ctx context.Context, f *change.Facts, needs change.Needs) error {
 	p := &promoter{g: g, f: f, needs: needs}
 	for _, pair := range needs.Promotions {
 		if err := p.pair(ctx, pair); err != nil {

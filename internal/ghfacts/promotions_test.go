@@ -91,7 +91,7 @@ func sha(c byte) string { return strings.Repeat(string(c), 40) }
 func stagingControl(t *testing.T, e env, p *policy.Policy, asOf time.Time) (change.ControlResult, change.Decision, *change.Facts) {
 	t.Helper()
 	f, err := ghfacts.Gather(t.Context(), e.client, change.Subject{Installation: e.inst, Repo: repo, Number: 1},
-		ghfacts.Needs{Files: true, Commits: true, Statuses: true, CheckRuns: true, StagingEnvironments: p.Staging.Environments,
+		change.Needs{Files: true, Commits: true, Statuses: true, CheckRuns: true, StagingEnvironments: p.Staging.Environments,
 			Promotions: p.PromotionPairs()})
 	if err != nil {
 		t.Fatal(err)
