@@ -506,3 +506,37 @@ func TestTransientReadsRetried(t *testing.T) {
 		t.Errorf("a write was sent %d times, want once", n)
 	}
 }
+
+// TestRateBudget: once an installation's answers say its hourly limit is
+// down to the reserve, its reads wait for the reset (a BudgetError the
+// queue turns into a snooze until then); writes still go; another
+// installation is not affected.
+func TestRateBudget(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	c := f.installation(t, f.acme.ID)
+	reset := time.Now().Add(30 * time.Minute).Truncate(time.Second)
+	f.gh.SetRateUsed(f.acme.ID, ghfake.RateLimit-ghfake.RateLimit*4/100, reset) // 4% left, below the 5% reserve
+	if _, _, err := c.Repositories.Get(t.Context(), "acme", "api"); err != nil {
+		t.Fatalf("the read that reveals the budget: %v", err)
+	}
+	f.gh.ResetCalls()
+	_, _, err := c.Repositories.Get(t.Context(), "acme", "api")
+	var budget *ghapp.BudgetError
+	if !errors.As(err, &budget) || !budget.Reset.Equal(reset) {
+		t.Fatalf("a read at the reserve: %v, want a BudgetError until %v", err, reset)
+	}
+	if delay, retry := ghapp.RetryDelay(err, time.Now()); !retry || delay < 29*time.Minute {
+		t.Errorf("RetryDelay = %v %v, want a wait until the reset", delay, retry)
+	}
+	if n := len(f.gh.Calls()); n != 0 {
+		t.Errorf("%d requests sent at the reserve, want none", n)
+	}
+	_, _, _ = c.Checks.UpdateCheckRun(t.Context(), "acme", "api", 1, github.UpdateCheckRunOptions{Name: "changegate"})
+	if n := f.gh.CountCalls("PATCH", "/repos/{owner}/{repo}/check-runs/{check_run_id}"); n != 1 {
+		t.Errorf("a write at the reserve was sent %d times, want once", n)
+	}
+	if _, _, err := f.installation(t, f.bet.ID).Apps.ListRepos(t.Context(), nil); err != nil {
+		t.Errorf("another installation: %v", err)
+	}
+}

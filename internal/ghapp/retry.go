@@ -41,9 +41,12 @@ func RetryDelay(err error, now time.Time) (delay time.Duration, retry bool) {
 		ne     net.Error
 		syntax *json.SyntaxError
 	)
+	var budget *BudgetError
 	switch {
 	case err == nil, errors.Is(err, context.Canceled):
 		return 0, false
+	case errors.As(err, &budget):
+		return max(budget.Reset.Sub(now), 0), true
 	case errors.As(err, &rle):
 		return max(rle.Rate.Reset.Sub(now), 0), true
 	case errors.As(err, &abuse):

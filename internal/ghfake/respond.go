@@ -85,6 +85,14 @@ type bucket struct {
 	reset time.Time
 }
 
+// SetRateUsed sets how much of an installation's hourly rate limit is
+// used, and when it resets.
+func (s *Server) SetRateUsed(installationID int64, used int, reset time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.buckets["installation:"+strconv.FormatInt(installationID, 10)] = &bucket{used: used, reset: reset}
+}
+
 func (s *Server) rateHeaders(h http.Header, key string, charge bool) {
 	s.mu.Lock()
 	now := s.now()
