@@ -157,7 +157,9 @@ func (a *Apps) Installation(id int64) (*github.Client, error) {
 	// One AppsTransport per installation: ghinstallation writes to it while
 	// refreshing a token, so sharing one would race.
 	itr := ghinstallation.NewFromAppsTransport(a.appsTransport(), id)
-	c := a.newClient(bounded(a.perInst, newBudgetTransport(newRetryTransport(a.cache.transport("installation/"+strconv.FormatInt(id, 10), itr), a.now), a.now)))
+	// From the client down: the rate budget, the concurrency bound, the
+	// retries in passing, the ETag cache, then authentication.
+	c := a.newClient(newBudgetTransport(bounded(a.perInst, newRetryTransport(a.cache.transport("installation/"+strconv.FormatInt(id, 10), itr), a.now)), a.now))
 	a.clients[id] = c
 	a.logger.Debug("github installation client created", "installation_id", id)
 	return c, nil
