@@ -24,7 +24,7 @@ func BenchmarkProcess(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer store.Close()
+	b.Cleanup(func() { store.Close() })
 	var done atomic.Int64
 	w := queue.NewWorkers()
 	started := make(chan struct{})
@@ -32,14 +32,7 @@ func BenchmarkProcess(b *testing.B) {
 		<-started
 		return func(context.Context, *sql.Tx) error { done.Add(1); return nil }, nil
 	}))
-	q, err := queue.New(store, w, queue.Config{Workers: 8})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := q.Start(ctx); err != nil {
-		b.Fatal(err)
-	}
-	defer q.Stop(ctx)
+	q := startBenchQueue(b, store, w)
 	for i := range b.N {
 		if _, err := q.Enqueue(ctx, testJob{DeliveryID: fmt.Sprintf("b-%d", i)}.delivery()); err != nil {
 			b.Fatal(err)
@@ -66,17 +59,10 @@ func BenchmarkEnqueue(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer store.Close()
+	b.Cleanup(func() { store.Close() })
 	w := queue.NewWorkers()
 	queue.Add(w, queue.Handler[testJob](func(context.Context, *slog.Logger, testJob) (queue.Apply, error) { return nil, nil }))
-	q, err := queue.New(store, w, queue.Config{Workers: 8})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := q.Start(ctx); err != nil {
-		b.Fatal(err)
-	}
-	defer q.Stop(ctx)
+	q := startBenchQueue(b, store, w)
 	var seq atomic.Int64
 	b.SetParallelism(16)
 	b.ResetTimer()
@@ -90,4 +76,19 @@ func BenchmarkEnqueue(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "acks/s")
+}
+
+// startBenchQueue starts a queue of 8 workers on store, stopped at the
+// benchmark's end.
+func startBenchQueue(b *testing.B, store *sqlite.DB, w *queue.Workers) *queue.Queue {
+	b.Helper()
+	q, err := queue.New(store, w, queue.Config{Workers: 8})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := q.Start(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { q.Stop(context.Background()) })
+	return q
 }

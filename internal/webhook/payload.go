@@ -114,43 +114,29 @@ func repoList(p *payload, key string) *[]repo {
 }
 
 func (r *reader) installation(v gjson.Result) *installationPayload {
-	if !r.object(v, "installation") {
-		return nil
-	}
-	in := &installationPayload{}
-	r.each(v, func(key string, f gjson.Result) {
+	return objectOf(r, v, "installation", func(in *installationPayload, key string, f gjson.Result) {
 		switch key {
 		case "id":
 			in.ID = r.int64(f, "installation.id")
 		case "account":
-			if r.object(f, "installation.account") {
-				in.Account = &accountPayload{}
-				r.each(f, func(key string, g gjson.Result) {
-					switch key {
-					case "login":
-						in.Account.Login = r.str(g, "installation.account.login")
-					case "type":
-						in.Account.Type = r.str(g, "installation.account.type")
-					}
-				})
-			} else {
-				in.Account = nil
-			}
+			in.Account = objectOf(r, f, "installation.account", func(a *accountPayload, key string, g gjson.Result) {
+				switch key {
+				case "login":
+					a.Login = r.str(g, "installation.account.login")
+				case "type":
+					a.Type = r.str(g, "installation.account.type")
+				}
+			})
 		case "repository_selection":
 			in.RepositorySelection = r.str(f, "installation.repository_selection")
 		case "suspended_at":
 			in.SuspendedAt = r.strPtr(f, "installation.suspended_at")
 		}
 	})
-	return in
 }
 
 func (r *reader) repository(v gjson.Result) *repositoryPayload {
-	if !r.object(v, "repository") {
-		return nil
-	}
-	out := &repositoryPayload{}
-	r.each(v, func(key string, f gjson.Result) {
+	return objectOf(r, v, "repository", func(out *repositoryPayload, key string, f gjson.Result) {
 		switch key {
 		case "full_name":
 			out.FullName = r.str(f, "repository.full_name")
@@ -158,40 +144,23 @@ func (r *reader) repository(v gjson.Result) *repositoryPayload {
 			out.DefaultBranch = r.str(f, "repository.default_branch")
 		}
 	})
-	return out
 }
 
 func (r *reader) repos(v gjson.Result, path string) []repo {
-	if !r.array(v, path) {
-		return nil
-	}
-	out := []repo{}
-	v.ForEach(func(_, e gjson.Result) bool {
-		var x repo
-		if e.Type != gjson.Null && r.object(e, path+"[]") {
-			r.each(e, func(key string, f gjson.Result) {
-				switch key {
-				case "id":
-					x.ID = r.int64(f, path+".id")
-				case "full_name":
-					x.FullName = r.str(f, path+".full_name")
-				case "private":
-					x.Private = r.bool(f, path+".private")
-				}
-			})
+	return listOf(r, v, path, func(out *repo, key string, f gjson.Result) {
+		switch key {
+		case "id":
+			out.ID = r.int64(f, path+".id")
+		case "full_name":
+			out.FullName = r.str(f, path+".full_name")
+		case "private":
+			out.Private = r.bool(f, path+".private")
 		}
-		out = append(out, x)
-		return true
 	})
-	return out
 }
 
 func (r *reader) pullRequest(v gjson.Result) *pullRequestPayload {
-	if !r.object(v, "pull_request") {
-		return nil
-	}
-	out := &pullRequestPayload{}
-	r.each(v, func(key string, f gjson.Result) {
+	return objectOf(r, v, "pull_request", func(out *pullRequestPayload, key string, f gjson.Result) {
 		switch key {
 		case "number":
 			out.Number = r.int(f, "pull_request.number")
@@ -206,16 +175,11 @@ func (r *reader) pullRequest(v gjson.Result) *pullRequestPayload {
 			}
 		}
 	})
-	return out
 }
 
 // headOnly reads a workflow run's name and head commit.
 func (r *reader) headOnly(v gjson.Result, path string) *headPayload {
-	if !r.object(v, path) {
-		return nil
-	}
-	out := &headPayload{}
-	r.each(v, func(key string, f gjson.Result) {
+	return objectOf(r, v, path, func(out *headPayload, key string, f gjson.Result) {
 		switch key {
 		case "head_sha":
 			out.HeadSHA = r.str(f, path+".head_sha")
@@ -223,15 +187,10 @@ func (r *reader) headOnly(v gjson.Result, path string) *headPayload {
 			out.Name = r.str(f, path+".name")
 		}
 	})
-	return out
 }
 
 func (r *reader) checkRun(v gjson.Result) *checkRunPayload {
-	if !r.object(v, "check_run") {
-		return nil
-	}
-	out := &checkRunPayload{}
-	r.each(v, func(key string, f gjson.Result) {
+	return objectOf(r, v, "check_run", func(out *checkRunPayload, key string, f gjson.Result) {
 		switch key {
 		case "name":
 			out.Name = r.str(f, "check_run.name")
@@ -243,15 +202,10 @@ func (r *reader) checkRun(v gjson.Result) *checkRunPayload {
 			out.PullRequests = r.prRefs(f, "check_run.pull_requests")
 		}
 	})
-	return out
 }
 
 func (r *reader) checkSuite(v gjson.Result) *checkSuitePayload {
-	if !r.object(v, "check_suite") {
-		return nil
-	}
-	out := &checkSuitePayload{}
-	r.each(v, func(key string, f gjson.Result) {
+	return objectOf(r, v, "check_suite", func(out *checkSuitePayload, key string, f gjson.Result) {
 		switch key {
 		case "head_sha":
 			out.HeadSHA = r.str(f, "check_suite.head_sha")
@@ -261,48 +215,26 @@ func (r *reader) checkSuite(v gjson.Result) *checkSuitePayload {
 			out.PullRequests = r.prRefs(f, "check_suite.pull_requests")
 		}
 	})
-	return out
 }
 
 func (r *reader) app(v gjson.Result, path string) *app {
-	if !r.object(v, path) {
-		return nil
-	}
-	out := &app{}
-	r.each(v, func(key string, f gjson.Result) {
+	return objectOf(r, v, path, func(out *app, key string, f gjson.Result) {
 		if key == "id" {
 			out.ID = r.int64(f, path+".id")
 		}
 	})
-	return out
 }
 
 func (r *reader) prRefs(v gjson.Result, path string) []prRef {
-	if !r.array(v, path) {
-		return nil
-	}
-	out := []prRef{}
-	v.ForEach(func(_, e gjson.Result) bool {
-		var x prRef
-		if e.Type != gjson.Null && r.object(e, path+"[]") {
-			r.each(e, func(key string, f gjson.Result) {
-				if key == "number" {
-					x.Number = r.int(f, path+".number")
-				}
-			})
+	return listOf(r, v, path, func(out *prRef, key string, f gjson.Result) {
+		if key == "number" {
+			out.Number = r.int(f, path+".number")
 		}
-		out = append(out, x)
-		return true
 	})
-	return out
 }
 
 func (r *reader) issue(v gjson.Result) *issuePayload {
-	if !r.object(v, "issue") {
-		return nil
-	}
-	out := &issuePayload{}
-	r.each(v, func(key string, f gjson.Result) {
+	return objectOf(r, v, "issue", func(out *issuePayload, key string, f gjson.Result) {
 		switch key {
 		case "number":
 			out.Number = r.int(f, "issue.number")
@@ -313,15 +245,10 @@ func (r *reader) issue(v gjson.Result) *issuePayload {
 			}
 		}
 	})
-	return out
 }
 
 func (r *reader) deployment(v gjson.Result) *deploymentPayload {
-	if !r.object(v, "deployment") {
-		return nil
-	}
-	out := &deploymentPayload{}
-	r.each(v, func(key string, f gjson.Result) {
+	return objectOf(r, v, "deployment", func(out *deploymentPayload, key string, f gjson.Result) {
 		switch key {
 		case "id":
 			out.ID = r.int64(f, "deployment.id")
@@ -333,15 +260,10 @@ func (r *reader) deployment(v gjson.Result) *deploymentPayload {
 			out.Environment = r.str(f, "deployment.environment")
 		}
 	})
-	return out
 }
 
 func (r *reader) mergeGroup(v gjson.Result) *mergeGroupPayload {
-	if !r.object(v, "merge_group") {
-		return nil
-	}
-	out := &mergeGroupPayload{}
-	r.each(v, func(key string, f gjson.Result) {
+	return objectOf(r, v, "merge_group", func(out *mergeGroupPayload, key string, f gjson.Result) {
 		switch key {
 		case "head_sha":
 			out.HeadSHA = r.str(f, "merge_group.head_sha")
@@ -353,48 +275,54 @@ func (r *reader) mergeGroup(v gjson.Result) *mergeGroupPayload {
 			out.BaseRef = r.str(f, "merge_group.base_ref")
 		}
 	})
-	return out
 }
 
 func (r *reader) deploymentStatus(v gjson.Result) *deploymentStatusPayload {
-	if !r.object(v, "deployment_status") {
-		return nil
-	}
-	out := &deploymentStatusPayload{}
-	r.each(v, func(key string, f gjson.Result) {
+	return objectOf(r, v, "deployment_status", func(out *deploymentStatusPayload, key string, f gjson.Result) {
 		if key == "state" {
 			out.State = r.str(f, "deployment_status.state")
 		}
 	})
-	return out
 }
 
 func (r *reader) pusher(v gjson.Result) *pusherPayload {
-	if !r.object(v, "pusher") {
-		return nil
-	}
-	out := &pusherPayload{}
-	r.each(v, func(key string, f gjson.Result) {
+	return objectOf(r, v, "pusher", func(out *pusherPayload, key string, f gjson.Result) {
 		if key == "name" {
 			out.Name = r.str(f, "pusher.name")
 		}
 	})
-	return out
 }
 
 func (r *reader) commits(v gjson.Result) []commitPayload {
-	if !r.array(v, "commits") {
+	return listOf(r, v, "commits", func(out *commitPayload, key string, f gjson.Result) {
+		if key == "id" {
+			out.ID = r.str(f, "commits.id")
+		}
+	})
+}
+
+// objectOf reads an object into a new T, field by field with set; nil when
+// the value is null or absent.
+func objectOf[T any](r *reader, v gjson.Result, path string, set func(out *T, key string, f gjson.Result)) *T {
+	if !r.object(v, path) {
 		return nil
 	}
-	out := []commitPayload{}
+	out := new(T)
+	r.each(v, func(key string, f gjson.Result) { set(out, key, f) })
+	return out
+}
+
+// listOf reads an array of objects, each with set; a null element is a
+// zero T, as encoding/json leaves it.
+func listOf[T any](r *reader, v gjson.Result, path string, set func(out *T, key string, f gjson.Result)) []T {
+	if !r.array(v, path) {
+		return nil
+	}
+	out := []T{}
 	v.ForEach(func(_, e gjson.Result) bool {
-		var x commitPayload
-		if e.Type != gjson.Null && r.object(e, "commits[]") {
-			r.each(e, func(key string, f gjson.Result) {
-				if key == "id" {
-					x.ID = r.str(f, "commits.id")
-				}
-			})
+		var x T
+		if e.Type != gjson.Null && r.object(e, path+"[]") {
+			r.each(e, func(key string, f gjson.Result) { set(&x, key, f) })
 		}
 		out = append(out, x)
 		return true

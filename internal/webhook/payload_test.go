@@ -2,15 +2,11 @@ package webhook
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/tidwall/gjson"
-
-	"github.com/changegate/changegate/internal/testenv"
 )
 
 // referencePayload is what encoding/json decodes, which parsePayload
@@ -73,20 +69,11 @@ func checkAgainstReference(t *testing.T, body []byte) {
 // probe types, nulls, escapes and bad UTF-8.
 func TestParsePayloadMatchesEncodingJSON(t *testing.T) {
 	t.Parallel()
-	dir := filepath.Join(testenv.RequireSharedTestdata(t), "webhooks", "examples")
-	files, err := filepath.Glob(filepath.Join(dir, "*", "*.json"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no examples under %s: %v", dir, err)
-	}
-	for _, f := range files {
-		body, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
+	for _, ex := range githubExamples(t) {
+		if _, err := parsePayload(ex.body); err != nil {
+			t.Errorf("%s: %v", ex.file, err)
 		}
-		if _, err := parsePayload(body); err != nil {
-			t.Errorf("%s: %v", f, err)
-		}
-		checkAgainstReference(t, body)
+		checkAgainstReference(t, ex.body)
 	}
 	for _, body := range payloadProbes {
 		checkAgainstReference(t, []byte(body))

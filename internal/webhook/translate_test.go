@@ -113,28 +113,43 @@ func TestTranslateMalformed(t *testing.T) {
 	}
 }
 
-// TestTranslateGitHubExamples runs every payload GitHub documents.
-func TestTranslateGitHubExamples(t *testing.T) {
-	t.Parallel()
+// githubExample is one payload GitHub documents, with its event.
+type githubExample struct {
+	file, event string
+	body        []byte
+}
+
+// githubExamples reads every payload under ../shared/testdata.
+func githubExamples(t *testing.T) []githubExample {
+	t.Helper()
 	dir := filepath.Join(testenv.RequireSharedTestdata(t), "webhooks", "examples")
 	files, err := filepath.Glob(filepath.Join(dir, "*", "*.json"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no examples under %s: %v", dir, err)
 	}
+	out := make([]githubExample, 0, len(files))
 	for _, f := range files {
-		event := filepath.Base(filepath.Dir(f))
 		body, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		d, err := Translate("id", event, body, t0, TranslateOptions{})
+		out = append(out, githubExample{file: f, event: filepath.Base(filepath.Dir(f)), body: body})
+	}
+	return out
+}
+
+// TestTranslateGitHubExamples runs every payload GitHub documents.
+func TestTranslateGitHubExamples(t *testing.T) {
+	t.Parallel()
+	for _, ex := range githubExamples(t) {
+		d, err := Translate("id", ex.event, ex.body, t0, TranslateOptions{})
 		if err != nil {
-			t.Errorf("%s: %v", f, err)
+			t.Errorf("%s: %v", ex.file, err)
 			continue
 		}
-		if event == "installation" || event == "installation_repositories" {
+		if ex.event == "installation" || ex.event == "installation_repositories" {
 			if len(d.Jobs) != 1 || d.InstallationID == 0 {
-				t.Errorf("%s: want one installation job, got %+v", f, d)
+				t.Errorf("%s: want one installation job, got %+v", ex.file, d)
 			}
 		}
 	}
