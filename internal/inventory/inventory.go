@@ -20,7 +20,10 @@ type Store interface {
 	DeleteInstallation(ctx context.Context, tx *sql.Tx, id int64, now time.Time) error
 	UpsertRepos(ctx context.Context, tx *sql.Tx, installationID int64, repos []jobs.Repo, now time.Time) error
 	RemoveRepos(ctx context.Context, tx *sql.Tx, installationID int64, repos []jobs.Repo) error
-	ReplaceRepos(ctx context.Context, tx *sql.Tx, installationID int64, repos []jobs.Repo, now time.Time) error
+	// ReplaceRepos makes repos the installation's list as of listedAt:
+	// a repository recorded after that (by a webhook applied while the
+	// list was read) is newer news, and is kept.
+	ReplaceRepos(ctx context.Context, tx *sql.Tx, installationID int64, repos []jobs.Repo, listedAt, now time.Time) error
 	MarkMissingInstallationsDeleted(ctx context.Context, tx *sql.Tx, keep []int64, now time.Time) error
 }
 
@@ -55,7 +58,7 @@ func EventHandler(s Store, now func() time.Time, walk Walk) queue.Handler[jobs.I
 				return err
 			}
 			if ev.Event == "installation" && ev.Action == "created" {
-				if err := s.ReplaceRepos(ctx, tx, in.ID, ev.Repos, t); err != nil {
+				if err := s.ReplaceRepos(ctx, tx, in.ID, ev.Repos, t, t); err != nil {
 					return err
 				}
 				return walkNew(ctx, tx, walk, in.ID, ev.Repos, "installation.created")
@@ -87,6 +90,7 @@ func walkNew(ctx context.Context, tx *sql.Tx, walk Walk, installation int64, rep
 // writes anything, so a failure half-way changes nothing.
 func SyncHandler(s Store, gh GitHub, now func() time.Time) queue.Handler[jobs.InstallationSync] {
 	return func(ctx context.Context, log *slog.Logger, _ jobs.InstallationSync) (queue.Apply, error) {
+		listedAt := now()
 		installs, err := gh.ListInstallations(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("list installations: %w", err)
@@ -116,7 +120,7 @@ func SyncHandler(s Store, gh GitHub, now func() time.Time) queue.Handler[jobs.In
 					continue
 				}
 				total += len(r)
-				if err := s.ReplaceRepos(ctx, tx, in.ID, r, t); err != nil {
+				if err := s.ReplaceRepos(ctx, tx, in.ID, r, listedAt, t); err != nil {
 					return err
 				}
 			}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -282,4 +283,50 @@ func TestSyncThroughQueueAgainstFakeGitHub(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Errorf("job outcomes (-want +got):\n%s", cmp.Diff(want, outcomes))
+}
+
+// hookLister is a fakeLister that runs during its repository listing, as
+// a webhook applied while GitHub's list is being read.
+type hookLister struct {
+	fakeLister
+	during func()
+}
+
+func (h hookLister) ListRepos(ctx context.Context, id int64) ([]jobs.Repo, error) {
+	h.during()
+	return h.fakeLister.ListRepos(ctx, id)
+}
+
+// TestSyncKeepsWhatAWebhookAddedMeanwhile: a repository added by a webhook
+// applied while the sync read GitHub's list (which could not hold it yet)
+// is kept; one the list no longer holds, recorded before the listing, goes.
+func TestSyncKeepsWhatAWebhookAddedMeanwhile(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	clock := t0
+	tick := func() time.Time { clock = clock.Add(time.Second); return clock }
+	if err := apply(t, s, inventory.EventHandler(s, tick, nil), jobs.InstallationEvent{Event: "installation", Action: "created",
+		Installation: acme(false), Repos: []jobs.Repo{{ID: 1, FullName: "acme/api"}, {ID: 2, FullName: "acme/old"}}}); err != nil {
+		t.Fatal(err)
+	}
+	lister := hookLister{
+		fakeLister: fakeLister{installs: []jobs.Installation{acme(false)}, repos: map[int64][]jobs.Repo{acme(false).ID: {{ID: 1, FullName: "acme/api"}}}},
+		during: func() {
+			if err := apply(t, s, inventory.EventHandler(s, tick, nil), jobs.InstallationEvent{Event: "installation_repositories", Action: "added",
+				Installation: acme(false), Added: []jobs.Repo{{ID: 3, FullName: "acme/new"}}}); err != nil {
+				t.Fatal(err)
+			}
+		},
+	}
+	if err := apply(t, s, inventory.SyncHandler(s, lister, tick), jobs.InstallationSync{}); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, r := range snap(t, s).Repos {
+		names = append(names, r.FullName)
+	}
+	slices.Sort(names)
+	if diff := cmp.Diff([]string{"acme/api", "acme/new"}, names); diff != "" {
+		t.Errorf("repositories after the sync (-want +got):\n%s", diff)
+	}
 }

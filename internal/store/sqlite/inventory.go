@@ -74,9 +74,12 @@ func (s *DB) RemoveRepos(ctx context.Context, tx *sql.Tx, installationID int64, 
 	return nil
 }
 
-// ReplaceRepos makes repos the complete list an installation sees.
-func (s *DB) ReplaceRepos(ctx context.Context, tx *sql.Tx, installationID int64, repos []jobs.Repo, now time.Time) error {
-	if _, err := tx.ExecContext(ctx, `DELETE FROM repositories WHERE installation_id = ?`, installationID); err != nil {
+// ReplaceRepos makes repos the complete list an installation saw at
+// listedAt. A repository recorded after listedAt is kept: a webhook that
+// added it was applied while the list was being read.
+func (s *DB) ReplaceRepos(ctx context.Context, tx *sql.Tx, installationID int64, repos []jobs.Repo, listedAt, now time.Time) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM repositories WHERE installation_id = ? AND julianday(updated_at) < julianday(?)`,
+		installationID, ts(listedAt)); err != nil {
 		return fmt.Errorf("replace repositories of installation %d: %w", installationID, err)
 	}
 	return s.UpsertRepos(ctx, tx, installationID, repos, now)
