@@ -14,10 +14,11 @@ import (
 // was a third of intake's CPU.
 //
 // It decodes what encoding/json would into payload, with the same errors
-// for a body that is not JSON or a field of the wrong type, and the same
-// choice among duplicate keys (the last). Keys match exactly, where
-// encoding/json would also take a key that differs in case: GitHub's never
-// do. FuzzParsePayload holds it to json.Unmarshal.
+// for a body that is not JSON or a field of the wrong type. Of repeated
+// keys the last wins, as in encoding/json, except that a repeated object
+// replaces the first where encoding/json merges the two; and keys match
+// exactly, where encoding/json would also take one that differs in case.
+// GitHub sends neither. FuzzParsePayload holds it to json.Unmarshal.
 func parsePayload(body []byte) (payload, error) {
 	var p payload
 	if !gjson.ValidBytes(body) {
