@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -102,4 +103,41 @@ func chaosRun(t *testing.T, c chaos.Config) chaosResult {
 		}
 	}
 	return chaosResult{github: len(a.gh.Calls()), jira: len(a.jf.Calls()), injected: a.gh.ChaosInjected() + a.jf.ChaosInjected(), took: took}
+}
+
+// TestSecondaryLimitSurvivesRestart: a secondary rate limit longer than
+// the in-passing wait snoozes the evaluation in the queue until its
+// Retry-After; a restart in between does not bring the request forward,
+// and the check is written once the wait is over.
+func TestSecondaryLimitSurvivesRestart(t *testing.T) {
+	t.Parallel()
+	a := startApp(t)
+	a.jf.SetStatus("PAY-123", "Approved")
+	sha := strings.Repeat("9", 40)
+	a.compliantPR(91, sha)
+	pr := ghfake.MatchRoute("GET /repos/{owner}/{repo}/pulls/{pull_number}")
+	const wait = 8 * time.Second
+	a.gh.FailNext(pr, 1, http.StatusForbidden, http.Header{"Retry-After": {"8"}}, ghfake.SecondaryRateLimitBody)
+	a.github(t, "pull_request", strings.ReplaceAll(strings.ReplaceAll(prEvent("opened", 51), sha1, sha), `"number":51`, `"number":91`))
+	route := "/repos/{owner}/{repo}/pulls/{pull_number}"
+	eventually(t, "the limited read", 30*time.Second, func() bool { return a.gh.CountCalls("GET", route) >= 1 })
+	limited := time.Now()
+	if code := a.stop(); code != 0 {
+		t.Fatalf("stop: %d", code)
+	}
+	again := serveInProcess(t, a.env)
+	eventually(t, "the check after the wait", 60*time.Second, func() bool {
+		w := a.conclusionsOn(sha)
+		return len(w) > 0 && w[len(w)-1] == "success"
+	})
+	if n := a.gh.CountCalls("GET", route); n != 2 {
+		t.Errorf("%d reads of the pull request, want the limited one and one after the wait", n)
+	}
+	if waited := time.Since(limited); waited < wait-time.Second {
+		t.Errorf("the check was written %s after the limit, before its Retry-After of %s", waited, wait)
+	}
+	if t.Failed() {
+		t.Log(a.logs.String())
+		t.Log(again.logs.String())
+	}
 }

@@ -322,10 +322,20 @@ func classifyJobError(err error, now time.Time) (time.Duration, bool) {
 	return ghapp.RetryDelay(err, now)
 }
 
-// startQueue starts the workers; with App credentials, the deliveries that
-// arrived before the credentials did run now.
+// startQueue starts the workers. On the first start with App credentials
+// after one without, the deliveries that arrived before the credentials
+// run now. Only then: a job waiting for a rate limit's reset, or a recheck
+// due later, keeps its time across an ordinary restart.
 func startQueue(ctx context.Context, q *queue.Queue, store *sqlite.DB, configured bool, log *slog.Logger) error {
+	state := "without"
 	if configured {
+		state = "with"
+	}
+	before, err := store.SwapServerState(ctx, "credentials", state)
+	if err != nil {
+		return err
+	}
+	if configured && before != "with" {
 		n, err := store.WakeScheduledJobs(ctx, credentialKinds)
 		if err != nil {
 			return err

@@ -222,6 +222,24 @@ func (s *DB) RescueOrphanedJobs(ctx context.Context) (int64, error) {
 	return res.RowsAffected()
 }
 
+// SwapServerState sets key to value and returns what it was ("" if unset).
+func (s *DB) SwapServerState(ctx context.Context, key, value string) (string, error) {
+	var old string
+	err := s.DurableTx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `SELECT value FROM server_state WHERE key = ?`, key).Scan(&old)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO server_state (key, value) VALUES (?, ?)
+			ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("server state %s: %w", key, err)
+	}
+	return old, nil
+}
+
 // WakeScheduledJobs makes the jobs of the given kinds that wait for a later
 // time available now: those snoozed for App credentials, when a start
 // brings them (a snooze leaves no error to tell them by). A job that was
