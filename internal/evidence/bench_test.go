@@ -44,12 +44,7 @@ func BenchmarkAppend(b *testing.B) {
 // checkpoint after every append, as the server writes it.
 func BenchmarkVerify100k(b *testing.B) {
 	const n = 100_000
-	s := testSigner(b, 1)
-	recs, envs := signAll(b, s, n)
-	l := newLedger(s, 0)
-	for i := range n {
-		l.appendEnvelope(b, recs[i], envs[i])
-	}
+	s, l, _ := benchLedger(b, n)
 	// A checkpoint for every size, signed on every CPU: the tree is only
 	// read from here on.
 	l.src.checkpoints = make([]StoredCheckpoint, n)
@@ -91,12 +86,7 @@ func BenchmarkVerify100k(b *testing.B) {
 //	go test ./internal/evidence -run '^$' -bench VerifyAgainstFloor -benchtime 3x
 func BenchmarkVerifyAgainstFloor(b *testing.B) {
 	const n = 100_000
-	s := testSigner(b, 1)
-	recs, envs := signAll(b, s, n)
-	l := newLedger(s, 0)
-	for i := range n {
-		l.appendEnvelope(b, recs[i], envs[i])
-	}
+	s, l, envs := benchLedger(b, n)
 	root, _ := l.log.Root(n)
 	cp, err := s.SignCheckpoint(testOrigin, n, root)
 	if err != nil {
@@ -141,4 +131,17 @@ func BenchmarkVerifyAgainstFloor(b *testing.B) {
 	b.ReportMetric(float64(floor.Nanoseconds())/float64(b.N*n), "floor-ns/record")
 	b.ReportMetric(float64(full.Nanoseconds())/float64(b.N*n), "verify-ns/record")
 	b.ReportMetric(float64(full)/float64(floor), "verify/floor")
+}
+
+// benchLedger is a ledger of n signed sample records, held in memory, and
+// their envelopes.
+func benchLedger(b *testing.B, n int) (*Signer, *ledger, [][]byte) {
+	b.Helper()
+	s := testSigner(b, 1)
+	recs, envs := signAll(b, s, n)
+	l := newLedger(s, 0)
+	for i := range n {
+		l.appendEnvelope(b, recs[i], envs[i])
+	}
+	return s, l, envs
 }
