@@ -63,14 +63,7 @@ func cli(t *testing.T, args ...string) (int, string) {
 func TestAuditCLIAgainstServer(t *testing.T) {
 	t.Parallel()
 	dir := auditDataDir(t, 40)
-	token, line, err := web.NewToken("auditor-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tokens := filepath.Join(t.TempDir(), "tokens")
-	if err := os.WriteFile(tokens, []byte(line+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	token, tokens := auditorTokens(t, "auditor-1")
 	srv := serveInProcess(t, map[string]string{
 		"CHANGEGATE_DATA_DIR":            dir,
 		"CHANGEGATE_LISTEN":              "127.0.0.1:0",
@@ -232,4 +225,19 @@ func TestVerifyPopulation(t *testing.T) {
 	if code, msg := cli(t, "audit", "verify", out, "--pubkey", strings.Repeat("ab", 32)); code == 0 || !strings.Contains(msg, "names a key") {
 		t.Errorf("a foreign fingerprint verified: exit %d: %s", code, msg)
 	}
+}
+
+// auditorTokens makes an auditor token named name and a tokens file that
+// holds it, for CHANGEGATE_AUDITOR_TOKENS_FILE.
+func auditorTokens(t *testing.T, name string) (token, file string) {
+	t.Helper()
+	token, line, err := web.NewToken(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file = filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(file, []byte(line+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return token, file
 }

@@ -54,10 +54,7 @@ func chaosRun(t *testing.T, c chaos.Config) chaosResult {
 	for i := range 3 {
 		g, b := fmt.Sprintf("%040x", 0x6000+i), fmt.Sprintf("%040x", 0x7000+i)
 		a.compliantPR(61+i, g)
-		// No review: peer review and the manager's approval are missing.
-		a.gh.AddPullRequest("acme", "api", ghfake.PullRequest{Number: 71 + i, Title: "PAY-123 Change", Author: "alice",
-			HeadRef: "feature/PAY-123", HeadSHA: b, BaseRef: "main"})
-		a.gh.AddCommit("acme", "api", 71+i, ghfake.Commit{SHA: b, Message: "Change", Author: ghfake.Person{Name: "Alice", Email: "alice@example.com", Login: "alice"}})
+		a.unreviewedPR(71+i, b)
 		good, bad = append(good, g), append(bad, b)
 	}
 	a.gh.SetChaos(c)

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -225,14 +223,7 @@ func TestJiraWriteBack(t *testing.T) {
 // each state and since when.
 func TestControlWatch(t *testing.T) {
 	t.Parallel()
-	token, line, err := web.NewToken("auditor")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tokens := filepath.Join(t.TempDir(), "tokens")
-	if err := os.WriteFile(tokens, []byte(line+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	token, tokens := auditorTokens(t, "auditor")
 	a := startAppWith(t, map[string]string{"CHANGEGATE_RECONCILE_INTERVAL": "1s", "CHANGEGATE_AUDITOR_TOKENS_FILE": tokens})
 	gh := a.gh
 	gh.SetRequiredChecks("acme", "api", "main", ghfake.RequiredCheck{Context: "changegate", IntegrationID: gh.AppID()})

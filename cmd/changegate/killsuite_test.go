@@ -14,8 +14,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/changegate/changegate/internal/ghfake"
 )
 
 // TestKillNineSuite sends signed deliveries to the real binary from many
@@ -45,9 +43,7 @@ func TestKillNineSuite(t *testing.T) {
 			a.compliantPR(n, sha)
 			continue
 		}
-		gh.AddPullRequest("acme", "api", ghfake.PullRequest{Number: n, Title: "PAY-123 Change", Author: "alice",
-			HeadRef: "feature/PAY-123", HeadSHA: sha, BaseRef: "main"})
-		gh.AddCommit("acme", "api", n, ghfake.Commit{SHA: sha, Message: "Change", Author: ghfake.Person{Name: "Alice", Email: "alice@example.com", Login: "alice"}})
+		a.unreviewedPR(n, sha)
 	}
 	dir := t.TempDir()
 	bin := buildBinary(t, dir)

@@ -276,6 +276,15 @@ func (a *app) compliantPR(number int, sha string) {
 	gh.AddDeploymentStatus("acme", "api", dep.ID, ghfake.DeploymentStatus{State: "success"})
 }
 
+// unreviewedPR is compliantPR without reviews or a staging deployment:
+// peer review, the manager's approval and staging are missing.
+func (a *app) unreviewedPR(number int, sha string) {
+	a.gh.AddPullRequest("acme", "api", ghfake.PullRequest{Number: number, Title: "PAY-123 Change " + sha[:4], Author: "alice",
+		HeadRef: "feature/PAY-123", HeadSHA: sha, BaseRef: "main"})
+	a.gh.AddCommit("acme", "api", number, ghfake.Commit{SHA: sha, Message: "Change",
+		Author: ghfake.Person{Name: "Alice", Email: "alice@example.com", Login: "alice"}})
+}
+
 // conclusionsOn is what was written on one head commit, in order.
 func (a *app) conclusionsOn(sha string) []string {
 	var out []string

@@ -3,14 +3,11 @@ package main
 import (
 	"encoding/base64"
 	"net/http"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/changegate/changegate/internal/web"
 	"github.com/changegate/changegate/internal/webhook"
 )
 
@@ -23,14 +20,7 @@ import (
 // values and auditor tokens.
 func TestNoSecretsInLogs(t *testing.T) {
 	t.Parallel()
-	auditor, line, err := web.NewToken("auditor")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tokens := filepath.Join(t.TempDir(), "tokens")
-	if err := os.WriteFile(tokens, []byte(line+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	auditor, tokens := auditorTokens(t, "auditor")
 	a := startAppWith(t, map[string]string{"CHANGEGATE_LOG_LEVEL": "debug", "CHANGEGATE_JIRA_WRITE_BACK": "true",
 		"CHANGEGATE_PUBLIC_URL": "https://changegate.example", "CHANGEGATE_AUDITOR_TOKENS_FILE": tokens})
 	db := openReadOnly(t, a.dataDir)
