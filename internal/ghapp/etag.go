@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"container/list"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -99,14 +100,17 @@ func (t *etagTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	switch {
 	case resp.StatusCode == http.StatusNotModified && hit != nil:
 		return revalidated(req, resp, hit), nil
-	case resp.StatusCode == http.StatusOK && resp.Header.Get("ETag") != "":
+	case resp.StatusCode == http.StatusOK && (resp.Header.Get("ETag") != "" || isJSON(resp.Header.Get("Content-Type"))):
 		return t.store(key, resp)
 	}
 	return resp, nil
 }
 
-// store caches a 200 response unless its body is too large, and hands the
-// caller an equivalent response.
+// store reads a 200 response whole, unless its body is too large, and
+// hands the caller an equivalent response: cached when it has an ETag,
+// and errCutShort, never cached, for a JSON body cut short (by a proxy, or
+// a connection lost mid-answer), which the retries above try again. A
+// revalidated answer comes from the cache, which holds only whole bodies.
 func (t *etagTransport) store(key string, resp *http.Response) (*http.Response, error) {
 	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(t.cache.maxEntry)+1))
 	if err != nil {
@@ -121,16 +125,18 @@ func (t *etagTransport) store(key string, resp *http.Response) (*http.Response, 
 		return resp, nil
 	}
 	resp.Body.Close()
-	resp.Body = io.NopCloser(bytes.NewReader(body))
 	if isJSON(resp.Header.Get("Content-Type")) && !json.Valid(body) {
-		// A body cut short (by a proxy, or a connection lost mid-answer)
-		// must not be served again for its ETag: the caller fails on it
-		// now, and the next read fetches it whole.
-		return resp, nil
+		return nil, errCutShort
 	}
-	t.cache.put(&cached{key: key, etag: resp.Header.Get("ETag"), header: resp.Header.Clone(), body: body})
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	if etag := resp.Header.Get("ETag"); etag != "" {
+		t.cache.put(&cached{key: key, etag: etag, header: resp.Header.Clone(), body: body})
+	}
 	return resp, nil
 }
+
+// errCutShort is a JSON body that ended before its value did.
+var errCutShort = errors.New("github: response body cut short")
 
 func isJSON(contentType string) bool {
 	mt, _, _ := strings.Cut(contentType, ";")

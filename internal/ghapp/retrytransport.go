@@ -1,9 +1,7 @@
 package ghapp
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -13,7 +11,8 @@ import (
 )
 
 // retryTransport retries a read (GET or HEAD) that failed in passing: a
-// connection lost, a 502, 503 or 504, a JSON body cut short, or a rate
+// connection lost, a 502, 503 or 504, a JSON body cut short (errCutShort,
+// from the ETag cache below, which reads every JSON answer whole), or a rate
 // limit whose wait is short (Retry-After, or a primary limit's reset, of
 // at most maxWait). It tries at most attempts times in all, so a fault
 // costs a few requests, not a storm; anything else, and a longer wait, is
@@ -49,9 +48,6 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	for attempt := 1; ; attempt++ {
 		resp, err := t.next.RoundTrip(req)
-		if err == nil {
-			resp, err = wholeBody(resp)
-		}
 		wait, again := t.retryAfter(resp, err, attempt)
 		if !again || req.Context().Err() != nil {
 			return resp, err
@@ -64,28 +60,6 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, req.Context().Err()
 		}
 	}
-}
-
-// errCutShort is a JSON body that ended before its value did.
-var errCutShort = errors.New("github: response body cut short")
-
-// wholeBody reads a 200 JSON answer whole, so that one cut short is
-// retried rather than decoded.
-func wholeBody(resp *http.Response) (*http.Response, error) {
-	if resp.StatusCode != http.StatusOK || !isJSON(resp.Header.Get("Content-Type")) || resp.ContentLength > cacheMaxEntry {
-		return resp, nil
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, cacheMaxEntry+1))
-	resp.Body.Close()
-	if err != nil {
-		return nil, err
-	}
-	if len(body) <= cacheMaxEntry && !json.Valid(body) {
-		resp.Body = io.NopCloser(bytes.NewReader(body))
-		return resp, errCutShort
-	}
-	resp.Body = io.NopCloser(bytes.NewReader(body))
-	return resp, nil
 }
 
 // retryAfter says whether attempt is worth repeating, and after how long.
