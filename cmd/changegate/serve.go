@@ -186,11 +186,19 @@ func prepareSecrets(cfg *config.Config, stderr io.Writer) error {
 // scheduler queues evaluations for later, into the queue once it exists.
 type scheduler struct{ q atomic.Pointer[queue.Queue] }
 
+// queue is the queue, once it exists.
+func (s *scheduler) queue() (*queue.Queue, error) {
+	if q := s.q.Load(); q != nil {
+		return q, nil
+	}
+	return nil, errors.New("the queue is not running yet")
+}
+
 // insertAt queues args for at, once the queue exists.
 func (s *scheduler) insertAt(ctx context.Context, args river.JobArgs, at time.Time) error {
-	q := s.q.Load()
-	if q == nil {
-		return errors.New("the queue is not running yet")
+	q, err := s.queue()
+	if err != nil {
+		return err
 	}
 	return q.InsertAt(ctx, args, at)
 }
@@ -203,9 +211,9 @@ func (s *scheduler) writeBack(ctx context.Context, j jobs.JiraWriteBack) error {
 // installed, which backfills completeness.backfill_period of their
 // production branches.
 func (s *scheduler) walkInstalled(ctx context.Context, tx *sql.Tx, installation int64, repos []jobs.Repo, reason string) error {
-	q := s.q.Load()
-	if q == nil {
-		return errors.New("the queue is not running yet")
+	q, err := s.queue()
+	if err != nil {
+		return err
 	}
 	for _, r := range repos {
 		if err := q.InsertBackgroundTx(ctx, tx, jobs.Reconcile{Installation: installation, Repo: r.FullName, Reason: reason}); err != nil {

@@ -224,9 +224,9 @@ var eventJobs = map[string]func(d *Delivery, p *payload, opts TranslateOptions) 
 	"check_suite":                     checkSuiteJobs,
 	"status":                          statusJobs,
 	"deployment_status":               deploymentStatusJobs,
-	"deployment_protection_rule":      func(d *Delivery, p *payload, _ TranslateOptions) []jobs.Job { return gateJobs(d, p) },
+	"deployment_protection_rule":      gateJobs,
 	"merge_group":                     mergeGroupJobs,
-	"push":                            func(d *Delivery, p *payload, _ TranslateOptions) []jobs.Job { return pushJobs(d, p) },
+	"push":                            pushJobs,
 	"workflow_run":                    workflowRunJobs,
 	"issue_comment":                   issueCommentJobs,
 	"repository_ruleset":              controlJobs,
@@ -437,7 +437,7 @@ func reviewJobs(d *Delivery, body []byte) []jobs.Job {
 
 // gateJobs asks for an answer to a deployment protection rule. A request
 // without what the answer needs is dropped: there is nothing to answer.
-func gateJobs(d *Delivery, p *payload) []jobs.Job {
+func gateJobs(d *Delivery, p *payload, _ TranslateOptions) []jobs.Job {
 	if d.Action != "requested" || p.Deployment == nil || p.Deployment.SHA == "" || p.CallbackURL == "" {
 		return nil
 	}
@@ -454,7 +454,7 @@ func gateJobs(d *Delivery, p *payload) []jobs.Job {
 // GitHub's payload lists at most 20 anyway.
 const maxPushCommits = 50
 
-func pushJobs(d *Delivery, p *payload) []jobs.Job {
+func pushJobs(d *Delivery, p *payload, _ TranslateOptions) []jobs.Job {
 	branch, ok := strings.CutPrefix(p.Ref, "refs/heads/")
 	if !ok || p.Deleted || p.After == "" || strings.Trim(p.After, "0") == "" {
 		return nil
