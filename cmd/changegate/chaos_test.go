@@ -119,6 +119,9 @@ func TestSecondaryLimitSurvivesRestart(t *testing.T) {
 	route := "/repos/{owner}/{repo}/pulls/{pull_number}"
 	eventually(t, "the limited read", 30*time.Second, func() bool { return a.gh.CountCalls("GET", route) >= 1 })
 	limited := time.Now()
+	// Stop once the wait is in the queue: a stop while the job still
+	// handles the answer cancels it, and it runs again at the next start.
+	eventually(t, "the job to wait", 30*time.Second, func() bool { return strings.Contains(a.logs.String(), `"msg":"job waits"`) })
 	if code := a.stop(); code != 0 {
 		t.Fatalf("stop: %d", code)
 	}
