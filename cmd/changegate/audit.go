@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/x509"
+	"database/sql"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -80,56 +84,176 @@ func closeEvidence(b blob.Store) error {
 }
 
 func verifyCmd(stdout io.Writer) *cobra.Command {
-	var dataDir, pubFile, evidenceURL, manifestFile string
+	var o verifyLedgerOptions
+	var pubFile, manifestFile string
 	cmd := &cobra.Command{
-		Use:   "verify PACKAGE.zip | POPULATION.csv [--manifest FILE] | --data-dir DIR",
+		Use:   "verify PACKAGE.zip | POPULATION.csv [--manifest FILE] | --data-dir DIR [--since CHECKPOINT] [--save-checkpoint FILE]",
 		Short: "Verify an evidence package or the ledger offline; exits non-zero naming the first bad file or record",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
-				if cmd.Flags().Changed("data-dir") {
-					return usage("give a package or --data-dir, not both")
+				for _, f := range []string{"data-dir", "since", "save-checkpoint"} {
+					if cmd.Flags().Changed(f) {
+						return usage("--%s is for a ledger: give a package or --data-dir, not both", f)
+					}
 				}
 				return verifyFileCmd(args[0], manifestFile, pubFile, stdout)
 			}
-			var pub ed25519.PublicKey
 			var err error
 			if pubFile != "" {
-				pub, err = readPublicKeyPEM(pubFile)
+				o.pub, err = readPublicKeyPEM(pubFile)
 			} else {
-				pub, err = readPublicKey("", dataDir)
+				o.pub, err = readPublicKey("", o.dataDir)
 			}
 			if err != nil {
 				return err
 			}
-			blobs, err := openEvidence(cmd.Context(), dataDir, evidenceURL, false)
-			if err != nil {
-				return err
-			}
-			defer closeEvidence(blobs)
-			db, err := sqlite.OpenReadOnly(dataDir)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			report, err := evidence.Verify(ledger.Source(cmd.Context(), blobs, sqlite.LedgerRows(db)), pub, LedgerOrigin(pub))
-			var bad *evidence.VerifyError
-			if errors.As(err, &bad) {
-				return fmt.Errorf("ledger does not verify: %w", bad)
-			}
-			if err != nil {
-				return err
-			}
-			_, err = fmt.Fprintf(stdout, "ok: %d records, %d checkpoints, tree size %d, root %x, key SHA256:%s\n",
-				report.Records, report.Checkpoints, report.Size, report.Root, evidence.Fingerprint(pub))
-			return err
+			return verifyLedgerCmd(cmd.Context(), o, stdout)
 		},
 	}
-	cmd.Flags().StringVar(&dataDir, "data-dir", "./data", "data directory to verify")
+	cmd.Flags().StringVar(&o.dataDir, "data-dir", "./data", "data directory to verify")
 	cmd.Flags().StringVar(&pubFile, "pubkey", "", "public key to trust: a PEM file as printed by audit pubkey (or, for a package, its SHA256 fingerprint); default: DATA_DIR/signing-key.pem, or the package's own key")
-	cmd.Flags().StringVar(&evidenceURL, "evidence-url", "", "s3://bucket/prefix?… when the records are in S3 (as CHANGEGATE_EVIDENCE_URL)")
+	cmd.Flags().StringVar(&o.evidenceURL, "evidence-url", "", "s3://bucket/prefix?… when the records are in S3 (as CHANGEGATE_EVIDENCE_URL)")
 	cmd.Flags().StringVar(&manifestFile, "manifest", "", "a population export's signed manifest (default FILE.manifest.json)")
+	cmd.Flags().StringVar(&o.since, "since", "", "a checkpoint verified before (as --save-checkpoint wrote it, or GET /api/v1/checkpoint): check only the records after it and that the log extends it")
+	cmd.Flags().StringVar(&o.save, "save-checkpoint", "", "once the ledger verifies, write its latest checkpoint to FILE, for a later --since")
 	return cmd
+}
+
+// verifyLedgerOptions are audit verify's flags for a ledger.
+type verifyLedgerOptions struct {
+	dataDir, evidenceURL string
+	pub                  ed25519.PublicKey
+	since, save          string // checkpoint files
+}
+
+// verifyLedgerCmd verifies a data dir's ledger, whole or from a trusted
+// checkpoint on.
+func verifyLedgerCmd(ctx context.Context, o verifyLedgerOptions, stdout io.Writer) error {
+	origin := LedgerOrigin(o.pub)
+	var trusted []byte
+	if o.since != "" {
+		var err error
+		if trusted, err = readCheckpointFile(o.since); err != nil {
+			return err
+		}
+	}
+	blobs, err := openEvidence(ctx, o.dataDir, o.evidenceURL, false)
+	if err != nil {
+		return err
+	}
+	defer closeEvidence(blobs)
+	db, err := sqlite.OpenReadOnly(o.dataDir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	var report *evidence.Report
+	if trusted == nil {
+		report, err = evidence.Verify(ledger.Source(ctx, blobs, sqlite.LedgerRows(db)), o.pub, origin)
+	} else {
+		report, err = verifySince(ctx, blobs, db, o, trusted)
+	}
+	var bad *evidence.VerifyError
+	if errors.As(err, &bad) {
+		return fmt.Errorf("ledger does not verify: %w", bad)
+	}
+	if err != nil {
+		return err
+	}
+	if err := saveCheckpoint(o.save, report, trusted); err != nil {
+		return err
+	}
+	return printVerified(stdout, report, o.pub)
+}
+
+// verifySince is the incremental verify from the trusted checkpoint.
+func verifySince(ctx context.Context, blobs blob.Store, db *sql.DB, o verifyLedgerOptions, trusted []byte) (*evidence.Report, error) {
+	origin := LedgerOrigin(o.pub)
+	cp, err := evidence.TrustedCheckpoint(trusted, o.pub, origin)
+	if err != nil {
+		return nil, fmt.Errorf("--since %s: %w", o.since, err)
+	}
+	index := sqlite.NewLedgerReader(db)
+	size, err := index.Size(ctx)
+	if err != nil {
+		return nil, err
+	}
+	leaves, err := index.LeafHashes(ctx, min(cp.Size, size))
+	if err != nil {
+		return nil, err
+	}
+	since := evidence.Since{Checkpoint: cp, Leaves: leaves, Expect: size - min(cp.Size, size),
+		Prior: func(id string) (int64, string, bool, error) { return index.ExceptionOf(ctx, id) }}
+	src := ledger.SourceFrom(ctx, blobs, sqlite.LedgerRowsFrom(db, cp.Size), cp.Size)
+	return evidence.VerifySince(src, o.pub, origin, since)
+}
+
+// printVerified says what verified.
+func printVerified(stdout io.Writer, r *evidence.Report, pub ed25519.PublicKey) error {
+	if r.Since > 0 {
+		_, err := fmt.Fprintf(stdout, "ok: %d records after trusted checkpoint %d, %d checkpoints, tree size %d extends it, root %x, key SHA256:%s\n",
+			r.Records, r.Since, r.Checkpoints, r.Size, r.Root, evidence.Fingerprint(pub))
+		return err
+	}
+	_, err := fmt.Fprintf(stdout, "ok: %d records, %d checkpoints, tree size %d, root %x, key SHA256:%s\n",
+		r.Records, r.Checkpoints, r.Size, r.Root, evidence.Fingerprint(pub))
+	return err
+}
+
+// readCheckpointFile reads a checkpoint an auditor kept: the signed note
+// itself, or JSON holding it as "note" (a manifest's checkpoint) or as
+// "checkpoint"."note" (GET /api/v1/checkpoint).
+func readCheckpointFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--since: %w", err)
+	}
+	if len(b) > 1<<20 {
+		return nil, fmt.Errorf("--since %s: %d bytes is too large for a checkpoint", path, len(b))
+	}
+	if t := bytes.TrimSpace(b); len(t) == 0 || t[0] != '{' {
+		return b, nil
+	}
+	var j struct {
+		Note       string `json:"note"`
+		Checkpoint struct {
+			Note string `json:"note"`
+		} `json:"checkpoint"`
+	}
+	if err := json.Unmarshal(b, &j); err != nil {
+		return nil, fmt.Errorf("--since %s: not a signed checkpoint nor JSON holding one: %w", path, err)
+	}
+	note := cmp.Or(j.Note, j.Checkpoint.Note)
+	if note == "" {
+		return nil, fmt.Errorf("--since %s: the JSON holds no checkpoint note", path)
+	}
+	return []byte(note), nil
+}
+
+// saveCheckpoint writes the latest checkpoint that verified to path, in
+// place only once it is whole. With no new checkpoint since the trusted
+// one, that is the trusted one.
+func saveCheckpoint(path string, r *evidence.Report, trusted []byte) error {
+	if path == "" {
+		return nil
+	}
+	note := r.Checkpoint
+	if note == nil {
+		note = trusted
+	}
+	if note == nil {
+		return fmt.Errorf("--save-checkpoint: the ledger has no checkpoint yet")
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, note, 0o644); err != nil {
+		return fmt.Errorf("--save-checkpoint: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("--save-checkpoint: %w", err)
+	}
+	return nil
 }
 
 // readPublicKey derives the public key from the signing key file.

@@ -206,7 +206,11 @@ func RootOfLeaves(leaves []byte) ([]byte, error) {
 // LogFromLeaves builds the log of the given leaf hashes, concatenated (32
 // bytes each), as AppendLeafHash would one by one, but a level at a time:
 // no allocation per node, and each level sized once.
-func LogFromLeaves(leaves []byte) (*Log, error) {
+func LogFromLeaves(leaves []byte) (*Log, error) { return logFromLeaves(leaves, 0) }
+
+// logFromLeaves is LogFromLeaves with room in every level for more leaves,
+// which are then appended without copying the levels.
+func logFromLeaves(leaves []byte, more uint64) (*Log, error) {
 	if len(leaves)%sha256.Size != 0 {
 		return nil, fmt.Errorf("leaf hashes: %d bytes is not a multiple of %d", len(leaves), sha256.Size)
 	}
@@ -215,7 +219,8 @@ func LogFromLeaves(leaves []byte) (*Log, error) {
 	if n == 0 {
 		return l, nil
 	}
-	level := make([][sha256.Size]byte, n)
+	total := uint64(n) + more
+	level := make([][sha256.Size]byte, n, total)
 	for i := range level {
 		level[i] = [sha256.Size]byte(leaves[i*sha256.Size:])
 	}
@@ -223,7 +228,8 @@ func LogFromLeaves(leaves []byte) (*Log, error) {
 	var in [1 + 2*sha256.Size]byte
 	in[0] = rfc6962.RFC6962NodeHashPrefix
 	for len(level) > 1 {
-		up := make([][sha256.Size]byte, len(level)/2)
+		total /= 2
+		up := make([][sha256.Size]byte, len(level)/2, max(total, uint64(len(level)/2)))
 		for i := range up {
 			copy(in[1:], level[2*i][:])
 			copy(in[1+sha256.Size:], level[2*i+1][:])

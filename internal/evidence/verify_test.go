@@ -49,6 +49,7 @@ func TestVerifyGoodLedger(t *testing.T) {
 			}
 			root := rootOf(src)
 			want := &Report{Records: 10, Checkpoints: int64(len(src.checkpoints)), Size: 10, Root: root, LatestCheckpoint: 10,
+				Checkpoint:    src.checkpoints[len(src.checkpoints)-1].Data,
 				FirstObserved: sampleRecord(0).ObservedAt, LastObserved: sampleRecord(9).ObservedAt}
 			if diff := cmp.Diff(want, rep); diff != "" {
 				t.Errorf("report (-want +got):\n%s", diff)

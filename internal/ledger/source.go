@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"slices"
 
 	"github.com/changegate/changegate/internal/blob"
 	"github.com/changegate/changegate/internal/evidence"
@@ -20,10 +21,19 @@ func Source(ctx context.Context, blobs blob.Store, rows Rows) evidence.Source {
 	return &source{ctx: ctx, blobs: blobs, rows: rows}
 }
 
+// SourceFrom is Source for evidence.VerifySince: the records from sequence
+// number from on, the checkpoints of size from or larger, and the index
+// rows rows yields, which must start at from. Bundles wholly before from
+// are not read.
+func SourceFrom(ctx context.Context, blobs blob.Store, rows Rows, from uint64) evidence.Source {
+	return &source{ctx: ctx, blobs: blobs, rows: rows, from: from}
+}
+
 type source struct {
 	ctx   context.Context
 	blobs blob.Store
 	rows  Rows
+	from  uint64 // the first sequence number and checkpoint size read
 }
 
 func (s *source) keys(prefix string) ([]string, error) {
@@ -39,6 +49,7 @@ func (s *source) Records() iter.Seq2[evidence.StoredRecord, error] {
 			yield(evidence.StoredRecord{}, err)
 			return
 		}
+		refs = slices.DeleteFunc(refs, func(b bundleRef) bool { return b.last < s.from })
 		keys := make([]string, len(refs))
 		for i, b := range refs {
 			keys[i] = b.key
@@ -49,7 +60,7 @@ func (s *source) Records() iter.Seq2[evidence.StoredRecord, error] {
 		// records from its first sequence number on. Fewer lines than its
 		// key names leave the rest missing; more run into the next bundle,
 		// which Verify reports as records out of sequence.
-		var next uint64
+		next := s.from
 		for _, b := range refs {
 			for ; next < b.first; next++ {
 				if !yield(evidence.StoredRecord{Seq: int64(next), Missing: true}, nil) {
@@ -63,11 +74,14 @@ func (s *source) Records() iter.Seq2[evidence.StoredRecord, error] {
 			}
 			lines := SplitBundle(r.data)
 			for i, env := range lines {
+				if seq := b.first + uint64(i); seq < s.from {
+					continue // in a bundle that spans the trusted checkpoint
+				}
 				if !yield(evidence.StoredRecord{Seq: int64(b.first) + int64(i), Envelope: env}, nil) {
 					return
 				}
 			}
-			next = b.first + uint64(len(lines))
+			next = max(s.from, b.first+uint64(len(lines)))
 		}
 	}
 }
@@ -129,13 +143,19 @@ func (s *source) Checkpoints() iter.Seq2[evidence.StoredCheckpoint, error] {
 			yield(evidence.StoredCheckpoint{}, fmt.Errorf("list checkpoints: %w", err))
 			return
 		}
-		sizes := make([]uint64, len(keys))
-		for i, k := range keys {
-			if sizes[i], err = ParseCheckpointKey(k); err != nil {
+		var sizes []uint64
+		var from []string
+		for _, k := range keys {
+			size, err := ParseCheckpointKey(k)
+			if err != nil {
 				yield(evidence.StoredCheckpoint{}, err)
 				return
 			}
+			if size >= s.from {
+				sizes, from = append(sizes, size), append(from, k)
+			}
 		}
+		keys = from
 		blobs, stop := s.prefetch(keys)
 		defer stop()
 		for i, k := range keys {

@@ -123,6 +123,20 @@ func (x *LedgerReader) Lookup(ctx context.Context, id string) (uint64, bool, err
 	return uint64(seq), true, nil
 }
 
+// ExceptionOf returns the sequence number of the record with id and its
+// exception state as the index settles it: "", open or closed, or closing
+// for a record that closes another's.
+func (x *LedgerReader) ExceptionOf(ctx context.Context, id string) (seq int64, state string, found bool, err error) {
+	err = x.db.QueryRowContext(ctx, `SELECT seq, exception_state FROM ledger_records WHERE id = ?`, id).Scan(&seq, &state)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, "", false, nil
+	}
+	if err != nil {
+		return 0, "", false, indexError(err)
+	}
+	return seq, state, true, nil
+}
+
 // Size is how many records are indexed. Rows are committed in sequence
 // order from 0, so it is the highest sequence number plus one, which the
 // primary key answers without reading the table.

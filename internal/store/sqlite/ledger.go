@@ -251,12 +251,18 @@ func OpenReadOnly(dataDir string) (*sql.DB, error) {
 // LedgerRows yields the ledger index in sequence order, the way
 // evidence.Verify reads it.
 func LedgerRows(db *sql.DB) func(ctx context.Context) iter.Seq2[evidence.IndexRow, error] {
+	return LedgerRowsFrom(db, 0)
+}
+
+// LedgerRowsFrom is LedgerRows from sequence number from on, for
+// evidence.VerifySince.
+func LedgerRowsFrom(db *sql.DB, from uint64) func(ctx context.Context) iter.Seq2[evidence.IndexRow, error] {
 	return func(ctx context.Context) iter.Seq2[evidence.IndexRow, error] {
 		return func(yield func(evidence.IndexRow, error) bool) {
 			rows, err := db.QueryContext(ctx, `
 				SELECT seq, id, repo, pr, sha, change_type, merged_at, observed_at, outcome, compliant, ticket,
 					exception, exception_due, closes, exception_state, event_time, summary, leaf_hash
-				FROM ledger_records ORDER BY seq`)
+				FROM ledger_records WHERE seq >= ? ORDER BY seq`, int64(from))
 			if err != nil {
 				yield(evidence.IndexRow{}, fmt.Errorf("read ledger index: %w", err))
 				return
