@@ -439,7 +439,7 @@ func runServer(ctx context.Context, cfg config.Config, srv *http.Server, ln net.
 // credentialKinds are the jobs that need App credentials.
 var credentialKinds = []string{jobs.KindInstallationSync, jobs.KindEvaluatePR, jobs.KindEvaluateSHA, jobs.KindJiraIssue,
 	jobs.KindArchiveDeployment, jobs.KindArchivePush, jobs.KindDeploymentGate, jobs.KindMergeGroup, jobs.KindDeploymentReview,
-	jobs.KindReconcile, jobs.KindBackfill, jobs.KindWatchControls}
+	jobs.KindReconcile, jobs.KindBackfill, jobs.KindWatchControls, jobs.KindTeamChanged}
 
 // credentialsWait is how long a job waits before it looks for App
 // credentials again.

@@ -28,6 +28,7 @@ import (
 	"github.com/changegate/changegate/internal/evidence"
 	"github.com/changegate/changegate/internal/ghfacts"
 	"github.com/changegate/changegate/internal/jira"
+	"github.com/changegate/changegate/internal/jobs"
 	"github.com/changegate/changegate/internal/ledger"
 	"github.com/changegate/changegate/internal/policy"
 	"github.com/changegate/changegate/internal/setup"
@@ -228,6 +229,8 @@ func (a policyAdapter) StagingCheck(name string) bool { return a.p.StagingCheck(
 
 func (a policyAdapter) StagingEnvironment(env string) bool { return a.p.StagingEnvironment(env) }
 
+func (a policyAdapter) ManagerTeam(team string) bool { return a.p.ManagerTeam(team) }
+
 func (a policyAdapter) Digest() string { return a.p.Digest() }
 
 func (a policyAdapter) EmergencyLabel() string { return a.p.Emergency.Label }
@@ -247,6 +250,14 @@ func (s indexStore) IndexPullRequest(ctx context.Context, tx *sql.Tx, pr assess.
 
 func (s indexStore) OpenPullRequestsWithHead(ctx context.Context, repo, sha string) ([]assess.IndexedPR, error) {
 	return fromRows(s.db.OpenPullRequestsWithHead(ctx, repo, sha))
+}
+
+func (s indexStore) OpenPullRequestsOfOwner(ctx context.Context, installation int64, owner string) ([]assess.IndexedPR, error) {
+	return fromRows(s.db.OpenPullRequestsOfOwner(ctx, installation, owner))
+}
+
+func (s indexStore) LaterCommitJobs(ctx context.Context, repo, sha string, queuedAt time.Time) ([]jobs.EvaluateSHA, error) {
+	return s.db.LaterCommitJobs(ctx, repo, sha, queuedAt)
 }
 
 func (s indexStore) OpenPullRequestsWithKey(ctx context.Context, key string) ([]assess.IndexedPR, error) {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -45,6 +46,8 @@ type Policy interface {
 	// environment.
 	StagingCheck(name string) bool
 	StagingEnvironment(env string) bool
+	// ManagerTeam says whether the team ("org/slug") approves as managers.
+	ManagerTeam(team string) bool
 	// Digest identifies the effective policy.
 	Digest() string
 	// EmergencyLabel is the label that marks an emergency change.
@@ -110,6 +113,12 @@ type Store interface {
 	LastEvaluated(ctx context.Context, repo string, number int) (time.Time, bool, error)
 	IndexPullRequest(ctx context.Context, tx *sql.Tx, pr IndexedPR, now time.Time) error
 	OpenPullRequestsWithHead(ctx context.Context, repo, sha string) ([]IndexedPR, error)
+	// OpenPullRequestsOfOwner lists the installation's open pull requests
+	// in the repositories of owner.
+	OpenPullRequestsOfOwner(ctx context.Context, installation int64, owner string) ([]IndexedPR, error)
+	// LaterCommitJobs are the jobs for repo@sha queued after queuedAt that
+	// wait or run.
+	LaterCommitJobs(ctx context.Context, repo, sha string, queuedAt time.Time) ([]jobs.EvaluateSHA, error)
 	OpenPullRequestsWithKey(ctx context.Context, key string) ([]IndexedPR, error)
 }
 
@@ -202,6 +211,7 @@ func (a *Assessor) Register(w *queue.Workers) {
 	queue.Add(w, queue.Handler[jobs.EvaluatePR](a.evaluatePRJob))
 	queue.Add(w, queue.Handler[jobs.EvaluateSHA](a.evaluateSHAJob))
 	queue.Add(w, queue.Handler[jobs.JiraIssue](a.jiraIssueJob))
+	queue.Add(w, queue.Handler[jobs.TeamChanged](a.teamChangedJob))
 }
 
 func (a *Assessor) evaluatePRJob(ctx context.Context, log *slog.Logger, j jobs.EvaluatePR) (queue.Apply, error) {
@@ -250,33 +260,67 @@ func (a *Assessor) evaluateSHAJob(ctx context.Context, log *slog.Logger, j jobs.
 	return a.evaluateAll(ctx, log, targets, j.QueuedAt)
 }
 
-// triggeredBy keeps the pull requests for which what completed on their
-// head can change a decision: a check run, commit status or workflow run
-// their policy names in staging.checks, any check suite when it names
-// some, a deployment to a staging environment. The rest are not
-// evaluated: a push that moves 25 heads with 32 check runs each costs the
-// evaluations their staging checks call for, not one per check. Each
-// policy is read from the pull request's base branch through the ETag
-// cache; a policy that cannot be read keeps the pull request, so that its
-// check says why.
+// triggeredBy keeps the pull requests for which this job is the one to
+// evaluate them.
+//
+//   - What completed on their head must be able to change a decision: a
+//     check run, commit status or workflow run their policy names in
+//     staging.checks, any check suite when it names some, a deployment to a
+//     staging environment. A push that moves 25 heads with 32 check runs
+//     each costs the evaluations their staging checks call for, not one per
+//     check.
+//   - No later job for the same commit that counts for the pull request may
+//     be waiting or running: that one reads fresher facts, so the most
+//     recent event wins, however long the jobs wait (a rate limit, a burst).
+//
+// Each policy is read from the pull request's base branch through the ETag
+// cache; a policy that cannot be read counts everything, so that the check
+// says why.
 func (a *Assessor) triggeredBy(ctx context.Context, log *slog.Logger, j jobs.EvaluateSHA, repo change.Repo, prs []IndexedPR) ([]IndexedPR, error) {
-	if j.Trigger == "" || len(prs) == 0 || a.Policies == nil {
+	if len(prs) == 0 {
 		return prs, nil
 	}
-	client, err := a.Clients.Installation(j.Installation)
+	later, err := a.Store.LaterCommitJobs(ctx, j.Repo, j.SHA, j.QueuedAt)
 	if err != nil {
 		return nil, err
 	}
 	var out []IndexedPR
 	for _, p := range prs {
-		pol, _, err := a.Policies(ctx, client, repo, p.BaseRef)
-		if err != nil || stagingTrigger(pol, j) {
-			out = append(out, p)
-			continue
+		counts, known, err := a.countsFor(ctx, j.Installation, repo, p)
+		if err != nil {
+			return nil, err
 		}
-		log.Debug("not staging evidence under the policy: not evaluated", "pr", p.Number, "trigger", j.Trigger, "name", j.Name, "environment", j.Environment)
+		switch {
+		case !counts(j):
+			log.Debug("not staging evidence under the policy: not evaluated", "pr", p.Number, "trigger", j.Trigger, "name", j.Name, "environment", j.Environment)
+		case known && slices.ContainsFunc(later, counts):
+			log.Debug("a later job for this commit evaluates it: not evaluated", "pr", p.Number)
+		default:
+			out = append(out, p)
+		}
 	}
 	return out, nil
+}
+
+// countsFor returns whether a job for a commit can change the pull
+// request's decision under its policy. When the policy cannot be read
+// (known is false), every job counts, so that this one evaluates and its
+// check says why; but no job steps aside for a later one, which may find
+// the policy readable and not count.
+func (a *Assessor) countsFor(ctx context.Context, installation int64, repo change.Repo, p IndexedPR) (counts func(jobs.EvaluateSHA) bool, known bool, err error) {
+	everything := func(jobs.EvaluateSHA) bool { return true }
+	if a.Policies == nil {
+		return everything, true, nil
+	}
+	client, err := a.Clients.Installation(installation)
+	if err != nil {
+		return nil, false, err
+	}
+	pol, _, err := a.Policies(ctx, client, repo, p.BaseRef)
+	if err != nil {
+		return everything, false, nil
+	}
+	return func(j jobs.EvaluateSHA) bool { return stagingTrigger(pol, j) }, true, nil
 }
 
 // stagingTrigger says whether what completed is staging evidence under pol.
@@ -309,6 +353,49 @@ func (a *Assessor) jiraIssueJob(ctx context.Context, log *slog.Logger, j jobs.Ji
 		log.Debug("no open pull request names this key")
 	}
 	return a.evaluateAll(ctx, log, targets, j.QueuedAt)
+}
+
+// teamChangedJob re-evaluates the organization's open pull requests whose
+// policy names the team as approving managers. Member lists are read
+// through the ETag cache, which revalidates them at every evaluation, so
+// nothing cached needs dropping: the evaluations read the change.
+func (a *Assessor) teamChangedJob(ctx context.Context, log *slog.Logger, j jobs.TeamChanged) (queue.Apply, error) {
+	prs, err := a.Store.OpenPullRequestsOfOwner(ctx, j.Installation, j.Org)
+	if err != nil {
+		return nil, err
+	}
+	team := j.Org + "/" + j.Team
+	var targets []target
+	for _, p := range prs {
+		repo, err := change.ParseRepo(p.Repo)
+		if err != nil {
+			return nil, err
+		}
+		names, err := a.namesTeam(ctx, j.Installation, repo, p.BaseRef, team)
+		if err != nil {
+			return nil, err
+		}
+		if names {
+			targets = append(targets, target{repo: repo, number: p.Number, installation: p.InstallationID})
+		}
+	}
+	log.Info("team changed", "open_pull_requests", len(prs), "to_evaluate", len(targets))
+	return a.evaluateAll(ctx, log, targets, j.QueuedAt)
+}
+
+// namesTeam says whether the policy of base in repo names team as
+// approving managers. A policy that cannot be read counts as naming it,
+// so that the evaluation says why.
+func (a *Assessor) namesTeam(ctx context.Context, installation int64, repo change.Repo, base, team string) (bool, error) {
+	if a.Policies == nil {
+		return true, nil
+	}
+	client, err := a.Clients.Installation(installation)
+	if err != nil {
+		return false, err
+	}
+	pol, _, err := a.Policies(ctx, client, repo, base)
+	return err != nil || pol.ManagerTeam(team), nil
 }
 
 type target struct {

@@ -32,6 +32,7 @@ func (p fakePolicy) ProductionBranch(b, def string) bool           { return b ==
 func (p fakePolicy) ProductionEnvironment(env string) bool         { return env == "production" }
 func (p fakePolicy) StagingCheck(name string) bool                 { return name == "" || name == "staging" }
 func (p fakePolicy) StagingEnvironment(env string) bool            { return env == "staging" }
+func (p fakePolicy) ManagerTeam(team string) bool                  { return team == "acme/release-managers" }
 func (p fakePolicy) Digest() string                                { return "digest" }
 func (p fakePolicy) EmergencyLabel() string                        { return "emergency" }
 func (p fakePolicy) FrozenAt(time.Time) (string, bool)             { return "", false }
@@ -131,6 +132,14 @@ func (w *world) IndexPullRequest(_ context.Context, _ *sql.Tx, pr IndexedPR, _ t
 		w.lastEval[pr.Number] = pr.EvaluatedAt
 	}
 	return nil
+}
+
+func (w *world) OpenPullRequestsOfOwner(context.Context, int64, string) ([]IndexedPR, error) {
+	return nil, nil
+}
+
+func (w *world) LaterCommitJobs(context.Context, string, string, time.Time) ([]jobs.EvaluateSHA, error) {
+	return nil, nil
 }
 
 func (w *world) OpenPullRequestsWithHead(_ context.Context, _ string, sha string) ([]IndexedPR, error) {

@@ -148,6 +148,33 @@ func (e EvaluateSHA) LogAttrs() []slog.Attr {
 	}
 }
 
+// KindTeamChanged is the job of a membership or team event.
+const KindTeamChanged = "team_changed"
+
+// TeamChanged re-evaluates the open pull requests of an organization whose
+// policy names the team as approving managers: someone joined or left it,
+// or the team itself changed. An approval by someone who left stops
+// counting before the merge, not at the next event on the pull request.
+type TeamChanged struct {
+	DeliveryID   string    `json:"delivery_id"`
+	Installation int64     `json:"installation_id"`
+	Org          string    `json:"org"`
+	Team         string    `json:"team"` // the slug
+	Reason       string    `json:"reason"`
+	QueuedAt     time.Time `json:"queued_at"`
+}
+
+func (TeamChanged) Kind() string { return KindTeamChanged }
+
+// DeliveryRef names the delivery the job was queued for.
+func (t TeamChanged) DeliveryRef() string { return t.DeliveryID }
+
+// LogAttrs are the attributes a worker's log lines carry.
+func (t TeamChanged) LogAttrs() []slog.Attr {
+	return []slog.Attr{slog.String("delivery_id", t.DeliveryID), slog.Int64("installation_id", t.Installation),
+		slog.String("team", t.Org+"/"+t.Team), slog.String("reason", t.Reason)}
+}
+
 // JiraIssue re-evaluates every open pull request that names a Jira key:
 // the issue was updated or transitioned.
 type JiraIssue struct {

@@ -1044,6 +1044,17 @@ func (p *Policy) StagingCheck(name string) bool {
 	return matchAny(p.Staging.Checks, name)
 }
 
+// ManagerTeam says whether team ("org/slug") is one whose members approve
+// as managers. Logins and slugs are compared without case, as GitHub does.
+func (p *Policy) ManagerTeam(team string) bool {
+	for _, t := range p.Manager.Teams {
+		if strings.EqualFold(t, team) {
+			return true
+		}
+	}
+	return false
+}
+
 // StagingEnvironment says whether a deployment to env is staging evidence
 // under the policy.
 func (p *Policy) StagingEnvironment(env string) bool {

@@ -73,6 +73,14 @@ func (r *reader) top(p *payload, key string, v gjson.Result) {
 		p.Commits = r.commits(v)
 	case "deleted":
 		p.Deleted = r.bool(v, key)
+	case "team":
+		p.Team = objectOf(r, v, key, func(t *teamPayload, key string, f gjson.Result) {
+			if key == "slug" {
+				t.Slug = r.str(f, "team.slug")
+			}
+		})
+	case "organization":
+		p.Organization = r.account(v, key)
 	default:
 		r.topString(p, key, v)
 	}
@@ -120,18 +128,23 @@ func (r *reader) installation(v gjson.Result) *installationPayload {
 		case "id":
 			in.ID = r.int64(f, "installation.id")
 		case "account":
-			in.Account = objectOf(r, f, "installation.account", func(a *accountPayload, key string, g gjson.Result) {
-				switch key {
-				case "login":
-					a.Login = r.str(g, "installation.account.login")
-				case "type":
-					a.Type = r.str(g, "installation.account.type")
-				}
-			})
+			in.Account = r.account(f, "installation.account")
 		case "repository_selection":
 			in.RepositorySelection = r.str(f, "installation.repository_selection")
 		case "suspended_at":
 			in.SuspendedAt = r.strPtr(f, "installation.suspended_at")
+		}
+	})
+}
+
+// account reads a user or organization object at path.
+func (r *reader) account(v gjson.Result, path string) *accountPayload {
+	return objectOf(r, v, path, func(a *accountPayload, key string, g gjson.Result) {
+		switch key {
+		case "login":
+			a.Login = r.str(g, path+".login")
+		case "type":
+			a.Type = r.str(g, path+".type")
 		}
 	})
 }

@@ -68,8 +68,14 @@ type payload struct {
 	Deleted          bool                     `json:"deleted"`
 	Commits          []commitPayload          `json:"commits"`
 	Pusher           *pusherPayload           `json:"pusher"`
-	SHA              string                   `json:"sha"`   // status
-	After            string                   `json:"after"` // push
+	SHA              string                   `json:"sha"`          // status
+	After            string                   `json:"after"`        // push
+	Team             *teamPayload             `json:"team"`         // membership, team
+	Organization     *accountPayload          `json:"organization"` // membership, team
+}
+
+type teamPayload struct {
+	Slug string `json:"slug"`
 }
 
 type installationPayload struct {
@@ -190,6 +196,8 @@ func Translate(id, event string, body []byte, received time.Time, opts Translate
 	d.SHA = headSHA(&p)
 
 	switch event {
+	case "membership", "team":
+		d.Jobs = teamJobs(&d, &p)
 	case "deployment_review":
 		d.Jobs = reviewJobs(&d, body)
 	case "installation", "installation_repositories":
@@ -202,6 +210,23 @@ func Translate(id, event string, body []byte, received time.Time, opts Translate
 		d.Jobs = evaluationJobs(&d, &p, opts)
 	}
 	return d, nil
+}
+
+// teamJobs re-evaluates what a change to a team's members can change: a
+// member added or removed, or the team created, deleted or edited (a new
+// parent changes who its member list holds). Who is a member is not taken
+// from the event: the worker reads the list.
+func teamJobs(d *Delivery, p *payload) []jobs.Job {
+	switch d.Action {
+	case "added", "removed", "created", "deleted", "edited":
+	default:
+		return nil
+	}
+	if d.InstallationID == 0 || p.Team == nil || p.Team.Slug == "" || p.Organization == nil || p.Organization.Login == "" {
+		return nil
+	}
+	return []jobs.Job{jobs.TeamChanged{DeliveryID: d.ID, Installation: d.InstallationID, Org: p.Organization.Login,
+		Team: p.Team.Slug, Reason: reason(d), QueuedAt: d.ReceivedAt}}
 }
 
 // evaluationJobs maps an event to the re-evaluations it calls for. Each

@@ -155,6 +155,45 @@ func TestTranslateGitHubExamples(t *testing.T) {
 	}
 }
 
+// TestTranslateTeamExamples: GitHub's membership and team examples that
+// an App receives (they name the installation) re-evaluate the team's
+// pull requests; adding a team to a repository changes no one's
+// membership, and a team already deleted has no slug to look up.
+func TestTranslateTeamExamples(t *testing.T) {
+	t.Parallel()
+	want := map[string]bool{
+		"membership/removed.with-installation.payload.json": true,
+		"team/created.payload.json":                         true,
+		"team/deleted.payload.json":                         true,
+		"team/edited.payload.json":                          true,
+	}
+	seen := 0
+	for _, ex := range githubExamples(t) {
+		if ex.event != "membership" && ex.event != "team" {
+			continue
+		}
+		seen++
+		name := ex.event + "/" + filepath.Base(ex.file)
+		d, err := Translate("id", ex.event, ex.body, t0, TranslateOptions{})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !want[name] {
+			if len(d.Jobs) != 0 {
+				t.Errorf("%s: jobs %+v, want none", name, d.Jobs)
+			}
+			continue
+		}
+		tc := jobs.TeamChanged{DeliveryID: "id", Installation: 1, Org: "Octocoders", Team: "github", Reason: ex.event + "." + d.Action, QueuedAt: t0}
+		if len(d.Jobs) != 1 || d.Jobs[0] != tc {
+			t.Errorf("%s: jobs %+v, want %+v", name, d.Jobs, tc)
+		}
+	}
+	if seen != 9 {
+		t.Errorf("%d membership and team examples, want 9", seen)
+	}
+}
+
 func FuzzTranslate(f *testing.F) {
 	f.Add("installation", []byte(`{"action":"created","installation":{"id":1,"account":{"login":"a"}}}`))
 	f.Add("pull_request", []byte(`{"action":"opened"}`))

@@ -3,9 +3,12 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/changegate/changegate/internal/jobs"
 )
 
 // PullRequest is a row of the pull request index.
@@ -80,6 +83,45 @@ func (s *DB) OpenPullRequestsWithHead(ctx context.Context, repo, sha string) ([]
 	return s.queryPRs(ctx, `
 		SELECT repo, number, installation_id, head_sha, base_ref, state FROM pull_requests
 		WHERE repo = ? AND head_sha = ? AND state = 'open' ORDER BY number`, repo, sha)
+}
+
+// OpenPullRequestsOfOwner lists the installation's open pull requests in
+// the repositories of owner (a login, matched without case).
+func (s *DB) OpenPullRequestsOfOwner(ctx context.Context, installation int64, owner string) ([]PullRequest, error) {
+	return s.queryPRs(ctx, `
+		SELECT repo, number, installation_id, head_sha, base_ref, state FROM pull_requests
+		WHERE installation_id = ? AND state = 'open' AND lower(substr(repo, 1, length(?) + 1)) = lower(? || '/')
+		ORDER BY repo, number`, installation, owner, owner)
+}
+
+// LaterCommitJobs returns the evaluate_sha jobs for repo@sha that wait or
+// run and were queued after queuedAt: each will evaluate the commit's pull
+// requests with facts at least as fresh as an earlier job would read. The
+// state index finds the unfinished jobs; finished ones are never read.
+func (s *DB) LaterCommitJobs(ctx context.Context, repo, sha string, queuedAt time.Time) ([]jobs.EvaluateSHA, error) {
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT json(args) FROM river_job
+		WHERE state IN ('available', 'pending', 'retryable', 'running', 'scheduled') AND kind = ?
+			AND json_extract(args, '$.repo') = ? AND json_extract(args, '$.sha') = ?`, jobs.KindEvaluateSHA, repo, sha)
+	if err != nil {
+		return nil, fmt.Errorf("later jobs for %s@%s: %w", repo, sha, err)
+	}
+	defer rows.Close()
+	var out []jobs.EvaluateSHA
+	for rows.Next() {
+		var args []byte
+		if err := rows.Scan(&args); err != nil {
+			return nil, fmt.Errorf("later jobs for %s@%s: %w", repo, sha, err)
+		}
+		var j jobs.EvaluateSHA
+		if err := json.Unmarshal(args, &j); err != nil {
+			return nil, fmt.Errorf("later jobs for %s@%s: %w", repo, sha, err)
+		}
+		if j.QueuedAt.After(queuedAt) {
+			out = append(out, j)
+		}
+	}
+	return out, rows.Err()
 }
 
 // OpenPullRequestsWithKey lists open pull requests that name a Jira key.
