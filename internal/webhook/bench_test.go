@@ -3,6 +3,9 @@ package webhook_test
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +20,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/tidwall/gjson"
 
 	"github.com/changegate/changegate/internal/jobs"
 	"github.com/changegate/changegate/internal/queue"
@@ -51,6 +55,27 @@ func benchIntake(b *testing.B, event string, body []byte) {
 		e.POST("/webhooks/github", func(c echo.Context) error {
 			if _, err := io.Copy(io.Discard, c.Request().Body); err != nil {
 				return err
+			}
+			return c.NoContent(http.StatusAccepted)
+		})
+		srv := httptest.NewServer(e)
+		defer srv.Close()
+		runIntake(b, srv.URL+"/webhooks/github", event, body)
+	})
+	b.Run("verified", func(b *testing.B) {
+		// The least any intake that refuses a bad signature or a body that
+		// is not JSON must do: read, HMAC, validate; nothing stored.
+		e := echo.New()
+		e.POST("/webhooks/github", func(c echo.Context) error {
+			body, err := io.ReadAll(c.Request().Body)
+			if err != nil {
+				return err
+			}
+			mac := hmac.New(sha256.New, secret)
+			mac.Write(body)
+			want := "sha256=" + hex.EncodeToString(mac.Sum(nil))
+			if !hmac.Equal([]byte(want), []byte(c.Request().Header.Get("X-Hub-Signature-256"))) || !gjson.ValidBytes(body) {
+				return c.NoContent(http.StatusBadRequest)
 			}
 			return c.NoContent(http.StatusAccepted)
 		})
