@@ -39,8 +39,8 @@ func addCompleteness(workers *queue.Workers, cfg config.Config, store *sqlite.DB
 // sweepHandler runs one sweep and keeps, with the job, what it asked for
 // and its cursor. A sweep cut short by GitHub still keeps what it asked for,
 // so that nothing is asked for twice.
-func sweepHandler(s *redeliver.Sweeper, store *sqlite.DB) queue.Handler[jobs.RedeliverySweep] {
-	return func(ctx context.Context, log *slog.Logger, _ jobs.RedeliverySweep) (queue.Apply, error) {
+func sweepHandler(s *redeliver.Sweeper, store *sqlite.DB) jobs.Handler[jobs.RedeliverySweep] {
+	return func(ctx context.Context, log *slog.Logger, _ jobs.RedeliverySweep) (jobs.Apply, error) {
 		res, err := s.Sweep(ctx, log)
 		asked := make([]sqlite.Redelivery, 0, len(res.Asked))
 		for _, a := range res.Asked {
@@ -63,9 +63,9 @@ func sweepHandler(s *redeliver.Sweeper, store *sqlite.DB) queue.Handler[jobs.Red
 
 // writeBackHandler tells a Jira ticket of its change record. A failure
 // fails the job, which the queue retries; the record stands either way.
-func writeBackHandler(tickets *jira.Client, publicURL string) queue.Handler[jobs.JiraWriteBack] {
+func writeBackHandler(tickets *jira.Client, publicURL string) jobs.Handler[jobs.JiraWriteBack] {
 	base := strings.TrimSuffix(publicURL, "/")
-	return func(ctx context.Context, log *slog.Logger, j jobs.JiraWriteBack) (queue.Apply, error) {
+	return func(ctx context.Context, log *slog.Logger, j jobs.JiraWriteBack) (jobs.Apply, error) {
 		err := tickets.WriteBack(ctx, jira.Link{Key: j.Key, RecordID: j.RecordID, URL: base + "/audit/changes/" + url.PathEscape(j.RecordID),
 			Title: j.Title, Comment: j.Comment})
 		if err != nil {

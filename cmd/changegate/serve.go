@@ -272,13 +272,25 @@ func newWorkers(ctx context.Context, cfg config.Config, store *sqlite.DB, led *o
 	walked := prometheus.NewCounter(prometheus.CounterOpts{Name: "changegate_backfill_commits_walked_total", Help: "Commits backfill jobs walked."})
 	reg.MustRegister(walked)
 	assessor.BackfillProgress = func(string, int, int) { walked.Inc() }
-	assessor.Register(workers)
-	assessor.RegisterArchive(workers)
-	assessor.RegisterGate(workers)
-	assessor.RegisterMergeGroup(workers)
-	assessor.RegisterReconcile(workers)
-	assessor.RegisterWatch(workers)
+	addAssessor(workers, assessor)
 	return workers, apps, nil
+}
+
+// addAssessor registers the workflow's job handlers.
+func addAssessor(w *queue.Workers, a *assess.Assessor) {
+	queue.Add(w, a.EvaluatePRJob)
+	queue.Add(w, a.EvaluateSHAJob)
+	queue.Add(w, a.JiraIssueJob)
+	queue.Add(w, a.TeamChangedJob)
+	queue.Add(w, a.ArchiveDeploymentJob)
+	queue.Add(w, a.ArchivePushJob)
+	queue.Add(w, a.DeploymentGateJob)
+	queue.Add(w, a.DeploymentReviewJob)
+	queue.Add(w, a.MergeGroupJob)
+	queue.Add(w, a.ReconcileJob)
+	queue.Add(w, a.ReconcileAllJob)
+	queue.Add(w, a.BackfillJob)
+	queue.Add(w, a.WatchControlsJob)
 }
 
 // addNotConfigured registers, for each job kind in credentialKinds, a
@@ -296,6 +308,7 @@ func addNotConfigured(workers *queue.Workers) {
 	queue.Add(workers, notConfigured[jobs.Reconcile]())
 	queue.Add(workers, notConfigured[jobs.Backfill]())
 	queue.Add(workers, notConfigured[jobs.WatchControls]())
+	queue.Add(workers, notConfigured[jobs.TeamChanged]())
 }
 
 func newQueue(store *sqlite.DB, workers *queue.Workers, cfg config.Config, periodic []queue.Periodic, reg prometheus.Registerer, log *slog.Logger) (*queue.Queue, error) {
@@ -449,8 +462,8 @@ var errAppNotConfigured = errors.New("GitHub App credentials are not configured 
 
 // notConfigured makes a job wait: without App credentials nothing can be
 // read from GitHub, so the job is snoozed until a restart brings them.
-func notConfigured[T queue.Args]() queue.Handler[T] {
-	return func(context.Context, *slog.Logger, T) (queue.Apply, error) { return nil, errAppNotConfigured }
+func notConfigured[T jobs.Args]() jobs.Handler[T] {
+	return func(context.Context, *slog.Logger, T) (jobs.Apply, error) { return nil, errAppNotConfigured }
 }
 
 // newJira builds the Jira client when Jira is configured, and checks the

@@ -5,11 +5,15 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/changegate/changegate/internal/assess"
 	"github.com/changegate/changegate/internal/ghfake"
+	"github.com/changegate/changegate/internal/inventory"
+	"github.com/changegate/changegate/internal/queue"
 )
 
 // TestServeEndToEnd runs the real wiring against the fake GitHub: start-up
@@ -143,5 +147,24 @@ func TestVersion(t *testing.T) {
 	}
 	if !strings.HasPrefix(stdout.String(), "changegate ") {
 		t.Errorf("version output %q", stdout.String())
+	}
+}
+
+// TestEveryCredentialKindHasAWorker: each job kind that needs App
+// credentials has a handler when they are configured, and a waiting one
+// when they are not; a kind without either would fail its jobs.
+func TestEveryCredentialKindHasAWorker(t *testing.T) {
+	t.Parallel()
+	unconfigured := queue.NewWorkers()
+	addNotConfigured(unconfigured)
+	configured := queue.NewWorkers()
+	addAssessor(configured, &assess.Assessor{})
+	queue.Add(configured, inventory.SyncHandler(nil, nil, time.Now))
+	for name, w := range map[string]*queue.Workers{"unconfigured": unconfigured, "configured": configured} {
+		for _, k := range credentialKinds {
+			if !slices.Contains(w.Kinds(), k) {
+				t.Errorf("%s: no worker for %s", name, k)
+			}
+		}
 	}
 }

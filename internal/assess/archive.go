@@ -14,7 +14,6 @@ import (
 	"github.com/changegate/changegate/internal/change"
 	"github.com/changegate/changegate/internal/evidence"
 	"github.com/changegate/changegate/internal/jobs"
-	"github.com/changegate/changegate/internal/queue"
 )
 
 // Archiver appends change records to the evidence ledger.
@@ -34,16 +33,10 @@ type CommitPulls func(ctx context.Context, client *github.Client, repo change.Re
 // (ghfacts.Deployments).
 type DeploymentReader func(ctx context.Context, client *github.Client, repo change.Repo, sha, env string) ([]change.Deployment, error)
 
-// RegisterArchive adds the archive job handlers.
-func (a *Assessor) RegisterArchive(w *queue.Workers) {
-	queue.Add(w, queue.Handler[jobs.ArchiveDeployment](a.archiveDeploymentJob))
-	queue.Add(w, queue.Handler[jobs.ArchivePush](a.archivePushJob))
-}
-
-// archiveDeploymentJob records a successful deployment to a production
+// ArchiveDeploymentJob records a successful deployment to a production
 // environment, linked to the change records of the commit it shipped. A
 // commit with no change record shipped unevaluated: an exception.
-func (a *Assessor) archiveDeploymentJob(ctx context.Context, log *slog.Logger, j jobs.ArchiveDeployment) (queue.Apply, error) {
+func (a *Assessor) ArchiveDeploymentJob(ctx context.Context, log *slog.Logger, j jobs.ArchiveDeployment) (jobs.Apply, error) {
 	t, err := a.archiveTarget(ctx, log, j.Installation, j.Repo, "")
 	if err != nil || t.client == nil {
 		return nil, err
@@ -135,9 +128,9 @@ func (a *Assessor) guardedBy(ctx context.Context, client *github.Client, repo ch
 	return slices.Contains(apps, a.AppID), nil
 }
 
-// archivePushJob records a push to a production branch that no merged pull
+// ArchivePushJob records a push to a production branch that no merged pull
 // request covers: a direct push, with an exception.
-func (a *Assessor) archivePushJob(ctx context.Context, log *slog.Logger, j jobs.ArchivePush) (queue.Apply, error) {
+func (a *Assessor) ArchivePushJob(ctx context.Context, log *slog.Logger, j jobs.ArchivePush) (jobs.Apply, error) {
 	if repo, err := change.ParseRepo(j.Repo); err == nil && a.PolicyPushed != nil {
 		a.PolicyPushed(repo)
 	}

@@ -19,7 +19,6 @@ import (
 
 	"github.com/changegate/changegate/internal/change"
 	"github.com/changegate/changegate/internal/jobs"
-	"github.com/changegate/changegate/internal/queue"
 )
 
 // Clients hands out installation clients (ghapp.Apps).
@@ -206,15 +205,7 @@ type Assessor struct {
 // published.
 var ErrJiraUnreachable = errors.New("jira unreachable")
 
-// Register adds the evaluation job handlers.
-func (a *Assessor) Register(w *queue.Workers) {
-	queue.Add(w, queue.Handler[jobs.EvaluatePR](a.evaluatePRJob))
-	queue.Add(w, queue.Handler[jobs.EvaluateSHA](a.evaluateSHAJob))
-	queue.Add(w, queue.Handler[jobs.JiraIssue](a.jiraIssueJob))
-	queue.Add(w, queue.Handler[jobs.TeamChanged](a.teamChangedJob))
-}
-
-func (a *Assessor) evaluatePRJob(ctx context.Context, log *slog.Logger, j jobs.EvaluatePR) (queue.Apply, error) {
+func (a *Assessor) EvaluatePRJob(ctx context.Context, log *slog.Logger, j jobs.EvaluatePR) (jobs.Apply, error) {
 	repo, err := change.ParseRepo(j.Repo)
 	if err != nil {
 		return nil, err
@@ -222,7 +213,7 @@ func (a *Assessor) evaluatePRJob(ctx context.Context, log *slog.Logger, j jobs.E
 	return a.evaluateAll(ctx, log, []target{{repo: repo, number: j.Number, installation: j.Installation, named: true, delivery: j.DeliveryID}}, j.QueuedAt)
 }
 
-func (a *Assessor) evaluateSHAJob(ctx context.Context, log *slog.Logger, j jobs.EvaluateSHA) (queue.Apply, error) {
+func (a *Assessor) EvaluateSHAJob(ctx context.Context, log *slog.Logger, j jobs.EvaluateSHA) (jobs.Apply, error) {
 	repo, err := change.ParseRepo(j.Repo)
 	if err != nil {
 		return nil, err
@@ -336,7 +327,7 @@ func stagingTrigger(pol Policy, j jobs.EvaluateSHA) bool {
 	return true
 }
 
-func (a *Assessor) jiraIssueJob(ctx context.Context, log *slog.Logger, j jobs.JiraIssue) (queue.Apply, error) {
+func (a *Assessor) JiraIssueJob(ctx context.Context, log *slog.Logger, j jobs.JiraIssue) (jobs.Apply, error) {
 	prs, err := a.Store.OpenPullRequestsWithKey(ctx, j.Key)
 	if err != nil {
 		return nil, err
@@ -355,11 +346,11 @@ func (a *Assessor) jiraIssueJob(ctx context.Context, log *slog.Logger, j jobs.Ji
 	return a.evaluateAll(ctx, log, targets, j.QueuedAt)
 }
 
-// teamChangedJob re-evaluates the organization's open pull requests whose
+// TeamChangedJob re-evaluates the organization's open pull requests whose
 // policy names the team as approving managers. Member lists are read
 // through the ETag cache, which revalidates them at every evaluation, so
 // nothing cached needs dropping: the evaluations read the change.
-func (a *Assessor) teamChangedJob(ctx context.Context, log *slog.Logger, j jobs.TeamChanged) (queue.Apply, error) {
+func (a *Assessor) TeamChangedJob(ctx context.Context, log *slog.Logger, j jobs.TeamChanged) (jobs.Apply, error) {
 	prs, err := a.Store.OpenPullRequestsOfOwner(ctx, j.Installation, j.Org)
 	if err != nil {
 		return nil, err
@@ -409,7 +400,7 @@ type target struct {
 // evaluateAll evaluates each target and returns one Apply that indexes them
 // all. A target that fails makes the job fail (and retry) after the others
 // were published.
-func (a *Assessor) evaluateAll(ctx context.Context, log *slog.Logger, targets []target, queuedAt time.Time) (queue.Apply, error) {
+func (a *Assessor) evaluateAll(ctx context.Context, log *slog.Logger, targets []target, queuedAt time.Time) (jobs.Apply, error) {
 	var indexed []IndexedPR
 	var errs []error
 	for _, t := range targets {

@@ -194,7 +194,7 @@ func TestEvaluatePublishesAndIndexes(t *testing.T) {
 	w.tickets["PAY-1"] = change.LookupFound
 	a := w.assessor()
 	err := run(t, func() (func(context.Context, *sql.Tx) error, error) {
-		ap, err := a.evaluatePRJob(t.Context(), log, jobs.EvaluatePR{Installation: 1, Repo: "acme/api", Number: 5, QueuedAt: w.now.Add(-time.Second)})
+		ap, err := a.EvaluatePRJob(t.Context(), log, jobs.EvaluatePR{Installation: 1, Repo: "acme/api", Number: 5, QueuedAt: w.now.Add(-time.Second)})
 		return ap, err
 	})
 	if err != nil {
@@ -221,7 +221,7 @@ func TestStaleJobIsCoalesced(t *testing.T) {
 	w.lastEval[5] = w.now.Add(-time.Second) // an evaluation started after the event
 	a := w.assessor()
 	if err := run(t, func() (func(context.Context, *sql.Tx) error, error) {
-		return a.evaluatePRJob(t.Context(), log, jobs.EvaluatePR{Installation: 1, Repo: "acme/api", Number: 5, QueuedAt: w.now.Add(-time.Minute)})
+		return a.EvaluatePRJob(t.Context(), log, jobs.EvaluatePR{Installation: 1, Repo: "acme/api", Number: 5, QueuedAt: w.now.Add(-time.Minute)})
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -235,13 +235,13 @@ func TestFailedEvaluationDoesNotCoalesceItsRetry(t *testing.T) {
 	w := newWorld()
 	a := w.assessor()
 	job := jobs.EvaluatePR{Installation: 1, Repo: "acme/api", Number: 5, QueuedAt: w.now.Add(-time.Minute)}
-	if err := run(t, func() (func(context.Context, *sql.Tx) error, error) { return a.evaluatePRJob(t.Context(), log, job) }); err == nil {
+	if err := run(t, func() (func(context.Context, *sql.Tx) error, error) { return a.EvaluatePRJob(t.Context(), log, job) }); err == nil {
 		t.Fatal("want the GitHub error")
 	}
 	w.prs[5] = change.PullRequest{Number: 5, State: "open", HeadSHA: "aaa"}
 	w.tickets["PAY-1"] = change.LookupFound
 	w.now = w.now.Add(time.Minute)
-	if err := run(t, func() (func(context.Context, *sql.Tx) error, error) { return a.evaluatePRJob(t.Context(), log, job) }); err != nil {
+	if err := run(t, func() (func(context.Context, *sql.Tx) error, error) { return a.EvaluatePRJob(t.Context(), log, job) }); err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff([]change.Outcome{change.Compliant}, w.outcomes()); diff != "" {
@@ -256,7 +256,7 @@ func TestJiraUnreachablePublishesPendingAndRetries(t *testing.T) {
 	w.tickets["PAY-1"] = change.LookupUnreachable
 	a := w.assessor()
 	err := run(t, func() (func(context.Context, *sql.Tx) error, error) {
-		return a.evaluatePRJob(t.Context(), log, jobs.EvaluatePR{Installation: 1, Repo: "acme/api", Number: 5})
+		return a.EvaluatePRJob(t.Context(), log, jobs.EvaluatePR{Installation: 1, Repo: "acme/api", Number: 5})
 	})
 	if !errors.Is(err, ErrJiraUnreachable) {
 		t.Fatalf("err = %v, want ErrJiraUnreachable so the job retries", err)
@@ -273,7 +273,7 @@ func TestInvalidPolicyPublishesFailure(t *testing.T) {
 	w.policyErr = &InvalidPolicyError{Source: ".github/changegate.yml", Err: errors.New(`line 3: unknown key "reveiw"`)}
 	a := w.assessor()
 	if err := run(t, func() (func(context.Context, *sql.Tx) error, error) {
-		return a.evaluatePRJob(t.Context(), log, jobs.EvaluatePR{Installation: 1, Repo: "acme/api", Number: 5})
+		return a.EvaluatePRJob(t.Context(), log, jobs.EvaluatePR{Installation: 1, Repo: "acme/api", Number: 5})
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +289,7 @@ func TestClosedPullRequestIsIndexedNotPublished(t *testing.T) {
 	w.index[5] = IndexedPR{Repo: "acme/api", Number: 5, HeadSHA: "aaa", State: "open", Keys: []string{"PAY-1"}}
 	a := w.assessor()
 	if err := run(t, func() (func(context.Context, *sql.Tx) error, error) {
-		return a.evaluatePRJob(t.Context(), log, jobs.EvaluatePR{Installation: 1, Repo: "acme/api", Number: 5})
+		return a.EvaluatePRJob(t.Context(), log, jobs.EvaluatePR{Installation: 1, Repo: "acme/api", Number: 5})
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +307,7 @@ func TestCommitEventsFanOutToOpenPullRequests(t *testing.T) {
 	a := w.assessor()
 	// Not indexed yet: GitHub is asked which pull requests hold the commit.
 	if err := run(t, func() (func(context.Context, *sql.Tx) error, error) {
-		return a.evaluateSHAJob(t.Context(), log, jobs.EvaluateSHA{Installation: 1, Repo: "acme/api", SHA: "aaa"})
+		return a.EvaluateSHAJob(t.Context(), log, jobs.EvaluateSHA{Installation: 1, Repo: "acme/api", SHA: "aaa"})
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -318,7 +318,7 @@ func TestCommitEventsFanOutToOpenPullRequests(t *testing.T) {
 	w.now = w.now.Add(time.Minute)
 	w.published = nil
 	if err := run(t, func() (func(context.Context, *sql.Tx) error, error) {
-		return a.jiraIssueJob(t.Context(), log, jobs.JiraIssue{Key: "PAY-1", QueuedAt: w.now})
+		return a.JiraIssueJob(t.Context(), log, jobs.JiraIssue{Key: "PAY-1", QueuedAt: w.now})
 	}); err != nil {
 		t.Fatal(err)
 	}

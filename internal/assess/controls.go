@@ -12,7 +12,6 @@ import (
 	"github.com/changegate/changegate/internal/change"
 	"github.com/changegate/changegate/internal/evidence"
 	"github.com/changegate/changegate/internal/jobs"
-	"github.com/changegate/changegate/internal/queue"
 )
 
 // ControlState is whether changegate is enforced on one production branch
@@ -44,11 +43,10 @@ type Bypass func(ctx context.Context, client *github.Client, repo change.Repo, r
 // branch, and who may merge without them (ghfacts.ClassicRequiredChecks).
 type ClassicChecks func(ctx context.Context, client *github.Client, repo change.Repo, branch string) ([]change.RequiredCheck, []string, error)
 
-// RegisterWatch adds the control watch's job handler.
-func (a *Assessor) RegisterWatch(w *queue.Workers) {
-	queue.Add(w, queue.Handler[jobs.WatchControls](func(ctx context.Context, log *slog.Logger, j jobs.WatchControls) (queue.Apply, error) {
-		return nil, a.WatchControls(ctx, log, j.Installation, j.Repo, "")
-	}))
+// WatchControlsJob handles a watch_controls job: a ruleset or branch
+// protection changed.
+func (a *Assessor) WatchControlsJob(ctx context.Context, log *slog.Logger, j jobs.WatchControls) (jobs.Apply, error) {
+	return nil, a.WatchControls(ctx, log, j.Installation, j.Repo, "")
 }
 
 // WatchControls reads whether changegate is enforced on each production

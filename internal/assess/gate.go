@@ -12,7 +12,6 @@ import (
 
 	"github.com/changegate/changegate/internal/change"
 	"github.com/changegate/changegate/internal/jobs"
-	"github.com/changegate/changegate/internal/queue"
 )
 
 // Answerer posts the answer to a deployment protection rule
@@ -39,16 +38,9 @@ type ProtectionRules func(ctx context.Context, client *github.Client, repo chang
 // final answer.
 var ErrGatePending = errors.New("deployment gate: a control is pending")
 
-// RegisterGate adds the deployment protection rule handler and the
-// recorder of deployment reviews.
-func (a *Assessor) RegisterGate(w *queue.Workers) {
-	queue.Add(w, queue.Handler[jobs.DeploymentGate](a.deploymentGateJob))
-	queue.Add(w, queue.Handler[jobs.DeploymentReview](a.deploymentReviewJob))
-}
-
-// deploymentReviewJob keeps who approved or rejected a deployment in
+// DeploymentReviewJob keeps who approved or rejected a deployment in
 // GitHub, for its change record. It reads nothing from GitHub.
-func (a *Assessor) deploymentReviewJob(_ context.Context, log *slog.Logger, j jobs.DeploymentReview) (queue.Apply, error) {
+func (a *Assessor) DeploymentReviewJob(_ context.Context, log *slog.Logger, j jobs.DeploymentReview) (jobs.Apply, error) {
 	log.Info("deployment review recorded", "reviewer", j.Reviewer, "environments", j.Environments)
 	return func(ctx context.Context, tx *sql.Tx) error {
 		for _, env := range j.Environments {
@@ -61,12 +53,12 @@ func (a *Assessor) deploymentReviewJob(_ context.Context, log *slog.Logger, j jo
 	}, nil
 }
 
-// deploymentGateJob answers a deployment protection rule: approved when
+// DeploymentGateJob answers a deployment protection rule: approved when
 // every pull request that brought the SHA to production (or, for an
 // unmerged ref, its open pull request) meets the policy; rejected, naming
 // what is missing, otherwise. A non-production environment is approved
 // with the reason. While a control is pending it waits (the job retries).
-func (a *Assessor) deploymentGateJob(ctx context.Context, log *slog.Logger, j jobs.DeploymentGate) (queue.Apply, error) {
+func (a *Assessor) DeploymentGateJob(ctx context.Context, log *slog.Logger, j jobs.DeploymentGate) (jobs.Apply, error) {
 	repo, err := change.ParseRepo(j.Repo)
 	if err != nil {
 		return nil, err

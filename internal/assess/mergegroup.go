@@ -11,7 +11,6 @@ import (
 
 	"github.com/changegate/changegate/internal/change"
 	"github.com/changegate/changegate/internal/jobs"
-	"github.com/changegate/changegate/internal/queue"
 )
 
 // GroupPulls lists the pull requests of a merge group
@@ -24,16 +23,11 @@ type GroupStore interface {
 	MergeGroupOf(ctx context.Context, repo string, pr int, sha string) (change.MergeGroup, bool, error)
 }
 
-// RegisterMergeGroup adds the merge queue handler.
-func (a *Assessor) RegisterMergeGroup(w *queue.Workers) {
-	queue.Add(w, queue.Handler[jobs.MergeGroup](a.mergeGroupJob))
-}
-
-// mergeGroupJob posts the changegate check on a merge group's head commit,
+// MergeGroupJob posts the changegate check on a merge group's head commit,
 // so that a queue requiring it does not wait until it times out. It passes
 // when every pull request in the group has a passing decision on its own
 // head; each is read and evaluated afresh.
-func (a *Assessor) mergeGroupJob(ctx context.Context, log *slog.Logger, j jobs.MergeGroup) (queue.Apply, error) {
+func (a *Assessor) MergeGroupJob(ctx context.Context, log *slog.Logger, j jobs.MergeGroup) (jobs.Apply, error) {
 	repo, err := change.ParseRepo(j.Repo)
 	if err != nil {
 		return nil, err

@@ -14,7 +14,6 @@ import (
 	"github.com/changegate/changegate/internal/change"
 	"github.com/changegate/changegate/internal/evidence"
 	"github.com/changegate/changegate/internal/jobs"
-	"github.com/changegate/changegate/internal/queue"
 )
 
 // ReconcileStore keeps what reconciliation needs between runs.
@@ -63,16 +62,9 @@ type DefaultBranch func(ctx context.Context, client *github.Client, repo change.
 // looks: commit dates are when commits were written, not pushed.
 const ReconcileWindow = 72 * time.Hour
 
-// RegisterReconcile adds the reconciliation job handlers.
-func (a *Assessor) RegisterReconcile(w *queue.Workers) {
-	queue.Add(w, queue.Handler[jobs.Reconcile](a.reconcileJob))
-	queue.Add(w, queue.Handler[jobs.ReconcileAll](a.reconcileAllJob))
-	queue.Add(w, queue.Handler[jobs.Backfill](a.backfillJob))
-}
-
-// backfillJob backfills one repository; a rate limit makes it wait in the
+// BackfillJob backfills one repository; a rate limit makes it wait in the
 // queue and continue where it stopped.
-func (a *Assessor) backfillJob(ctx context.Context, log *slog.Logger, j jobs.Backfill) (queue.Apply, error) {
+func (a *Assessor) BackfillJob(ctx context.Context, log *slog.Logger, j jobs.Backfill) (jobs.Apply, error) {
 	rep, err := a.Backfill(ctx, log, j.Installation, j.Repo, j.Since, a.BackfillProgress)
 	if err != nil {
 		return nil, err
@@ -81,8 +73,8 @@ func (a *Assessor) backfillJob(ctx context.Context, log *slog.Logger, j jobs.Bac
 	return nil, nil
 }
 
-// reconcileAllJob reconciles every installed repository.
-func (a *Assessor) reconcileAllJob(ctx context.Context, log *slog.Logger, _ jobs.ReconcileAll) (queue.Apply, error) {
+// ReconcileAllJob reconciles every installed repository.
+func (a *Assessor) ReconcileAllJob(ctx context.Context, log *slog.Logger, _ jobs.ReconcileAll) (jobs.Apply, error) {
 	repos, err := a.InstalledRepos(ctx)
 	if err != nil {
 		return nil, err
@@ -102,7 +94,7 @@ func (a *Assessor) reconcileAllJob(ctx context.Context, log *slog.Logger, _ jobs
 	return nil, nil
 }
 
-func (a *Assessor) reconcileJob(ctx context.Context, log *slog.Logger, j jobs.Reconcile) (queue.Apply, error) {
+func (a *Assessor) ReconcileJob(ctx context.Context, log *slog.Logger, j jobs.Reconcile) (jobs.Apply, error) {
 	rep, err := a.Reconcile(ctx, log, j.Installation, j.Repo, j.DefaultBranch, j.Since)
 	if err != nil {
 		return nil, err

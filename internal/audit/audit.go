@@ -22,7 +22,7 @@ import (
 
 // Index is the store's side of the ledger: its queryable copy.
 type Index interface {
-	Population(ctx context.Context, q ledger.Query, fn func(ledger.Row) error) error
+	Population(ctx context.Context, q evidence.Query, fn func(evidence.PopulationRow) error) error
 	// Closed maps each record whose exception a record among the first
 	// size closes to the closing record's id.
 	Closed(ctx context.Context, size uint64) (map[string]string, error)

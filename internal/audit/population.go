@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/changegate/changegate/internal/evidence"
-	"github.com/changegate/changegate/internal/ledger"
 )
 
 // Query is a population request: the records whose event time falls in
@@ -125,7 +124,7 @@ func (s *Service) Page(ctx context.Context, q Query, cp Checkpoint, start uint64
 		return nil, false, err
 	}
 	p := &Population{Query: q, Checkpoint: cp}
-	lq := ledger.Query{From: q.From, To: q.To, Repo: q.Repo, Types: q.Types, Size: cp.Size, Start: start, Limit: limit + 1}
+	lq := evidence.Query{From: q.From, To: q.To, Repo: q.Repo, Types: q.Types, Size: cp.Size, Start: start, Limit: limit + 1}
 	err := s.rows(ctx, lq, cp, func(r *Row) error {
 		p.Rows = append(p.Rows, *r)
 		return nil
@@ -141,16 +140,16 @@ func (s *Service) Page(ctx context.Context, q Query, cp Checkpoint, start uint64
 // eachRow calls fn with each row q selects at cp, in sequence order; fn
 // must not keep r.
 func (s *Service) eachRow(ctx context.Context, q Query, cp Checkpoint, exceptionsOnly bool, fn func(r *Row) error) error {
-	lq := ledger.Query{From: q.From, To: q.To, Repo: q.Repo, Types: q.Types, ExceptionsOnly: exceptionsOnly, Size: cp.Size}
+	lq := evidence.Query{From: q.From, To: q.To, Repo: q.Repo, Types: q.Types, ExceptionsOnly: exceptionsOnly, Size: cp.Size}
 	return s.rows(ctx, lq, cp, fn)
 }
 
-func (s *Service) rows(ctx context.Context, lq ledger.Query, cp Checkpoint, fn func(r *Row) error) error {
+func (s *Service) rows(ctx context.Context, lq evidence.Query, cp Checkpoint, fn func(r *Row) error) error {
 	closed, err := s.index.Closed(ctx, cp.Size)
 	if err != nil {
 		return err
 	}
-	return s.index.Population(ctx, lq, func(r ledger.Row) error {
+	return s.index.Population(ctx, lq, func(r evidence.PopulationRow) error {
 		row, err := newRow(r, closed, cp.AsOf)
 		if err != nil {
 			return err
@@ -159,7 +158,7 @@ func (s *Service) rows(ctx context.Context, lq ledger.Query, cp Checkpoint, fn f
 	})
 }
 
-func newRow(r ledger.Row, closed map[string]string, asOf time.Time) (Row, error) {
+func newRow(r evidence.PopulationRow, closed map[string]string, asOf time.Time) (Row, error) {
 	row := Row{Seq: r.Seq, LeafHash: r.LeafHash}
 	if err := evidence.DecodeSummary(r.Summary, &row.Summary); err != nil {
 		return Row{}, fmt.Errorf("ledger index: record %d: summary: %w", r.Seq, err)

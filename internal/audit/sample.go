@@ -10,7 +10,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/changegate/changegate/internal/ledger"
+	"github.com/changegate/changegate/internal/evidence"
 )
 
 // FrequencySizes is the default sample size for how often a control runs.
@@ -183,8 +183,8 @@ func (s *Service) Count(ctx context.Context, q Query, cp Checkpoint) (int, error
 
 func (s *Service) count(ctx context.Context, q Query, cp Checkpoint) (int, error) {
 	n := 0
-	lq := ledger.Query{From: q.From, To: q.To, Repo: q.Repo, Types: q.Types, Size: cp.Size}
-	err := s.index.Population(ctx, lq, func(ledger.Row) error { n++; return nil })
+	lq := evidence.Query{From: q.From, To: q.To, Repo: q.Repo, Types: q.Types, Size: cp.Size}
+	err := s.index.Population(ctx, lq, func(evidence.PopulationRow) error { n++; return nil })
 	return n, err
 }
 

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/changegate/changegate/internal/evidence"
-	"github.com/changegate/changegate/internal/ledger"
 )
 
 // SampleRequest asks for a sample of a population and its package.
@@ -168,7 +167,7 @@ func (s *Service) ConsistencyProof(ctx context.Context, from, to uint64) ([]stri
 
 // Stats is the index's counts by month, for the dashboard.
 type Stats interface {
-	Months(ctx context.Context, size uint64) ([]ledger.MonthCount, error)
+	Months(ctx context.Context, size uint64) ([]evidence.MonthCount, error)
 }
 
 // Dashboard summarises the log at the latest checkpoint.
@@ -198,7 +197,7 @@ func (s *Service) Dashboard(ctx context.Context) (*Dashboard, error) {
 	return d, nil
 }
 
-func monthStats(counts []ledger.MonthCount) []MonthStat {
+func monthStats(counts []evidence.MonthCount) []MonthStat {
 	var out []MonthStat
 	for _, c := range counts {
 		if len(out) == 0 || out[len(out)-1].Month != c.Month {

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/changegate/changegate/internal/jobs"
-	"github.com/changegate/changegate/internal/queue"
 )
 
 // Store writes the inventory inside a job's transaction.
@@ -41,8 +40,8 @@ type Walk func(ctx context.Context, tx *sql.Tx, installation int64, repos []jobs
 // It needs no GitHub call: the payload says what changed. Repositories
 // the App gains are walked (walk; nil walks nothing), in the same
 // transaction, so a crash leaves both or neither.
-func EventHandler(s Store, now func() time.Time, walk Walk) queue.Handler[jobs.InstallationEvent] {
-	return func(ctx context.Context, log *slog.Logger, ev jobs.InstallationEvent) (queue.Apply, error) {
+func EventHandler(s Store, now func() time.Time, walk Walk) jobs.Handler[jobs.InstallationEvent] {
+	return func(ctx context.Context, log *slog.Logger, ev jobs.InstallationEvent) (jobs.Apply, error) {
 		return func(ctx context.Context, tx *sql.Tx) error {
 			t := now()
 			in := ev.Installation
@@ -88,8 +87,8 @@ func walkNew(ctx context.Context, tx *sql.Tx, walk Walk, installation int64, rep
 // SyncHandler reconciles the inventory with what GitHub lists. Installations
 // GitHub no longer lists are marked deleted. It reads everything before it
 // writes anything, so a failure half-way changes nothing.
-func SyncHandler(s Store, gh GitHub, now func() time.Time) queue.Handler[jobs.InstallationSync] {
-	return func(ctx context.Context, log *slog.Logger, _ jobs.InstallationSync) (queue.Apply, error) {
+func SyncHandler(s Store, gh GitHub, now func() time.Time) jobs.Handler[jobs.InstallationSync] {
+	return func(ctx context.Context, log *slog.Logger, _ jobs.InstallationSync) (jobs.Apply, error) {
 		listedAt := now()
 		installs, err := gh.ListInstallations(ctx)
 		if err != nil {

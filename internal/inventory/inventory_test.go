@@ -40,7 +40,7 @@ func openStore(t *testing.T) *sqlite.DB {
 }
 
 // apply runs a handler's effects in a transaction, as the queue does.
-func apply[T queue.Args](t *testing.T, s *sqlite.DB, h queue.Handler[T], args T) error {
+func apply[T jobs.Args](t *testing.T, s *sqlite.DB, h jobs.Handler[T], args T) error {
 	t.Helper()
 	ctx := t.Context()
 	a, err := h(ctx, slog.New(slog.DiscardHandler), args)

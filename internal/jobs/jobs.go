@@ -5,14 +5,50 @@
 package jobs
 
 import (
+	"context"
+	"database/sql"
 	"log/slog"
 	"time"
 )
+
+// Delivery is one verified webhook delivery, translated: what intake hands
+// the queue to store durably before it acknowledges.
+type Delivery struct {
+	ID     string // X-GitHub-Delivery: the dedupe key
+	Source string // github or jira
+	Event  string // X-GitHub-Event
+	Action string
+
+	// Log attributes, attached once at intake.
+	InstallationID int64
+	Repo           string
+	SHA            string
+
+	ReceivedAt time.Time
+	// Jobs is what the delivery asks the workers to do. Empty means the event
+	// is irrelevant to changegate and is dropped after it is counted.
+	Jobs []Job
+}
 
 // Job is the arguments of one durable job. It matches river.JobArgs.
 type Job interface {
 	Kind() string
 }
+
+// Args is what a job's arguments provide to the worker that runs them.
+type Args interface {
+	Job
+	LogAttrs() []slog.Attr
+}
+
+// Handler does one job. It runs outside any transaction, so it may call
+// GitHub; the Apply it returns runs inside the transaction that also marks
+// the job done, so the job's effects are committed exactly once. A nil Apply
+// commits only the completion.
+type Handler[T Args] func(ctx context.Context, log *slog.Logger, args T) (Apply, error)
+
+// Apply writes a job's effects in the job's transaction.
+type Apply func(ctx context.Context, tx *sql.Tx) error
 
 // Kinds, stable across versions: queued jobs outlive the binary that queued them.
 const (

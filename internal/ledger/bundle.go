@@ -161,7 +161,7 @@ func eachRecord(ctx context.Context, blobs blob.Store, v *evidence.Verifier, ref
 // sequence number after the last record indexed.
 func indexRecords(ctx context.Context, blobs blob.Store, v *evidence.Verifier, refs []bundleRef, index Index, from, end uint64) (uint64, error) {
 	next := from
-	var rows []IndexEntry
+	var rows []evidence.IndexEntry
 	flush := func() error {
 		if len(rows) == 0 {
 			return nil
@@ -174,7 +174,7 @@ func indexRecords(ctx context.Context, blobs blob.Store, v *evidence.Verifier, r
 		return nil
 	}
 	err := eachRecord(ctx, blobs, v, refs, from, end, func(seq uint64, env []byte, rec *evidence.Record) error {
-		rows = append(rows, IndexEntry{Seq: seq, LeafHash: hex.EncodeToString(evidence.LeafHash(env)), Fields: evidence.IndexFields(rec), Links: rec.Links})
+		rows = append(rows, evidence.IndexEntry{Seq: seq, LeafHash: hex.EncodeToString(evidence.LeafHash(env)), Fields: evidence.IndexFields(rec), Links: rec.Links})
 		if len(rows) == maxBatch {
 			return flush()
 		}

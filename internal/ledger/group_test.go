@@ -116,7 +116,7 @@ type flakyIndex struct {
 	failNext atomic.Bool
 }
 
-func (f *flakyIndex) Put(ctx context.Context, entries []ledger.IndexEntry) error {
+func (f *flakyIndex) Put(ctx context.Context, entries []evidence.IndexEntry) error {
 	if f.failNext.CompareAndSwap(true, false) {
 		return errors.New("database went away")
 	}

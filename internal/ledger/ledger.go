@@ -59,21 +59,11 @@ func ParseCheckpointKey(key string) (uint64, error) {
 	return strconv.ParseUint(rest, 10, 64)
 }
 
-// IndexEntry is one record's row in the index.
-type IndexEntry struct {
-	Seq      uint64
-	LeafHash string // hex
-	Fields   map[string]string
-	// Links are the ids of the records this one links (a deployment's
-	// change records), so that a population can find a change's deployment.
-	Links []string
-}
-
 // Index holds the queryable fields of each record.
 type Index interface {
 	// Put indexes records in one transaction; indexing a record again is a
 	// no-op. Entries come in sequence order.
-	Put(ctx context.Context, entries []IndexEntry) error
+	Put(ctx context.Context, entries []evidence.IndexEntry) error
 	// Size is how many records are indexed.
 	Size(ctx context.Context) (uint64, error)
 	// Leaves calls fn with the id and leaf hash of each of the first n
@@ -410,13 +400,13 @@ func (l *Ledger) commit(ctx context.Context, batch []*request) {
 		finish(todo, fmt.Errorf("store records %d..%d: %w", todo[0].seq, next-1, err))
 		return
 	}
-	rows := make([]IndexEntry, len(todo))
+	rows := make([]evidence.IndexEntry, len(todo))
 	for i, r := range todo {
 		if _, err := l.log.AppendLeafHash(leaves[i]); err != nil {
 			panic(err) // LeafHash always has the right size
 		}
 		l.ids[r.id] = r.seq
-		rows[i] = IndexEntry{Seq: r.seq, LeafHash: hex.EncodeToString(leaves[i]), Fields: evidence.IndexFields(r.rec), Links: r.rec.Links}
+		rows[i] = evidence.IndexEntry{Seq: r.seq, LeafHash: hex.EncodeToString(leaves[i]), Fields: evidence.IndexFields(r.rec), Links: r.rec.Links}
 	}
 	if err := l.index.Put(ctx, rows); err != nil {
 		// The records are in the log; only their rows are missing.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/changegate/changegate/internal/jobs"
 	"github.com/changegate/changegate/internal/queue"
 	"github.com/changegate/changegate/internal/store/sqlite"
 )
@@ -28,7 +29,7 @@ func BenchmarkProcess(b *testing.B) {
 	var done atomic.Int64
 	w := queue.NewWorkers()
 	started := make(chan struct{})
-	queue.Add(w, queue.Handler[testJob](func(context.Context, *slog.Logger, testJob) (queue.Apply, error) {
+	queue.Add(w, jobs.Handler[testJob](func(context.Context, *slog.Logger, testJob) (jobs.Apply, error) {
 		<-started
 		return func(context.Context, *sql.Tx) error { done.Add(1); return nil }, nil
 	}))
@@ -61,7 +62,7 @@ func BenchmarkEnqueue(b *testing.B) {
 	}
 	b.Cleanup(func() { store.Close() })
 	w := queue.NewWorkers()
-	queue.Add(w, queue.Handler[testJob](func(context.Context, *slog.Logger, testJob) (queue.Apply, error) { return nil, nil }))
+	queue.Add(w, jobs.Handler[testJob](func(context.Context, *slog.Logger, testJob) (jobs.Apply, error) { return nil, nil }))
 	q := startBenchQueue(b, store, w)
 	var seq atomic.Int64
 	b.SetParallelism(16)

@@ -10,8 +10,8 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/changegate/changegate/internal/jobs"
 	"github.com/changegate/changegate/internal/store/sqlite"
-	"github.com/changegate/changegate/internal/webhook"
 )
 
 // Intake is two steps, both durable and transactional:
@@ -57,7 +57,7 @@ func (r rawArgs) MarshalJSON() ([]byte, error) { return r.args, nil }
 // Enqueue records d and its jobs durably before returning. Concurrent calls
 // share one transaction (group commit): SQLite has one writer, and one
 // commit for many deliveries is what lets intake keep up with bursts.
-func (q *Queue) Enqueue(ctx context.Context, d *webhook.Delivery) (bool, error) {
+func (q *Queue) Enqueue(ctx context.Context, d *jobs.Delivery) (bool, error) {
 	stored := make([]storedJob, len(d.Jobs))
 	for i, j := range d.Jobs {
 		args, err := json.Marshal(j)

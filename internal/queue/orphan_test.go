@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/changegate/changegate/internal/jobs"
 	"github.com/changegate/changegate/internal/queue"
 	"github.com/changegate/changegate/internal/store/sqlite"
 )
@@ -23,7 +24,7 @@ func TestJobRunningAtCrashRunsOnceAfterRestart(t *testing.T) {
 	live := t.TempDir()
 	store := openStore(t, live)
 	entered, release := make(chan struct{}), make(chan struct{})
-	q := startQueue(t, store, queue.Config{Workers: 1}, func(context.Context, *slog.Logger, testJob) (queue.Apply, error) {
+	q := startQueue(t, store, queue.Config{Workers: 1}, func(context.Context, *slog.Logger, testJob) (jobs.Apply, error) {
 		close(entered)
 		<-release
 		return nil, nil
@@ -57,7 +58,7 @@ func TestJobRunningAtCrashRunsOnceAfterRestart(t *testing.T) {
 		t.Fatalf("snapshot job state = %q (%v), want running", state, err)
 	}
 	var runs atomic.Int64
-	q2 := startQueue(t, store2, queue.Config{Workers: 1}, func(context.Context, *slog.Logger, testJob) (queue.Apply, error) {
+	q2 := startQueue(t, store2, queue.Config{Workers: 1}, func(context.Context, *slog.Logger, testJob) (jobs.Apply, error) {
 		runs.Add(1)
 		return nil, nil
 	})

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/changegate/changegate/internal/jobs"
 	"github.com/changegate/changegate/internal/store/sqlite"
 )
 
@@ -133,25 +135,11 @@ type Workers struct {
 	river *river.Workers
 	q     *Queue // set by New
 	kinds []func(*Queue)
+	names []string
 }
 
 // NewWorkers returns an empty handler set.
 func NewWorkers() *Workers { return &Workers{river: river.NewWorkers()} }
-
-// Handler does one job. It runs outside any transaction, so it may call
-// GitHub; the Apply it returns runs inside the transaction that also marks
-// the job done, so the job's effects are committed exactly once. A nil Apply
-// commits only the completion.
-type Handler[T Args] func(ctx context.Context, log *slog.Logger, args T) (Apply, error)
-
-// Apply writes a job's effects in the job's transaction.
-type Apply func(ctx context.Context, tx *sql.Tx) error
-
-// Args is what a job's arguments provide.
-type Args interface {
-	river.JobArgs
-	LogAttrs() []slog.Attr
-}
 
 // deliveryJob is a job queued for a webhook delivery.
 type deliveryJob interface {
@@ -159,11 +147,16 @@ type deliveryJob interface {
 }
 
 // Add registers the handler for one job kind.
-func Add[T Args](w *Workers, h Handler[T]) {
+func Add[T jobs.Args](w *Workers, h jobs.Handler[T]) {
 	wk := &txWorker[T]{handle: h}
 	river.AddWorker(w.river, wk)
 	w.kinds = append(w.kinds, func(q *Queue) { wk.q = q })
+	var zero T
+	w.names = append(w.names, zero.Kind())
 }
+
+// Kinds are the job kinds that have a handler, in the order added.
+func (w *Workers) Kinds() []string { return slices.Clone(w.names) }
 
 // New builds the queue on store. It does not start workers.
 func New(store *sqlite.DB, w *Workers, cfg Config) (*Queue, error) {
@@ -387,10 +380,10 @@ func lastError(j *rivertype.JobRow) string {
 }
 
 // txWorker adapts a Handler to River.
-type txWorker[T Args] struct {
+type txWorker[T jobs.Args] struct {
 	river.WorkerDefaults[T]
 	q      *Queue
-	handle Handler[T]
+	handle jobs.Handler[T]
 }
 
 func (w *txWorker[T]) Work(ctx context.Context, job *river.Job[T]) error {
@@ -414,7 +407,7 @@ func (w *txWorker[T]) Work(ctx context.Context, job *river.Job[T]) error {
 // commit writes the job's effects, counts it against its delivery and
 // completes it, all in one transaction: a crash before the commit leaves
 // the job to run again, a crash after it leaves nothing to redo.
-func commit[T Args](ctx context.Context, q *Queue, job *river.Job[T], apply Apply) error {
+func commit[T jobs.Args](ctx context.Context, q *Queue, job *river.Job[T], apply jobs.Apply) error {
 	q.gate.lockLow()
 	defer q.gate.unlock()
 	tx, err := q.store.SQL().BeginTx(ctx, nil)

@@ -18,7 +18,6 @@ import (
 	"github.com/changegate/changegate/internal/queue"
 	"github.com/changegate/changegate/internal/store/sqlite"
 	"github.com/changegate/changegate/internal/testenv"
-	"github.com/changegate/changegate/internal/webhook"
 )
 
 // testJob drives the queue through its failure modes.
@@ -27,14 +26,14 @@ type testJob struct {
 	Mode       string `json:"mode"`
 }
 
-func (testJob) Kind() string                  { return "test_job" }
-func (j testJob) DeliveryRef() string         { return j.DeliveryID }
-func (j testJob) LogAttrs() []slog.Attr       { return []slog.Attr{slog.String("mode", j.Mode)} }
-func (j testJob) job() jobs.Job               { return j }
-func (j testJob) delivery() *webhook.Delivery { return deliveryOf(j.DeliveryID, j) }
+func (testJob) Kind() string               { return "test_job" }
+func (j testJob) DeliveryRef() string      { return j.DeliveryID }
+func (j testJob) LogAttrs() []slog.Attr    { return []slog.Attr{slog.String("mode", j.Mode)} }
+func (j testJob) job() jobs.Job            { return j }
+func (j testJob) delivery() *jobs.Delivery { return deliveryOf(j.DeliveryID, j) }
 
-func deliveryOf(id string, js ...jobs.Job) *webhook.Delivery {
-	return &webhook.Delivery{ID: id, Event: "test", ReceivedAt: time.Now(), Jobs: js}
+func deliveryOf(id string, js ...jobs.Job) *jobs.Delivery {
+	return &jobs.Delivery{ID: id, Event: "test", ReceivedAt: time.Now(), Jobs: js}
 }
 
 type errRetryable struct{ delay time.Duration }
@@ -61,7 +60,7 @@ func newHarness(t *testing.T, cfg queue.Config) *harness {
 	}
 	h := &harness{store: store, reg: prometheus.NewRegistry(), runs: map[string]int{}}
 	w := queue.NewWorkers()
-	queue.Add(w, queue.Handler[testJob](func(ctx context.Context, log *slog.Logger, j testJob) (queue.Apply, error) {
+	queue.Add(w, jobs.Handler[testJob](func(ctx context.Context, log *slog.Logger, j testJob) (jobs.Apply, error) {
 		h.mu.Lock()
 		h.runs[j.DeliveryID]++
 		n := h.runs[j.DeliveryID]

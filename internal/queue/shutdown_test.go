@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/changegate/changegate/internal/jobs"
 	"github.com/changegate/changegate/internal/queue"
 	"github.com/changegate/changegate/internal/store/sqlite"
 )
@@ -22,7 +23,7 @@ func openStore(t *testing.T, dir string) *sqlite.DB {
 	return store
 }
 
-func startQueue(t *testing.T, store *sqlite.DB, cfg queue.Config, h queue.Handler[testJob]) *queue.Queue {
+func startQueue(t *testing.T, store *sqlite.DB, cfg queue.Config, h jobs.Handler[testJob]) *queue.Queue {
 	t.Helper()
 	w := queue.NewWorkers()
 	queue.Add(w, h)
@@ -40,7 +41,7 @@ func TestStopDrainsRunningJobs(t *testing.T) {
 	t.Parallel()
 	store := openStore(t, t.TempDir())
 	entered := make(chan struct{}, 1)
-	q := startQueue(t, store, queue.Config{Workers: 1}, func(ctx context.Context, _ *slog.Logger, _ testJob) (queue.Apply, error) {
+	q := startQueue(t, store, queue.Config{Workers: 1}, func(ctx context.Context, _ *slog.Logger, _ testJob) (jobs.Apply, error) {
 		entered <- struct{}{}
 		time.Sleep(300 * time.Millisecond)
 		return nil, nil
@@ -71,7 +72,7 @@ func TestStopTimeoutCancelsAndKeepsTheAttempt(t *testing.T) {
 		// reason to retry a GitHub call.
 		Classify: func(err error, _ time.Time) (time.Duration, bool) { return 0, !errors.Is(err, context.Canceled) },
 	}
-	q := startQueue(t, store, cfg, func(ctx context.Context, _ *slog.Logger, _ testJob) (queue.Apply, error) {
+	q := startQueue(t, store, cfg, func(ctx context.Context, _ *slog.Logger, _ testJob) (jobs.Apply, error) {
 		entered <- struct{}{}
 		<-ctx.Done()
 		return nil, ctx.Err()
@@ -96,7 +97,7 @@ func TestStopTimeoutCancelsAndKeepsTheAttempt(t *testing.T) {
 		t.Errorf("after a cancelling stop: state %s, attempt %d; want available with the attempt given back", state, attempt)
 	}
 	var runs atomic.Int64
-	q2 := startQueue(t, store, cfg, func(context.Context, *slog.Logger, testJob) (queue.Apply, error) {
+	q2 := startQueue(t, store, cfg, func(context.Context, *slog.Logger, testJob) (jobs.Apply, error) {
 		runs.Add(1)
 		return nil, nil
 	})

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/changegate/changegate/internal/jobs"
 	"github.com/changegate/changegate/internal/queue"
 )
 
@@ -15,7 +16,7 @@ func TestSaturationAndAge(t *testing.T) {
 	ctx := t.Context()
 	release := make(chan struct{})
 	q := startQueue(t, openStore(t, t.TempDir()), queue.Config{Workers: 1, Saturation: 3},
-		func(context.Context, *slog.Logger, testJob) (queue.Apply, error) {
+		func(context.Context, *slog.Logger, testJob) (jobs.Apply, error) {
 			<-release
 			return nil, nil
 		})

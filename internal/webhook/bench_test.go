@@ -85,7 +85,7 @@ func benchIntake(b *testing.B, event string, body []byte) {
 	})
 	b.Run("durable", func(b *testing.B) {
 		s := newStackWith(b, "FULL", func(w *queue.Workers) {
-			queue.Add(w, queue.Handler[jobs.EvaluatePR](func(context.Context, *slog.Logger, jobs.EvaluatePR) (queue.Apply, error) { return nil, nil }))
+			queue.Add(w, jobs.Handler[jobs.EvaluatePR](func(context.Context, *slog.Logger, jobs.EvaluatePR) (jobs.Apply, error) { return nil, nil }))
 		})
 		runIntake(b, s.url, event, body)
 	})

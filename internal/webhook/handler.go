@@ -11,12 +11,14 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/changegate/changegate/internal/jobs"
 )
 
 // Enqueuer durably records a delivery and its jobs. It reports duplicate
 // when the delivery ID was recorded before; then nothing new is queued.
 type Enqueuer interface {
-	Enqueue(ctx context.Context, d *Delivery) (duplicate bool, err error)
+	Enqueue(ctx context.Context, d *jobs.Delivery) (duplicate bool, err error)
 }
 
 // Outcomes counted per delivery.
@@ -178,7 +180,7 @@ func readBody(r io.Reader, declared int64) ([]byte, error) {
 
 // accept stores a translated delivery, or drops it when it asks for no
 // work, and answers.
-func (h *GitHub) accept(c echo.Context, source, label string, d *Delivery, log *slog.Logger) error {
+func (h *GitHub) accept(c echo.Context, source, label string, d *jobs.Delivery, log *slog.Logger) error {
 	if len(d.Jobs) == 0 {
 		h.counter.WithLabelValues(source, label, OutcomeIgnored).Inc()
 		log.Debug("webhook ignored")
@@ -209,7 +211,7 @@ func (h *GitHub) rejectSource(c echo.Context, source string, status int, event, 
 	return c.JSON(status, reply{Status: outcome, Error: msg})
 }
 
-func deliveryAttrs(d *Delivery) []any {
+func deliveryAttrs(d *jobs.Delivery) []any {
 	attrs := []any{slog.String("delivery_id", d.ID), slog.String("event", d.Event)}
 	if d.Action != "" {
 		attrs = append(attrs, slog.String("action", d.Action))

@@ -325,7 +325,7 @@ func TestJiraWebhook(t *testing.T) {
 func TestDeliveryIDDefects(t *testing.T) {
 	t.Parallel()
 	s := newStackWith(t, "NORMAL", func(w *queue.Workers) {
-		queue.Add(w, queue.Handler[jobs.JiraIssue](func(context.Context, *slog.Logger, jobs.JiraIssue) (queue.Apply, error) { return nil, nil }))
+		queue.Add(w, jobs.Handler[jobs.JiraIssue](func(context.Context, *slog.Logger, jobs.JiraIssue) (jobs.Apply, error) { return nil, nil }))
 	})
 	issue := []byte(`{"webhookEvent":"jira:issue_updated","issue":{"key":"PAY-1"}}`)
 	if got := s.sendJira(t, "x", issue, webhook.Sign(jiraSecret, issue)); got != http.StatusAccepted {

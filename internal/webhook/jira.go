@@ -45,8 +45,8 @@ var jiraEvents = map[string]bool{
 }
 
 // TranslateJira turns a verified Jira delivery into jobs. It is pure.
-func TranslateJira(id string, body []byte, received time.Time, parse JiraParser) (Delivery, error) {
-	d := Delivery{ID: id, Source: "jira", Event: "jira", ReceivedAt: received.UTC()}
+func TranslateJira(id string, body []byte, received time.Time, parse JiraParser) (jobs.Delivery, error) {
+	d := jobs.Delivery{ID: id, Source: "jira", Event: "jira", ReceivedAt: received.UTC()}
 	event, keys, err := parse(body)
 	if err != nil {
 		return d, fmt.Errorf("%w: %v", ErrMalformed, err)

@@ -17,24 +17,6 @@ import (
 // ErrMalformed marks a body that is not a JSON object of the event's shape.
 var ErrMalformed = errors.New("malformed payload")
 
-// Delivery is one verified webhook delivery, translated.
-type Delivery struct {
-	ID     string // X-GitHub-Delivery: the dedupe key
-	Source string // github or jira
-	Event  string // X-GitHub-Event
-	Action string
-
-	// Log attributes, attached once at intake.
-	InstallationID int64
-	Repo           string
-	SHA            string
-
-	ReceivedAt time.Time
-	// Jobs is what the delivery asks the workers to do. Empty means the event
-	// is irrelevant to changegate and is dropped after it is counted.
-	Jobs []jobs.Job
-}
-
 // payload is the part of a webhook body that translation reads
 // (parsePayload). Unknown fields are ignored; the body is not kept. The
 // json tags name the fields, and let the tests decode a body with
@@ -175,8 +157,8 @@ type TranslateOptions struct {
 
 // Translate turns a verified delivery into jobs. It is pure: the result
 // depends only on its arguments.
-func Translate(id, event string, body []byte, received time.Time, opts TranslateOptions) (Delivery, error) {
-	d := Delivery{ID: id, Source: "github", Event: event, ReceivedAt: received.UTC()}
+func Translate(id, event string, body []byte, received time.Time, opts TranslateOptions) (jobs.Delivery, error) {
+	d := jobs.Delivery{ID: id, Source: "github", Event: event, ReceivedAt: received.UTC()}
 	p, err := parsePayload(body)
 	if err != nil {
 		return d, err
@@ -216,7 +198,7 @@ func Translate(id, event string, body []byte, received time.Time, opts Translate
 // member added or removed, or the team created, deleted or edited (a new
 // parent changes who its member list holds). Who is a member is not taken
 // from the event: the worker reads the list.
-func teamJobs(d *Delivery, p *payload) []jobs.Job {
+func teamJobs(d *jobs.Delivery, p *payload) []jobs.Job {
 	switch d.Action {
 	case "added", "removed", "created", "deleted", "edited":
 	default:
@@ -231,7 +213,7 @@ func teamJobs(d *Delivery, p *payload) []jobs.Job {
 
 // evaluationJobs maps an event to the re-evaluations it calls for. Each
 // trigger names only what changed; the worker re-reads the facts.
-func evaluationJobs(d *Delivery, p *payload, opts TranslateOptions) []jobs.Job {
+func evaluationJobs(d *jobs.Delivery, p *payload, opts TranslateOptions) []jobs.Job {
 	if d.Repo == "" || d.InstallationID == 0 {
 		return nil
 	}
@@ -242,7 +224,7 @@ func evaluationJobs(d *Delivery, p *payload, opts TranslateOptions) []jobs.Job {
 }
 
 // eventJobs decides, per event, what a delivery calls for.
-var eventJobs = map[string]func(d *Delivery, p *payload, opts TranslateOptions) []jobs.Job{
+var eventJobs = map[string]func(d *jobs.Delivery, p *payload, opts TranslateOptions) []jobs.Job{
 	"pull_request":                    pullRequestJobs,
 	"pull_request_review":             pullRequestReviewJobs,
 	"check_run":                       checkRunJobs,
@@ -260,14 +242,14 @@ var eventJobs = map[string]func(d *Delivery, p *payload, opts TranslateOptions) 
 }
 
 // prJob re-evaluates one pull request.
-func prJob(d *Delivery, number int) jobs.Job {
+func prJob(d *jobs.Delivery, number int) jobs.Job {
 	return jobs.EvaluatePR{DeliveryID: d.ID, Installation: d.InstallationID, Repo: d.Repo, Number: number,
 		Reason: reason(d), QueuedAt: d.ReceivedAt}
 }
 
 // shaJob re-evaluates the open pull requests whose head is sha, for what
 // completed on it (trigger, with its name or environment).
-func shaJob(d *Delivery, sha, trigger, name, env string) []jobs.Job {
+func shaJob(d *jobs.Delivery, sha, trigger, name, env string) []jobs.Job {
 	if sha == "" {
 		return nil
 	}
@@ -279,7 +261,7 @@ func ownApp(a *app, opts TranslateOptions) bool {
 	return a != nil && opts.AppID != 0 && a.ID == opts.AppID
 }
 
-func pullRequestJobs(d *Delivery, p *payload, _ TranslateOptions) []jobs.Job {
+func pullRequestJobs(d *jobs.Delivery, p *payload, _ TranslateOptions) []jobs.Job {
 	switch d.Action {
 	case "opened", "reopened", "synchronize", "edited", "ready_for_review", "labeled", "unlabeled", "closed":
 		if p.PullRequest != nil && p.PullRequest.Number > 0 {
@@ -289,7 +271,7 @@ func pullRequestJobs(d *Delivery, p *payload, _ TranslateOptions) []jobs.Job {
 	return nil
 }
 
-func pullRequestReviewJobs(d *Delivery, p *payload, _ TranslateOptions) []jobs.Job {
+func pullRequestReviewJobs(d *jobs.Delivery, p *payload, _ TranslateOptions) []jobs.Job {
 	switch d.Action {
 	case "submitted", "dismissed", "edited":
 		if p.PullRequest != nil && p.PullRequest.Number > 0 {
@@ -303,7 +285,7 @@ func pullRequestReviewJobs(d *Delivery, p *payload, _ TranslateOptions) []jobs.J
 // pull requests; another check run's completion may be staging evidence.
 // changegate's own runs are never a trigger, or every write would cause a
 // re-read.
-func checkRunJobs(d *Delivery, p *payload, opts TranslateOptions) []jobs.Job {
+func checkRunJobs(d *jobs.Delivery, p *payload, opts TranslateOptions) []jobs.Job {
 	cr := p.CheckRun
 	if cr == nil {
 		return nil
@@ -325,7 +307,7 @@ func checkRunJobs(d *Delivery, p *payload, opts TranslateOptions) []jobs.Job {
 	return nil
 }
 
-func checkSuiteJobs(d *Delivery, p *payload, opts TranslateOptions) []jobs.Job {
+func checkSuiteJobs(d *jobs.Delivery, p *payload, opts TranslateOptions) []jobs.Job {
 	cs := p.CheckSuite
 	if cs == nil || ownApp(cs.App, opts) {
 		return nil
@@ -339,7 +321,7 @@ func checkSuiteJobs(d *Delivery, p *payload, opts TranslateOptions) []jobs.Job {
 	return nil
 }
 
-func statusJobs(d *Delivery, p *payload, _ TranslateOptions) []jobs.Job {
+func statusJobs(d *jobs.Delivery, p *payload, _ TranslateOptions) []jobs.Job {
 	if p.State == "pending" {
 		return nil
 	}
@@ -349,7 +331,7 @@ func statusJobs(d *Delivery, p *payload, _ TranslateOptions) []jobs.Job {
 // deploymentStatusJobs: a deployment's status may be staging evidence; a
 // successful one is also archived (the archive decides whether it was to
 // production).
-func deploymentStatusJobs(d *Delivery, p *payload, _ TranslateOptions) []jobs.Job {
+func deploymentStatusJobs(d *jobs.Delivery, p *payload, _ TranslateOptions) []jobs.Job {
 	dep := p.Deployment
 	if dep == nil {
 		return nil
@@ -362,7 +344,7 @@ func deploymentStatusJobs(d *Delivery, p *payload, _ TranslateOptions) []jobs.Jo
 	return out
 }
 
-func mergeGroupJobs(d *Delivery, p *payload, _ TranslateOptions) []jobs.Job {
+func mergeGroupJobs(d *jobs.Delivery, p *payload, _ TranslateOptions) []jobs.Job {
 	g := p.MergeGroup
 	if d.Action != "checks_requested" || g == nil || g.HeadSHA == "" {
 		return nil
@@ -371,7 +353,7 @@ func mergeGroupJobs(d *Delivery, p *payload, _ TranslateOptions) []jobs.Job {
 		HeadSHA: g.HeadSHA, HeadRef: g.HeadRef, BaseSHA: g.BaseSHA, BaseRef: strings.TrimPrefix(g.BaseRef, "refs/heads/"), QueuedAt: d.ReceivedAt}}
 }
 
-func workflowRunJobs(d *Delivery, p *payload, _ TranslateOptions) []jobs.Job {
+func workflowRunJobs(d *jobs.Delivery, p *payload, _ TranslateOptions) []jobs.Job {
 	if d.Action != "completed" || p.WorkflowRun == nil {
 		return nil
 	}
@@ -380,7 +362,7 @@ func workflowRunJobs(d *Delivery, p *payload, _ TranslateOptions) []jobs.Job {
 
 // issueCommentJobs: "/changegate recheck" on a pull request, from someone
 // who may ask.
-func issueCommentJobs(d *Delivery, p *payload, _ TranslateOptions) []jobs.Job {
+func issueCommentJobs(d *jobs.Delivery, p *payload, _ TranslateOptions) []jobs.Job {
 	c := issueComment(p)
 	if d.Action != "created" || p.Issue == nil || p.Issue.PullRequest == nil || c == nil ||
 		!isRecheck(c.Body) || !canRecheck(c.AuthorAssociation) {
@@ -390,7 +372,7 @@ func issueCommentJobs(d *Delivery, p *payload, _ TranslateOptions) []jobs.Job {
 }
 
 // controlJobs: the control over changegate itself may have changed.
-func controlJobs(d *Delivery, _ *payload, _ TranslateOptions) []jobs.Job {
+func controlJobs(d *jobs.Delivery, _ *payload, _ TranslateOptions) []jobs.Job {
 	return []jobs.Job{jobs.WatchControls{DeliveryID: d.ID, Installation: d.InstallationID, Repo: d.Repo, Reason: reason(d)}}
 }
 
@@ -429,7 +411,7 @@ type deploymentReviewPayload struct {
 }
 
 // reviewJobs records who approved or rejected a deployment in GitHub.
-func reviewJobs(d *Delivery, body []byte) []jobs.Job {
+func reviewJobs(d *jobs.Delivery, body []byte) []jobs.Job {
 	if (d.Action != "approved" && d.Action != "rejected") || d.Repo == "" || d.InstallationID == 0 {
 		return nil
 	}
@@ -462,7 +444,7 @@ func reviewJobs(d *Delivery, body []byte) []jobs.Job {
 
 // gateJobs asks for an answer to a deployment protection rule. A request
 // without what the answer needs is dropped: there is nothing to answer.
-func gateJobs(d *Delivery, p *payload, _ TranslateOptions) []jobs.Job {
+func gateJobs(d *jobs.Delivery, p *payload, _ TranslateOptions) []jobs.Job {
 	if d.Action != "requested" || p.Deployment == nil || p.Deployment.SHA == "" || p.CallbackURL == "" {
 		return nil
 	}
@@ -479,7 +461,7 @@ func gateJobs(d *Delivery, p *payload, _ TranslateOptions) []jobs.Job {
 // GitHub's payload lists at most 20 anyway.
 const maxPushCommits = 50
 
-func pushJobs(d *Delivery, p *payload, _ TranslateOptions) []jobs.Job {
+func pushJobs(d *jobs.Delivery, p *payload, _ TranslateOptions) []jobs.Job {
 	branch, ok := strings.CutPrefix(p.Ref, "refs/heads/")
 	if !ok || p.Deleted || p.After == "" || strings.Trim(p.After, "0") == "" {
 		return nil
@@ -507,7 +489,7 @@ func pushJobs(d *Delivery, p *payload, _ TranslateOptions) []jobs.Job {
 // CheckName is the name of changegate's check run.
 const CheckName = "changegate"
 
-func reason(d *Delivery) string {
+func reason(d *jobs.Delivery) string {
 	if d.Action == "" {
 		return d.Event
 	}

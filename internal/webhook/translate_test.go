@@ -21,14 +21,14 @@ func TestTranslate(t *testing.T) {
 		name  string
 		event string
 		body  string
-		want  Delivery
+		want  jobs.Delivery
 	}{
 		{
 			name:  "installation created lists its repositories",
 			event: "installation",
 			body: `{"action":"created","installation":{"id":7,"account":{"login":"acme","type":"Organization"},"repository_selection":"selected"},
 				"repositories":[{"id":1,"full_name":"acme/api","private":true},{"id":2,"full_name":"acme/web"}]}`,
-			want: Delivery{ID: "d", Source: "github", Event: "installation", Action: "created", InstallationID: 7, ReceivedAt: t0,
+			want: jobs.Delivery{ID: "d", Source: "github", Event: "installation", Action: "created", InstallationID: 7, ReceivedAt: t0,
 				Jobs: []jobs.Job{jobs.InstallationEvent{DeliveryID: "d", Event: "installation", Action: "created",
 					Installation: jobs.Installation{ID: 7, Account: "acme", AccountType: "Organization", RepositorySelection: "selected"},
 					Repos:        []jobs.Repo{{ID: 1, FullName: "acme/api", Private: true}, {ID: 2, FullName: "acme/web"}}}}},
@@ -37,7 +37,7 @@ func TestTranslate(t *testing.T) {
 			name:  "installation suspended",
 			event: "installation",
 			body:  `{"action":"suspend","installation":{"id":7,"account":{"login":"acme","type":"Organization"},"suspended_at":"2026-01-01T00:00:00Z"}}`,
-			want: Delivery{ID: "d", Source: "github", Event: "installation", Action: "suspend", InstallationID: 7, ReceivedAt: t0,
+			want: jobs.Delivery{ID: "d", Source: "github", Event: "installation", Action: "suspend", InstallationID: 7, ReceivedAt: t0,
 				Jobs: []jobs.Job{jobs.InstallationEvent{DeliveryID: "d", Event: "installation", Action: "suspend",
 					Installation: jobs.Installation{ID: 7, Account: "acme", AccountType: "Organization", Suspended: true}}}},
 		},
@@ -46,7 +46,7 @@ func TestTranslate(t *testing.T) {
 			event: "installation_repositories",
 			body: `{"action":"added","installation":{"id":7,"account":{"login":"acme","type":"Organization"}},
 				"repositories_added":[{"id":3,"full_name":"acme/new"}],"repositories_removed":[{"id":1,"full_name":"acme/api"}]}`,
-			want: Delivery{ID: "d", Source: "github", Event: "installation_repositories", Action: "added", InstallationID: 7, ReceivedAt: t0,
+			want: jobs.Delivery{ID: "d", Source: "github", Event: "installation_repositories", Action: "added", InstallationID: 7, ReceivedAt: t0,
 				Jobs: []jobs.Job{jobs.InstallationEvent{DeliveryID: "d", Event: "installation_repositories", Action: "added",
 					Installation: jobs.Installation{ID: 7, Account: "acme", AccountType: "Organization"},
 					Added:        []jobs.Repo{{ID: 3, FullName: "acme/new"}}, Removed: []jobs.Repo{{ID: 1, FullName: "acme/api"}}}}},
@@ -55,26 +55,26 @@ func TestTranslate(t *testing.T) {
 			name:  "a ruleset change makes the control watch look",
 			event: "repository_ruleset",
 			body:  `{"action":"edited","repository_ruleset":{"id":1},"repository":{"full_name":"acme/api"},"installation":{"id":7}}`,
-			want: Delivery{ID: "d", Source: "github", Event: "repository_ruleset", Action: "edited", InstallationID: 7, Repo: "acme/api", ReceivedAt: t0,
+			want: jobs.Delivery{ID: "d", Source: "github", Event: "repository_ruleset", Action: "edited", InstallationID: 7, Repo: "acme/api", ReceivedAt: t0,
 				Jobs: []jobs.Job{jobs.WatchControls{DeliveryID: "d", Installation: 7, Repo: "acme/api", Reason: "repository_ruleset.edited"}}},
 		},
 		{
 			name:  "pull request carries log attributes and no job yet",
 			event: "pull_request",
 			body:  `{"action":"opened","installation":{"id":7},"repository":{"full_name":"acme/api"},"pull_request":{"head":{"sha":"abc"}}}`,
-			want:  Delivery{ID: "d", Source: "github", Event: "pull_request", Action: "opened", InstallationID: 7, Repo: "acme/api", SHA: "abc", ReceivedAt: t0},
+			want:  jobs.Delivery{ID: "d", Source: "github", Event: "pull_request", Action: "opened", InstallationID: 7, Repo: "acme/api", SHA: "abc", ReceivedAt: t0},
 		},
 		{
 			name:  "status sha",
 			event: "status",
 			body:  `{"sha":"def","repository":{"full_name":"acme/api"}}`,
-			want:  Delivery{ID: "d", Source: "github", Event: "status", Repo: "acme/api", SHA: "def", ReceivedAt: t0},
+			want:  jobs.Delivery{ID: "d", Source: "github", Event: "status", Repo: "acme/api", SHA: "def", ReceivedAt: t0},
 		},
 		{
 			name:  "unknown event is irrelevant",
 			event: "star",
 			body:  `{"action":"created"}`,
-			want:  Delivery{ID: "d", Source: "github", Event: "star", Action: "created", ReceivedAt: t0},
+			want:  jobs.Delivery{ID: "d", Source: "github", Event: "star", Action: "created", ReceivedAt: t0},
 		},
 	}
 	for _, tc := range tests {

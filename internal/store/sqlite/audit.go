@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/changegate/changegate/internal/evidence"
-	"github.com/changegate/changegate/internal/ledger"
 )
 
 // LedgerReader answers the auditor's queries from the ledger index. It only
@@ -24,7 +23,7 @@ func NewLedgerReader(db *sql.DB) *LedgerReader { return &LedgerReader{db: db} }
 func (s *DB) LedgerReader() *LedgerReader { return &LedgerReader{db: s.db} }
 
 // Population calls fn with each record q selects, in sequence order.
-func (x *LedgerReader) Population(ctx context.Context, q ledger.Query, fn func(ledger.Row) error) error {
+func (x *LedgerReader) Population(ctx context.Context, q evidence.Query, fn func(evidence.PopulationRow) error) error {
 	query, args := populationQuery(q)
 	rows, err := x.db.QueryContext(ctx, query, args...)
 	if err != nil {
@@ -35,7 +34,7 @@ func (x *LedgerReader) Population(ctx context.Context, q ledger.Query, fn func(l
 	var summary sql.RawBytes // valid until Next: fn must not keep it
 	for rows.Next() {
 		var seq int64
-		var row ledger.Row
+		var row evidence.PopulationRow
 		if err := rows.Scan(&seq, &leaf, &summary, &row.DeployedAt); err != nil {
 			return indexError(err)
 		}
@@ -56,7 +55,7 @@ func (x *LedgerReader) Population(ctx context.Context, q ledger.Query, fn func(l
 // the table by seq) and sorted there, a covering index; then the rows are
 // read by seq, in table order. Sorting the rows themselves, a kilobyte
 // each, would spill a month to temporary files.
-func populationQuery(q ledger.Query) (string, []any) {
+func populationQuery(q evidence.Query) (string, []any) {
 	where, args := populationWhere(q)
 	limit := ""
 	if q.Limit > 0 {
@@ -70,7 +69,7 @@ func populationQuery(q ledger.Query) (string, []any) {
 		ORDER BY r.seq`, append([]any{int64(q.Size)}, args...)
 }
 
-func populationWhere(q ledger.Query) (string, []any) {
+func populationWhere(q evidence.Query) (string, []any) {
 	conds := []string{"r.seq < ?", "r.seq >= ?", "r.event_time >= ?", "r.event_time < ?"}
 	args := []any{int64(q.Size), int64(q.Start), q.From.UTC().Format(evidence.SortableTime), q.To.UTC().Format(evidence.SortableTime)}
 	if q.Repo != "" {
@@ -160,7 +159,7 @@ func (x *LedgerReader) ObservedAt(ctx context.Context, seq uint64) (string, erro
 
 // Months counts the first size records by month of event time and change
 // type, oldest first.
-func (x *LedgerReader) Months(ctx context.Context, size uint64) ([]ledger.MonthCount, error) {
+func (x *LedgerReader) Months(ctx context.Context, size uint64) ([]evidence.MonthCount, error) {
 	rows, err := x.db.QueryContext(ctx, `
 		SELECT substr(event_time, 1, 7), change_type, COUNT(*), SUM(compliant = 'true')
 		FROM ledger_records WHERE seq < ? AND closes = ''
@@ -169,9 +168,9 @@ func (x *LedgerReader) Months(ctx context.Context, size uint64) ([]ledger.MonthC
 		return nil, indexError(err)
 	}
 	defer rows.Close()
-	var out []ledger.MonthCount
+	var out []evidence.MonthCount
 	for rows.Next() {
-		var m ledger.MonthCount
+		var m evidence.MonthCount
 		if err := rows.Scan(&m.Month, &m.ChangeType, &m.Records, &m.Compliant); err != nil {
 			return nil, indexError(err)
 		}

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 
 	"github.com/changegate/changegate/internal/evidence"
-	"github.com/changegate/changegate/internal/ledger"
 )
 
 // ledgerColumns are the index's field columns, named as the evidence
@@ -35,13 +34,13 @@ func (s *DB) Ledger() *LedgerIndex { return &LedgerIndex{db: s} }
 // The commit is not synced to disk: the index is derived from the blob
 // store, and ledger.Open re-indexes the records a power cut took from it.
 // Rows are committed in sequence order, so what is lost is always a suffix.
-func (x *LedgerIndex) Put(ctx context.Context, entries []ledger.IndexEntry) error {
+func (x *LedgerIndex) Put(ctx context.Context, entries []evidence.IndexEntry) error {
 	tx, err := x.db.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("ledger index: begin: %w", err)
 	}
 	defer tx.Rollback()
-	var run []ledger.IndexEntry // consecutive records new to the index
+	var run []evidence.IndexEntry // consecutive records new to the index
 	for _, e := range entries {
 		added, err := putRecord(ctx, tx, e)
 		if err != nil {
@@ -67,7 +66,7 @@ func (x *LedgerIndex) Put(ctx context.Context, entries []ledger.IndexEntry) erro
 }
 
 // putLeaves stores the leaf hashes of consecutive records as one row.
-func putLeaves(ctx context.Context, tx *sql.Tx, run []ledger.IndexEntry) error {
+func putLeaves(ctx context.Context, tx *sql.Tx, run []evidence.IndexEntry) error {
 	if len(run) == 0 {
 		return nil
 	}
@@ -86,7 +85,7 @@ func putLeaves(ctx context.Context, tx *sql.Tx, run []ledger.IndexEntry) error {
 }
 
 // putRecord indexes one record and reports whether it was new.
-func putRecord(ctx context.Context, tx *sql.Tx, e ledger.IndexEntry) (bool, error) {
+func putRecord(ctx context.Context, tx *sql.Tx, e evidence.IndexEntry) (bool, error) {
 	state := ""
 	switch {
 	case e.Fields["closes"] != "":

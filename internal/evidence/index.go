@@ -1,6 +1,19 @@
-package ledger
+package evidence
 
 import "time"
+
+// The index of the ledger: what each record's row holds, and the
+// population queries over it. Every store adapter implements them.
+
+// IndexEntry is one record's row in the index.
+type IndexEntry struct {
+	Seq      uint64
+	LeafHash string // hex
+	Fields   map[string]string
+	// Links are the ids of the records this one links (a deployment's
+	// change records), so that a population can find a change's deployment.
+	Links []string
+}
 
 // Query selects a population from the index: the records among the first
 // Size of the log whose event time falls in [From, To), optionally of one
@@ -18,14 +31,14 @@ type Query struct {
 	Limit int
 }
 
-// Row is one record of a population as the index holds it.
-type Row struct {
+// PopulationRow is one record of a population as the index holds it.
+type PopulationRow struct {
 	Seq      uint64
 	LeafHash []byte
-	// Summary is the record's evidence.SummaryJSON. It is only valid
+	// Summary is the record's SummaryJSON. It is only valid
 	// during the call it is passed to.
 	Summary []byte
-	// DeployedAt is the event time (evidence.SortableTime) of the first
+	// DeployedAt is the event time (SortableTime) of the first
 	// deployment record among the first Size that links this record; empty
 	// when none does.
 	DeployedAt string
