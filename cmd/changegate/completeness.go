@@ -55,7 +55,7 @@ func sweepHandler(s *redeliver.Sweeper, store *sqlite.DB) jobs.Handler[jobs.Rede
 			return nil, err
 		}
 		log.Info("redelivery sweep done", "seen", res.Seen, "missing", res.Missing, "redelivered", len(asked))
-		return func(ctx context.Context, tx *sql.Tx) error {
+		return func(ctx context.Context, tx jobs.Tx) error {
 			return store.RecordSweep(ctx, tx, res.Cursor, asked, time.Now())
 		}, nil
 	}

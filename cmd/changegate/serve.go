@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -210,7 +209,7 @@ func (s *scheduler) writeBack(ctx context.Context, j jobs.JiraWriteBack) error {
 // walkInstalled queues the first reconciliation of repositories just
 // installed, which backfills completeness.backfill_period of their
 // production branches.
-func (s *scheduler) walkInstalled(ctx context.Context, tx *sql.Tx, installation int64, repos []jobs.Repo, reason string) error {
+func (s *scheduler) walkInstalled(ctx context.Context, tx jobs.Tx, installation int64, repos []jobs.Repo, reason string) error {
 	q, err := s.queue()
 	if err != nil {
 		return err

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -244,7 +243,7 @@ func (s indexStore) LastEvaluated(ctx context.Context, repo string, number int) 
 	return s.db.LastEvaluated(ctx, repo, number)
 }
 
-func (s indexStore) IndexPullRequest(ctx context.Context, tx *sql.Tx, pr assess.IndexedPR, now time.Time) error {
+func (s indexStore) IndexPullRequest(ctx context.Context, tx jobs.Tx, pr assess.IndexedPR, now time.Time) error {
 	return s.db.IndexPullRequest(ctx, tx, sqlite.PullRequest(pr), now)
 }
 

@@ -6,7 +6,6 @@ package assess
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -110,7 +109,7 @@ type PullsForCommit func(ctx context.Context, client *github.Client, repo change
 // Store is the pull request index.
 type Store interface {
 	LastEvaluated(ctx context.Context, repo string, number int) (time.Time, bool, error)
-	IndexPullRequest(ctx context.Context, tx *sql.Tx, pr IndexedPR, now time.Time) error
+	IndexPullRequest(ctx context.Context, tx jobs.Tx, pr IndexedPR, now time.Time) error
 	OpenPullRequestsWithHead(ctx context.Context, repo, sha string) ([]IndexedPR, error)
 	// OpenPullRequestsOfOwner lists the installation's open pull requests
 	// in the repositories of owner.
@@ -420,7 +419,7 @@ func (a *Assessor) evaluateAll(ctx context.Context, log *slog.Logger, targets []
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return func(ctx context.Context, tx *sql.Tx) error {
+	return func(ctx context.Context, tx jobs.Tx) error {
 		for _, pr := range indexed {
 			if err := a.Store.IndexPullRequest(ctx, tx, pr, a.Now()); err != nil {
 				return err

@@ -2,7 +2,6 @@ package assess
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"log/slog"
 	"sync"
@@ -126,7 +125,7 @@ func (w *world) LastEvaluated(_ context.Context, _ string, n int) (time.Time, bo
 	return t, ok, nil
 }
 
-func (w *world) IndexPullRequest(_ context.Context, _ *sql.Tx, pr IndexedPR, _ time.Time) error {
+func (w *world) IndexPullRequest(_ context.Context, _ jobs.Tx, pr IndexedPR, _ time.Time) error {
 	w.index[pr.Number] = pr
 	if !pr.EvaluatedAt.IsZero() {
 		w.lastEval[pr.Number] = pr.EvaluatedAt
@@ -167,7 +166,7 @@ func (w *world) OpenPullRequestsWithKey(_ context.Context, key string) ([]Indexe
 var log = slog.New(slog.DiscardHandler)
 
 // run executes a job handler and its Apply, as the queue would.
-func run(t *testing.T, apply func() (func(context.Context, *sql.Tx) error, error)) error {
+func run(t *testing.T, apply func() (jobs.Apply, error)) error {
 	t.Helper()
 	a, err := apply()
 	if err != nil {
@@ -193,7 +192,7 @@ func TestEvaluatePublishesAndIndexes(t *testing.T) {
 	w.prs[5] = change.PullRequest{Number: 5, State: "open", HeadSHA: "aaa", BaseRef: "main"}
 	w.tickets["PAY-1"] = change.LookupFound
 	a := w.assessor()
-	err := run(t, func() (func(context.Context, *sql.Tx) error, error) {
+	err := run(t, func() (jobs.Apply, error) {
 		ap, err := a.EvaluatePRJob(t.Context(), log, jobs.EvaluatePR{Installation: 1, Repo: "acme/api", Number: 5, QueuedAt: w.now.Add(-time.Second)})
 		return ap, err
 	})
@@ -220,7 +219,7 @@ func TestStaleJobIsCoalesced(t *testing.T) {
 	w.tickets["PAY-1"] = change.LookupFound
 	w.lastEval[5] = w.now.Add(-time.Second) // an evaluation started after the event
 	a := w.assessor()
-	if err := run(t, func() (func(context.Context, *sql.Tx) error, error) {
+	if err := run(t, func() (jobs.Apply, error) {
 		return a.EvaluatePRJob(t.Context(), log, jobs.EvaluatePR{Installation: 1, Repo: "acme/api", Number: 5, QueuedAt: w.now.Add(-time.Minute)})
 	}); err != nil {
 		t.Fatal(err)
@@ -235,13 +234,13 @@ func TestFailedEvaluationDoesNotCoalesceItsRetry(t *testing.T) {
 	w := newWorld()
 	a := w.assessor()
 	job := jobs.EvaluatePR{Installation: 1, Repo: "acme/api", Number: 5, QueuedAt: w.now.Add(-time.Minute)}
-	if err := run(t, func() (func(context.Context, *sql.Tx) error, error) { return a.EvaluatePRJob(t.Context(), log, job) }); err == nil {
+	if err := run(t, func() (jobs.Apply, error) { return a.EvaluatePRJob(t.Context(), log, job) }); err == nil {
 		t.Fatal("want the GitHub error")
 	}
 	w.prs[5] = change.PullRequest{Number: 5, State: "open", HeadSHA: "aaa"}
 	w.tickets["PAY-1"] = change.LookupFound
 	w.now = w.now.Add(time.Minute)
-	if err := run(t, func() (func(context.Context, *sql.Tx) error, error) { return a.EvaluatePRJob(t.Context(), log, job) }); err != nil {
+	if err := run(t, func() (jobs.Apply, error) { return a.EvaluatePRJob(t.Context(), log, job) }); err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff([]change.Outcome{change.Compliant}, w.outcomes()); diff != "" {
@@ -255,7 +254,7 @@ func TestJiraUnreachablePublishesPendingAndRetries(t *testing.T) {
 	w.prs[5] = change.PullRequest{Number: 5, State: "open", HeadSHA: "aaa"}
 	w.tickets["PAY-1"] = change.LookupUnreachable
 	a := w.assessor()
-	err := run(t, func() (func(context.Context, *sql.Tx) error, error) {
+	err := run(t, func() (jobs.Apply, error) {
 		return a.EvaluatePRJob(t.Context(), log, jobs.EvaluatePR{Installation: 1, Repo: "acme/api", Number: 5})
 	})
 	if !errors.Is(err, ErrJiraUnreachable) {
@@ -272,7 +271,7 @@ func TestInvalidPolicyPublishesFailure(t *testing.T) {
 	w.prs[5] = change.PullRequest{Number: 5, State: "open", HeadSHA: "aaa"}
 	w.policyErr = &InvalidPolicyError{Source: ".github/changegate.yml", Err: errors.New(`line 3: unknown key "reveiw"`)}
 	a := w.assessor()
-	if err := run(t, func() (func(context.Context, *sql.Tx) error, error) {
+	if err := run(t, func() (jobs.Apply, error) {
 		return a.EvaluatePRJob(t.Context(), log, jobs.EvaluatePR{Installation: 1, Repo: "acme/api", Number: 5})
 	}); err != nil {
 		t.Fatal(err)
@@ -288,7 +287,7 @@ func TestClosedPullRequestIsIndexedNotPublished(t *testing.T) {
 	w.prs[5] = change.PullRequest{Number: 5, State: "closed", HeadSHA: "aaa"}
 	w.index[5] = IndexedPR{Repo: "acme/api", Number: 5, HeadSHA: "aaa", State: "open", Keys: []string{"PAY-1"}}
 	a := w.assessor()
-	if err := run(t, func() (func(context.Context, *sql.Tx) error, error) {
+	if err := run(t, func() (jobs.Apply, error) {
 		return a.EvaluatePRJob(t.Context(), log, jobs.EvaluatePR{Installation: 1, Repo: "acme/api", Number: 5})
 	}); err != nil {
 		t.Fatal(err)
@@ -306,7 +305,7 @@ func TestCommitEventsFanOutToOpenPullRequests(t *testing.T) {
 	w.tickets["PAY-1"] = change.LookupFound
 	a := w.assessor()
 	// Not indexed yet: GitHub is asked which pull requests hold the commit.
-	if err := run(t, func() (func(context.Context, *sql.Tx) error, error) {
+	if err := run(t, func() (jobs.Apply, error) {
 		return a.EvaluateSHAJob(t.Context(), log, jobs.EvaluateSHA{Installation: 1, Repo: "acme/api", SHA: "aaa"})
 	}); err != nil {
 		t.Fatal(err)
@@ -317,7 +316,7 @@ func TestCommitEventsFanOutToOpenPullRequests(t *testing.T) {
 	// A Jira transition re-evaluates every open pull request naming the key.
 	w.now = w.now.Add(time.Minute)
 	w.published = nil
-	if err := run(t, func() (func(context.Context, *sql.Tx) error, error) {
+	if err := run(t, func() (jobs.Apply, error) {
 		return a.JiraIssueJob(t.Context(), log, jobs.JiraIssue{Key: "PAY-1", QueuedAt: w.now})
 	}); err != nil {
 		t.Fatal(err)

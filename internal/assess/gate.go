@@ -2,7 +2,6 @@ package assess
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,10 +21,10 @@ type Answerer func(ctx context.Context, client *github.Client, callback string, 
 // once and the deployment's record carries its answer.
 type GateStore interface {
 	Gate(ctx context.Context, repo string, deploymentID int64, environment string) (change.GateAnswer, bool, error)
-	PutGate(ctx context.Context, tx *sql.Tx, repo string, g change.GateAnswer) error
+	PutGate(ctx context.Context, tx jobs.Tx, repo string, g change.GateAnswer) error
 	// PutDeploymentReview and DeploymentReviews keep who approved or
 	// rejected a deployment in GitHub.
-	PutDeploymentReview(ctx context.Context, tx *sql.Tx, repo, sha, deliveryID string, r change.DeploymentReview) error
+	PutDeploymentReview(ctx context.Context, tx jobs.Tx, repo, sha, deliveryID string, r change.DeploymentReview) error
 	DeploymentReviews(ctx context.Context, repo, sha, environment string) ([]change.DeploymentReview, error)
 }
 
@@ -42,7 +41,7 @@ var ErrGatePending = errors.New("deployment gate: a control is pending")
 // GitHub, for its change record. It reads nothing from GitHub.
 func (a *Assessor) DeploymentReviewJob(_ context.Context, log *slog.Logger, j jobs.DeploymentReview) (jobs.Apply, error) {
 	log.Info("deployment review recorded", "reviewer", j.Reviewer, "environments", j.Environments)
-	return func(ctx context.Context, tx *sql.Tx) error {
+	return func(ctx context.Context, tx jobs.Tx) error {
 		for _, env := range j.Environments {
 			r := change.DeploymentReview{Environment: env, State: j.State, Reviewer: j.Reviewer, Comment: j.Comment, At: j.At.UTC()}
 			if err := a.Gates.PutDeploymentReview(ctx, tx, j.Repo, j.SHA, j.DeliveryID, r); err != nil {
@@ -82,7 +81,7 @@ func (a *Assessor) DeploymentGateJob(ctx context.Context, log *slog.Logger, j jo
 	}
 	g.AnsweredAt = a.Now().UTC()
 	log.Info("deployment gate answered", "state", g.State)
-	return func(ctx context.Context, tx *sql.Tx) error { return a.Gates.PutGate(ctx, tx, repo.String(), g) }, nil
+	return func(ctx context.Context, tx jobs.Tx) error { return a.Gates.PutGate(ctx, tx, repo.String(), g) }, nil
 }
 
 // gateDecision is the answer a request gets, or ErrGatePending.

@@ -2,7 +2,6 @@ package assess
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -19,7 +18,7 @@ type GroupPulls func(ctx context.Context, client *github.Client, repo change.Rep
 
 // GroupStore remembers the merge groups checked, for the merge records.
 type GroupStore interface {
-	PutMergeGroup(ctx context.Context, tx *sql.Tx, repo string, g change.MergeGroup) error
+	PutMergeGroup(ctx context.Context, tx jobs.Tx, repo string, g change.MergeGroup) error
 	MergeGroupOf(ctx context.Context, repo string, pr int, sha string) (change.MergeGroup, bool, error)
 }
 
@@ -59,7 +58,7 @@ func (a *Assessor) MergeGroupJob(ctx context.Context, log *slog.Logger, j jobs.M
 		return nil, nil
 	}
 	g := change.MergeGroup{HeadSHA: j.HeadSHA, HeadRef: j.HeadRef, BaseSHA: j.BaseSHA, Pulls: numbers}
-	return func(ctx context.Context, tx *sql.Tx) error { return a.Groups.PutMergeGroup(ctx, tx, repo.String(), g) }, nil
+	return func(ctx context.Context, tx jobs.Tx) error { return a.Groups.PutMergeGroup(ctx, tx, repo.String(), g) }, nil
 }
 
 // groupDecision combines the decisions of a group's pull requests, control

@@ -5,7 +5,6 @@ package inventory
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"log/slog"
 	"time"
@@ -15,15 +14,15 @@ import (
 
 // Store writes the inventory inside a job's transaction.
 type Store interface {
-	UpsertInstallation(ctx context.Context, tx *sql.Tx, in jobs.Installation, now time.Time) error
-	DeleteInstallation(ctx context.Context, tx *sql.Tx, id int64, now time.Time) error
-	UpsertRepos(ctx context.Context, tx *sql.Tx, installationID int64, repos []jobs.Repo, now time.Time) error
-	RemoveRepos(ctx context.Context, tx *sql.Tx, installationID int64, repos []jobs.Repo) error
+	UpsertInstallation(ctx context.Context, tx jobs.Tx, in jobs.Installation, now time.Time) error
+	DeleteInstallation(ctx context.Context, tx jobs.Tx, id int64, now time.Time) error
+	UpsertRepos(ctx context.Context, tx jobs.Tx, installationID int64, repos []jobs.Repo, now time.Time) error
+	RemoveRepos(ctx context.Context, tx jobs.Tx, installationID int64, repos []jobs.Repo) error
 	// ReplaceRepos makes repos the installation's list as of listedAt:
 	// a repository recorded after that (by a webhook applied while the
 	// list was read) is newer news, and is kept.
-	ReplaceRepos(ctx context.Context, tx *sql.Tx, installationID int64, repos []jobs.Repo, listedAt, now time.Time) error
-	MarkMissingInstallationsDeleted(ctx context.Context, tx *sql.Tx, keep []int64, now time.Time) error
+	ReplaceRepos(ctx context.Context, tx jobs.Tx, installationID int64, repos []jobs.Repo, listedAt, now time.Time) error
+	MarkMissingInstallationsDeleted(ctx context.Context, tx jobs.Tx, keep []int64, now time.Time) error
 }
 
 // GitHub lists what the App is installed on.
@@ -34,7 +33,7 @@ type GitHub interface {
 
 // Walk queues, in tx, a walk of the history of repositories just
 // installed: their first reconciliation, which backfills them.
-type Walk func(ctx context.Context, tx *sql.Tx, installation int64, repos []jobs.Repo, reason string) error
+type Walk func(ctx context.Context, tx jobs.Tx, installation int64, repos []jobs.Repo, reason string) error
 
 // EventHandler applies installation and installation_repositories webhooks.
 // It needs no GitHub call: the payload says what changed. Repositories
@@ -42,7 +41,7 @@ type Walk func(ctx context.Context, tx *sql.Tx, installation int64, repos []jobs
 // transaction, so a crash leaves both or neither.
 func EventHandler(s Store, now func() time.Time, walk Walk) jobs.Handler[jobs.InstallationEvent] {
 	return func(ctx context.Context, log *slog.Logger, ev jobs.InstallationEvent) (jobs.Apply, error) {
-		return func(ctx context.Context, tx *sql.Tx) error {
+		return func(ctx context.Context, tx jobs.Tx) error {
 			t := now()
 			in := ev.Installation
 			switch ev.Event + "." + ev.Action {
@@ -77,7 +76,7 @@ func EventHandler(s Store, now func() time.Time, walk Walk) jobs.Handler[jobs.In
 	}
 }
 
-func walkNew(ctx context.Context, tx *sql.Tx, walk Walk, installation int64, repos []jobs.Repo, reason string) error {
+func walkNew(ctx context.Context, tx jobs.Tx, walk Walk, installation int64, repos []jobs.Repo, reason string) error {
 	if walk == nil || len(repos) == 0 {
 		return nil
 	}
@@ -105,7 +104,7 @@ func SyncHandler(s Store, gh GitHub, now func() time.Time) jobs.Handler[jobs.Ins
 			}
 			repos[in.ID] = r
 		}
-		return func(ctx context.Context, tx *sql.Tx) error {
+		return func(ctx context.Context, tx jobs.Tx) error {
 			t := now()
 			keep := make([]int64, 0, len(installs))
 			total := 0

@@ -6,7 +6,6 @@ package jobs
 
 import (
 	"context"
-	"database/sql"
 	"log/slog"
 	"time"
 )
@@ -48,7 +47,12 @@ type Args interface {
 type Handler[T Args] func(ctx context.Context, log *slog.Logger, args T) (Apply, error)
 
 // Apply writes a job's effects in the job's transaction.
-type Apply func(ctx context.Context, tx *sql.Tx) error
+type Apply func(ctx context.Context, tx Tx) error
+
+// Tx is the transaction a job's effects are written in, with the job's
+// completion and its delivery's count: *sql.Tx on SQLite. Only the store
+// that began it looks inside; everything else passes it on.
+type Tx any
 
 // Kinds, stable across versions: queued jobs outlive the binary that queued them.
 const (

@@ -2,7 +2,6 @@ package queue_test
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
@@ -31,7 +30,7 @@ func BenchmarkProcess(b *testing.B) {
 	started := make(chan struct{})
 	queue.Add(w, jobs.Handler[testJob](func(context.Context, *slog.Logger, testJob) (jobs.Apply, error) {
 		<-started
-		return func(context.Context, *sql.Tx) error { done.Add(1); return nil }, nil
+		return func(context.Context, jobs.Tx) error { done.Add(1); return nil }, nil
 	}))
 	q := startBenchQueue(b, store, w)
 	for i := range b.N {

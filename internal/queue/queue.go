@@ -285,8 +285,8 @@ func (q *Queue) Insert(ctx context.Context, args river.JobArgs, unique bool) err
 // effects, so that it exists exactly when they do. It runs after the
 // waiting live jobs (River priority 4); a second insert of the same
 // arguments while the first waits is a no-op.
-func (q *Queue) InsertBackgroundTx(ctx context.Context, tx *sql.Tx, args river.JobArgs) error {
-	_, err := q.client.InsertTx(ctx, tx, args, &river.InsertOpts{Priority: 4, UniqueOpts: river.UniqueOpts{ByArgs: true}})
+func (q *Queue) InsertBackgroundTx(ctx context.Context, tx jobs.Tx, args river.JobArgs) error {
+	_, err := q.client.InsertTx(ctx, tx.(*sql.Tx), args, &river.InsertOpts{Priority: 4, UniqueOpts: river.UniqueOpts{ByArgs: true}})
 	if err != nil {
 		return fmt.Errorf("queue %s: %w", args.Kind(), err)
 	}

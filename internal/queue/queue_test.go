@@ -2,7 +2,6 @@ package queue_test
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -79,7 +78,7 @@ func newHarness(t *testing.T, cfg queue.Config) *harness {
 				return nil, errRetryable{delay: 500 * time.Millisecond}
 			}
 		}
-		return func(ctx context.Context, tx *sql.Tx) error {
+		return func(ctx context.Context, tx jobs.Tx) error {
 			h.writes.Add(1)
 			return nil
 		}, nil

@@ -45,7 +45,8 @@ func (s *DB) LastEvaluated(ctx context.Context, repo string, number int) (time.T
 
 // IndexPullRequest records a pull request's head, state and linked keys,
 // and when the evaluation that saw them started.
-func (s *DB) IndexPullRequest(ctx context.Context, tx *sql.Tx, pr PullRequest, now time.Time) error {
+func (s *DB) IndexPullRequest(ctx context.Context, jtx jobs.Tx, pr PullRequest, now time.Time) error {
+	tx := sqlTx(jtx)
 	var evaluated sql.NullString
 	if !pr.EvaluatedAt.IsZero() {
 		evaluated = sql.NullString{String: ts(pr.EvaluatedAt), Valid: true}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/changegate/changegate/internal/jobs"
 	"strconv"
 	"strings"
 	"time"
@@ -15,7 +16,8 @@ import (
 // PutGate records the answer to a deployment protection rule, in the
 // answering job's transaction. A second answer to the same request keeps
 // the first.
-func (s *DB) PutGate(ctx context.Context, tx *sql.Tx, repo string, g change.GateAnswer) error {
+func (s *DB) PutGate(ctx context.Context, jtx jobs.Tx, repo string, g change.GateAnswer) error {
+	tx := sqlTx(jtx)
 	_, err := tx.ExecContext(ctx, `
 		INSERT INTO deployment_gates (repo, deployment_id, environment, sha, state, comment, pulls, delivery_id, answered_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
@@ -48,7 +50,8 @@ func (s *DB) Gate(ctx context.Context, repo string, deploymentID int64, environm
 
 // PutMergeGroup remembers a merge group for each of its pull requests, in
 // the checking job's transaction.
-func (s *DB) PutMergeGroup(ctx context.Context, tx *sql.Tx, repo string, g change.MergeGroup) error {
+func (s *DB) PutMergeGroup(ctx context.Context, jtx jobs.Tx, repo string, g change.MergeGroup) error {
+	tx := sqlTx(jtx)
 	pulls := joinInts(g.Pulls)
 	for _, pr := range g.Pulls {
 		_, err := tx.ExecContext(ctx, `
@@ -100,7 +103,8 @@ func splitInts(s string) []int {
 
 // PutDeploymentReview records a review of a deployment of sha, in the
 // recording job's transaction; a redelivery records nothing more.
-func (s *DB) PutDeploymentReview(ctx context.Context, tx *sql.Tx, repo, sha, deliveryID string, r change.DeploymentReview) error {
+func (s *DB) PutDeploymentReview(ctx context.Context, jtx jobs.Tx, repo, sha, deliveryID string, r change.DeploymentReview) error {
+	tx := sqlTx(jtx)
 	_, err := tx.ExecContext(ctx, `
 		INSERT INTO deployment_reviews (repo, sha, environment, state, reviewer, comment, at, delivery_id)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"time"
 
@@ -16,7 +15,8 @@ type Installation struct {
 }
 
 // UpsertInstallation records an installation as it is now.
-func (s *DB) UpsertInstallation(ctx context.Context, tx *sql.Tx, in jobs.Installation, now time.Time) error {
+func (s *DB) UpsertInstallation(ctx context.Context, jtx jobs.Tx, in jobs.Installation, now time.Time) error {
+	tx := sqlTx(jtx)
 	_, err := tx.ExecContext(ctx, `
 		INSERT INTO installations (id, account, account_type, repository_selection, suspended, deleted, updated_at)
 		VALUES (?, ?, ?, ?, ?, 0, ?)
@@ -35,7 +35,8 @@ func (s *DB) UpsertInstallation(ctx context.Context, tx *sql.Tx, in jobs.Install
 }
 
 // DeleteInstallation marks an installation deleted and forgets its repositories.
-func (s *DB) DeleteInstallation(ctx context.Context, tx *sql.Tx, id int64, now time.Time) error {
+func (s *DB) DeleteInstallation(ctx context.Context, jtx jobs.Tx, id int64, now time.Time) error {
+	tx := sqlTx(jtx)
 	if _, err := tx.ExecContext(ctx, `UPDATE installations SET deleted = 1, updated_at = ? WHERE id = ?`, ts(now), id); err != nil {
 		return fmt.Errorf("delete installation %d: %w", id, err)
 	}
@@ -46,7 +47,8 @@ func (s *DB) DeleteInstallation(ctx context.Context, tx *sql.Tx, id int64, now t
 }
 
 // UpsertRepos records repositories an installation can see.
-func (s *DB) UpsertRepos(ctx context.Context, tx *sql.Tx, installationID int64, repos []jobs.Repo, now time.Time) error {
+func (s *DB) UpsertRepos(ctx context.Context, jtx jobs.Tx, installationID int64, repos []jobs.Repo, now time.Time) error {
+	tx := sqlTx(jtx)
 	for _, r := range repos {
 		_, err := tx.ExecContext(ctx, `
 			INSERT INTO repositories (id, installation_id, full_name, private, updated_at)
@@ -65,7 +67,8 @@ func (s *DB) UpsertRepos(ctx context.Context, tx *sql.Tx, installationID int64, 
 }
 
 // RemoveRepos forgets repositories an installation no longer sees.
-func (s *DB) RemoveRepos(ctx context.Context, tx *sql.Tx, installationID int64, repos []jobs.Repo) error {
+func (s *DB) RemoveRepos(ctx context.Context, jtx jobs.Tx, installationID int64, repos []jobs.Repo) error {
+	tx := sqlTx(jtx)
 	for _, r := range repos {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM repositories WHERE id = ? AND installation_id = ?`, r.ID, installationID); err != nil {
 			return fmt.Errorf("remove repository %s: %w", r.FullName, err)
@@ -77,7 +80,8 @@ func (s *DB) RemoveRepos(ctx context.Context, tx *sql.Tx, installationID int64, 
 // ReplaceRepos makes repos the complete list an installation saw at
 // listedAt. A repository recorded after listedAt is kept: a webhook that
 // added it was applied while the list was being read.
-func (s *DB) ReplaceRepos(ctx context.Context, tx *sql.Tx, installationID int64, repos []jobs.Repo, listedAt, now time.Time) error {
+func (s *DB) ReplaceRepos(ctx context.Context, jtx jobs.Tx, installationID int64, repos []jobs.Repo, listedAt, now time.Time) error {
+	tx := sqlTx(jtx)
 	if _, err := tx.ExecContext(ctx, `DELETE FROM repositories WHERE installation_id = ? AND julianday(updated_at) < julianday(?)`,
 		installationID, ts(listedAt)); err != nil {
 		return fmt.Errorf("replace repositories of installation %d: %w", installationID, err)
@@ -87,7 +91,8 @@ func (s *DB) ReplaceRepos(ctx context.Context, tx *sql.Tx, installationID int64,
 
 // MarkMissingInstallationsDeleted marks deleted every installation not in
 // keep: after a full sync, those are the ones GitHub no longer lists.
-func (s *DB) MarkMissingInstallationsDeleted(ctx context.Context, tx *sql.Tx, keep []int64, now time.Time) error {
+func (s *DB) MarkMissingInstallationsDeleted(ctx context.Context, jtx jobs.Tx, keep []int64, now time.Time) error {
+	tx := sqlTx(jtx)
 	rows, err := tx.QueryContext(ctx, `SELECT id FROM installations WHERE deleted = 0`)
 	if err != nil {
 		return fmt.Errorf("list installations: %w", err)

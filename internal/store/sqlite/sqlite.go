@@ -10,6 +10,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"github.com/changegate/changegate/internal/jobs"
 	"io/fs"
 	"log/slog"
 	"net/url"
@@ -163,6 +164,10 @@ func (s *DB) migrate(ctx context.Context, log *slog.Logger) error {
 // setting of the connection, raised before the transaction and lowered
 // after it while the connection is held, so no other write can run at the
 // raised level or commit this one at the lowered level.
+// sqlTx is the SQLite transaction behind a jobs.Tx, which this store or
+// the queue on it began: anything else is a wiring mistake.
+func sqlTx(tx jobs.Tx) *sql.Tx { return tx.(*sql.Tx) }
+
 func (s *DB) DurableTx(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
 	// Holding the pool's one connection for the whole sequence keeps any
 	// other statement from running between the pragma and the commit.

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/changegate/changegate/internal/jobs"
 	"strings"
 	"time"
 )
@@ -70,7 +71,8 @@ func (s *DB) SweepCursor(ctx context.Context) (int64, error) {
 
 // RecordSweep keeps, in tx, the redeliveries a sweep asked for and, when
 // it finished, its cursor (0 keeps the old one).
-func (s *DB) RecordSweep(ctx context.Context, tx *sql.Tx, cursor int64, asked []Redelivery, now time.Time) error {
+func (s *DB) RecordSweep(ctx context.Context, jtx jobs.Tx, cursor int64, asked []Redelivery, now time.Time) error {
+	tx := sqlTx(jtx)
 	for _, r := range asked {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO redeliveries (guid, delivery_id, event, requested_at) VALUES (?, ?, ?, ?)
 			ON CONFLICT (guid) DO NOTHING`, r.GUID, r.DeliveryID, r.Event, now.UTC().Format(time.RFC3339Nano)); err != nil {
