@@ -9,21 +9,11 @@ import (
 	"time"
 
 	"github.com/changegate/changegate/internal/jobs"
+	"github.com/changegate/changegate/internal/store"
 )
 
-// PullRequest is a row of the pull request index.
-type PullRequest struct {
-	Repo           string
-	Number         int
-	InstallationID int64
-	HeadSHA        string
-	BaseRef        string
-	State          string
-	Keys           []string
-	// EvaluatedAt is when the evaluation that produced this entry started;
-	// zero keeps the recorded time.
-	EvaluatedAt time.Time
-}
+// PullRequest is the store-wide row.
+type PullRequest = store.PullRequest
 
 // LastEvaluated returns when the latest completed evaluation of a pull
 // request started.
@@ -150,11 +140,8 @@ func (s *DB) queryPRs(ctx context.Context, q string, args ...any) ([]PullRequest
 	return out, rows.Err()
 }
 
-// CheckRun is the remembered changegate check run on a commit.
-type CheckRun struct {
-	ID     int64
-	Digest string
-}
+// CheckRun is the store-wide row.
+type CheckRun = store.CheckRun
 
 // CheckRun returns the check run remembered for repo at sha.
 func (s *DB) CheckRun(ctx context.Context, repo, sha string) (CheckRun, bool, error) {

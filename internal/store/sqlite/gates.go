@@ -5,12 +5,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"github.com/changegate/changegate/internal/jobs"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/changegate/changegate/internal/change"
+	"github.com/changegate/changegate/internal/jobs"
 )
 
 // PutGate records the answer to a deployment protection rule, in the

@@ -2,27 +2,17 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/changegate/changegate/internal/jobs"
+	"github.com/changegate/changegate/internal/store"
 )
 
-// Delivery is the row kept for an acknowledged delivery.
-type Delivery struct {
-	ID             string
-	Source         string
-	Event          string
-	Action         string
-	InstallationID int64
-	Repo           string
-	ReceivedAt     time.Time
-	// JobArgs is the JSON of the delivery's jobs, as the dispatcher reads them.
-	JobArgs   json.RawMessage
-	Jobs      int
-	Processed int
-}
+// Delivery is the store-wide row.
+type Delivery = store.Delivery
 
 const insertDelivery = `
 	INSERT INTO deliveries (id, source, event, action, installation_id, repo, received_at, jobs, job_args)
@@ -31,7 +21,8 @@ const insertDelivery = `
 
 // InsertDeliveries records deliveries in tx. inserted[i] is false, and
 // nothing is written for it, when ds[i].ID was recorded before.
-func (s *DB) InsertDeliveries(ctx context.Context, tx *sql.Tx, ds []Delivery) ([]bool, error) {
+func (s *DB) InsertDeliveries(ctx context.Context, jtx jobs.Tx, ds []Delivery) ([]bool, error) {
+	tx := sqlTx(jtx)
 	stmt, err := tx.PrepareContext(ctx, insertDelivery)
 	if err != nil {
 		return nil, fmt.Errorf("prepare insert delivery: %w", err)
@@ -55,7 +46,8 @@ func (s *DB) InsertDeliveries(ctx context.Context, tx *sql.Tx, ds []Delivery) ([
 
 // Undispatched returns up to limit deliveries whose jobs are not yet in the
 // queue, oldest first.
-func (s *DB) Undispatched(ctx context.Context, tx *sql.Tx, limit int) ([]Delivery, error) {
+func (s *DB) Undispatched(ctx context.Context, jtx jobs.Tx, limit int) ([]Delivery, error) {
+	tx := sqlTx(jtx)
 	rows, err := tx.QueryContext(ctx, `
 		SELECT id, job_args FROM deliveries WHERE dispatched = 0 ORDER BY seq LIMIT ?`, limit)
 	if err != nil {
@@ -76,7 +68,8 @@ func (s *DB) Undispatched(ctx context.Context, tx *sql.Tx, limit int) ([]Deliver
 }
 
 // MarkDispatched records that the deliveries' jobs are in the queue.
-func (s *DB) MarkDispatched(ctx context.Context, tx *sql.Tx, ids []string) error {
+func (s *DB) MarkDispatched(ctx context.Context, jtx jobs.Tx, ids []string) error {
+	tx := sqlTx(jtx)
 	if len(ids) == 0 {
 		return nil
 	}
@@ -93,7 +86,8 @@ func (s *DB) MarkDispatched(ctx context.Context, tx *sql.Tx, ids []string) error
 
 // MarkProcessed counts one completed job of a delivery, in the job's own
 // transaction.
-func (s *DB) MarkProcessed(ctx context.Context, tx *sql.Tx, deliveryID string, now time.Time) error {
+func (s *DB) MarkProcessed(ctx context.Context, jtx jobs.Tx, deliveryID string, now time.Time) error {
+	tx := sqlTx(jtx)
 	_, err := tx.ExecContext(ctx,
 		`UPDATE deliveries SET processed = processed + 1, processed_at = ? WHERE id = ?`,
 		ts(now), deliveryID)

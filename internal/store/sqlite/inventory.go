@@ -6,13 +6,11 @@ import (
 	"time"
 
 	"github.com/changegate/changegate/internal/jobs"
+	"github.com/changegate/changegate/internal/store"
 )
 
-// Installation is a row of the installation inventory.
-type Installation struct {
-	jobs.Installation
-	Deleted bool
-}
+// Installation is the store-wide row.
+type Installation = store.Installation
 
 // UpsertInstallation records an installation as it is now.
 func (s *DB) UpsertInstallation(ctx context.Context, jtx jobs.Tx, in jobs.Installation, now time.Time) error {
@@ -144,11 +142,8 @@ func (s *DB) Installations(ctx context.Context) ([]Installation, error) {
 	return out, rows.Err()
 }
 
-// Repository is a row of the repository inventory.
-type Repository struct {
-	jobs.Repo
-	InstallationID int64
-}
+// Repository is the store-wide row.
+type Repository = store.Repository
 
 // Repositories lists the repositories of live installations.
 func (s *DB) Repositories(ctx context.Context) ([]Repository, error) {

@@ -10,7 +10,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"github.com/changegate/changegate/internal/jobs"
 	"io/fs"
 	"log/slog"
 	"net/url"
@@ -24,6 +23,8 @@ import (
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
 	msqlite "modernc.org/sqlite"
+
+	"github.com/changegate/changegate/internal/jobs"
 )
 
 //go:embed migrations/*.sql
@@ -199,6 +200,12 @@ func (s *DB) DurableTx(ctx context.Context, fn func(tx *sql.Tx) error) (err erro
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
+}
+
+// InTx is DurableTx for code that sees the transaction as a jobs.Tx, as
+// the PostgreSQL store's InTx does.
+func (s *DB) InTx(ctx context.Context, fn func(tx jobs.Tx) error) error {
+	return s.DurableTx(ctx, func(tx *sql.Tx) error { return fn(tx) })
 }
 
 // SQL returns the database handle, for River and transactions.

@@ -5,9 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"github.com/changegate/changegate/internal/jobs"
 	"strings"
 	"time"
+
+	"github.com/changegate/changegate/internal/jobs"
 )
 
 // Redelivery is one redelivery changegate asked GitHub for.

@@ -1,0 +1,170 @@
+// Package postgres is the scale-out store: the intake records, the
+// inventory, the pull request index and River's job tables in one
+// PostgreSQL database that several replicas share. pgx v5 talks to it;
+// a job's effects, its delivery's count and its completion commit in one
+// pgx transaction.
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivermigrate"
+
+	"github.com/changegate/changegate/internal/jobs"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// DB is the PostgreSQL store.
+type DB struct {
+	pool *pgxpool.Pool
+}
+
+// Options tune Open.
+type Options struct {
+	// MaxConns bounds the pool (default: pgx's, 4 per CPU and at least 4).
+	MaxConns int32
+	Logger   *slog.Logger
+}
+
+// migrationLock is the advisory lock key replicas take to migrate one at a
+// time: "changegate" in ASCII, as an int64.
+const migrationLock = 0x6368616e67656761
+
+// Open connects to the database at connURL, checks that it answers, and
+// migrates the schema, River's included, under an advisory lock, so that
+// replicas starting together do not race. Errors name the URL with its
+// password masked.
+func Open(ctx context.Context, connURL string, o Options) (*DB, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	cfg, err := pgxpool.ParseConfig(connURL)
+	if err != nil {
+		return nil, fmt.Errorf("database URL %s: %s", Redact(connURL), scrub(err, connURL))
+	}
+	if o.MaxConns > 0 {
+		cfg.MaxConns = o.MaxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("database %s: %s", Redact(connURL), scrub(err, connURL))
+	}
+	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := pool.Ping(pctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to database %s: %s", Redact(connURL), scrub(err, connURL))
+	}
+	s := &DB{pool: pool}
+	if err := s.migrate(ctx, o.Logger); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Redact is connURL with its password, if any, masked.
+func Redact(connURL string) string {
+	u, err := url.Parse(connURL)
+	if err != nil || u.User == nil {
+		if strings.Contains(connURL, "@") {
+			return "(a URL that does not parse; not shown, as it may hold a password)"
+		}
+		return connURL
+	}
+	return u.Redacted()
+}
+
+// scrub is err's text with the URL's password, should the driver quote it,
+// masked.
+func scrub(err error, connURL string) string {
+	text := err.Error()
+	if u, perr := url.Parse(connURL); perr == nil && u.User != nil {
+		if pw, ok := u.User.Password(); ok && pw != "" {
+			text = strings.ReplaceAll(text, pw, "xxxxx")
+		}
+	}
+	return text
+}
+
+func (s *DB) migrate(ctx context.Context, log *slog.Logger) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(migrationLock)); err != nil {
+		return fmt.Errorf("migrate: take the migration lock: %w", err)
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(migrationLock))
+
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	db := stdlib.OpenDBFromPool(s.pool)
+	defer db.Close()
+	p, err := goose.NewProvider(goose.DialectPostgres, db, sub, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	m, err := rivermigrate.New(riverpgxv5.New(s.pool), &rivermigrate.Config{Logger: log})
+	if err != nil {
+		return fmt.Errorf("river migrations: %w", err)
+	}
+	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("river migrate: %w", err)
+	}
+	return nil
+}
+
+// Pool is the connection pool, for River's driver.
+func (s *DB) Pool() *pgxpool.Pool { return s.pool }
+
+// Close closes the pool.
+func (s *DB) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// InTx runs fn in a transaction, committed when fn returns nil. PostgreSQL
+// syncs every commit, so this is also the acknowledging write.
+func (s *DB) InTx(ctx context.Context, fn func(tx jobs.Tx) error) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return fn(tx) })
+}
+
+// pgTx is the pgx transaction behind a jobs.Tx, which this store or the
+// queue on it began: anything else is a wiring mistake.
+func pgTx(tx jobs.Tx) pgx.Tx { return tx.(pgx.Tx) }
+
+// CheckWritable proves the database takes a write, for /readyz.
+func (s *DB) CheckWritable(ctx context.Context, now time.Time) error {
+	_, err := s.pool.Exec(ctx, `
+		INSERT INTO health (id, checked_at) VALUES (1, $1)
+		ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at`, now)
+	if err != nil {
+		return fmt.Errorf("database not writable: %w", err)
+	}
+	return nil
+}
+
+// errNoRows reports whether err is pgx's "no rows".
+func errNoRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }
