@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/spf13/cobra"
 
 	"github.com/changegate/changegate/internal/assess"
@@ -311,7 +312,7 @@ func addNotConfigured(workers *queue.Workers) {
 }
 
 func newQueue(store *sqlite.DB, workers *queue.Workers, cfg config.Config, periodic []queue.Periodic, reg prometheus.Registerer, log *slog.Logger) (*queue.Queue, error) {
-	return queue.New(store, workers, queue.Config{
+	return queue.New(queue.NewBackend(riversqlite.New(store.SQL()), store), workers, queue.Config{
 		Periodic:    periodic,
 		Workers:     cfg.Queue.Workers,
 		MaxAttempts: cfg.Queue.MaxAttempts,

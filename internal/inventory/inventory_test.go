@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
 
 	"github.com/changegate/changegate/internal/ghapp"
 	"github.com/changegate/changegate/internal/ghfake"
@@ -246,7 +247,7 @@ func TestSyncThroughQueueAgainstFakeGitHub(t *testing.T) {
 	w := queue.NewWorkers()
 	queue.Add(w, inventory.SyncHandler(s, inventory.GitHubLister{Clients: apps}, now))
 	reg := prometheus.NewRegistry()
-	q, err := queue.New(s, w, queue.Config{Workers: 2, Classify: ghapp.RetryDelay, Registerer: reg})
+	q, err := queue.New(queue.NewBackend(riversqlite.New(s.SQL()), s), w, queue.Config{Workers: 2, Classify: ghapp.RetryDelay, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

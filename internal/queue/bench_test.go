@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+
 	"github.com/changegate/changegate/internal/jobs"
 	"github.com/changegate/changegate/internal/queue"
 	"github.com/changegate/changegate/internal/store/sqlite"
@@ -82,7 +84,7 @@ func BenchmarkEnqueue(b *testing.B) {
 // benchmark's end.
 func startBenchQueue(b *testing.B, store *sqlite.DB, w *queue.Workers) *queue.Queue {
 	b.Helper()
-	q, err := queue.New(store, w, queue.Config{Workers: 8})
+	q, err := queue.New(queue.NewBackend(riversqlite.New(store.SQL()), store), w, queue.Config{Workers: 8})
 	if err != nil {
 		b.Fatal(err)
 	}

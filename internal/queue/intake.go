@@ -2,7 +2,6 @@ package queue
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +10,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/changegate/changegate/internal/jobs"
-	"github.com/changegate/changegate/internal/store/sqlite"
+	"github.com/changegate/changegate/internal/store"
 )
 
 // Intake is two steps, both durable and transactional:
@@ -30,7 +29,7 @@ import (
 var ErrStopped = errors.New("queue stopped")
 
 type pending struct {
-	row  sqlite.Delivery
+	row  store.Delivery
 	done chan result
 }
 
@@ -71,7 +70,7 @@ func (q *Queue) Enqueue(ctx context.Context, d *jobs.Delivery) (bool, error) {
 		return false, fmt.Errorf("encode jobs: %w", err)
 	}
 	p := &pending{
-		row: sqlite.Delivery{
+		row: store.Delivery{
 			ID: d.ID, Source: d.Source, Event: d.Event, Action: d.Action,
 			InstallationID: d.InstallationID, Repo: d.Repo, ReceivedAt: d.ReceivedAt,
 			Jobs: len(d.Jobs), JobArgs: all,
@@ -148,12 +147,12 @@ func (q *Queue) insertBatch(batch []*pending) ([]bool, error) {
 	// The batch must not die with one caller's request context.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	rows := make([]sqlite.Delivery, len(batch))
+	rows := make([]store.Delivery, len(batch))
 	for i, p := range batch {
 		rows[i] = p.row
 	}
 	var inserted []bool
-	err := q.store.DurableTx(ctx, func(tx *sql.Tx) error {
+	err := q.store.InTx(ctx, func(tx jobs.Tx) error {
 		var err error
 		inserted, err = q.store.InsertDeliveries(ctx, tx, rows)
 		return err
@@ -216,39 +215,39 @@ func (q *Queue) dispatchBatch() (int, error) {
 	defer q.gate.unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	tx, err := q.store.SQL().BeginTx(ctx, nil)
+	var n int
+	err := q.store.WorkTx(ctx, func(tx jobs.Tx) error {
+		ds, err := q.store.Undispatched(ctx, tx, dispatchBatch)
+		if err != nil || len(ds) == 0 {
+			return err
+		}
+		var params []river.InsertManyParams
+		ids := make([]string, len(ds))
+		for i, d := range ds {
+			ids[i] = d.ID
+			var stored []storedJob
+			if err := json.Unmarshal(d.JobArgs, &stored); err != nil {
+				return fmt.Errorf("decode jobs of delivery %s: %w", d.ID, err)
+			}
+			for _, s := range stored {
+				params = append(params, river.InsertManyParams{Args: rawArgs{kind: s.Kind, args: s.Args}})
+			}
+		}
+		if len(params) > 0 {
+			if err := q.client.insertManyTx(ctx, tx, params); err != nil {
+				return fmt.Errorf("queue jobs: %w", err)
+			}
+		}
+		if err := q.store.MarkDispatched(ctx, tx, ids); err != nil {
+			return err
+		}
+		n = len(ds)
+		return nil
+	})
 	if err != nil {
-		return 0, fmt.Errorf("begin dispatch: %w", err)
+		return 0, fmt.Errorf("dispatch: %w", err)
 	}
-	defer tx.Rollback()
-	ds, err := q.store.Undispatched(ctx, tx, dispatchBatch)
-	if err != nil || len(ds) == 0 {
-		return 0, err
-	}
-	var params []river.InsertManyParams
-	ids := make([]string, len(ds))
-	for i, d := range ds {
-		ids[i] = d.ID
-		var stored []storedJob
-		if err := json.Unmarshal(d.JobArgs, &stored); err != nil {
-			return 0, fmt.Errorf("decode jobs of delivery %s: %w", d.ID, err)
-		}
-		for _, s := range stored {
-			params = append(params, river.InsertManyParams{Args: rawArgs{kind: s.Kind, args: s.Args}})
-		}
-	}
-	if len(params) > 0 {
-		if _, err := q.client.InsertManyTx(ctx, tx, params); err != nil {
-			return 0, fmt.Errorf("queue jobs: %w", err)
-		}
-	}
-	if err := q.store.MarkDispatched(ctx, tx, ids); err != nil {
-		return 0, err
-	}
-	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("commit dispatch: %w", err)
-	}
-	return len(ds), nil
+	return n, nil
 }
 
 // dispatchBatch bounds one dispatch transaction. River's SQLite driver

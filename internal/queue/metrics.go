@@ -2,13 +2,10 @@ package queue
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/changegate/changegate/internal/store/sqlite"
 )
 
 type metrics struct {
@@ -16,13 +13,13 @@ type metrics struct {
 	runTime   *prometheus.HistogramVec
 	waitTime  *prometheus.HistogramVec
 	batchSize prometheus.Histogram
-	db        *sql.DB
+	store     Store
 
 	depth *prometheus.Desc
 	age   *prometheus.Desc
 }
 
-func newMetrics(reg prometheus.Registerer, store *sqlite.DB) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, store Store) (*metrics, error) {
 	m := &metrics{
 		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "changegate_jobs_total",
@@ -43,7 +40,7 @@ func newMetrics(reg prometheus.Registerer, store *sqlite.DB) (*metrics, error) {
 			Help:    "Deliveries committed per intake transaction.",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 10),
 		}),
-		db:    store.SQL(),
+		store: store,
 		depth: prometheus.NewDesc("changegate_queue_jobs", "Jobs in the queue by state.", []string{"state"}, nil),
 		age:   prometheus.NewDesc("changegate_queue_oldest_waiting_seconds", "Age of the oldest job waiting to run.", nil, nil),
 	}
@@ -83,57 +80,28 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 }
 
 func (m *metrics) countByState(ctx context.Context) (map[string]int, error) {
-	rows, err := m.db.QueryContext(ctx, `SELECT state, COUNT(*) FROM river_job GROUP BY state`)
+	counts, err := m.store.JobStates(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("count jobs: %w", err)
 	}
-	defer rows.Close()
 	out := map[string]int{"available": 0, "running": 0, "retryable": 0, "scheduled": 0, "discarded": 0, "cancelled": 0}
-	for rows.Next() {
-		var state string
-		var n int
-		if err := rows.Scan(&state, &n); err != nil {
-			return nil, fmt.Errorf("count jobs: %w", err)
-		}
+	for state, n := range counts {
 		out[state] = n
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // waiting counts jobs that are due and not yet running, and the age of the
 // oldest: jobs in River's queue, and jobs of deliveries not yet dispatched
 // into it. Jobs scheduled for later (backoff, rate limits) are not waiting.
 func (m *metrics) waiting(ctx context.Context, now time.Time) (int, time.Duration, error) {
-	var queued, recorded int
-	var oldestQueued, oldestRecorded sql.NullString
-	err := m.db.QueryRowContext(ctx, `
-		SELECT COUNT(*), MIN(scheduled_at) FROM river_job
-		WHERE state IN ('available', 'retryable', 'scheduled') AND scheduled_at <= datetime('now', 'subsec')`).Scan(&queued, &oldestQueued)
+	n, oldest, err := m.store.WaitingJobs(ctx)
 	if err != nil {
 		return 0, 0, fmt.Errorf("count waiting jobs: %w", err)
 	}
-	err = m.db.QueryRowContext(ctx, `
-		SELECT COALESCE(SUM(jobs), 0), MIN(received_at) FROM deliveries WHERE dispatched = 0`).Scan(&recorded, &oldestRecorded)
-	if err != nil {
-		return 0, 0, fmt.Errorf("count undispatched jobs: %w", err)
-	}
 	var age time.Duration
-	if t, ok := parseTime(oldestQueued, riverTimeLayout); ok {
-		age = max(age, now.Sub(t))
+	if !oldest.IsZero() {
+		age = max(0, now.Sub(oldest))
 	}
-	if t, ok := parseTime(oldestRecorded, time.RFC3339Nano); ok {
-		age = max(age, now.Sub(t))
-	}
-	return queued + recorded, age, nil
-}
-
-// riverTimeLayout is how River's SQLite driver writes times (UTC).
-const riverTimeLayout = "2006-01-02 15:04:05.999999999"
-
-func parseTime(s sql.NullString, layout string) (time.Time, bool) {
-	if !s.Valid {
-		return time.Time{}, false
-	}
-	t, err := time.Parse(layout, s.String)
-	return t, err == nil
+	return n, age, nil
 }

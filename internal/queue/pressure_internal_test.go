@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+
 	"github.com/changegate/changegate/internal/store/sqlite"
 )
 
@@ -17,7 +19,7 @@ func TestOnlyBurstsDeferProcessing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	q, err := New(store, NewWorkers(), Config{})
+	q, err := New(NewBackend(riversqlite.New(store.SQL()), store), NewWorkers(), Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

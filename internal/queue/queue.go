@@ -1,5 +1,5 @@
-// Package queue is changegate's durable job queue: River on the embedded
-// SQLite store. Intake enqueues a delivery and its jobs in one group-committed
+// Package queue is changegate's durable job queue: River on the store's
+// database, the embedded SQLite one or PostgreSQL (a Backend). Intake enqueues a delivery and its jobs in one group-committed
 // transaction; workers run bounded, retry with backoff, honour rate-limit
 // delays, and commit their effects together with the job's completion, so an
 // acknowledged delivery is processed exactly once across crashes.
@@ -22,7 +22,6 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/changegate/changegate/internal/jobs"
-	"github.com/changegate/changegate/internal/store/sqlite"
 )
 
 // Config tunes the queue.
@@ -108,8 +107,8 @@ func (c *Config) setDefaults() {
 // Queue is the durable queue.
 type Queue struct {
 	cfg     Config
-	store   *sqlite.DB
-	client  *river.Client[*sql.Tx]
+	store   Store
+	client  riverClient
 	metrics *metrics
 
 	gate *gate
@@ -158,9 +157,10 @@ func Add[T jobs.Args](w *Workers, h jobs.Handler[T]) {
 // Kinds are the job kinds that have a handler, in the order added.
 func (w *Workers) Kinds() []string { return slices.Clone(w.names) }
 
-// New builds the queue on store. It does not start workers.
-func New(store *sqlite.DB, w *Workers, cfg Config) (*Queue, error) {
+// New builds the queue on a backend. It does not start workers.
+func New(b *Backend, w *Workers, cfg Config) (*Queue, error) {
 	cfg.setDefaults()
+	store := b.store
 	m, err := newMetrics(cfg.Registerer, store)
 	if err != nil {
 		return nil, err
@@ -182,7 +182,7 @@ func New(store *sqlite.DB, w *Workers, cfg Config) (*Queue, error) {
 	for _, bind := range w.kinds {
 		bind(q)
 	}
-	client, err := river.NewClient(riversqlite.New(store.SQL()), &river.Config{
+	client, err := b.newClient(&river.Config{
 		// The queue's logger names the component already; a second
 		// "component" key would repeat on every line.
 		Logger:                      cfg.Logger.With("library", "river"),
@@ -286,7 +286,7 @@ func (q *Queue) Insert(ctx context.Context, args river.JobArgs, unique bool) err
 // waiting live jobs (River priority 4); a second insert of the same
 // arguments while the first waits is a no-op.
 func (q *Queue) InsertBackgroundTx(ctx context.Context, tx jobs.Tx, args river.JobArgs) error {
-	_, err := q.client.InsertTx(ctx, tx.(*sql.Tx), args, &river.InsertOpts{Priority: 4, UniqueOpts: river.UniqueOpts{ByArgs: true}})
+	err := q.client.insertTx(ctx, tx, args, &river.InsertOpts{Priority: 4, UniqueOpts: river.UniqueOpts{ByArgs: true}})
 	if err != nil {
 		return fmt.Errorf("queue %s: %w", args.Kind(), err)
 	}
@@ -410,28 +410,22 @@ func (w *txWorker[T]) Work(ctx context.Context, job *river.Job[T]) error {
 func commit[T jobs.Args](ctx context.Context, q *Queue, job *river.Job[T], apply jobs.Apply) error {
 	q.gate.lockLow()
 	defer q.gate.unlock()
-	tx, err := q.store.SQL().BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	defer tx.Rollback()
-	if apply != nil {
-		if err := apply(ctx, tx); err != nil {
-			return err
+	return q.store.WorkTx(ctx, func(tx jobs.Tx) error {
+		if apply != nil {
+			if err := apply(ctx, tx); err != nil {
+				return err
+			}
 		}
-	}
-	if d, ok := any(job.Args).(deliveryJob); ok && d.DeliveryRef() != "" {
-		if err := q.store.MarkProcessed(ctx, tx, d.DeliveryRef(), q.cfg.Now()); err != nil {
-			return err
+		if d, ok := any(job.Args).(deliveryJob); ok && d.DeliveryRef() != "" {
+			if err := q.store.MarkProcessed(ctx, tx, d.DeliveryRef(), q.cfg.Now()); err != nil {
+				return err
+			}
 		}
-	}
-	if _, err := river.JobCompleteTx[*riversqlite.Driver](ctx, tx, job); err != nil {
-		return fmt.Errorf("complete job: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
+		if err := q.client.completeTx(ctx, tx, job.JobRow); err != nil {
+			return fmt.Errorf("complete job: %w", err)
+		}
+		return nil
+	})
 }
 
 // failure decides what a failed attempt becomes: a snooze that honours a

@@ -12,9 +12,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
 
 	"github.com/changegate/changegate/internal/jobs"
 	"github.com/changegate/changegate/internal/queue"
+	"github.com/changegate/changegate/internal/store"
+	"github.com/changegate/changegate/internal/store/postgres"
 	"github.com/changegate/changegate/internal/store/sqlite"
 	"github.com/changegate/changegate/internal/testenv"
 )
@@ -42,7 +46,7 @@ func (e errRetryable) Error() string { return fmt.Sprintf("rate limited for %v",
 var errPermanent = errors.New("permanent")
 
 type harness struct {
-	store  *sqlite.DB
+	store  harnessStore
 	q      *queue.Queue
 	reg    *prometheus.Registry
 	mu     sync.Mutex
@@ -50,13 +54,47 @@ type harness struct {
 	writes atomic.Int64
 }
 
-func newHarness(t *testing.T, cfg queue.Config) *harness {
+// harnessStore is a store as the tests read it back.
+type harnessStore interface {
+	queue.Store
+	Deliveries(ctx context.Context) ([]store.Delivery, error)
+	Close() error
+}
+
+// backends are the stores the queue runs on: each test runs on both (on
+// PostgreSQL when CHANGEGATE_TEST_DATABASE_URL names a server).
+var backends = []string{"sqlite", "postgres"}
+
+func eachBackend(t *testing.T, test func(t *testing.T, kind string)) {
+	for _, kind := range backends {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			test(t, kind)
+		})
+	}
+}
+
+// openBackend opens an empty store of kind and River's driver on it.
+func openBackend(t *testing.T, kind string) (harnessStore, *queue.Backend) {
 	t.Helper()
-	ctx := t.Context()
-	store, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{Synchronous: "NORMAL"})
+	if kind == "postgres" {
+		pg, err := postgres.Open(t.Context(), testenv.PostgresDatabase(t), postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pg, queue.NewBackend(riverpgxv5.New(pg.Pool()), pg)
+	}
+	s, err := sqlite.Open(t.Context(), t.TempDir(), sqlite.Options{Synchronous: "NORMAL"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s, queue.NewBackend(riversqlite.New(s.SQL()), s)
+}
+
+func newHarness(t *testing.T, kind string, cfg queue.Config) *harness {
+	t.Helper()
+	ctx := t.Context()
+	store, backend := openBackend(t, kind)
 	h := &harness{store: store, reg: prometheus.NewRegistry(), runs: map[string]int{}}
 	w := queue.NewWorkers()
 	queue.Add(w, jobs.Handler[testJob](func(ctx context.Context, log *slog.Logger, j testJob) (jobs.Apply, error) {
@@ -91,7 +129,7 @@ func newHarness(t *testing.T, cfg queue.Config) *harness {
 		}
 		return 0, !errors.Is(err, errPermanent)
 	}
-	q, err := queue.New(store, w, cfg)
+	q, err := queue.New(backend, w, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,13 +148,13 @@ func newHarness(t *testing.T, cfg queue.Config) *harness {
 	return h
 }
 
-func (h *harness) deliveries(t *testing.T) map[string]sqlite.Delivery {
+func (h *harness) deliveries(t *testing.T) map[string]store.Delivery {
 	t.Helper()
 	ds, err := h.store.Deliveries(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]sqlite.Delivery{}
+	out := map[string]store.Delivery{}
 	for _, d := range ds {
 		out[d.ID] = d
 	}
@@ -136,126 +174,136 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func TestDuplicateDeliveryProcessedOnce(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, queue.Config{Workers: 4})
-	d := testJob{DeliveryID: "dup-1", Mode: "ok"}
-	var dups int
-	for range 5 {
-		dup, err := h.q.Enqueue(t.Context(), d.delivery())
-		if err != nil {
-			t.Fatal(err)
+	eachBackend(t, func(t *testing.T, kind string) {
+		h := newHarness(t, kind, queue.Config{Workers: 4})
+		d := testJob{DeliveryID: "dup-1", Mode: "ok"}
+		var dups int
+		for range 5 {
+			dup, err := h.q.Enqueue(t.Context(), d.delivery())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if dup {
+				dups++
+			}
 		}
-		if dup {
-			dups++
+		if dups != 4 {
+			t.Errorf("duplicates = %d, want 4", dups)
 		}
-	}
-	if dups != 4 {
-		t.Errorf("duplicates = %d, want 4", dups)
-	}
-	waitFor(t, "processing", func() bool { return h.deliveries(t)["dup-1"].Processed == 1 })
-	// Give a second run the chance to happen, then check it did not.
-	time.Sleep(300 * time.Millisecond)
-	if got := h.deliveries(t)["dup-1"]; got.Processed != 1 || got.Jobs != 1 {
-		t.Errorf("delivery = %+v, want one job processed once", got)
-	}
-	if got := h.writes.Load(); got != 1 {
-		t.Errorf("effects applied %d times, want 1", got)
-	}
+		waitFor(t, "processing", func() bool { return h.deliveries(t)["dup-1"].Processed == 1 })
+		// Give a second run the chance to happen, then check it did not.
+		time.Sleep(300 * time.Millisecond)
+		if got := h.deliveries(t)["dup-1"]; got.Processed != 1 || got.Jobs != 1 {
+			t.Errorf("delivery = %+v, want one job processed once", got)
+		}
+		if got := h.writes.Load(); got != 1 {
+			t.Errorf("effects applied %d times, want 1", got)
+		}
+	})
 }
 
 func TestConcurrentEnqueueGroupCommits(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, queue.Config{Workers: 4})
-	const n = 200
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for i := range n {
-		wg.Go(func() {
-			// Every delivery twice, concurrently: each must be stored once.
-			j := testJob{DeliveryID: fmt.Sprintf("c-%d", i%(n/2)), Mode: "ok"}
-			if _, err := h.q.Enqueue(t.Context(), j.delivery()); err != nil {
-				errs <- err
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-	waitFor(t, "all processed", func() bool {
-		ds := h.deliveries(t)
-		if len(ds) != n/2 {
-			return false
+	eachBackend(t, func(t *testing.T, kind string) {
+		h := newHarness(t, kind, queue.Config{Workers: 4})
+		const n = 200
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for i := range n {
+			wg.Go(func() {
+				// Every delivery twice, concurrently: each must be stored once.
+				j := testJob{DeliveryID: fmt.Sprintf("c-%d", i%(n/2)), Mode: "ok"}
+				if _, err := h.q.Enqueue(t.Context(), j.delivery()); err != nil {
+					errs <- err
+				}
+			})
 		}
-		for _, d := range ds {
-			if d.Processed != 1 {
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		waitFor(t, "all processed", func() bool {
+			ds := h.deliveries(t)
+			if len(ds) != n/2 {
 				return false
 			}
+			for _, d := range ds {
+				if d.Processed != 1 {
+					return false
+				}
+			}
+			return true
+		})
+		if got := h.writes.Load(); got != n/2 {
+			t.Errorf("effects applied %d times, want %d", got, n/2)
 		}
-		return true
+		if c := testutil.CollectAndCount(h.reg, "changegate_intake_batch_size"); c != 1 {
+			t.Errorf("batch size histogram missing")
+		}
 	})
-	if got := h.writes.Load(); got != n/2 {
-		t.Errorf("effects applied %d times, want %d", got, n/2)
-	}
-	if c := testutil.CollectAndCount(h.reg, "changegate_intake_batch_size"); c != 1 {
-		t.Errorf("batch size histogram missing")
-	}
 }
 
 func TestPanicIsRecoveredAndRetried(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, queue.Config{Workers: 2, MaxAttempts: 3})
-	if _, err := h.q.Enqueue(t.Context(), testJob{DeliveryID: "p-1", Mode: "panic-once"}.delivery()); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "retry after panic", func() bool { return h.deliveries(t)["p-1"].Processed == 1 })
+	eachBackend(t, func(t *testing.T, kind string) {
+		h := newHarness(t, kind, queue.Config{Workers: 2, MaxAttempts: 3})
+		if _, err := h.q.Enqueue(t.Context(), testJob{DeliveryID: "p-1", Mode: "panic-once"}.delivery()); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "retry after panic", func() bool { return h.deliveries(t)["p-1"].Processed == 1 })
+	})
 }
 
 func TestRateLimitSnoozesWithoutSpendingAttempts(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, queue.Config{Workers: 2, MaxAttempts: 1})
-	if _, err := h.q.Enqueue(t.Context(), testJob{DeliveryID: "r-1", Mode: "ratelimit-once"}.delivery()); err != nil {
-		t.Fatal(err)
-	}
-	// With one attempt allowed, only a snooze (not a failed attempt) lets
-	// the job run a second time and succeed.
-	waitFor(t, "run after the rate limit", func() bool { return h.deliveries(t)["r-1"].Processed == 1 })
-	if got := outcomes(t, h.reg)["snoozed"]; got != 1 {
-		t.Errorf("snoozed = %v, want 1", got)
-	}
+	eachBackend(t, func(t *testing.T, kind string) {
+		h := newHarness(t, kind, queue.Config{Workers: 2, MaxAttempts: 1})
+		if _, err := h.q.Enqueue(t.Context(), testJob{DeliveryID: "r-1", Mode: "ratelimit-once"}.delivery()); err != nil {
+			t.Fatal(err)
+		}
+		// With one attempt allowed, only a snooze (not a failed attempt) lets
+		// the job run a second time and succeed.
+		waitFor(t, "run after the rate limit", func() bool { return h.deliveries(t)["r-1"].Processed == 1 })
+		if got := outcomes(t, h.reg)["snoozed"]; got != 1 {
+			t.Errorf("snoozed = %v, want 1", got)
+		}
+	})
 }
 
 func TestFailuresAreBoundedAndKept(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, queue.Config{Workers: 2, MaxAttempts: 2})
-	for _, j := range []testJob{{DeliveryID: "f-1", Mode: "fail-always"}, {DeliveryID: "f-2", Mode: "permanent"}} {
-		if _, err := h.q.Enqueue(t.Context(), j.delivery()); err != nil {
+	eachBackend(t, func(t *testing.T, kind string) {
+		h := newHarness(t, kind, queue.Config{Workers: 2, MaxAttempts: 2})
+		for _, j := range []testJob{{DeliveryID: "f-1", Mode: "fail-always"}, {DeliveryID: "f-2", Mode: "permanent"}} {
+			if _, err := h.q.Enqueue(t.Context(), j.delivery()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitFor(t, "failures recorded", func() bool {
+			return outcomes(t, h.reg)["discarded"] == 1 &&
+				outcomes(t, h.reg)["cancelled"] == 1
+		})
+		h.mu.Lock()
+		runs := map[string]int{"f-1": h.runs["f-1"], "f-2": h.runs["f-2"]}
+		h.mu.Unlock()
+		if runs["f-1"] != 2 || runs["f-2"] != 1 {
+			t.Errorf("runs = %v, want f-1 twice (max attempts) and f-2 once (permanent)", runs)
+		}
+		for id, d := range h.deliveries(t) {
+			if d.Processed != 0 {
+				t.Errorf("%s processed = %d, want 0", id, d.Processed)
+			}
+		}
+		// Failed jobs stay in the queue tables, and are counted.
+		states, err := h.store.JobStates(t.Context())
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	waitFor(t, "failures recorded", func() bool {
-		return outcomes(t, h.reg)["discarded"] == 1 &&
-			outcomes(t, h.reg)["cancelled"] == 1
-	})
-	h.mu.Lock()
-	runs := map[string]int{"f-1": h.runs["f-1"], "f-2": h.runs["f-2"]}
-	h.mu.Unlock()
-	if runs["f-1"] != 2 || runs["f-2"] != 1 {
-		t.Errorf("runs = %v, want f-1 twice (max attempts) and f-2 once (permanent)", runs)
-	}
-	for id, d := range h.deliveries(t) {
-		if d.Processed != 0 {
-			t.Errorf("%s processed = %d, want 0", id, d.Processed)
+		if states["discarded"] != 1 || states["cancelled"] != 1 {
+			t.Errorf("failed jobs kept: %v, want one discarded and one cancelled", states)
 		}
-	}
-	// Failed jobs stay in the queue tables, with their errors, and are counted.
-	var kept int
-	if err := h.store.SQL().QueryRow(`SELECT COUNT(*) FROM river_job WHERE state IN ('discarded', 'cancelled') AND json_array_length(errors) > 0`).Scan(&kept); err != nil {
-		t.Fatal(err)
-	}
-	if kept != 2 {
-		t.Errorf("failed jobs kept with errors = %d, want 2", kept)
-	}
+	})
 }
 
 func outcomes(t *testing.T, reg *prometheus.Registry) map[string]float64 {
@@ -264,13 +312,95 @@ func outcomes(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 
 func TestEnqueueAfterStopFails(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, queue.Config{})
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	if err := h.q.Stop(ctx); err != nil {
-		t.Fatal(err)
+	eachBackend(t, func(t *testing.T, kind string) {
+		h := newHarness(t, kind, queue.Config{})
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		if err := h.q.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.q.Enqueue(t.Context(), testJob{DeliveryID: "late"}.delivery()); !errors.Is(err, queue.ErrStopped) {
+			t.Errorf("err = %v, want ErrStopped", err)
+		}
+	})
+}
+
+// TestReplicasShareTheQueue: three queues on one PostgreSQL database, as
+// three replicas behind a load balancer. Deliveries (each sent twice, to
+// different replicas, as GitHub may redeliver) land anywhere; every one is
+// stored once and processed exactly once, by whichever replica takes it.
+func TestReplicasShareTheQueue(t *testing.T) {
+	t.Parallel()
+	url := testenv.PostgresDatabase(t)
+	const replicas, n = 3, 150
+	var mu sync.Mutex
+	ran := map[string]int{}
+	var qs []*queue.Queue
+	var pg *postgres.DB
+	for range replicas {
+		s, err := postgres.Open(t.Context(), url, postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		pg = s
+		w := queue.NewWorkers()
+		queue.Add(w, jobs.Handler[testJob](func(ctx context.Context, log *slog.Logger, j testJob) (jobs.Apply, error) {
+			return func(ctx context.Context, tx jobs.Tx) error {
+				mu.Lock()
+				ran[j.DeliveryID]++
+				mu.Unlock()
+				return nil
+			}, nil
+		}))
+		q, err := queue.New(queue.NewBackend(riverpgxv5.New(s.Pool()), s), w, queue.Config{Workers: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := q.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			q.Stop(ctx)
+		})
+		qs = append(qs, q)
 	}
-	if _, err := h.q.Enqueue(t.Context(), testJob{DeliveryID: "late"}.delivery()); !errors.Is(err, queue.ErrStopped) {
-		t.Errorf("err = %v, want ErrStopped", err)
+	var wg sync.WaitGroup
+	for i := range n {
+		for k := range 2 {
+			wg.Go(func() {
+				q := qs[(i+k)%replicas]
+				if _, err := q.Enqueue(t.Context(), testJob{DeliveryID: fmt.Sprintf("r-%03d", i)}.delivery()); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	waitFor(t, "every delivery processed", func() bool {
+		ds, err := pg.Deliveries(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := 0
+		for _, d := range ds {
+			if d.Processed == 1 {
+				done++
+			}
+		}
+		return len(ds) == n && done == n
+	})
+	time.Sleep(200 * time.Millisecond) // a second run would show by now
+	mu.Lock()
+	defer mu.Unlock()
+	if len(ran) != n {
+		t.Errorf("%d deliveries' jobs ran, want %d", len(ran), n)
+	}
+	for id, k := range ran {
+		if k != 1 {
+			t.Errorf("%s ran %d times", id, k)
+		}
 	}
 }

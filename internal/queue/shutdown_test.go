@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+
 	"github.com/changegate/changegate/internal/jobs"
 	"github.com/changegate/changegate/internal/queue"
 	"github.com/changegate/changegate/internal/store/sqlite"
@@ -27,7 +29,7 @@ func startQueue(t *testing.T, store *sqlite.DB, cfg queue.Config, h jobs.Handler
 	t.Helper()
 	w := queue.NewWorkers()
 	queue.Add(w, h)
-	q, err := queue.New(store, w, cfg)
+	q, err := queue.New(queue.NewBackend(riversqlite.New(store.SQL()), store), w, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
 
 	"github.com/changegate/changegate/internal/change"
 	"github.com/changegate/changegate/internal/config"
@@ -61,7 +62,7 @@ func newStackWith(tb testing.TB, synchronous string, more func(*queue.Workers)) 
 	if more != nil {
 		more(w)
 	}
-	q, err := queue.New(store, w, queue.Config{Workers: 8, Logger: log})
+	q, err := queue.New(queue.NewBackend(riversqlite.New(store.SQL()), store), w, queue.Config{Workers: 8, Logger: log})
 	if err != nil {
 		tb.Fatal(err)
 	}

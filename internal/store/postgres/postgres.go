@@ -151,6 +151,59 @@ func (s *DB) InTx(ctx context.Context, fn func(tx jobs.Tx) error) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return fn(tx) })
 }
 
+// WorkTx is InTx: PostgreSQL has no cheaper commit to offer a job.
+func (s *DB) WorkTx(ctx context.Context, fn func(tx jobs.Tx) error) error { return s.InTx(ctx, fn) }
+
+// RescueOrphanedJobs does nothing: replicas share the database, so a job
+// running at start may be another replica's. A job a dead replica left
+// running is River's rescuer's (after the job timeout).
+func (s *DB) RescueOrphanedJobs(context.Context) (int64, error) { return 0, nil }
+
+// JobStates counts River's jobs by state.
+func (s *DB) JobStates(ctx context.Context) (map[string]int, error) {
+	rows, err := s.pool.Query(ctx, `SELECT state::text, COUNT(*) FROM river_job GROUP BY state`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var state string
+		var n int
+		if err := rows.Scan(&state, &n); err != nil {
+			return nil, err
+		}
+		out[state] = n
+	}
+	return out, rows.Err()
+}
+
+// WaitingJobs counts the jobs that are due and not yet running, in River's
+// queue and in deliveries not yet dispatched, and when the oldest became
+// due.
+func (s *DB) WaitingJobs(ctx context.Context) (int, time.Time, error) {
+	var queued, recorded int
+	var oldestQueued, oldestRecorded *time.Time
+	err := s.pool.QueryRow(ctx, `
+		SELECT COUNT(*), MIN(scheduled_at) FROM river_job
+		WHERE state IN ('available', 'retryable', 'scheduled') AND scheduled_at <= now()`).Scan(&queued, &oldestQueued)
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	err = s.pool.QueryRow(ctx, `
+		SELECT COALESCE(SUM(jobs), 0), MIN(received_at) FROM deliveries WHERE NOT dispatched`).Scan(&recorded, &oldestRecorded)
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	var oldest time.Time
+	for _, t := range []*time.Time{oldestQueued, oldestRecorded} {
+		if t != nil && (oldest.IsZero() || t.Before(oldest)) {
+			oldest = t.UTC()
+		}
+	}
+	return queued + recorded, oldest, nil
+}
+
 // pgTx is the pgx transaction behind a jobs.Tx, which this store or the
 // queue on it began: anything else is a wiring mistake.
 func pgTx(tx jobs.Tx) pgx.Tx { return tx.(pgx.Tx) }

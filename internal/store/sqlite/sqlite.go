@@ -208,6 +208,75 @@ func (s *DB) InTx(ctx context.Context, fn func(tx jobs.Tx) error) error {
 	return s.DurableTx(ctx, func(tx *sql.Tx) error { return fn(tx) })
 }
 
+// WorkTx runs fn in a transaction at the store's ordinary synchronous
+// level (NORMAL): a job's commit or a dispatch, which a power cut can undo
+// without losing anything acknowledged (see Options.Synchronous).
+func (s *DB) WorkTx(ctx context.Context, fn func(tx jobs.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// JobStates counts River's jobs by state.
+func (s *DB) JobStates(ctx context.Context) (map[string]int, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT state, COUNT(*) FROM river_job GROUP BY state`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var state string
+		var n int
+		if err := rows.Scan(&state, &n); err != nil {
+			return nil, err
+		}
+		out[state] = n
+	}
+	return out, rows.Err()
+}
+
+// WaitingJobs counts the jobs that are due and not yet running, in River's
+// queue and in deliveries not yet dispatched, and when the oldest became
+// due.
+func (s *DB) WaitingJobs(ctx context.Context) (int, time.Time, error) {
+	var queued, recorded int
+	var oldestQueued, oldestRecorded sql.NullString
+	err := s.db.QueryRowContext(ctx, `
+		SELECT COUNT(*), MIN(scheduled_at) FROM river_job
+		WHERE state IN ('available', 'retryable', 'scheduled') AND scheduled_at <= datetime('now', 'subsec')`).Scan(&queued, &oldestQueued)
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	err = s.db.QueryRowContext(ctx, `
+		SELECT COALESCE(SUM(jobs), 0), MIN(received_at) FROM deliveries WHERE dispatched = 0`).Scan(&recorded, &oldestRecorded)
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	var oldest time.Time
+	for _, t := range []struct {
+		s      sql.NullString
+		layout string
+	}{{oldestQueued, riverTimeLayout}, {oldestRecorded, time.RFC3339Nano}} {
+		if v, err := time.Parse(t.layout, t.s.String); t.s.Valid && err == nil && (oldest.IsZero() || v.Before(oldest)) {
+			oldest = v
+		}
+	}
+	return queued + recorded, oldest, nil
+}
+
+// riverTimeLayout is how River's SQLite driver writes times (UTC).
+const riverTimeLayout = "2006-01-02 15:04:05.999999999"
+
 // SQL returns the database handle, for River and transactions.
 func (s *DB) SQL() *sql.DB { return s.db }
 
