@@ -76,3 +76,13 @@ func TestOpenRefusesBadURLs(t *testing.T) {
 		}
 	}
 }
+
+// TestLedgerConformance runs the ledger index and audit query suite on
+// PostgreSQL.
+func TestLedgerConformance(t *testing.T) {
+	t.Parallel()
+	storetest.RunLedger(t, func(t *testing.T) (storetest.LedgerIndex, storetest.LedgerReader) {
+		s := open(t)
+		return s.Ledger(), s.LedgerReader()
+	})
+}

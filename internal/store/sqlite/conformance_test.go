@@ -19,3 +19,17 @@ func TestConformance(t *testing.T) {
 		return s
 	})
 }
+
+// TestLedgerConformance runs the ledger index and audit query suite on the
+// embedded store.
+func TestLedgerConformance(t *testing.T) {
+	t.Parallel()
+	storetest.RunLedger(t, func(t *testing.T) (storetest.LedgerIndex, storetest.LedgerReader) {
+		s, err := sqlite.Open(t.Context(), t.TempDir(), sqlite.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s.Ledger(), s.LedgerReader()
+	})
+}

@@ -1,0 +1,209 @@
+package postgres
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/changegate/changegate/internal/evidence"
+)
+
+// ledgerColumns are the index's field columns, named as the evidence
+// package names the fields.
+var ledgerColumns = []string{
+	"id", "repo", "pr", "sha", "change_type", "merged_at", "observed_at", "outcome",
+	"compliant", "ticket", "exception", "exception_due", "closes", "exception_state",
+	"event_time", "summary",
+}
+
+// LedgerIndex is the SQL index of the evidence log.
+type LedgerIndex struct{ db *DB }
+
+// Ledger returns the evidence index.
+func (s *DB) Ledger() *LedgerIndex { return &LedgerIndex{db: s} }
+
+// Put indexes a batch of records in one transaction. Indexing a record
+// again is a no-op. A record that names another in closes marks that one's
+// exception closed.
+func (x *LedgerIndex) Put(ctx context.Context, entries []evidence.IndexEntry) error {
+	return pgx.BeginFunc(ctx, x.db.pool, func(tx pgx.Tx) error {
+		var run []evidence.IndexEntry // consecutive records new to the index
+		for _, e := range entries {
+			added, err := putRecord(ctx, tx, e)
+			if err != nil {
+				return err
+			}
+			if !added || len(run) > 0 && run[len(run)-1].Seq+1 != e.Seq {
+				if err := putLeaves(ctx, tx, run); err != nil {
+					return err
+				}
+				run = run[:0]
+			}
+			if added {
+				run = append(run, e)
+			}
+		}
+		return putLeaves(ctx, tx, run)
+	})
+}
+
+// putLeaves stores the leaf hashes of consecutive records as one row.
+func putLeaves(ctx context.Context, tx pgx.Tx, run []evidence.IndexEntry) error {
+	if len(run) == 0 {
+		return nil
+	}
+	hashes := make([]byte, 0, len(run)*32)
+	for _, e := range run {
+		h, err := hex.DecodeString(e.LeafHash)
+		if err != nil || len(h) != 32 {
+			return fmt.Errorf("index record %d: leaf hash %q", e.Seq, e.LeafHash)
+		}
+		hashes = append(hashes, h...)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO ledger_leaves (first, hashes) VALUES ($1, $2)`, int64(run[0].Seq), hashes); err != nil {
+		return fmt.Errorf("index leaves %d..%d: %w", run[0].Seq, run[len(run)-1].Seq, err)
+	}
+	return nil
+}
+
+// putRecord indexes one record and reports whether it was new.
+func putRecord(ctx context.Context, tx pgx.Tx, e evidence.IndexEntry) (bool, error) {
+	state := ""
+	switch {
+	case e.Fields["closes"] != "":
+		state = "closing"
+	case e.Fields["exception"] != "":
+		state = "open"
+	}
+	args := make([]any, 0, len(ledgerColumns)+2)
+	args = append(args, int64(e.Seq))
+	for _, c := range ledgerColumns {
+		if c == "exception_state" {
+			args = append(args, state)
+			continue
+		}
+		args = append(args, e.Fields[c])
+	}
+	args = append(args, e.LeafHash)
+	tag, err := tx.Exec(ctx, `
+		INSERT INTO ledger_records (seq, id, repo, pr, sha, change_type, merged_at, observed_at, outcome,
+			compliant, ticket, exception, exception_due, closes, exception_state, event_time, summary, leaf_hash)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+		ON CONFLICT (seq) DO NOTHING`, args...)
+	if err != nil {
+		return false, fmt.Errorf("index record %d: %w", e.Seq, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return false, nil // indexed before
+	}
+	for _, link := range e.Links {
+		if _, err := tx.Exec(ctx, `INSERT INTO ledger_links (link, seq, event_time) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+			link, int64(e.Seq), e.Fields["event_time"]); err != nil {
+			return false, fmt.Errorf("index links of record %d: %w", e.Seq, err)
+		}
+	}
+	if closes := e.Fields["closes"]; closes != "" {
+		if _, err := tx.Exec(ctx, `UPDATE ledger_records SET exception_state = 'closed' WHERE id = $1`, closes); err != nil {
+			return false, fmt.Errorf("close exception %s: %w", closes, err)
+		}
+	}
+	return true, nil
+}
+
+// TicketsOf lists the ticket keys of records, in their order.
+func (x *LedgerIndex) TicketsOf(ctx context.Context, ids []string) ([]string, error) {
+	var keys []string
+	for _, id := range ids {
+		var k string
+		err := x.db.pool.QueryRow(ctx, `SELECT ticket FROM ledger_records WHERE id = $1`, id).Scan(&k)
+		if errNoRows(err) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("ledger index: %w", err)
+		}
+		if k != "" {
+			keys = append(keys, k)
+		}
+	}
+	return keys, nil
+}
+
+// IDsFor lists the ids of the records about a commit of a repository, in
+// log order.
+func (x *LedgerIndex) IDsFor(ctx context.Context, repo, sha string) ([]string, error) {
+	rows, err := x.db.pool.Query(ctx, `SELECT id FROM ledger_records WHERE repo = $1 AND sha = $2 ORDER BY seq`, repo, sha)
+	if err != nil {
+		return nil, fmt.Errorf("ledger index: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("ledger index: %w", err)
+	}
+	return ids, nil
+}
+
+// Clear empties the index, before a rebuild from the blobs.
+func (x *LedgerIndex) Clear(ctx context.Context) error {
+	if _, err := x.db.pool.Exec(ctx, `TRUNCATE ledger_records, ledger_links, ledger_leaves`); err != nil {
+		return fmt.Errorf("clear ledger index: %w", err)
+	}
+	return nil
+}
+
+// Size is how many records are indexed.
+func (x *LedgerIndex) Size(ctx context.Context) (uint64, error) {
+	return x.db.LedgerReader().Size(ctx)
+}
+
+// Leaves calls fn with the id and leaf hash of each of the first n records,
+// in sequence order.
+func (x *LedgerIndex) Leaves(ctx context.Context, n uint64, fn func(seq uint64, id string, leafHash []byte) error) error {
+	rows, err := x.db.pool.Query(ctx, `SELECT seq, id, leaf_hash FROM ledger_records WHERE seq < $1 ORDER BY seq`, int64(n))
+	if err != nil {
+		return fmt.Errorf("ledger index: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var seq int64
+		var id, leaf string
+		if err := rows.Scan(&seq, &id, &leaf); err != nil {
+			return fmt.Errorf("ledger index: %w", err)
+		}
+		h, err := hex.DecodeString(leaf)
+		if err != nil || len(h) != 32 {
+			return fmt.Errorf("ledger index: record %d: leaf hash %q", seq, leaf)
+		}
+		if err := fn(uint64(seq), id, h); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// Row returns the indexed fields of the record at seq, as the evidence
+// package names them, and its leaf hash.
+func (x *LedgerIndex) Row(ctx context.Context, seq uint64) (map[string]string, string, bool, error) {
+	vals := make([]string, len(ledgerColumns)+1)
+	ptrs := make([]any, len(vals))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	err := x.db.pool.QueryRow(ctx, `
+		SELECT id, repo, pr, sha, change_type, merged_at, observed_at, outcome, compliant, ticket,
+			exception, exception_due, closes, exception_state, event_time, summary, leaf_hash
+		FROM ledger_records WHERE seq = $1`, int64(seq)).Scan(ptrs...)
+	if errNoRows(err) {
+		return nil, "", false, nil
+	}
+	if err != nil {
+		return nil, "", false, fmt.Errorf("ledger index row %d: %w", seq, err)
+	}
+	out := make(map[string]string, len(ledgerColumns))
+	for i, c := range ledgerColumns {
+		out[c] = vals[i]
+	}
+	return out, vals[len(ledgerColumns)], true, nil
+}
