@@ -57,3 +57,21 @@ type CheckRun struct {
 	ID     int64
 	Digest string
 }
+
+// Redelivery is one redelivery changegate asked GitHub for.
+type Redelivery struct {
+	GUID       string
+	DeliveryID int64
+	Event      string
+}
+
+// ControlState is whether changegate is enforced on one target.
+type ControlState struct {
+	Repo, Target string
+	Enforced     bool
+	Detail       string
+	Since        time.Time
+	CheckedAt    time.Time
+	// RecordID is the record whose exception a loss of enforcement opened.
+	RecordID string
+}

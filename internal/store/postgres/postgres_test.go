@@ -86,3 +86,9 @@ func TestLedgerConformance(t *testing.T) {
 		return s.Ledger(), s.LedgerReader()
 	})
 }
+
+// TestCompletenessConformance runs the suite of the rest of the store.
+func TestCompletenessConformance(t *testing.T) {
+	t.Parallel()
+	storetest.RunCompleteness(t, func(t *testing.T) storetest.Completeness { return open(t) })
+}

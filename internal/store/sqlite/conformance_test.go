@@ -33,3 +33,16 @@ func TestLedgerConformance(t *testing.T) {
 		return s.Ledger(), s.LedgerReader()
 	})
 }
+
+// TestCompletenessConformance runs the suite of the rest of the store.
+func TestCompletenessConformance(t *testing.T) {
+	t.Parallel()
+	storetest.RunCompleteness(t, func(t *testing.T) storetest.Completeness {
+		s, err := sqlite.Open(t.Context(), t.TempDir(), sqlite.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}

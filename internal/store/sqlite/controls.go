@@ -5,18 +5,12 @@ import (
 	"database/sql"
 	"errors"
 	"time"
+
+	"github.com/changegate/changegate/internal/store"
 )
 
-// ControlState is whether changegate is enforced on one target.
-type ControlState struct {
-	Repo, Target string
-	Enforced     bool
-	Detail       string
-	Since        time.Time
-	CheckedAt    time.Time
-	// RecordID is the record whose exception a loss of enforcement opened.
-	RecordID string
-}
+// ControlState is the store-wide row.
+type ControlState = store.ControlState
 
 // ControlState reads a target's state.
 func (s *DB) ControlState(ctx context.Context, repo, target string) (ControlState, bool, error) {
@@ -37,6 +31,9 @@ func (s *DB) PutControlState(ctx context.Context, c ControlState) error {
 		return err
 	})
 }
+
+// Coverage lists every target's state, by repository and target.
+func (s *DB) Coverage(ctx context.Context) ([]ControlState, error) { return Coverage(ctx, s.db) }
 
 // Coverage lists every target's state, by repository and target, from a
 // data dir's store (OpenReadOnly).

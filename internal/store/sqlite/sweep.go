@@ -9,14 +9,11 @@ import (
 	"time"
 
 	"github.com/changegate/changegate/internal/jobs"
+	"github.com/changegate/changegate/internal/store"
 )
 
-// Redelivery is one redelivery changegate asked GitHub for.
-type Redelivery struct {
-	GUID       string
-	DeliveryID int64
-	Event      string
-}
+// Redelivery is the store-wide row.
+type Redelivery = store.Redelivery
 
 // KnownDeliveries says which of ids are acknowledged deliveries.
 func (s *DB) KnownDeliveries(ctx context.Context, ids []string) (map[string]bool, error) {
