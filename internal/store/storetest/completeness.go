@@ -90,7 +90,9 @@ func testGates(t *testing.T, s Completeness) {
 		{Environment: "production", State: "rejected", Reviewer: "erin", Comment: "stop", At: t0},
 	}
 	for i, r := range reviews {
-		in(func(tx jobs.Tx) error { return s.PutDeploymentReview(ctx(t), tx, "acme/api", "abc", []string{"r1", "r2"}[i], r) })
+		in(func(tx jobs.Tx) error {
+			return s.PutDeploymentReview(ctx(t), tx, "acme/api", "abc", []string{"r1", "r2"}[i], r)
+		})
 	}
 	in(func(tx jobs.Tx) error { return s.PutDeploymentReview(ctx(t), tx, "acme/api", "abc", "r1", reviews[1]) }) // redelivered
 	got2, err := s.DeploymentReviews(ctx(t), "acme/api", "abc", "production")
