@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"strconv"
 	"strings"
@@ -105,7 +106,30 @@ type Ledger struct {
 	// a checkpoint or index rows the log does not know; the next commit
 	// catches up first.
 	repair bool
+	// writers, when set, is shared with other processes writing the same
+	// stores (replicas): each commit holds it, and first follows what the
+	// others appended.
+	writers Writers
 }
+
+// Writers serialises the ledgers of several processes that share one blob
+// store and one index, as replicas do: a PostgreSQL advisory lock. Lock
+// blocks until this process may write and returns the release. A process
+// that dies holding it must lose it (a database session ends with it).
+type Writers interface {
+	Lock(ctx context.Context) (unlock func(), err error)
+}
+
+// RangeIndex is an index that reads leaf hashes from a sequence number on,
+// so that a shared ledger follows the others' appends without reading
+// from the start.
+type RangeIndex interface {
+	LeavesFrom(ctx context.Context, from, to uint64, fn func(seq uint64, id string, leafHash []byte) error) error
+}
+
+// Share makes the ledger one of several writers of its stores. Call it
+// before the first Append.
+func (l *Ledger) Share(w Writers) { l.writers = w }
 
 type request struct {
 	id   string
@@ -351,6 +375,18 @@ func (l *Ledger) commit(ctx context.Context, batch []*request) {
 			close(r.done)
 		}
 	}
+	if l.writers != nil {
+		unlock, err := l.writers.Lock(ctx)
+		if err != nil {
+			finish(batch, fmt.Errorf("ledger: wait for the writer lock: %w", err))
+			return
+		}
+		defer unlock()
+		if err := l.follow(ctx); err != nil {
+			finish(batch, fmt.Errorf("ledger: follow the other writers: %w", err))
+			return
+		}
+	}
 	if l.repair {
 		if err := l.catchUp(ctx, nil); err != nil {
 			finish(batch, fmt.Errorf("ledger: repair after a failed commit: %w", err))
@@ -415,6 +451,76 @@ func (l *Ledger) commit(ctx context.Context, batch []*request) {
 		return
 	}
 	finish(todo, nil)
+}
+
+// follow brings the log up to what the other writers appended since this
+// one last held the lock. Their index rows are adopted when the tree they
+// make has the root of the checkpoint their writer stored, signed by the
+// ledger's key; anything else (a writer that died between storing records
+// and indexing them, an index that does not agree) is read from the blobs,
+// as start-up does.
+func (l *Ledger) follow(ctx context.Context) error {
+	size := l.log.Size()
+	indexed, err := l.index.Size(ctx)
+	if err != nil {
+		return err
+	}
+	ri, ranged := l.index.(RangeIndex)
+	if indexed > size && (!ranged || !l.adoptIndexed(ctx, ri, size, indexed)) {
+		l.repair = true
+		return nil
+	}
+	// A bundle at the log's end that no index row covers is a dead
+	// writer's: adopt it before writing after it.
+	stray := false
+	err = l.blobs.List(ctx, fmt.Sprintf("%s%012d-", RecordPrefix, l.log.Size()), func(string) error { stray = true; return nil })
+	if err != nil {
+		return fmt.Errorf("list records: %w", err)
+	}
+	if stray {
+		l.repair = true
+	}
+	return nil
+}
+
+// adoptIndexed extends the log with the index's rows from..to-1, if the
+// tree they make has the root of checkpoint to; else it leaves the log as
+// it was and reports false.
+func (l *Ledger) adoptIndexed(ctx context.Context, ri RangeIndex, from, to uint64) bool {
+	var leaves [][]byte
+	ids := map[string]uint64{}
+	err := ri.LeavesFrom(ctx, from, to, func(seq uint64, id string, leaf []byte) error {
+		if seq != from+uint64(len(leaves)) {
+			return errDisagree
+		}
+		leaves, ids[id] = append(leaves, leaf), seq
+		return nil
+	})
+	if err != nil || uint64(len(leaves)) != to-from {
+		return false
+	}
+	data, err := l.blobs.Get(ctx, CheckpointKey(to))
+	if err != nil {
+		return false
+	}
+	nv, err := evidence.NoteVerifier(l.origin, l.signer.Public())
+	if err != nil {
+		return false
+	}
+	cp, err := evidence.VerifyCheckpoint(data, nv)
+	if err != nil || cp.Size != to {
+		return false
+	}
+	if root, err := l.log.RootAfter(leaves); err != nil || !bytes.Equal(root, cp.Hash) {
+		return false
+	}
+	for _, h := range leaves {
+		if _, err := l.log.AppendLeafHash(h); err != nil {
+			panic(err) // checked by RootAfter
+		}
+	}
+	maps.Copy(l.ids, ids)
+	return true
 }
 
 // checkpoint signs the checkpoint of the log after appending leaves.

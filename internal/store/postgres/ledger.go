@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"iter"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/changegate/changegate/internal/evidence"
 )
@@ -161,7 +164,13 @@ func (x *LedgerIndex) Size(ctx context.Context) (uint64, error) {
 // Leaves calls fn with the id and leaf hash of each of the first n records,
 // in sequence order.
 func (x *LedgerIndex) Leaves(ctx context.Context, n uint64, fn func(seq uint64, id string, leafHash []byte) error) error {
-	rows, err := x.db.pool.Query(ctx, `SELECT seq, id, leaf_hash FROM ledger_records WHERE seq < $1 ORDER BY seq`, int64(n))
+	return x.LeavesFrom(ctx, 0, n, fn)
+}
+
+// LeavesFrom is Leaves of the records from..to-1, for a ledger that
+// follows the other replicas.
+func (x *LedgerIndex) LeavesFrom(ctx context.Context, from, to uint64, fn func(seq uint64, id string, leafHash []byte) error) error {
+	rows, err := x.db.pool.Query(ctx, `SELECT seq, id, leaf_hash FROM ledger_records WHERE seq >= $1 AND seq < $2 ORDER BY seq`, int64(from), int64(to))
 	if err != nil {
 		return fmt.Errorf("ledger index: %w", err)
 	}
@@ -206,4 +215,75 @@ func (x *LedgerIndex) Row(ctx context.Context, seq uint64) (map[string]string, s
 		out[c] = vals[i]
 	}
 	return out, vals[len(ledgerColumns)], true, nil
+}
+
+// ledgerLock is the advisory lock key of the ledger's one writer:
+// "cg-ledger" in ASCII, folded into an int64.
+const ledgerLock = 0x63672d6c65646772
+
+// WriterLock is the ledger's writer lock across replicas (ledger.Writers):
+// a session-level advisory lock on a connection of its own, held for one
+// commit. A replica that dies holding it loses its session, and the lock.
+type WriterLock struct{ pool *pgxpool.Pool }
+
+// LedgerWriters returns the ledger's writer lock.
+func (s *DB) LedgerWriters() *WriterLock { return &WriterLock{pool: s.pool} }
+
+// Lock waits for the lock and returns its release.
+func (w *WriterLock) Lock(ctx context.Context) (func(), error) {
+	conn, err := w.pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(ledgerLock)); err != nil {
+		conn.Release()
+		return nil, err
+	}
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, int64(ledgerLock)); err != nil {
+			// A session that cannot unlock is closed, which unlocks it.
+			conn.Conn().Close(ctx)
+		}
+		conn.Release()
+	}, nil
+}
+
+// Rows yields the index in sequence order, the way evidence.Verify reads it.
+func (x *LedgerIndex) Rows(ctx context.Context) iter.Seq2[evidence.IndexRow, error] {
+	return func(yield func(evidence.IndexRow, error) bool) {
+		rows, err := x.db.pool.Query(ctx, `
+			SELECT seq, id, repo, pr, sha, change_type, merged_at, observed_at, outcome, compliant, ticket,
+				exception, exception_due, closes, exception_state, event_time, summary, leaf_hash
+			FROM ledger_records ORDER BY seq`)
+		if err != nil {
+			yield(evidence.IndexRow{}, fmt.Errorf("read ledger index: %w", err))
+			return
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var seq int64
+			vals := make([]string, len(ledgerColumns)+1)
+			ptrs := []any{&seq}
+			for i := range vals {
+				ptrs = append(ptrs, &vals[i])
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				yield(evidence.IndexRow{}, fmt.Errorf("read ledger index: %w", err))
+				return
+			}
+			fields := make(map[string]string, len(vals))
+			for i, c := range ledgerColumns {
+				fields[c] = vals[i]
+			}
+			fields[evidence.FieldLeafHash] = vals[len(ledgerColumns)]
+			if !yield(evidence.IndexRow{Seq: seq, Fields: fields}, nil) {
+				return
+			}
+		}
+		if err := rows.Err(); err != nil {
+			yield(evidence.IndexRow{}, fmt.Errorf("read ledger index: %w", err))
+		}
+	}
 }

@@ -185,8 +185,18 @@ func (x *LedgerIndex) Leaves(ctx context.Context, n uint64, fn func(seq uint64, 
 	return leaves(ctx, x.db.db, n, fn)
 }
 
+// LeavesFrom is Leaves of the records from..to-1, for a ledger that
+// follows other writers.
+func (x *LedgerIndex) LeavesFrom(ctx context.Context, from, to uint64, fn func(seq uint64, id string, leafHash []byte) error) error {
+	return leavesFrom(ctx, x.db.db, from, to, fn)
+}
+
 func leaves(ctx context.Context, db *sql.DB, n uint64, fn func(seq uint64, id string, leafHash []byte) error) error {
-	rows, err := db.QueryContext(ctx, `SELECT seq, id, leaf_hash FROM ledger_records WHERE seq < ? ORDER BY seq`, int64(n))
+	return leavesFrom(ctx, db, 0, n, fn)
+}
+
+func leavesFrom(ctx context.Context, db *sql.DB, from, to uint64, fn func(seq uint64, id string, leafHash []byte) error) error {
+	rows, err := db.QueryContext(ctx, `SELECT seq, id, leaf_hash FROM ledger_records WHERE seq >= ? AND seq < ? ORDER BY seq`, int64(from), int64(to))
 	if err != nil {
 		return fmt.Errorf("ledger index: %w", err)
 	}
