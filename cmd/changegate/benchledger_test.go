@@ -45,7 +45,7 @@ func TestBuildBenchLedger(t *testing.T) {
 	}
 	defer store.Close()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	l, err := openLedger(ctx, config.Config{DataDir: dir}, store, log)
+	l, err := openLedger(ctx, config.Config{DataDir: dir}, sqliteStorage{store}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -21,7 +20,7 @@ import (
 
 // addCompleteness registers the jobs that find what webhooks missed, and
 // returns their schedule.
-func addCompleteness(workers *queue.Workers, cfg config.Config, store *sqlite.DB, apps *ghapp.Apps, reg prometheus.Registerer) []queue.Periodic {
+func addCompleteness(workers *queue.Workers, cfg config.Config, store storage, apps *ghapp.Apps, reg prometheus.Registerer) []queue.Periodic {
 	var periodic []queue.Periodic
 	if every := cfg.Completeness.ReconcileInterval.D(); every > 0 {
 		periodic = append(periodic, queue.Periodic{Every: every, Args: jobs.ReconcileAll{}})
@@ -39,7 +38,7 @@ func addCompleteness(workers *queue.Workers, cfg config.Config, store *sqlite.DB
 // sweepHandler runs one sweep and keeps, with the job, what it asked for
 // and its cursor. A sweep cut short by GitHub still keeps what it asked for,
 // so that nothing is asked for twice.
-func sweepHandler(s *redeliver.Sweeper, store *sqlite.DB) jobs.Handler[jobs.RedeliverySweep] {
+func sweepHandler(s *redeliver.Sweeper, store storage) jobs.Handler[jobs.RedeliverySweep] {
 	return func(ctx context.Context, log *slog.Logger, _ jobs.RedeliverySweep) (jobs.Apply, error) {
 		res, err := s.Sweep(ctx, log)
 		asked := make([]sqlite.Redelivery, 0, len(res.Asked))
@@ -48,7 +47,7 @@ func sweepHandler(s *redeliver.Sweeper, store *sqlite.DB) jobs.Handler[jobs.Rede
 		}
 		if err != nil {
 			if len(asked) > 0 {
-				if kerr := store.DurableTx(ctx, func(tx *sql.Tx) error { return store.RecordSweep(ctx, tx, 0, asked, time.Now()) }); kerr != nil {
+				if kerr := store.InTx(ctx, func(tx jobs.Tx) error { return store.RecordSweep(ctx, tx, 0, asked, time.Now()) }); kerr != nil {
 					log.Error("keep the redeliveries asked for", "err", kerr)
 				}
 			}

@@ -15,7 +15,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/spf13/cobra"
 
 	"github.com/changegate/changegate/internal/assess"
@@ -27,7 +26,6 @@ import (
 	"github.com/changegate/changegate/internal/jobs"
 	"github.com/changegate/changegate/internal/queue"
 	"github.com/changegate/changegate/internal/server"
-	"github.com/changegate/changegate/internal/store/sqlite"
 	"github.com/changegate/changegate/internal/webhook"
 )
 
@@ -101,7 +99,7 @@ func serve(ctx context.Context, cfg config.Config, ln net.Listener, stderr io.Wr
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	store, err := sqlite.Open(ctx, cfg.DataDir, sqlite.Options{Logger: log.With("component", "store")})
+	store, err := openStorage(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -227,7 +225,7 @@ func (s *scheduler) evaluateAt(ctx context.Context, j jobs.EvaluatePR, at time.T
 	return s.insertAt(ctx, j, at)
 }
 
-func newWorkers(ctx context.Context, cfg config.Config, store *sqlite.DB, led *openedLedger, later *scheduler, reg prometheus.Registerer, log *slog.Logger) (*queue.Workers, *ghapp.Apps, error) {
+func newWorkers(ctx context.Context, cfg config.Config, store storage, led *openedLedger, later *scheduler, reg prometheus.Registerer, log *slog.Logger) (*queue.Workers, *ghapp.Apps, error) {
 	floor, err := loadFloor(cfg.Policy.FloorFile)
 	if err != nil {
 		return nil, nil, err
@@ -258,7 +256,7 @@ func newWorkers(ctx context.Context, cfg config.Config, store *sqlite.DB, led *o
 	if err != nil {
 		return nil, nil, err
 	}
-	assessor, err := newAssessor(store, apps, cfg.GitHub.AppID, tickets, archiver{led, store.Ledger()}, floor, log.With("component", "policy"))
+	assessor, err := newAssessor(store, apps, cfg.GitHub.AppID, tickets, archiver{led, store.ledgerIndex()}, floor, log.With("component", "policy"))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -311,8 +309,8 @@ func addNotConfigured(workers *queue.Workers) {
 	queue.Add(workers, notConfigured[jobs.TeamChanged]())
 }
 
-func newQueue(store *sqlite.DB, workers *queue.Workers, cfg config.Config, periodic []queue.Periodic, reg prometheus.Registerer, log *slog.Logger) (*queue.Queue, error) {
-	return queue.New(queue.NewBackend(riversqlite.New(store.SQL()), store), workers, queue.Config{
+func newQueue(store storage, workers *queue.Workers, cfg config.Config, periodic []queue.Periodic, reg prometheus.Registerer, log *slog.Logger) (*queue.Queue, error) {
+	return queue.New(store.backend(), workers, queue.Config{
 		Periodic:    periodic,
 		Workers:     cfg.Queue.Workers,
 		MaxAttempts: cfg.Queue.MaxAttempts,
@@ -347,7 +345,7 @@ func classifyJobError(err error, now time.Time) (time.Duration, bool) {
 // after one without, the deliveries that arrived before the credentials
 // run now. Only then: a job waiting for a rate limit's reset, or a recheck
 // due later, keeps its time across an ordinary restart.
-func startQueue(ctx context.Context, q *queue.Queue, store *sqlite.DB, configured bool, log *slog.Logger) error {
+func startQueue(ctx context.Context, q *queue.Queue, store storage, configured bool, log *slog.Logger) error {
 	state := "without"
 	if configured {
 		state = "with"
@@ -369,7 +367,7 @@ func startQueue(ctx context.Context, q *queue.Queue, store *sqlite.DB, configure
 }
 
 // newHTTPServer builds the webhook intake, the UI and the health checks.
-func newHTTPServer(cfg config.Config, store *sqlite.DB, q *queue.Queue, auditUI, setupUI func(*echo.Echo), reg *prometheus.Registry, log *slog.Logger) (*http.Server, error) {
+func newHTTPServer(cfg config.Config, store storage, q *queue.Queue, auditUI, setupUI func(*echo.Echo), reg *prometheus.Registry, log *slog.Logger) (*http.Server, error) {
 	intake, err := webhook.NewGitHub(webhook.Options{
 		Secret:     cfg.WebhookSecret,
 		MaxBody:    config.MaxWebhookBody,

@@ -64,7 +64,7 @@ func runWalk(ctx context.Context, wo walkOptions, since time.Time, w walker, get
 		return err
 	}
 	defer store.Close()
-	return walkHere(ctx, cfg, store, wo.repo, since, w, log, stdout, stderr)
+	return walkHere(ctx, cfg, sqliteStorage{store}, wo.repo, since, w, log, stdout, stderr)
 }
 
 // parseSince reads --since as a UTC day.
@@ -97,7 +97,7 @@ func targets(ctx context.Context, repos func(context.Context) ([]assess.Installe
 }
 
 // walkHere walks in this process: no server holds the data dir.
-func walkHere(ctx context.Context, cfg config.Config, store *sqlite.DB, only string, since time.Time, w walker, log *slog.Logger, stdout, stderr io.Writer) error {
+func walkHere(ctx context.Context, cfg config.Config, store storage, only string, since time.Time, w walker, log *slog.Logger, stdout, stderr io.Writer) error {
 	if !cfg.GitHub.Configured() {
 		return fmt.Errorf("GitHub App credentials are not configured: %s reads the branches from GitHub", w.noun)
 	}
@@ -125,7 +125,7 @@ func walkHere(ctx context.Context, cfg config.Config, store *sqlite.DB, only str
 }
 
 // walkAssessor is the assessor as serve wires it, without a queue.
-func walkAssessor(ctx context.Context, cfg config.Config, store *sqlite.DB, led *openedLedger, log *slog.Logger) (*assess.Assessor, error) {
+func walkAssessor(ctx context.Context, cfg config.Config, store storage, led *openedLedger, log *slog.Logger) (*assess.Assessor, error) {
 	key, err := readPrivateKey(cfg)
 	if err != nil {
 		return nil, err
@@ -142,7 +142,7 @@ func walkAssessor(ctx context.Context, cfg config.Config, store *sqlite.DB, led 
 	if err != nil {
 		return nil, err
 	}
-	a, err := newAssessor(store, apps, cfg.GitHub.AppID, tickets, archiver{led, store.Ledger()}, floor, log.With("component", "policy"))
+	a, err := newAssessor(store, apps, cfg.GitHub.AppID, tickets, archiver{led, store.ledgerIndex()}, floor, log.With("component", "policy"))
 	if err != nil {
 		return nil, err
 	}

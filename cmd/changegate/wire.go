@@ -31,7 +31,7 @@ import (
 	"github.com/changegate/changegate/internal/ledger"
 	"github.com/changegate/changegate/internal/policy"
 	"github.com/changegate/changegate/internal/setup"
-	"github.com/changegate/changegate/internal/store/sqlite"
+	"github.com/changegate/changegate/internal/store"
 	"github.com/changegate/changegate/internal/web"
 )
 
@@ -41,7 +41,7 @@ import (
 
 // newAssessor wires the evaluation workflow. floor is the operator's
 // policy floor, nil when there is none.
-func newAssessor(store *sqlite.DB, clients assess.Clients, appID int64, tickets *jira.Client, archive assess.Archiver, floor *policy.Policy, log *slog.Logger) (*assess.Assessor, error) {
+func newAssessor(store storage, clients assess.Clients, appID int64, tickets *jira.Client, archive assess.Archiver, floor *policy.Policy, log *slog.Logger) (*assess.Assessor, error) {
 	defaults, err := policy.Parse(shipped.DefaultPolicyName, shipped.DefaultPolicy)
 	if err != nil {
 		return nil, fmt.Errorf("default policy: %w", err)
@@ -237,14 +237,14 @@ func (a policyAdapter) EmergencyLabel() string { return a.p.Emergency.Label }
 func (a policyAdapter) FrozenAt(t time.Time) (string, bool) { return a.p.FrozenAt(t) }
 
 // indexStore adapts the SQLite pull request index.
-type indexStore struct{ db *sqlite.DB }
+type indexStore struct{ db storage }
 
 func (s indexStore) LastEvaluated(ctx context.Context, repo string, number int) (time.Time, bool, error) {
 	return s.db.LastEvaluated(ctx, repo, number)
 }
 
 func (s indexStore) IndexPullRequest(ctx context.Context, tx jobs.Tx, pr assess.IndexedPR, now time.Time) error {
-	return s.db.IndexPullRequest(ctx, tx, sqlite.PullRequest(pr), now)
+	return s.db.IndexPullRequest(ctx, tx, store.PullRequest(pr), now)
 }
 
 func (s indexStore) OpenPullRequestsWithHead(ctx context.Context, repo, sha string) ([]assess.IndexedPR, error) {
@@ -263,7 +263,7 @@ func (s indexStore) OpenPullRequestsWithKey(ctx context.Context, key string) ([]
 	return fromRows(s.db.OpenPullRequestsWithKey(ctx, key))
 }
 
-func fromRows(rows []sqlite.PullRequest, err error) ([]assess.IndexedPR, error) {
+func fromRows(rows []store.PullRequest, err error) ([]assess.IndexedPR, error) {
 	out := make([]assess.IndexedPR, len(rows))
 	for i, r := range rows {
 		out[i] = assess.IndexedPR(r)
@@ -272,7 +272,7 @@ func fromRows(rows []sqlite.PullRequest, err error) ([]assess.IndexedPR, error) 
 }
 
 // checkStore adapts the SQLite check run memory.
-type checkStore struct{ db *sqlite.DB }
+type checkStore struct{ db storage }
 
 func (s checkStore) Get(ctx context.Context, repo change.Repo, sha string) (checks.State, bool, error) {
 	c, ok, err := s.db.CheckRun(ctx, repo.String(), sha)
@@ -280,13 +280,13 @@ func (s checkStore) Get(ctx context.Context, repo change.Repo, sha string) (chec
 }
 
 func (s checkStore) Put(ctx context.Context, repo change.Repo, sha string, st checks.State) error {
-	return s.db.PutCheckRun(ctx, repo.String(), sha, sqlite.CheckRun{ID: st.CheckRunID, Digest: st.Digest}, time.Now())
+	return s.db.PutCheckRun(ctx, repo.String(), sha, store.CheckRun{ID: st.CheckRunID, Digest: st.Digest}, time.Now())
 }
 
 // openLedger opens the evidence ledger: the signing key (generated into
 // the data dir on first start), the blob store (a directory under the data
 // dir, or S3 with Object Lock when evidence_url is set), and the SQL index.
-func openLedger(ctx context.Context, cfg config.Config, store *sqlite.DB, log *slog.Logger) (*openedLedger, error) {
+func openLedger(ctx context.Context, cfg config.Config, store storage, log *slog.Logger) (*openedLedger, error) {
 	keyFile := cfg.SigningKeyFile
 	if keyFile == "" {
 		keyFile = filepath.Join(cfg.DataDir, "signing-key.pem")
@@ -313,12 +313,34 @@ func openLedger(ctx context.Context, cfg config.Config, store *sqlite.DB, log *s
 	if err != nil {
 		return nil, fmt.Errorf("evidence store: %w", err)
 	}
-	l, err := ledger.Open(ctx, blobs, store.Ledger(), signer, LedgerOrigin(signer.Public()))
+	l, err := openShared(ctx, blobs, store, signer)
 	if err != nil {
 		return nil, err
 	}
 	log.Info("evidence ledger open", "records", l.Size(), "key_fingerprint", fp)
 	return &openedLedger{Ledger: l, blobs: blobs, signer: signer}, nil
+}
+
+// openShared opens the ledger on the store's index. When replicas share
+// the store, it opens under the writer lock, so that no other replica
+// writes while this one repairs what a crash left, and every later commit
+// takes the lock too.
+func openShared(ctx context.Context, blobs blob.Store, store storage, signer *evidence.Signer) (*ledger.Ledger, error) {
+	w := store.writers()
+	if w == nil {
+		return ledger.Open(ctx, blobs, store.ledgerIndex(), signer, LedgerOrigin(signer.Public()))
+	}
+	unlock, err := w.Lock(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: wait for the writer lock: %w", err)
+	}
+	defer unlock()
+	l, err := ledger.Open(ctx, blobs, store.ledgerIndex(), signer, LedgerOrigin(signer.Public()))
+	if err != nil {
+		return nil, err
+	}
+	l.Share(w)
+	return l, nil
 }
 
 // openedLedger is the ledger with what the audit side reads beside it.
@@ -331,7 +353,7 @@ type openedLedger struct {
 // newAuditHandler mounts the audit API and UI when auditor tokens are
 // configured; the server refuses to start on a tokens file it cannot
 // read. Without tokens the routes are off (404).
-func newAuditHandler(cfg config.Config, store *sqlite.DB, l *openedLedger, log *slog.Logger) (func(e *echo.Echo), error) {
+func newAuditHandler(cfg config.Config, store storage, l *openedLedger, log *slog.Logger) (func(e *echo.Echo), error) {
 	if cfg.AuditorTokensFile == "" {
 		log.Info("audit API and UI off: no auditor tokens file (CHANGEGATE_AUDITOR_TOKENS_FILE)")
 		return nil, nil
@@ -340,7 +362,7 @@ func newAuditHandler(cfg config.Config, store *sqlite.DB, l *openedLedger, log *
 	if err != nil {
 		return nil, fmt.Errorf("auditor tokens: %w", err)
 	}
-	svc, err := audit.New(store.LedgerReader(), ledger.NewReader(l.blobs), l.signer, LedgerOrigin(l.signer.Public()))
+	svc, err := audit.New(store.auditIndex(), ledger.NewReader(l.blobs), l.signer, LedgerOrigin(l.signer.Public()))
 	if err != nil {
 		return nil, err
 	}
@@ -364,7 +386,7 @@ func LedgerOrigin(pub ed25519.PublicKey) string {
 // archiver adapts the ledger and its index to assess.
 type archiver struct {
 	l     *openedLedger
-	index *sqlite.LedgerIndex
+	index ledgerIndex
 }
 
 func (a archiver) RecordsFor(ctx context.Context, repo, sha string) ([]string, error) {
@@ -410,9 +432,11 @@ func newSetup(cfg config.Config, configured bool, registered chan<- struct{}, lo
 }
 
 // installedRepos lists the inventory's repositories for reconciliation.
-func installedRepos(store *sqlite.DB) assess.Repositories {
+func installedRepos(inventory interface {
+	Repositories(ctx context.Context) ([]store.Repository, error)
+}) assess.Repositories {
 	return func(ctx context.Context) ([]assess.InstalledRepo, error) {
-		repos, err := store.Repositories(ctx)
+		repos, err := inventory.Repositories(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -425,7 +449,7 @@ func installedRepos(store *sqlite.DB) assess.Repositories {
 }
 
 // controlStore adapts the SQLite control state to assess.
-type controlStore struct{ db *sqlite.DB }
+type controlStore struct{ db storage }
 
 func (s controlStore) ControlState(ctx context.Context, repo, target string) (assess.ControlState, bool, error) {
 	c, ok, err := s.db.ControlState(ctx, repo, target)
@@ -433,13 +457,13 @@ func (s controlStore) ControlState(ctx context.Context, repo, target string) (as
 }
 
 func (s controlStore) PutControlState(ctx context.Context, c assess.ControlState) error {
-	return s.db.PutControlState(ctx, sqlite.ControlState(c))
+	return s.db.PutControlState(ctx, store.ControlState(c))
 }
 
 // coverageOf gives the audit UI the control watch's state.
-func coverageOf(store *sqlite.DB) web.CoverageSource {
+func coverageOf(store storage) web.CoverageSource {
 	return func(ctx context.Context) ([]web.Coverage, error) {
-		states, err := sqlite.Coverage(ctx, store.SQL())
+		states, err := store.Coverage(ctx)
 		out := make([]web.Coverage, 0, len(states))
 		for _, s := range states {
 			out = append(out, web.Coverage{Repo: s.Repo, Target: s.Target, Enforced: s.Enforced, Detail: s.Detail, Since: s.Since, CheckedAt: s.CheckedAt})

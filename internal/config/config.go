@@ -367,11 +367,20 @@ func (c *Config) validateJira(ps *problems) {
 }
 
 func (c *Config) validateStores(ps *problems) {
-	if c.DatabaseURL != "" {
-		ps.bad("CHANGEGATE_DATABASE_URL", "the PostgreSQL store is not available in this version; unset it to use the embedded SQLite store")
-	}
 	if c.EvidenceURL != "" && !strings.HasPrefix(c.EvidenceURL, "s3://") {
 		ps.bad("evidence_url", "%q must be an s3:// URL", c.EvidenceURL)
+	}
+	if c.DatabaseURL == "" {
+		return
+	}
+	u, err := url.Parse(c.DatabaseURL)
+	switch {
+	case err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "":
+		ps.bad("CHANGEGATE_DATABASE_URL", "want postgres://USER:PASSWORD@HOST:PORT/DATABASE (got %s)", redactURL(c.DatabaseURL))
+	case c.EvidenceURL == "":
+		// Replicas must share the evidence, and a local directory is
+		// each replica's own.
+		ps.bad("evidence_url", "required with CHANGEGATE_DATABASE_URL: the records must be in S3 with Object Lock (CHANGEGATE_EVIDENCE_URL=s3://…), which every replica shares")
 	}
 }
 
@@ -452,4 +461,14 @@ func (c *Config) EnsureWebhookSecret() error {
 	c.WebhookSecretSource = path
 	c.WebhookSecretGenerated = true
 	return nil
+}
+
+// redactURL is a URL with its password masked, or a placeholder when it
+// does not parse (it may still hold one).
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "a value that does not parse as a URL"
+	}
+	return u.Redacted()
 }

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+
+	"github.com/changegate/changegate/internal/audit"
+	"github.com/changegate/changegate/internal/change"
+	"github.com/changegate/changegate/internal/config"
+	"github.com/changegate/changegate/internal/jobs"
+	"github.com/changegate/changegate/internal/ledger"
+	"github.com/changegate/changegate/internal/queue"
+	"github.com/changegate/changegate/internal/store"
+	"github.com/changegate/changegate/internal/store/postgres"
+	"github.com/changegate/changegate/internal/store/sqlite"
+)
+
+// storage is the database the server runs on: the embedded SQLite store
+// in the data dir, or PostgreSQL, which several replicas share. Both pass
+// the same conformance suites (internal/store/storetest).
+type storage interface {
+	queue.Store
+	CheckWritable(ctx context.Context, now time.Time) error
+	Close() error
+
+	UpsertInstallation(ctx context.Context, tx jobs.Tx, in jobs.Installation, now time.Time) error
+	DeleteInstallation(ctx context.Context, tx jobs.Tx, id int64, now time.Time) error
+	UpsertRepos(ctx context.Context, tx jobs.Tx, installationID int64, repos []jobs.Repo, now time.Time) error
+	RemoveRepos(ctx context.Context, tx jobs.Tx, installationID int64, repos []jobs.Repo) error
+	ReplaceRepos(ctx context.Context, tx jobs.Tx, installationID int64, repos []jobs.Repo, listedAt, now time.Time) error
+	MarkMissingInstallationsDeleted(ctx context.Context, tx jobs.Tx, keep []int64, now time.Time) error
+	Repositories(ctx context.Context) ([]store.Repository, error)
+
+	LastEvaluated(ctx context.Context, repo string, number int) (time.Time, bool, error)
+	IndexPullRequest(ctx context.Context, tx jobs.Tx, pr store.PullRequest, now time.Time) error
+	OpenPullRequestsWithHead(ctx context.Context, repo, sha string) ([]store.PullRequest, error)
+	OpenPullRequestsOfOwner(ctx context.Context, installation int64, owner string) ([]store.PullRequest, error)
+	OpenPullRequestsWithKey(ctx context.Context, key string) ([]store.PullRequest, error)
+	LaterCommitJobs(ctx context.Context, repo, sha string, queuedAt time.Time) ([]jobs.EvaluateSHA, error)
+	CheckRun(ctx context.Context, repo, sha string) (store.CheckRun, bool, error)
+	PutCheckRun(ctx context.Context, repo, sha string, c store.CheckRun, now time.Time) error
+	HasCheckRun(ctx context.Context, repo, sha string) (bool, error)
+
+	PutGate(ctx context.Context, tx jobs.Tx, repo string, g change.GateAnswer) error
+	Gate(ctx context.Context, repo string, deploymentID int64, environment string) (change.GateAnswer, bool, error)
+	PutMergeGroup(ctx context.Context, tx jobs.Tx, repo string, g change.MergeGroup) error
+	MergeGroupOf(ctx context.Context, repo string, pr int, sha string) (change.MergeGroup, bool, error)
+	PutDeploymentReview(ctx context.Context, tx jobs.Tx, repo, sha, deliveryID string, r change.DeploymentReview) error
+	DeploymentReviews(ctx context.Context, repo, sha, environment string) ([]change.DeploymentReview, error)
+
+	KnownDeliveries(ctx context.Context, ids []string) (map[string]bool, error)
+	Redelivered(ctx context.Context, guids []string) (map[string]bool, error)
+	SweepCursor(ctx context.Context) (int64, error)
+	RecordSweep(ctx context.Context, tx jobs.Tx, cursor int64, asked []store.Redelivery, now time.Time) error
+	ReconcilePoint(ctx context.Context, repo, branch string) (string, time.Time, bool, error)
+	SetReconcilePoint(ctx context.Context, repo, branch, sha string, at time.Time) error
+	RecordedCommits(ctx context.Context, repo string, shas []string) (map[string]bool, error)
+	MarkPushed(ctx context.Context, repo, recordID string, shas []string) error
+	ControlState(ctx context.Context, repo, target string) (store.ControlState, bool, error)
+	PutControlState(ctx context.Context, c store.ControlState) error
+	Coverage(ctx context.Context) ([]store.ControlState, error)
+	SwapServerState(ctx context.Context, key, value string) (string, error)
+	WakeScheduledJobs(ctx context.Context, kinds []string) (int64, error)
+
+	// ledgerIndex is the evidence index the ledger writes.
+	ledgerIndex() ledgerIndex
+	// auditIndex is the index the auditor's queries read.
+	auditIndex() audit.Index
+	// backend is River on this database.
+	backend() *queue.Backend
+	// writers is the ledger's lock across replicas; nil when one process
+	// holds the store.
+	writers() ledger.Writers
+	// describe names the store for logs.
+	describe() string
+}
+
+// ledgerIndex is what the server uses of the evidence index.
+type ledgerIndex interface {
+	ledger.Index
+	IDsFor(ctx context.Context, repo, sha string) ([]string, error)
+	TicketsOf(ctx context.Context, ids []string) ([]string, error)
+}
+
+// sqliteStorage is the embedded store.
+type sqliteStorage struct{ *sqlite.DB }
+
+func (s sqliteStorage) ledgerIndex() ledgerIndex { return s.Ledger() }
+func (s sqliteStorage) auditIndex() audit.Index  { return s.LedgerReader() }
+func (s sqliteStorage) backend() *queue.Backend {
+	return queue.NewBackend(riversqlite.New(s.SQL()), s.DB)
+}
+func (s sqliteStorage) writers() ledger.Writers { return nil }
+func (s sqliteStorage) describe() string        { return "sqlite" }
+func (s sqliteStorage) Stats() audit.Stats      { return s.LedgerReader() }
+
+// postgresStorage is the scale-out store.
+type postgresStorage struct{ *postgres.DB }
+
+func (s postgresStorage) ledgerIndex() ledgerIndex { return s.Ledger() }
+func (s postgresStorage) auditIndex() audit.Index  { return s.LedgerReader() }
+func (s postgresStorage) backend() *queue.Backend {
+	return queue.NewBackend(riverpgxv5.New(s.Pool()), s.DB)
+}
+func (s postgresStorage) writers() ledger.Writers { return s.LedgerWriters() }
+func (s postgresStorage) describe() string        { return "postgres" }
+
+// openStorage opens the store cfg names: PostgreSQL when
+// CHANGEGATE_DATABASE_URL is set, else SQLite in the data dir.
+func openStorage(ctx context.Context, cfg config.Config, log *slog.Logger) (storage, error) {
+	if cfg.DatabaseURL == "" {
+		s, err := sqlite.Open(ctx, cfg.DataDir, sqlite.Options{Logger: log.With("component", "store")})
+		if err != nil {
+			return nil, err
+		}
+		return sqliteStorage{s}, nil
+	}
+	s, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{Logger: log.With("component", "store")})
+	if err != nil {
+		return nil, fmt.Errorf("CHANGEGATE_DATABASE_URL: %w", err)
+	}
+	return postgresStorage{s}, nil
+}
+
+var (
+	_ storage = sqliteStorage{}
+	_ storage = postgresStorage{}
+)
