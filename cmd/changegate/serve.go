@@ -158,7 +158,7 @@ func serve(ctx context.Context, cfg config.Config, ln net.Listener, stderr io.Wr
 	if err != nil {
 		return errors.Join(err, stopQueue())
 	}
-	log.Info("changegate listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir,
+	log.Info("changegate listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir, "store", store.describe(),
 		"webhook_secret_source", cfg.WebhookSecretSource, "github_app", cfg.GitHub.Configured())
 	return runServer(ctx, cfg, srv, ln, registered, stopQueue, log)
 }
@@ -311,6 +311,7 @@ func addNotConfigured(workers *queue.Workers) {
 
 func newQueue(store storage, workers *queue.Workers, cfg config.Config, periodic []queue.Periodic, reg prometheus.Registerer, log *slog.Logger) (*queue.Queue, error) {
 	return queue.New(store.backend(), workers, queue.Config{
+		ClientID:    store.clientID(),
 		Periodic:    periodic,
 		Workers:     cfg.Queue.Workers,
 		MaxAttempts: cfg.Queue.MaxAttempts,

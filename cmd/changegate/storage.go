@@ -1,9 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
@@ -78,6 +81,10 @@ type storage interface {
 	writers() ledger.Writers
 	// describe names the store for logs.
 	describe() string
+	// clientID names this process among the replicas sharing the store
+	// (River's client id, and its heartbeat); "" when it holds the store
+	// alone.
+	clientID() string
 }
 
 // ledgerIndex is what the server uses of the evidence index.
@@ -97,10 +104,13 @@ func (s sqliteStorage) backend() *queue.Backend {
 }
 func (s sqliteStorage) writers() ledger.Writers { return nil }
 func (s sqliteStorage) describe() string        { return "sqlite" }
-func (s sqliteStorage) Stats() audit.Stats      { return s.LedgerReader() }
+func (s sqliteStorage) clientID() string        { return "" }
 
 // postgresStorage is the scale-out store.
-type postgresStorage struct{ *postgres.DB }
+type postgresStorage struct {
+	*postgres.DB
+	id string
+}
 
 func (s postgresStorage) ledgerIndex() ledgerIndex { return s.Ledger() }
 func (s postgresStorage) auditIndex() audit.Index  { return s.LedgerReader() }
@@ -109,6 +119,7 @@ func (s postgresStorage) backend() *queue.Backend {
 }
 func (s postgresStorage) writers() ledger.Writers { return s.LedgerWriters() }
 func (s postgresStorage) describe() string        { return "postgres" }
+func (s postgresStorage) clientID() string        { return s.id }
 
 // openStorage opens the store cfg names: PostgreSQL when
 // CHANGEGATE_DATABASE_URL is set, else SQLite in the data dir.
@@ -124,7 +135,17 @@ func openStorage(ctx context.Context, cfg config.Config, log *slog.Logger) (stor
 	if err != nil {
 		return nil, fmt.Errorf("CHANGEGATE_DATABASE_URL: %w", err)
 	}
-	return postgresStorage{s}, nil
+	return postgresStorage{DB: s, id: replicaID()}, nil
+}
+
+// replicaID names this process among the replicas: its host (the pod's
+// name on Kubernetes), its pid and a random suffix, so that a restarted
+// replica is a new one and the jobs of the one it replaces are rescued.
+func replicaID() string {
+	host, _ := os.Hostname()
+	b := make([]byte, 4)
+	rand.Read(b)
+	return fmt.Sprintf("%s-%d-%x", cmp.Or(host, "changegate"), os.Getpid(), b)
 }
 
 var (

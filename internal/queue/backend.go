@@ -31,6 +31,11 @@ type Store interface {
 	// available again, at start; a store that several processes share
 	// leaves them to River's rescuer.
 	RescueOrphanedJobs(ctx context.Context) (int64, error)
+	// Heartbeat says the process whose River client is clientID is alive.
+	Heartbeat(ctx context.Context, clientID string) error
+	// RescueAbandonedJobs makes the jobs left running by clients not seen
+	// alive for dead available again.
+	RescueAbandonedJobs(ctx context.Context, dead time.Duration) (int64, error)
 	// JobStates counts River's jobs by state.
 	JobStates(ctx context.Context) (map[string]int, error)
 	// WaitingJobs counts the jobs that are due and not yet running, in

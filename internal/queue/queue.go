@@ -42,6 +42,10 @@ type Config struct {
 	MaxSnooze time.Duration
 	// Periodic are jobs queued every interval, and once at start.
 	Periodic []Periodic
+	// ClientID names this process's River client, and so the jobs it runs
+	// (River's attempted_by). Replicas sharing a database need distinct
+	// ones; empty lets River pick.
+	ClientID string
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -121,9 +125,10 @@ type Queue struct {
 	intakeDone   chan struct{}
 	stopOnce     sync.Once
 
-	dispatchWake chan struct{}
-	dispatchStop chan struct{}
-	dispatchDone chan struct{}
+	heartbeatStop chan struct{}
+	dispatchWake  chan struct{}
+	dispatchStop  chan struct{}
+	dispatchDone  chan struct{}
 
 	eventsDone chan struct{}
 	unsub      func()
@@ -175,14 +180,16 @@ func New(b *Backend, w *Workers, cfg Config) (*Queue, error) {
 		intakeDone: make(chan struct{}),
 		eventsDone: make(chan struct{}),
 
-		dispatchWake: make(chan struct{}, 1),
-		dispatchStop: make(chan struct{}),
-		dispatchDone: make(chan struct{}),
+		heartbeatStop: make(chan struct{}),
+		dispatchWake:  make(chan struct{}, 1),
+		dispatchStop:  make(chan struct{}),
+		dispatchDone:  make(chan struct{}),
 	}
 	for _, bind := range w.kinds {
 		bind(q)
 	}
 	client, err := b.newClient(&river.Config{
+		ID: cfg.ClientID,
 		// The queue's logger names the component already; a second
 		// "component" key would repeat on every line.
 		Logger:                      cfg.Logger.With("library", "river"),
@@ -226,6 +233,14 @@ func (q *Queue) Start(ctx context.Context) error {
 	if n > 0 {
 		q.cfg.Logger.Warn("rescued jobs left running by a previous process", "jobs", n)
 	}
+	if q.cfg.ClientID != "" {
+		// Seen alive before it takes a job, so no other replica rescues
+		// the jobs it is about to run.
+		if err := q.store.Heartbeat(ctx, q.cfg.ClientID); err != nil {
+			return err
+		}
+		go q.runHeartbeat()
+	}
 	events, unsub := q.client.Subscribe(river.EventKindJobCompleted, river.EventKindJobFailed,
 		river.EventKindJobCancelled, river.EventKindJobSnoozed)
 	q.unsub = unsub
@@ -250,6 +265,7 @@ func (q *Queue) Stop(ctx context.Context) error {
 		<-q.intakeDone
 		close(q.dispatchStop)
 		<-q.dispatchDone
+		close(q.heartbeatStop)
 	})
 	err := q.client.Stop(ctx)
 	if err != nil {
@@ -263,6 +279,40 @@ func (q *Queue) Stop(ctx context.Context) error {
 		<-q.eventsDone
 	}
 	return err
+}
+
+// A replica says it is alive every heartbeat; jobs left running by one
+// not seen for replicaDead are made available again, by any replica. A
+// process stalled for that long (it would have to miss six heartbeats)
+// may then see its job run twice; the job's effects are idempotent where
+// that matters (dedupe by delivery, record ids, ON CONFLICT).
+const (
+	heartbeat   = 5 * time.Second
+	replicaDead = 30 * time.Second
+)
+
+// runHeartbeat keeps this replica alive in the store and rescues the jobs
+// of replicas that died, until Stop.
+func (q *Queue) runHeartbeat() {
+	tick := time.NewTicker(heartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case <-q.heartbeatStop:
+			return
+		case <-tick.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), heartbeat)
+		if err := q.store.Heartbeat(ctx, q.cfg.ClientID); err != nil {
+			q.cfg.Logger.Warn("heartbeat", "error", err)
+		}
+		if n, err := q.store.RescueAbandonedJobs(ctx, replicaDead); err != nil {
+			q.cfg.Logger.Warn("rescue the jobs of dead replicas", "error", err)
+		} else if n > 0 {
+			q.cfg.Logger.Warn("rescued jobs a dead replica left running", "jobs", n)
+		}
+		cancel()
+	}
 }
 
 // fetchPoll is how often River looks for jobs that became available.

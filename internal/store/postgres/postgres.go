@@ -159,6 +159,32 @@ func (s *DB) WorkTx(ctx context.Context, fn func(tx jobs.Tx) error) error { retu
 // running is River's rescuer's (after the job timeout).
 func (s *DB) RescueOrphanedJobs(context.Context) (int64, error) { return 0, nil }
 
+// Heartbeat records that the replica whose River client is clientID is
+// alive.
+func (s *DB) Heartbeat(ctx context.Context, clientID string) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO replicas (id, seen_at) VALUES ($1, now())
+		ON CONFLICT (id) DO UPDATE SET seen_at = now()`, clientID)
+	return err
+}
+
+// RescueAbandonedJobs makes the jobs left running by replicas not seen for
+// dead available again, and forgets replicas long gone. A job's last
+// attempt names the client that runs it.
+func (s *DB) RescueAbandonedJobs(ctx context.Context, dead time.Duration) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `
+		UPDATE river_job SET state = 'available', scheduled_at = now()
+		WHERE state = 'running' AND cardinality(attempted_by) > 0
+			AND NOT EXISTS (SELECT 1 FROM replicas r
+				WHERE r.id = attempted_by[cardinality(attempted_by)] AND r.seen_at > now() - $1::interval)`, dead)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := s.pool.Exec(ctx, `DELETE FROM replicas WHERE seen_at < now() - interval '1 day'`); err != nil {
+		return 0, err
+	}
+	return tag.RowsAffected(), nil
+}
+
 // JobStates counts River's jobs by state.
 func (s *DB) JobStates(ctx context.Context) (map[string]int, error) {
 	rows, err := s.pool.Query(ctx, `SELECT state::text, COUNT(*) FROM river_job GROUP BY state`)

@@ -5,6 +5,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/changegate/changegate/internal/store/postgres"
 	"github.com/changegate/changegate/internal/store/storetest"
@@ -91,4 +95,49 @@ func TestLedgerConformance(t *testing.T) {
 func TestCompletenessConformance(t *testing.T) {
 	t.Parallel()
 	storetest.RunCompleteness(t, func(t *testing.T) storetest.Completeness { return open(t) })
+}
+
+type orphanArgs struct{ N int }
+
+func (orphanArgs) Kind() string { return "orphan" }
+
+// TestRescueAbandonedJobs: a job left running by a replica that stopped
+// saying it is alive is made available again; one a live replica runs is
+// left alone.
+func TestRescueAbandonedJobs(t *testing.T) {
+	t.Parallel()
+	s := open(t)
+	ctx := t.Context()
+	client, err := river.NewClient(riverpgxv5.New(s.Pool()), &river.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := range 2 {
+		if _, err := client.Insert(ctx, orphanArgs{N: n}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first runs on a replica that died, the second on a live one.
+	if _, err := s.Pool().Exec(ctx, `UPDATE river_job SET state = 'running', attempt = 1,
+		attempted_by = CASE WHEN (args->>'N')::int = 0 THEN ARRAY['dead'] ELSE ARRAY['dead', 'live'] END`); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"dead", "live"} {
+		if err := s.Heartbeat(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := s.RescueAbandonedJobs(ctx, 30*time.Second); err != nil || n != 0 {
+		t.Fatalf("with both alive: rescued %d, %v", n, err)
+	}
+	if _, err := s.Pool().Exec(ctx, `UPDATE replicas SET seen_at = now() - interval '1 minute' WHERE id = 'dead'`); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.RescueAbandonedJobs(ctx, 30*time.Second); err != nil || n != 1 {
+		t.Fatalf("rescued %d, %v; want the dead replica's one job", n, err)
+	}
+	states, err := s.JobStates(ctx)
+	if err != nil || states["available"] != 1 || states["running"] != 1 {
+		t.Errorf("states after the rescue: %v %v", states, err)
+	}
 }

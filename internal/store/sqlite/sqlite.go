@@ -226,6 +226,13 @@ func (s *DB) WorkTx(ctx context.Context, fn func(tx jobs.Tx) error) error {
 	return nil
 }
 
+// Heartbeat does nothing: one process holds the embedded store.
+func (s *DB) Heartbeat(context.Context, string) error { return nil }
+
+// RescueAbandonedJobs does nothing: one process holds the embedded store,
+// and RescueOrphanedJobs rescues at start what a crash left.
+func (s *DB) RescueAbandonedJobs(context.Context, time.Duration) (int64, error) { return 0, nil }
+
 // JobStates counts River's jobs by state.
 func (s *DB) JobStates(ctx context.Context) (map[string]int, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT state, COUNT(*) FROM river_job GROUP BY state`)
