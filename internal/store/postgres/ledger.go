@@ -217,9 +217,9 @@ func (x *LedgerIndex) Row(ctx context.Context, seq uint64) (map[string]string, s
 	return out, vals[len(ledgerColumns)], true, nil
 }
 
-// ledgerLock is the advisory lock key of the ledger's one writer:
+// LedgerLockKey is the advisory lock key of the ledger's one writer:
 // "cg-ledger" in ASCII, folded into an int64.
-const ledgerLock = 0x63672d6c65646772
+const LedgerLockKey = 0x63672d6c65646772
 
 // WriterLock is the ledger's writer lock across replicas (ledger.Writers):
 // a session-level advisory lock on a connection of its own, held for one
@@ -235,14 +235,14 @@ func (w *WriterLock) Lock(ctx context.Context) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(ledgerLock)); err != nil {
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(LedgerLockKey)); err != nil {
 		conn.Release()
 		return nil, err
 	}
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, int64(ledgerLock)); err != nil {
+		if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, int64(LedgerLockKey)); err != nil {
 			// A session that cannot unlock is closed, which unlocks it.
 			conn.Conn().Close(ctx)
 		}
