@@ -26,9 +26,51 @@ func TestKustomize(t *testing.T) {
 			t.Skip("kubectl not found: set CHANGEGATE_TEST_KUBECTL or install kubectl to render deploy/kubernetes")
 		}
 	}
-	out, err := exec.CommandContext(t.Context(), kubectl, "kustomize", "../../deploy/kubernetes").Output()
+	t.Run("one replica", func(t *testing.T) {
+		kinds := kustomize(t, kubectl, "../../deploy/kubernetes")
+		for _, k := range []string{"StatefulSet", "Service", "ServiceMonitor", "NetworkPolicy"} {
+			if kinds[k] == nil {
+				t.Errorf("no %s rendered", k)
+			}
+		}
+		checkPod(t, dig(kinds["StatefulSet"], "spec", "template", "spec").(map[string]any))
+	})
+	// The scale-out overlay: three replicas of a Deployment, a disruption
+	// budget, the database URL and S3 credentials from the Secret.
+	t.Run("scale-out", func(t *testing.T) {
+		kinds := kustomize(t, kubectl, "../../deploy/kubernetes/scale-out")
+		if kinds["StatefulSet"] != nil {
+			t.Error("the overlay still renders the embedded store's StatefulSet")
+		}
+		if r := dig(kinds["Deployment"], "spec", "replicas"); r != 3 {
+			t.Errorf("replicas %v, want 3", r)
+		}
+		if m := dig(kinds["PodDisruptionBudget"], "spec", "minAvailable"); m != 2 {
+			t.Errorf("PodDisruptionBudget minAvailable %v, want 2", m)
+		}
+		pod := dig(kinds["Deployment"], "spec", "template", "spec").(map[string]any)
+		checkPod(t, pod)
+		fromSecret := map[string]bool{}
+		for _, e := range pod["containers"].([]any)[0].(map[string]any)["env"].([]any) {
+			env := e.(map[string]any)
+			if dig(env, "valueFrom", "secretKeyRef", "name") == "changegate" {
+				fromSecret[env["name"].(string)] = true
+			}
+		}
+		for _, name := range []string{"CHANGEGATE_DATABASE_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "CHANGEGATE_WEBHOOK_SECRET"} {
+			if !fromSecret[name] {
+				t.Errorf("%s does not come from the Secret", name)
+			}
+		}
+	})
+}
+
+// kustomize renders dir and returns its documents by kind.
+func kustomize(t *testing.T, kubectl, dir string) map[string]map[string]any {
+	t.Helper()
+	out, err := exec.CommandContext(t.Context(), kubectl, "kustomize", dir).Output()
 	if err != nil {
-		t.Fatalf("kubectl kustomize: %v", err)
+		t.Fatalf("kubectl kustomize %s: %v", dir, err)
 	}
 	kinds := map[string]map[string]any{}
 	dec := yaml.NewDecoder(bytes.NewReader(out))
@@ -41,15 +83,16 @@ func TestKustomize(t *testing.T) {
 		}
 		kinds[doc["kind"].(string)] = doc
 	}
-	for _, k := range []string{"StatefulSet", "Service", "ServiceMonitor", "NetworkPolicy"} {
-		if kinds[k] == nil {
-			t.Errorf("no %s rendered", k)
-		}
-	}
 	if kinds["Secret"] != nil {
 		t.Error("a Secret is inlined; it must be referenced")
 	}
-	pod := dig(kinds["StatefulSet"], "spec", "template", "spec").(map[string]any)
+	return kinds
+}
+
+// checkPod checks a pod template's probes, securityContext and that no
+// secret has a literal value.
+func checkPod(t *testing.T, pod map[string]any) {
+	t.Helper()
 	c := pod["containers"].([]any)[0].(map[string]any)
 	for probe, path := range map[string]string{"readinessProbe": "/readyz", "livenessProbe": "/healthz"} {
 		if got := dig(c, probe, "httpGet", "path"); got != path {
@@ -65,7 +108,8 @@ func TestKustomize(t *testing.T) {
 		env := e.(map[string]any)
 		name := env["name"].(string)
 		// A *_FILE variable holds a path to a mounted Secret, not the secret.
-		secretish := (strings.Contains(name, "SECRET") || strings.Contains(name, "TOKEN") || strings.Contains(name, "KEY")) && !strings.HasSuffix(name, "_FILE")
+		secretish := (strings.Contains(name, "SECRET") || strings.Contains(name, "TOKEN") || strings.Contains(name, "KEY") ||
+			strings.Contains(name, "DATABASE_URL")) && !strings.HasSuffix(name, "_FILE")
 		if secretish && env["value"] != nil {
 			t.Errorf("%s has a literal value; it must come from a Secret", name)
 		}
