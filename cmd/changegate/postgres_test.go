@@ -1,7 +1,9 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +24,19 @@ func TestPostgresLifecycle(t *testing.T) {
 	dbURL, evidenceURL := testenv.PostgresDatabase(t), testenv.S3Evidence(t)
 	a := startAppWith(t, map[string]string{"CHANGEGATE_DATABASE_URL": dbURL, "CHANGEGATE_EVIDENCE_URL": evidenceURL})
 	a.jf.SetStatus("PAY-123", "Approved")
+	// /readyz reports the database and the evidence bucket.
+	resp, err := a.client.Get(a.base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ready struct {
+		Checks map[string]string `json:"checks"`
+	}
+	json.NewDecoder(resp.Body).Decode(&ready)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || ready.Checks["store"] != "ok" || ready.Checks["evidence"] != "ok" || ready.Checks["queue"] != "ok" {
+		t.Errorf("readyz: %d %v, want 200 with store, queue and evidence ok", resp.StatusCode, ready.Checks)
+	}
 	head, merge := strings.Repeat("e", 40), fmt.Sprintf("%040d", 61)
 	a.compliantPR(61, head)
 	a.github(t, "pull_request", strings.ReplaceAll(strings.ReplaceAll(prEvent("opened", 51), sha1, head), `"number":51`, `"number":61`))

@@ -24,6 +24,7 @@ import (
 	"github.com/changegate/changegate/internal/inventory"
 	"github.com/changegate/changegate/internal/jira"
 	"github.com/changegate/changegate/internal/jobs"
+	"github.com/changegate/changegate/internal/ledger"
 	"github.com/changegate/changegate/internal/queue"
 	"github.com/changegate/changegate/internal/server"
 	"github.com/changegate/changegate/internal/webhook"
@@ -154,7 +155,8 @@ func serve(ctx context.Context, cfg config.Config, ln net.Listener, stderr io.Wr
 	}
 
 	registered := make(chan struct{}, 1)
-	srv, err := newHTTPServer(cfg, store, q, auditUI, newSetup(cfg, apps != nil, registered, log), reg, log)
+	checks := readiness(cfg, store, q, led)
+	srv, err := newHTTPServer(cfg, store, q, checks, auditUI, newSetup(cfg, apps != nil, registered, log), reg, log)
 	if err != nil {
 		return errors.Join(err, stopQueue())
 	}
@@ -367,8 +369,28 @@ func startQueue(ctx context.Context, q *queue.Queue, store storage, configured b
 	return q.Start(ctx)
 }
 
+// readiness is what /readyz checks: the database takes a write, the queue
+// is not saturated, and, when the evidence is in S3, the bucket answers
+// (a listing that matches nothing: one request). A local evidence
+// directory is the data dir's, which the store check covers.
+func readiness(cfg config.Config, store storage, q *queue.Queue, led *openedLedger) []server.Check {
+	checks := []server.Check{
+		{Name: "store", Run: func(ctx context.Context) error { return store.CheckWritable(ctx, time.Now()) }},
+		{Name: "queue", Run: func(ctx context.Context) error { return queueHealth(ctx, q, cfg.Queue.Saturation) }},
+	}
+	if cfg.EvidenceURL != "" {
+		checks = append(checks, server.Check{Name: "evidence", Run: func(ctx context.Context) error {
+			if err := led.blobs.List(ctx, ledger.CheckpointPrefix+"readiness-", func(string) error { return nil }); err != nil {
+				return fmt.Errorf("evidence store: %w", err)
+			}
+			return nil
+		}})
+	}
+	return checks
+}
+
 // newHTTPServer builds the webhook intake, the UI and the health checks.
-func newHTTPServer(cfg config.Config, store storage, q *queue.Queue, auditUI, setupUI func(*echo.Echo), reg *prometheus.Registry, log *slog.Logger) (*http.Server, error) {
+func newHTTPServer(cfg config.Config, store storage, q *queue.Queue, checks []server.Check, auditUI, setupUI func(*echo.Echo), reg *prometheus.Registry, log *slog.Logger) (*http.Server, error) {
 	intake, err := webhook.NewGitHub(webhook.Options{
 		Secret:     cfg.WebhookSecret,
 		MaxBody:    config.MaxWebhookBody,
@@ -395,10 +417,7 @@ func newHTTPServer(cfg config.Config, store storage, q *queue.Queue, auditUI, se
 		Logger:        log,
 		Audit:         auditUI,
 		Setup:         setupUI,
-		Checks: []server.Check{
-			{Name: "store", Run: func(ctx context.Context) error { return store.CheckWritable(ctx, time.Now()) }},
-			{Name: "queue", Run: func(ctx context.Context) error { return queueHealth(ctx, q, cfg.Queue.Saturation) }},
-		},
+		Checks:        checks,
 	})
 	return &http.Server{
 		Handler:           e,
