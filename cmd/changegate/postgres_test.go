@@ -1,15 +1,19 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/changegate/changegate/internal/blob/s3"
 	"github.com/changegate/changegate/internal/evidence"
+	"github.com/changegate/changegate/internal/ghfake"
 	"github.com/changegate/changegate/internal/ledger"
 	"github.com/changegate/changegate/internal/store/postgres"
 	"github.com/changegate/changegate/internal/testenv"
@@ -58,7 +62,7 @@ func TestPostgresLifecycle(t *testing.T) {
 		n, err := pg.LedgerReader().Size(t.Context())
 		return err == nil && n == 1
 	})
-	waitIdlePG(t, pg)
+	waitIdlePG(t, pg, time.Minute)
 	blobs, err := s3.Open(t.Context(), evidenceURL, s3.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -78,9 +82,9 @@ func TestPostgresLifecycle(t *testing.T) {
 
 // waitIdlePG waits until every delivery the PostgreSQL store holds is
 // processed.
-func waitIdlePG(t *testing.T, pg *postgres.DB) {
+func waitIdlePG(t *testing.T, pg *postgres.DB, within time.Duration) {
 	t.Helper()
-	eventually(t, "every delivery processed", 60*time.Second, func() bool {
+	eventually(t, "every delivery processed", within, func() bool {
 		ds, err := pg.Deliveries(t.Context())
 		if err != nil {
 			t.Fatal(err)
@@ -92,4 +96,94 @@ func waitIdlePG(t *testing.T, pg *postgres.DB) {
 		}
 		return true
 	})
+}
+
+// TestPostgresOutage stops PostgreSQL under load and starts it again.
+// While it is down intake answers 503 (GitHub does not retry those; the
+// sender here resends, as the redelivery sweep would), /readyz says the
+// store is down, and nothing is acknowledged that is then lost: after the
+// restart every acknowledged delivery is stored once and processed once.
+func TestPostgresOutage(t *testing.T) {
+	t.Parallel()
+	pgsrv := testenv.StartPostgres(t)
+	evidenceURL := testenv.S3Evidence(t)
+	a := startAppWith(t, map[string]string{"CHANGEGATE_DATABASE_URL": pgsrv.URL, "CHANGEGATE_EVIDENCE_URL": evidenceURL})
+	const total = 300
+	for i := range total {
+		// GitHub lists them too: the installation sync, which may run
+		// after the webhooks, keeps them.
+		a.gh.AddRepo(42, ghfake.Repo{ID: int64(300000 + i), Owner: "acme", Name: fmt.Sprintf("o%04d", i)})
+	}
+	var acked, unavailable, other atomic.Int64
+	next := atomic.Int64{}
+	client := &http.Client{Timeout: 10 * time.Second}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= total {
+					return
+				}
+				id, body := fmt.Sprintf("outage-%04d", i), repoAddedBody(42, int64(300000+i), fmt.Sprintf("acme/o%04d", i))
+				for time.Since(time.Now()) < time.Minute {
+					status, err := sendWebhook(context.Background(), client, a.base, []byte(ghSecret), "installation_repositories", id, body)
+					switch {
+					case err == nil && status == http.StatusAccepted:
+						acked.Add(1)
+					case err == nil && status == http.StatusServiceUnavailable:
+						unavailable.Add(1)
+						time.Sleep(20 * time.Millisecond)
+						continue
+					default:
+						other.Add(1)
+						t.Errorf("delivery %s: %d %v", id, status, err)
+					}
+					break
+				}
+			}
+		})
+	}
+	for acked.Load() < total/3 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	pgsrv.Stop(t)
+	t.Logf("PostgreSQL stopped after %d acknowledged deliveries", acked.Load())
+	eventually(t, "intake refusing with 503", 20*time.Second, func() bool { return unavailable.Load() > 0 })
+	resp, err := a.client.Get(a.base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("readyz with the database down: %d, want 503", resp.StatusCode)
+	}
+	time.Sleep(time.Second)
+	pgsrv.Start(t)
+	wg.Wait()
+	t.Logf("%d acknowledged, %d answered 503 while PostgreSQL was down", acked.Load(), unavailable.Load())
+
+	pg, err := postgres.Open(t.Context(), pgsrv.URL, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Close()
+	// Jobs whose commit met the outage retry with backoff.
+	waitIdlePG(t, pg, 3*time.Minute)
+	ds, err := pg.Deliveries(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != total || acked.Load() != total {
+		t.Errorf("%d deliveries stored and %d acknowledged, want %d", len(ds), acked.Load(), total)
+	}
+	for _, d := range ds {
+		if d.Processed != d.Jobs {
+			t.Errorf("delivery %s: %d of %d jobs processed", d.ID, d.Processed, d.Jobs)
+		}
+	}
+	repos, err := pg.Repositories(t.Context())
+	if err != nil || len(repos) < total {
+		t.Errorf("%d repositories recorded (%v), want at least %d", len(repos), err, total)
+	}
 }

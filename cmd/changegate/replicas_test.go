@@ -163,7 +163,7 @@ func TestReplicaKillSuite(t *testing.T) {
 	defer pg.Close()
 	// A killed replica's running jobs are rescued once it is seen dead
 	// (30 s), so this waits longer than the single-node suite.
-	waitIdlePG(t, pg)
+	waitIdlePG(t, pg, 3*time.Minute)
 	ds, err := pg.Deliveries(t.Context())
 	if err != nil {
 		t.Fatal(err)

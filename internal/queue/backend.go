@@ -33,9 +33,14 @@ type Store interface {
 	RescueOrphanedJobs(ctx context.Context) (int64, error)
 	// Heartbeat says the process whose River client is clientID is alive.
 	Heartbeat(ctx context.Context, clientID string) error
-	// RescueAbandonedJobs makes the jobs left running by clients not seen
-	// alive for dead available again.
-	RescueAbandonedJobs(ctx context.Context, dead time.Duration) (int64, error)
+	// RescueAbandonedJobs makes the jobs left running by clients other than
+	// self not seen alive for dead available again.
+	RescueAbandonedJobs(ctx context.Context, self string, dead time.Duration) (int64, error)
+	// RescueOwnJobs makes the jobs the database shows self running, that
+	// started more than after ago and are not among running (what self's
+	// workers run), available again: a job whose end River could not
+	// record because the database was down.
+	RescueOwnJobs(ctx context.Context, self string, running []int64, after time.Duration) (int64, error)
 	// JobStates counts River's jobs by state.
 	JobStates(ctx context.Context) (map[string]int, error)
 	// WaitingJobs counts the jobs that are due and not yet running, in

@@ -126,9 +126,11 @@ type Queue struct {
 	stopOnce     sync.Once
 
 	heartbeatStop chan struct{}
-	dispatchWake  chan struct{}
-	dispatchStop  chan struct{}
-	dispatchDone  chan struct{}
+	// running holds the ids of the jobs this process's workers run.
+	running      sync.Map
+	dispatchWake chan struct{}
+	dispatchStop chan struct{}
+	dispatchDone chan struct{}
 
 	eventsDone chan struct{}
 	unsub      func()
@@ -304,15 +306,34 @@ func (q *Queue) runHeartbeat() {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), heartbeat)
 		if err := q.store.Heartbeat(ctx, q.cfg.ClientID); err != nil {
+			// Out of touch with the database, this replica cannot tell
+			// whether the others are dead.
 			q.cfg.Logger.Warn("heartbeat", "error", err)
+			cancel()
+			continue
 		}
-		if n, err := q.store.RescueAbandonedJobs(ctx, replicaDead); err != nil {
+		if n, err := q.store.RescueAbandonedJobs(ctx, q.cfg.ClientID, replicaDead); err != nil {
 			q.cfg.Logger.Warn("rescue the jobs of dead replicas", "error", err)
 		} else if n > 0 {
 			q.cfg.Logger.Warn("rescued jobs a dead replica left running", "jobs", n)
 		}
+		if n, err := q.store.RescueOwnJobs(ctx, q.cfg.ClientID, q.runningIDs(), replicaDead); err != nil {
+			q.cfg.Logger.Warn("rescue jobs an outage left running", "error", err)
+		} else if n > 0 {
+			q.cfg.Logger.Warn("rescued jobs the database still showed running after an outage", "jobs", n)
+		}
 		cancel()
 	}
+}
+
+// runningIDs are the jobs this process's workers run now.
+func (q *Queue) runningIDs() []int64 {
+	var ids []int64
+	q.running.Range(func(k, _ any) bool {
+		ids = append(ids, k.(int64))
+		return true
+	})
+	return ids
 }
 
 // fetchPoll is how often River looks for jobs that became available.
@@ -438,6 +459,8 @@ type txWorker[T jobs.Args] struct {
 
 func (w *txWorker[T]) Work(ctx context.Context, job *river.Job[T]) error {
 	q := w.q
+	q.running.Store(job.ID, struct{}{})
+	defer q.running.Delete(job.ID)
 	q.yieldToIntake(ctx)
 	attrs := []any{slog.Int64("job_id", job.ID), slog.String("kind", job.Kind), slog.Int("attempt", job.Attempt)}
 	for _, a := range job.Args.LogAttrs() {

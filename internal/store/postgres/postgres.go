@@ -167,19 +167,40 @@ func (s *DB) Heartbeat(ctx context.Context, clientID string) error {
 	return err
 }
 
-// RescueAbandonedJobs makes the jobs left running by replicas not seen for
-// dead available again, and forgets replicas long gone. A job's last
+// RescueAbandonedJobs makes the jobs left running by replicas other than
+// self not seen for dead available again, and forgets replicas long gone.
+// Its own jobs a replica never rescues: after an outage of the database,
+// its heartbeat may be stale while its workers still run them. A job's last
 // attempt names the client that runs it.
-func (s *DB) RescueAbandonedJobs(ctx context.Context, dead time.Duration) (int64, error) {
+func (s *DB) RescueAbandonedJobs(ctx context.Context, self string, dead time.Duration) (int64, error) {
 	tag, err := s.pool.Exec(ctx, `
 		UPDATE river_job SET state = 'available', scheduled_at = now()
-		WHERE state = 'running' AND cardinality(attempted_by) > 0
+		WHERE state = 'running' AND cardinality(attempted_by) > 0 AND attempted_by[cardinality(attempted_by)] <> $2
 			AND NOT EXISTS (SELECT 1 FROM replicas r
-				WHERE r.id = attempted_by[cardinality(attempted_by)] AND r.seen_at > now() - $1::interval)`, dead)
+				WHERE r.id = attempted_by[cardinality(attempted_by)] AND r.seen_at > now() - $1::interval)`, dead, self)
 	if err != nil {
 		return 0, err
 	}
 	if _, err := s.pool.Exec(ctx, `DELETE FROM replicas WHERE seen_at < now() - interval '1 day'`); err != nil {
+		return 0, err
+	}
+	return tag.RowsAffected(), nil
+}
+
+// RescueOwnJobs makes the jobs the database shows self running, that
+// started more than after ago and that self's workers do not run (the
+// running ids), available again: River could not record their end while
+// the database was down. A job fetched moments ago and not yet started is
+// younger than after, and left alone.
+func (s *DB) RescueOwnJobs(ctx context.Context, self string, running []int64, after time.Duration) (int64, error) {
+	if running == nil {
+		running = []int64{}
+	}
+	tag, err := s.pool.Exec(ctx, `
+		UPDATE river_job SET state = 'available', scheduled_at = now()
+		WHERE state = 'running' AND cardinality(attempted_by) > 0 AND attempted_by[cardinality(attempted_by)] = $1
+			AND attempted_at < now() - $2::interval AND NOT (id = ANY($3))`, self, after, running)
+	if err != nil {
 		return 0, err
 	}
 	return tag.RowsAffected(), nil

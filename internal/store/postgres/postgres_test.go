@@ -127,17 +127,37 @@ func TestRescueAbandonedJobs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n, err := s.RescueAbandonedJobs(ctx, 30*time.Second); err != nil || n != 0 {
+	if n, err := s.RescueAbandonedJobs(ctx, "other", 30*time.Second); err != nil || n != 0 {
 		t.Fatalf("with both alive: rescued %d, %v", n, err)
 	}
 	if _, err := s.Pool().Exec(ctx, `UPDATE replicas SET seen_at = now() - interval '1 minute' WHERE id = 'dead'`); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := s.RescueAbandonedJobs(ctx, 30*time.Second); err != nil || n != 1 {
+	if n, err := s.RescueAbandonedJobs(ctx, "dead", 30*time.Second); err != nil || n != 0 {
+		t.Fatalf("the dead replica itself rescued %d, %v; a replica never rescues its own", n, err)
+	}
+	if n, err := s.RescueAbandonedJobs(ctx, "other", 30*time.Second); err != nil || n != 1 {
 		t.Fatalf("rescued %d, %v; want the dead replica's one job", n, err)
 	}
 	states, err := s.JobStates(ctx)
 	if err != nil || states["available"] != 1 || states["running"] != 1 {
 		t.Errorf("states after the rescue: %v %v", states, err)
+	}
+
+	// The live replica's job: while its workers run it, or while it is
+	// young, it stays; once neither, the replica itself rescues it (its
+	// end was not recorded, say in an outage).
+	var id int64
+	if err := s.Pool().QueryRow(ctx, `UPDATE river_job SET attempted_at = now() - interval '1 minute' WHERE state = 'running' RETURNING id`).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.RescueOwnJobs(ctx, "live", []int64{id}, 30*time.Second); err != nil || n != 0 {
+		t.Errorf("a job its workers run: rescued %d, %v", n, err)
+	}
+	if n, err := s.RescueOwnJobs(ctx, "live", nil, 2*time.Minute); err != nil || n != 0 {
+		t.Errorf("a job younger than the bound: rescued %d, %v", n, err)
+	}
+	if n, err := s.RescueOwnJobs(ctx, "live", nil, 30*time.Second); err != nil || n != 1 {
+		t.Errorf("a job the database shows running and nobody runs: rescued %d, %v, want 1", n, err)
 	}
 }

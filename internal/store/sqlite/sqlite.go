@@ -231,7 +231,16 @@ func (s *DB) Heartbeat(context.Context, string) error { return nil }
 
 // RescueAbandonedJobs does nothing: one process holds the embedded store,
 // and RescueOrphanedJobs rescues at start what a crash left.
-func (s *DB) RescueAbandonedJobs(context.Context, time.Duration) (int64, error) { return 0, nil }
+func (s *DB) RescueAbandonedJobs(context.Context, string, time.Duration) (int64, error) {
+	return 0, nil
+}
+
+// RescueOwnJobs does nothing: the embedded store is not reached over a
+// network, so no outage leaves a job's end unrecorded while the process
+// lives.
+func (s *DB) RescueOwnJobs(context.Context, string, []int64, time.Duration) (int64, error) {
+	return 0, nil
+}
 
 // JobStates counts River's jobs by state.
 func (s *DB) JobStates(ctx context.Context) (map[string]int, error) {
