@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/x509"
-	"database/sql"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -23,6 +22,7 @@ import (
 	"github.com/changegate/changegate/internal/config"
 	"github.com/changegate/changegate/internal/evidence"
 	"github.com/changegate/changegate/internal/ledger"
+	"github.com/changegate/changegate/internal/store/postgres"
 	"github.com/changegate/changegate/internal/store/sqlite"
 )
 
@@ -92,12 +92,15 @@ func verifyCmd(stdout io.Writer) *cobra.Command {
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
-				for _, f := range []string{"data-dir", "since", "save-checkpoint"} {
+				for _, f := range []string{"data-dir", "since", "save-checkpoint", "database-url"} {
 					if cmd.Flags().Changed(f) {
 						return usage("--%s is for a ledger: give a package or --data-dir, not both", f)
 					}
 				}
 				return verifyFileCmd(args[0], manifestFile, pubFile, stdout)
+			}
+			if o.databaseURL != "" && (o.evidenceURL == "" || pubFile == "") {
+				return usage("--database-url needs --evidence-url (the records in S3) and --pubkey (the key you trust)")
 			}
 			var err error
 			if pubFile != "" {
@@ -115,6 +118,7 @@ func verifyCmd(stdout io.Writer) *cobra.Command {
 	cmd.Flags().StringVar(&pubFile, "pubkey", "", "public key to trust: a PEM file as printed by audit pubkey (or, for a package, its SHA256 fingerprint); default: DATA_DIR/signing-key.pem, or the package's own key")
 	cmd.Flags().StringVar(&o.evidenceURL, "evidence-url", "", "s3://bucket/prefix?… when the records are in S3 (as CHANGEGATE_EVIDENCE_URL)")
 	cmd.Flags().StringVar(&manifestFile, "manifest", "", "a population export's signed manifest (default FILE.manifest.json)")
+	cmd.Flags().StringVar(&o.databaseURL, "database-url", "", "postgres://… when the index is in PostgreSQL (as CHANGEGATE_DATABASE_URL; read only); needs --evidence-url and --pubkey")
 	cmd.Flags().StringVar(&o.since, "since", "", "a checkpoint verified before (as --save-checkpoint wrote it, or GET /api/v1/checkpoint): check only the records after it and that the log extends it")
 	cmd.Flags().StringVar(&o.save, "save-checkpoint", "", "once the ledger verifies, write its latest checkpoint to FILE, for a later --since")
 	return cmd
@@ -123,6 +127,7 @@ func verifyCmd(stdout io.Writer) *cobra.Command {
 // verifyLedgerOptions are audit verify's flags for a ledger.
 type verifyLedgerOptions struct {
 	dataDir, evidenceURL string
+	databaseURL          string // the index in PostgreSQL, not the data dir
 	pub                  ed25519.PublicKey
 	since, save          string // checkpoint files
 }
@@ -143,16 +148,16 @@ func verifyLedgerCmd(ctx context.Context, o verifyLedgerOptions, stdout io.Write
 		return err
 	}
 	defer closeEvidence(blobs)
-	db, err := sqlite.OpenReadOnly(o.dataDir)
+	index, err := openVerifyIndex(ctx, o)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer index.close()
 	var report *evidence.Report
 	if trusted == nil {
-		report, err = evidence.Verify(ledger.Source(ctx, blobs, sqlite.LedgerRows(db)), o.pub, origin)
+		report, err = evidence.Verify(ledger.Source(ctx, blobs, index.rowsFrom(0)), o.pub, origin)
 	} else {
-		report, err = verifySince(ctx, blobs, db, o, trusted)
+		report, err = verifySince(ctx, blobs, index, o, trusted)
 	}
 	var bad *evidence.VerifyError
 	if errors.As(err, &bad) {
@@ -167,14 +172,45 @@ func verifyLedgerCmd(ctx context.Context, o verifyLedgerOptions, stdout io.Write
 	return printVerified(stdout, report, o.pub)
 }
 
+// verifyIndex is the ledger index as verify reads it: a data dir's, or
+// PostgreSQL's (--database-url).
+type verifyIndex struct {
+	reader interface {
+		Size(ctx context.Context) (uint64, error)
+		LeafHashes(ctx context.Context, n uint64) ([]byte, error)
+		ExceptionOf(ctx context.Context, id string) (int64, string, bool, error)
+	}
+	rowsFrom func(from uint64) ledger.Rows
+	close    func()
+}
+
+// openVerifyIndex opens the index read-only: the data dir's beside a
+// running server, or the PostgreSQL database the replicas share.
+func openVerifyIndex(ctx context.Context, o verifyLedgerOptions) (*verifyIndex, error) {
+	if o.databaseURL != "" {
+		pg, err := postgres.Open(ctx, o.databaseURL, postgres.Options{MaxConns: 4})
+		if err != nil {
+			return nil, fmt.Errorf("--database-url: %w", err)
+		}
+		return &verifyIndex{reader: pg.LedgerReader(), rowsFrom: func(from uint64) ledger.Rows { return pg.Ledger().RowsFrom(from) },
+			close: func() { pg.Close() }}, nil
+	}
+	db, err := sqlite.OpenReadOnly(o.dataDir)
+	if err != nil {
+		return nil, err
+	}
+	return &verifyIndex{reader: sqlite.NewLedgerReader(db), rowsFrom: func(from uint64) ledger.Rows { return sqlite.LedgerRowsFrom(db, from) },
+		close: func() { db.Close() }}, nil
+}
+
 // verifySince is the incremental verify from the trusted checkpoint.
-func verifySince(ctx context.Context, blobs blob.Store, db *sql.DB, o verifyLedgerOptions, trusted []byte) (*evidence.Report, error) {
+func verifySince(ctx context.Context, blobs blob.Store, vi *verifyIndex, o verifyLedgerOptions, trusted []byte) (*evidence.Report, error) {
 	origin := LedgerOrigin(o.pub)
 	cp, err := evidence.TrustedCheckpoint(trusted, o.pub, origin)
 	if err != nil {
 		return nil, fmt.Errorf("--since %s: %w", o.since, err)
 	}
-	index := sqlite.NewLedgerReader(db)
+	index := vi.reader
 	size, err := index.Size(ctx)
 	if err != nil {
 		return nil, err
@@ -185,7 +221,7 @@ func verifySince(ctx context.Context, blobs blob.Store, db *sql.DB, o verifyLedg
 	}
 	since := evidence.Since{Checkpoint: cp, Leaves: leaves, Expect: size - min(cp.Size, size),
 		Prior: func(id string) (int64, string, bool, error) { return index.ExceptionOf(ctx, id) }}
-	src := ledger.SourceFrom(ctx, blobs, sqlite.LedgerRowsFrom(db, cp.Size), cp.Size)
+	src := ledger.SourceFrom(ctx, blobs, vi.rowsFrom(cp.Size), cp.Size)
 	return evidence.VerifySince(src, o.pub, origin, since)
 }
 

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -77,6 +79,28 @@ func TestPostgresLifecycle(t *testing.T) {
 	}
 	if rep.Records != 1 {
 		t.Errorf("the ledger holds %d records, want 1", rep.Records)
+	}
+
+	// An auditor verifies it with the CLI, from the database and the
+	// bucket, trusting only the public key.
+	audit := func(args ...string) (int, string) {
+		var out, errOut strings.Builder
+		code := run(t.Context(), append([]string{"audit"}, args...), envMap(nil), &out, &errOut)
+		return code, out.String() + errOut.String()
+	}
+	_, pem := audit("pubkey", "--data-dir", a.dataDir)
+	pubFile, cp := filepath.Join(t.TempDir(), "changegate.pub"), filepath.Join(t.TempDir(), "cp.note")
+	if err := os.WriteFile(pubFile, []byte(pem), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := audit("verify", "--database-url", dbURL, "--evidence-url", evidenceURL, "--pubkey", pubFile, "--save-checkpoint", cp); code != 0 || !strings.HasPrefix(out, "ok: 1 records") {
+		t.Errorf("audit verify from PostgreSQL and S3: exit %d, %s", code, out)
+	}
+	if code, out := audit("verify", "--database-url", dbURL, "--evidence-url", evidenceURL, "--pubkey", pubFile, "--since", cp); code != 0 || !strings.HasPrefix(out, "ok: 0 records after trusted checkpoint 1") {
+		t.Errorf("audit verify --since from PostgreSQL and S3: exit %d, %s", code, out)
+	}
+	if code, out := audit("verify", "--database-url", dbURL, "--pubkey", pubFile); code != 2 || !strings.Contains(out, "--evidence-url") {
+		t.Errorf("--database-url without --evidence-url: exit %d, %s", code, out)
 	}
 }
 

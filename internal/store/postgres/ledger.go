@@ -252,11 +252,20 @@ func (w *WriterLock) Lock(ctx context.Context) (func(), error) {
 
 // Rows yields the index in sequence order, the way evidence.Verify reads it.
 func (x *LedgerIndex) Rows(ctx context.Context) iter.Seq2[evidence.IndexRow, error] {
+	return x.RowsFrom(0)(ctx)
+}
+
+// RowsFrom is Rows from sequence number from on, for evidence.VerifySince.
+func (x *LedgerIndex) RowsFrom(from uint64) func(ctx context.Context) iter.Seq2[evidence.IndexRow, error] {
+	return func(ctx context.Context) iter.Seq2[evidence.IndexRow, error] { return x.rowsFrom(ctx, from) }
+}
+
+func (x *LedgerIndex) rowsFrom(ctx context.Context, from uint64) iter.Seq2[evidence.IndexRow, error] {
 	return func(yield func(evidence.IndexRow, error) bool) {
 		rows, err := x.db.pool.Query(ctx, `
 			SELECT seq, id, repo, pr, sha, change_type, merged_at, observed_at, outcome, compliant, ticket,
 				exception, exception_due, closes, exception_state, event_time, summary, leaf_hash
-			FROM ledger_records ORDER BY seq`)
+			FROM ledger_records WHERE seq >= $1 ORDER BY seq`, int64(from))
 		if err != nil {
 			yield(evidence.IndexRow{}, fmt.Errorf("read ledger index: %w", err))
 			return
