@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/changegate/changegate/internal/testenv"
 )
 
 // BenchmarkWebhookToCheck measures, through the real server against the
@@ -17,8 +19,18 @@ import (
 // Report: p50 and p99 in ms, and p50 over the baseline.
 //
 //	go test ./cmd/changegate -run '^$' -bench WebhookToCheck -benchtime 200x
+//
+// It runs on the embedded store, and on PostgreSQL with the evidence in S3
+// when CHANGEGATE_TEST_DATABASE_URL and CHANGEGATE_TEST_S3_URL are set.
 func BenchmarkWebhookToCheck(b *testing.B) {
-	a := startAppWith(b, nil)
+	b.Run("sqlite", func(b *testing.B) { benchWebhookToCheck(b, nil) })
+	b.Run("postgres", func(b *testing.B) {
+		benchWebhookToCheck(b, map[string]string{"CHANGEGATE_DATABASE_URL": testenv.PostgresDatabase(b), "CHANGEGATE_EVIDENCE_URL": testenv.S3Evidence(b)})
+	})
+}
+
+func benchWebhookToCheck(b *testing.B, env map[string]string) {
+	a := startAppWith(b, env)
 	a.jf.SetStatus("PAY-123", "Approved")
 	get := func() time.Duration {
 		start := time.Now()

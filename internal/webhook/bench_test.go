@@ -14,16 +14,22 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/tidwall/gjson"
 
+	"github.com/changegate/changegate/internal/config"
+	"github.com/changegate/changegate/internal/inventory"
 	"github.com/changegate/changegate/internal/jobs"
 	"github.com/changegate/changegate/internal/queue"
+	"github.com/changegate/changegate/internal/store/postgres"
 	"github.com/changegate/changegate/internal/testenv"
 	"github.com/changegate/changegate/internal/webhook"
 )
@@ -83,15 +89,68 @@ func benchIntake(b *testing.B, event string, body []byte) {
 		defer srv.Close()
 		runIntake(b, srv.URL+"/webhooks/github", event, body)
 	})
+	noop := func(w *queue.Workers) {
+		queue.Add(w, jobs.Handler[jobs.EvaluatePR](func(context.Context, *slog.Logger, jobs.EvaluatePR) (jobs.Apply, error) { return nil, nil }))
+	}
 	b.Run("durable", func(b *testing.B) {
-		s := newStackWith(b, "FULL", func(w *queue.Workers) {
-			queue.Add(w, jobs.Handler[jobs.EvaluatePR](func(context.Context, *slog.Logger, jobs.EvaluatePR) (jobs.Apply, error) { return nil, nil }))
-		})
+		s := newStackWith(b, "FULL", noop)
 		runIntake(b, s.url, event, body)
 	})
+	// The same on PostgreSQL (CHANGEGATE_TEST_DATABASE_URL), with one
+	// replica and with three sharing the database, the clients spread
+	// over them as a load balancer would.
+	for _, replicas := range []int{1, 3} {
+		b.Run(fmt.Sprintf("postgres-%d", replicas), func(b *testing.B) {
+			runIntake(b, strings.Join(pgStacks(b, replicas, noop), " "), event, body)
+		})
+	}
 }
 
+// pgStacks starts n intakes with their queues on one fresh PostgreSQL
+// database and returns their URLs.
+func pgStacks(b *testing.B, n int, more func(*queue.Workers)) []string {
+	url := testenv.PostgresDatabase(b)
+	var urls []string
+	for range n {
+		s, err := postgres.Open(b.Context(), url, postgres.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		w := queue.NewWorkers()
+		queue.Add(w, inventory.EventHandler(s, time.Now, nil))
+		more(w)
+		q, err := queue.New(queue.NewBackend(riverpgxv5.New(s.Pool()), s), w,
+			queue.Config{Workers: 8, Logger: slog.New(slog.DiscardHandler), ClientID: fmt.Sprintf("bench-%d", len(urls))})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := q.Start(b.Context()); err != nil {
+			b.Fatal(err)
+		}
+		h, err := webhook.NewGitHub(webhook.Options{Secret: secret, MaxBody: config.MaxWebhookBody, Enqueuer: q,
+			Logger: slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		e := echo.New()
+		e.POST("/webhooks/github", h.Handle)
+		srv := httptest.NewServer(e)
+		b.Cleanup(func() {
+			srv.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			q.Stop(ctx)
+			s.Close()
+		})
+		urls = append(urls, srv.URL+"/webhooks/github")
+	}
+	return urls
+}
+
+// runIntake posts body to url (several, space-separated: round robin)
+// from 32 clients and reports acks/s and p99.
 func runIntake(b *testing.B, url, event string, body []byte) {
+	urls := strings.Fields(url)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}}
 	sig := webhook.Sign(secret, body)
 	var seq atomic.Int64
@@ -104,9 +163,10 @@ func runIntake(b *testing.B, url, event string, body []byte) {
 	b.RunParallel(func(pb *testing.PB) {
 		local := make([]time.Duration, 0, 1024)
 		for pb.Next() {
-			req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+			n := seq.Add(1)
+			req, _ := http.NewRequest(http.MethodPost, urls[int(n)%len(urls)], bytes.NewReader(body))
 			req.Header.Set("X-GitHub-Event", event)
-			req.Header.Set("X-GitHub-Delivery", fmt.Sprintf("bench-%d", seq.Add(1)))
+			req.Header.Set("X-GitHub-Delivery", fmt.Sprintf("bench-%d", n))
 			req.Header.Set("X-Hub-Signature-256", sig)
 			t := time.Now()
 			resp, err := client.Do(req)
