@@ -13,7 +13,6 @@ import (
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 
 	"github.com/changegate/changegate/internal/audit"
-	"github.com/changegate/changegate/internal/change"
 	"github.com/changegate/changegate/internal/config"
 	"github.com/changegate/changegate/internal/jobs"
 	"github.com/changegate/changegate/internal/ledger"
@@ -28,46 +27,14 @@ import (
 // the same conformance suites (internal/store/storetest).
 type storage interface {
 	queue.Store
+	store.Deliveries
+	store.Inventory
+	store.PullRequests
+	store.Completeness
 	CheckWritable(ctx context.Context, now time.Time) error
 	Close() error
-
-	UpsertInstallation(ctx context.Context, tx jobs.Tx, in jobs.Installation, now time.Time) error
-	DeleteInstallation(ctx context.Context, tx jobs.Tx, id int64, now time.Time) error
-	UpsertRepos(ctx context.Context, tx jobs.Tx, installationID int64, repos []jobs.Repo, now time.Time) error
-	RemoveRepos(ctx context.Context, tx jobs.Tx, installationID int64, repos []jobs.Repo) error
-	ReplaceRepos(ctx context.Context, tx jobs.Tx, installationID int64, repos []jobs.Repo, listedAt, now time.Time) error
-	MarkMissingInstallationsDeleted(ctx context.Context, tx jobs.Tx, keep []int64, now time.Time) error
-	Repositories(ctx context.Context) ([]store.Repository, error)
-
-	LastEvaluated(ctx context.Context, repo string, number int) (time.Time, bool, error)
-	IndexPullRequest(ctx context.Context, tx jobs.Tx, pr store.PullRequest, now time.Time) error
-	OpenPullRequestsWithHead(ctx context.Context, repo, sha string) ([]store.PullRequest, error)
-	OpenPullRequestsOfOwner(ctx context.Context, installation int64, owner string) ([]store.PullRequest, error)
-	OpenPullRequestsWithKey(ctx context.Context, key string) ([]store.PullRequest, error)
 	LaterCommitJobs(ctx context.Context, repo, sha string, queuedAt time.Time) ([]jobs.EvaluateSHA, error)
-	CheckRun(ctx context.Context, repo, sha string) (store.CheckRun, bool, error)
-	PutCheckRun(ctx context.Context, repo, sha string, c store.CheckRun, now time.Time) error
 	HasCheckRun(ctx context.Context, repo, sha string) (bool, error)
-
-	PutGate(ctx context.Context, tx jobs.Tx, repo string, g change.GateAnswer) error
-	Gate(ctx context.Context, repo string, deploymentID int64, environment string) (change.GateAnswer, bool, error)
-	PutMergeGroup(ctx context.Context, tx jobs.Tx, repo string, g change.MergeGroup) error
-	MergeGroupOf(ctx context.Context, repo string, pr int, sha string) (change.MergeGroup, bool, error)
-	PutDeploymentReview(ctx context.Context, tx jobs.Tx, repo, sha, deliveryID string, r change.DeploymentReview) error
-	DeploymentReviews(ctx context.Context, repo, sha, environment string) ([]change.DeploymentReview, error)
-
-	KnownDeliveries(ctx context.Context, ids []string) (map[string]bool, error)
-	Redelivered(ctx context.Context, guids []string) (map[string]bool, error)
-	SweepCursor(ctx context.Context) (int64, error)
-	RecordSweep(ctx context.Context, tx jobs.Tx, cursor int64, asked []store.Redelivery, now time.Time) error
-	ReconcilePoint(ctx context.Context, repo, branch string) (string, time.Time, bool, error)
-	SetReconcilePoint(ctx context.Context, repo, branch, sha string, at time.Time) error
-	RecordedCommits(ctx context.Context, repo string, shas []string) (map[string]bool, error)
-	MarkPushed(ctx context.Context, repo, recordID string, shas []string) error
-	ControlState(ctx context.Context, repo, target string) (store.ControlState, bool, error)
-	PutControlState(ctx context.Context, c store.ControlState) error
-	Coverage(ctx context.Context) ([]store.ControlState, error)
-	SwapServerState(ctx context.Context, key, value string) (string, error)
 	WakeScheduledJobs(ctx context.Context, kinds []string) (int64, error)
 
 	// ledgerIndex is the evidence index the ledger writes.

@@ -27,7 +27,6 @@ import (
 	"github.com/changegate/changegate/internal/evidence"
 	"github.com/changegate/changegate/internal/ghfacts"
 	"github.com/changegate/changegate/internal/jira"
-	"github.com/changegate/changegate/internal/jobs"
 	"github.com/changegate/changegate/internal/ledger"
 	"github.com/changegate/changegate/internal/policy"
 	"github.com/changegate/changegate/internal/setup"
@@ -73,11 +72,11 @@ func newAssessor(store storage, clients assess.Clients, appID int64, tickets *ji
 		DefaultBranch:  ghfacts.DefaultBranch,
 		InstalledRepos: installedRepos(store),
 		OpenPulls:      ghfacts.OpenPulls,
-		Controls:       controlStore{store},
+		Controls:       store,
 		RequiredChecks: ghfacts.RequiredChecks,
 		Bypass:         ghfacts.RulesetBypass,
 		ClassicChecks:  ghfacts.ClassicRequiredChecks,
-		Store:          indexStore{store},
+		Store:          store,
 		Now:            time.Now,
 		Archive:        archive,
 		CommitPulls:    ghfacts.PullRequestsForCommit,
@@ -235,41 +234,6 @@ func (a policyAdapter) Digest() string { return a.p.Digest() }
 func (a policyAdapter) EmergencyLabel() string { return a.p.Emergency.Label }
 
 func (a policyAdapter) FrozenAt(t time.Time) (string, bool) { return a.p.FrozenAt(t) }
-
-// indexStore adapts the SQLite pull request index.
-type indexStore struct{ db storage }
-
-func (s indexStore) LastEvaluated(ctx context.Context, repo string, number int) (time.Time, bool, error) {
-	return s.db.LastEvaluated(ctx, repo, number)
-}
-
-func (s indexStore) IndexPullRequest(ctx context.Context, tx jobs.Tx, pr assess.IndexedPR, now time.Time) error {
-	return s.db.IndexPullRequest(ctx, tx, store.PullRequest(pr), now)
-}
-
-func (s indexStore) OpenPullRequestsWithHead(ctx context.Context, repo, sha string) ([]assess.IndexedPR, error) {
-	return fromRows(s.db.OpenPullRequestsWithHead(ctx, repo, sha))
-}
-
-func (s indexStore) OpenPullRequestsOfOwner(ctx context.Context, installation int64, owner string) ([]assess.IndexedPR, error) {
-	return fromRows(s.db.OpenPullRequestsOfOwner(ctx, installation, owner))
-}
-
-func (s indexStore) LaterCommitJobs(ctx context.Context, repo, sha string, queuedAt time.Time) ([]jobs.EvaluateSHA, error) {
-	return s.db.LaterCommitJobs(ctx, repo, sha, queuedAt)
-}
-
-func (s indexStore) OpenPullRequestsWithKey(ctx context.Context, key string) ([]assess.IndexedPR, error) {
-	return fromRows(s.db.OpenPullRequestsWithKey(ctx, key))
-}
-
-func fromRows(rows []store.PullRequest, err error) ([]assess.IndexedPR, error) {
-	out := make([]assess.IndexedPR, len(rows))
-	for i, r := range rows {
-		out[i] = assess.IndexedPR(r)
-	}
-	return out, err
-}
 
 // checkStore adapts the SQLite check run memory.
 type checkStore struct{ db storage }
@@ -446,18 +410,6 @@ func installedRepos(inventory interface {
 		}
 		return out, nil
 	}
-}
-
-// controlStore adapts the SQLite control state to assess.
-type controlStore struct{ db storage }
-
-func (s controlStore) ControlState(ctx context.Context, repo, target string) (assess.ControlState, bool, error) {
-	c, ok, err := s.db.ControlState(ctx, repo, target)
-	return assess.ControlState(c), ok, err
-}
-
-func (s controlStore) PutControlState(ctx context.Context, c assess.ControlState) error {
-	return s.db.PutControlState(ctx, store.ControlState(c))
 }
 
 // coverageOf gives the audit UI the control watch's state.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/changegate/changegate/internal/change"
 	"github.com/changegate/changegate/internal/jobs"
+	"github.com/changegate/changegate/internal/store"
 )
 
 // Clients hands out installation clients (ghapp.Apps).
@@ -121,16 +122,7 @@ type Store interface {
 }
 
 // IndexedPR is a pull request as the index keeps it.
-type IndexedPR struct {
-	Repo           string
-	Number         int
-	InstallationID int64
-	HeadSHA        string
-	BaseRef        string
-	State          string
-	Keys           []string
-	EvaluatedAt    time.Time
-}
+type IndexedPR = store.PullRequest
 
 // Assessor runs evaluations.
 type Assessor struct {

@@ -12,18 +12,12 @@ import (
 	"github.com/changegate/changegate/internal/change"
 	"github.com/changegate/changegate/internal/evidence"
 	"github.com/changegate/changegate/internal/jobs"
+	"github.com/changegate/changegate/internal/store"
 )
 
 // ControlState is whether changegate is enforced on one production branch
 // or environment, and since when.
-type ControlState struct {
-	Repo, Target string // target: branch:NAME or environment:NAME
-	Enforced     bool
-	Detail       string
-	Since        time.Time
-	CheckedAt    time.Time
-	RecordID     string // the record whose exception a loss of enforcement opened
-}
+type ControlState = store.ControlState
 
 // ControlStore keeps the watch's last view.
 type ControlStore interface {

@@ -12,30 +12,11 @@ import (
 	"github.com/changegate/changegate/internal/store"
 )
 
-// Completeness is the rest of a store: the deployment gate's answers, merge
-// groups, deployment reviews, the redelivery sweep, reconciliation, the
-// watch on changegate's enforcement, and what a server remembers.
+// Completeness is the rest of a store, with the deliveries its sweep
+// checks against.
 type Completeness interface {
-	InTx(ctx context.Context, fn func(tx jobs.Tx) error) error
-	InsertDeliveries(ctx context.Context, tx jobs.Tx, ds []store.Delivery) ([]bool, error)
-	PutGate(ctx context.Context, tx jobs.Tx, repo string, g change.GateAnswer) error
-	Gate(ctx context.Context, repo string, deploymentID int64, environment string) (change.GateAnswer, bool, error)
-	PutMergeGroup(ctx context.Context, tx jobs.Tx, repo string, g change.MergeGroup) error
-	MergeGroupOf(ctx context.Context, repo string, pr int, sha string) (change.MergeGroup, bool, error)
-	PutDeploymentReview(ctx context.Context, tx jobs.Tx, repo, sha, deliveryID string, r change.DeploymentReview) error
-	DeploymentReviews(ctx context.Context, repo, sha, environment string) ([]change.DeploymentReview, error)
-	KnownDeliveries(ctx context.Context, ids []string) (map[string]bool, error)
-	Redelivered(ctx context.Context, guids []string) (map[string]bool, error)
-	SweepCursor(ctx context.Context) (int64, error)
-	RecordSweep(ctx context.Context, tx jobs.Tx, cursor int64, asked []store.Redelivery, now time.Time) error
-	ReconcilePoint(ctx context.Context, repo, branch string) (string, time.Time, bool, error)
-	SetReconcilePoint(ctx context.Context, repo, branch, sha string, at time.Time) error
-	RecordedCommits(ctx context.Context, repo string, shas []string) (map[string]bool, error)
-	MarkPushed(ctx context.Context, repo, recordID string, shas []string) error
-	ControlState(ctx context.Context, repo, target string) (store.ControlState, bool, error)
-	PutControlState(ctx context.Context, c store.ControlState) error
-	Coverage(ctx context.Context) ([]store.ControlState, error)
-	SwapServerState(ctx context.Context, key, value string) (string, error)
+	store.Deliveries
+	store.Completeness
 }
 
 // RunCompleteness runs the suite of the rest of a store.

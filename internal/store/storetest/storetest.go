@@ -19,32 +19,10 @@ import (
 
 // Store is what the suite drives: the methods every store provides.
 type Store interface {
-	// InTx runs fn in a durable transaction, committed when fn returns nil.
-	InTx(ctx context.Context, fn func(tx jobs.Tx) error) error
+	store.Deliveries
+	store.Inventory
+	store.PullRequests
 	CheckWritable(ctx context.Context, now time.Time) error
-
-	InsertDeliveries(ctx context.Context, tx jobs.Tx, ds []store.Delivery) ([]bool, error)
-	Undispatched(ctx context.Context, tx jobs.Tx, limit int) ([]store.Delivery, error)
-	MarkDispatched(ctx context.Context, tx jobs.Tx, ids []string) error
-	MarkProcessed(ctx context.Context, tx jobs.Tx, deliveryID string, now time.Time) error
-	Deliveries(ctx context.Context) ([]store.Delivery, error)
-
-	UpsertInstallation(ctx context.Context, tx jobs.Tx, in jobs.Installation, now time.Time) error
-	DeleteInstallation(ctx context.Context, tx jobs.Tx, id int64, now time.Time) error
-	UpsertRepos(ctx context.Context, tx jobs.Tx, installationID int64, repos []jobs.Repo, now time.Time) error
-	RemoveRepos(ctx context.Context, tx jobs.Tx, installationID int64, repos []jobs.Repo) error
-	ReplaceRepos(ctx context.Context, tx jobs.Tx, installationID int64, repos []jobs.Repo, listedAt, now time.Time) error
-	MarkMissingInstallationsDeleted(ctx context.Context, tx jobs.Tx, keep []int64, now time.Time) error
-	Installations(ctx context.Context) ([]store.Installation, error)
-	Repositories(ctx context.Context) ([]store.Repository, error)
-
-	LastEvaluated(ctx context.Context, repo string, number int) (time.Time, bool, error)
-	IndexPullRequest(ctx context.Context, tx jobs.Tx, pr store.PullRequest, now time.Time) error
-	OpenPullRequestsWithHead(ctx context.Context, repo, sha string) ([]store.PullRequest, error)
-	OpenPullRequestsOfOwner(ctx context.Context, installation int64, owner string) ([]store.PullRequest, error)
-	OpenPullRequestsWithKey(ctx context.Context, key string) ([]store.PullRequest, error)
-	CheckRun(ctx context.Context, repo, sha string) (store.CheckRun, bool, error)
-	PutCheckRun(ctx context.Context, repo, sha string, c store.CheckRun, now time.Time) error
 }
 
 // Run runs the suite; open returns an empty store, closed when the test
