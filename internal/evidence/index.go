@@ -1,6 +1,10 @@
 package evidence
 
-import "time"
+import (
+	"encoding/hex"
+	"fmt"
+	"time"
+)
 
 // The index of the ledger: what each record's row holds, and the
 // population queries over it. Every store adapter implements them.
@@ -51,4 +55,39 @@ type MonthCount struct {
 	ChangeType string
 	Records    int
 	Compliant  int
+}
+
+// IndexColumns are the index's field columns, named as the Field*
+// constants, in the order the stores keep them.
+var IndexColumns = []string{
+	FieldID, FieldRepo, FieldPR, FieldSHA, FieldChangeType, FieldMergedAt, FieldObservedAt, FieldOutcome,
+	FieldCompliant, FieldTicket, FieldException, FieldExceptionDue, FieldCloses, FieldExceptionState,
+	FieldEventTime, FieldSummary,
+}
+
+// ExceptionState is the state the entry's own fields give its row: closing
+// for a record that closes another's exception, open for one that carries
+// an exception, else none. A later record that closes it makes it closed.
+func (e IndexEntry) ExceptionState() string {
+	switch {
+	case e.Fields[FieldCloses] != "":
+		return ExceptionStateClosing
+	case e.Fields[FieldException] != "":
+		return ExceptionStateOpen
+	}
+	return ExceptionStateNone
+}
+
+// IndexLeaves concatenates the leaf hashes of consecutive entries, 32
+// bytes each, as the stores keep a batch's leaves in one row.
+func IndexLeaves(run []IndexEntry) ([]byte, error) {
+	hashes := make([]byte, 0, len(run)*32)
+	for _, e := range run {
+		h, err := hex.DecodeString(e.LeafHash)
+		if err != nil || len(h) != 32 {
+			return nil, fmt.Errorf("index record %d: leaf hash %q", e.Seq, e.LeafHash)
+		}
+		hashes = append(hashes, h...)
+	}
+	return hashes, nil
 }

@@ -13,14 +13,6 @@ import (
 	"github.com/changegate/changegate/internal/evidence"
 )
 
-// ledgerColumns are the index's field columns, named as the evidence
-// package names the fields.
-var ledgerColumns = []string{
-	"id", "repo", "pr", "sha", "change_type", "merged_at", "observed_at", "outcome",
-	"compliant", "ticket", "exception", "exception_due", "closes", "exception_state",
-	"event_time", "summary",
-}
-
 // LedgerIndex is the SQL index of the evidence log.
 type LedgerIndex struct{ db *DB }
 
@@ -57,13 +49,9 @@ func putLeaves(ctx context.Context, tx pgx.Tx, run []evidence.IndexEntry) error 
 	if len(run) == 0 {
 		return nil
 	}
-	hashes := make([]byte, 0, len(run)*32)
-	for _, e := range run {
-		h, err := hex.DecodeString(e.LeafHash)
-		if err != nil || len(h) != 32 {
-			return fmt.Errorf("index record %d: leaf hash %q", e.Seq, e.LeafHash)
-		}
-		hashes = append(hashes, h...)
+	hashes, err := evidence.IndexLeaves(run)
+	if err != nil {
+		return err
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO ledger_leaves (first, hashes) VALUES ($1, $2)`, int64(run[0].Seq), hashes); err != nil {
 		return fmt.Errorf("index leaves %d..%d: %w", run[0].Seq, run[len(run)-1].Seq, err)
@@ -73,16 +61,10 @@ func putLeaves(ctx context.Context, tx pgx.Tx, run []evidence.IndexEntry) error 
 
 // putRecord indexes one record and reports whether it was new.
 func putRecord(ctx context.Context, tx pgx.Tx, e evidence.IndexEntry) (bool, error) {
-	state := ""
-	switch {
-	case e.Fields["closes"] != "":
-		state = "closing"
-	case e.Fields["exception"] != "":
-		state = "open"
-	}
-	args := make([]any, 0, len(ledgerColumns)+2)
+	state := e.ExceptionState()
+	args := make([]any, 0, len(evidence.IndexColumns)+2)
 	args = append(args, int64(e.Seq))
-	for _, c := range ledgerColumns {
+	for _, c := range evidence.IndexColumns {
 		if c == "exception_state" {
 			args = append(args, state)
 			continue
@@ -195,7 +177,7 @@ func (x *LedgerIndex) LeavesFrom(ctx context.Context, from, to uint64, fn func(s
 // Row returns the indexed fields of the record at seq, as the evidence
 // package names them, and its leaf hash.
 func (x *LedgerIndex) Row(ctx context.Context, seq uint64) (map[string]string, string, bool, error) {
-	vals := make([]string, len(ledgerColumns)+1)
+	vals := make([]string, len(evidence.IndexColumns)+1)
 	ptrs := make([]any, len(vals))
 	for i := range vals {
 		ptrs[i] = &vals[i]
@@ -210,11 +192,11 @@ func (x *LedgerIndex) Row(ctx context.Context, seq uint64) (map[string]string, s
 	if err != nil {
 		return nil, "", false, fmt.Errorf("ledger index row %d: %w", seq, err)
 	}
-	out := make(map[string]string, len(ledgerColumns))
-	for i, c := range ledgerColumns {
+	out := make(map[string]string, len(evidence.IndexColumns))
+	for i, c := range evidence.IndexColumns {
 		out[c] = vals[i]
 	}
-	return out, vals[len(ledgerColumns)], true, nil
+	return out, vals[len(evidence.IndexColumns)], true, nil
 }
 
 // LedgerLockKey is the advisory lock key of the ledger's one writer:
@@ -273,7 +255,7 @@ func (x *LedgerIndex) rowsFrom(ctx context.Context, from uint64) iter.Seq2[evide
 		defer rows.Close()
 		for rows.Next() {
 			var seq int64
-			vals := make([]string, len(ledgerColumns)+1)
+			vals := make([]string, len(evidence.IndexColumns)+1)
 			ptrs := []any{&seq}
 			for i := range vals {
 				ptrs = append(ptrs, &vals[i])
@@ -283,10 +265,10 @@ func (x *LedgerIndex) rowsFrom(ctx context.Context, from uint64) iter.Seq2[evide
 				return
 			}
 			fields := make(map[string]string, len(vals))
-			for i, c := range ledgerColumns {
+			for i, c := range evidence.IndexColumns {
 				fields[c] = vals[i]
 			}
-			fields[evidence.FieldLeafHash] = vals[len(ledgerColumns)]
+			fields[evidence.FieldLeafHash] = vals[len(evidence.IndexColumns)]
 			if !yield(evidence.IndexRow{Seq: seq, Fields: fields}, nil) {
 				return
 			}

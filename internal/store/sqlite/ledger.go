@@ -13,14 +13,6 @@ import (
 	"github.com/changegate/changegate/internal/evidence"
 )
 
-// ledgerColumns are the index's field columns, named as the evidence
-// package names the fields.
-var ledgerColumns = []string{
-	"id", "repo", "pr", "sha", "change_type", "merged_at", "observed_at", "outcome",
-	"compliant", "ticket", "exception", "exception_due", "closes", "exception_state",
-	"event_time", "summary",
-}
-
 // LedgerIndex is the SQL index of the evidence log.
 type LedgerIndex struct{ db *DB }
 
@@ -70,13 +62,9 @@ func putLeaves(ctx context.Context, tx *sql.Tx, run []evidence.IndexEntry) error
 	if len(run) == 0 {
 		return nil
 	}
-	hashes := make([]byte, 0, len(run)*32)
-	for _, e := range run {
-		h, err := hex.DecodeString(e.LeafHash)
-		if err != nil || len(h) != 32 {
-			return fmt.Errorf("index record %d: leaf hash %q", e.Seq, e.LeafHash)
-		}
-		hashes = append(hashes, h...)
+	hashes, err := evidence.IndexLeaves(run)
+	if err != nil {
+		return err
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO ledger_leaves (first, hashes) VALUES (?, ?)`, int64(run[0].Seq), hashes); err != nil {
 		return fmt.Errorf("index leaves %d..%d: %w", run[0].Seq, run[len(run)-1].Seq, err)
@@ -86,16 +74,10 @@ func putLeaves(ctx context.Context, tx *sql.Tx, run []evidence.IndexEntry) error
 
 // putRecord indexes one record and reports whether it was new.
 func putRecord(ctx context.Context, tx *sql.Tx, e evidence.IndexEntry) (bool, error) {
-	state := ""
-	switch {
-	case e.Fields["closes"] != "":
-		state = "closing"
-	case e.Fields["exception"] != "":
-		state = "open"
-	}
-	args := make([]any, 0, len(ledgerColumns)+2)
+	state := e.ExceptionState()
+	args := make([]any, 0, len(evidence.IndexColumns)+2)
 	args = append(args, int64(e.Seq))
-	for _, c := range ledgerColumns {
+	for _, c := range evidence.IndexColumns {
 		if c == "exception_state" {
 			args = append(args, state)
 			continue
@@ -225,7 +207,7 @@ func leavesFrom(ctx context.Context, db *sql.DB, from, to uint64, fn func(seq ui
 // Row returns the indexed fields of the record at seq, as the evidence
 // package names them, for verify to compare with the record itself.
 func (x *LedgerIndex) Row(ctx context.Context, seq uint64) (map[string]string, string, bool, error) {
-	vals := make([]sql.NullString, len(ledgerColumns)+1)
+	vals := make([]sql.NullString, len(evidence.IndexColumns)+1)
 	ptrs := make([]any, len(vals))
 	for i := range vals {
 		ptrs[i] = &vals[i]
@@ -240,11 +222,11 @@ func (x *LedgerIndex) Row(ctx context.Context, seq uint64) (map[string]string, s
 	if err != nil {
 		return nil, "", false, fmt.Errorf("ledger index row %d: %w", seq, err)
 	}
-	out := make(map[string]string, len(ledgerColumns))
-	for i, c := range ledgerColumns {
+	out := make(map[string]string, len(evidence.IndexColumns))
+	for i, c := range evidence.IndexColumns {
 		out[c] = vals[i].String
 	}
-	return out, vals[len(ledgerColumns)].String, true, nil
+	return out, vals[len(evidence.IndexColumns)].String, true, nil
 }
 
 // OpenReadOnly opens a data dir's database for reading beside a running
@@ -280,7 +262,7 @@ func LedgerRowsFrom(db *sql.DB, from uint64) func(ctx context.Context) iter.Seq2
 			for rows.Next() {
 				var seq int64
 				var leaf string
-				vals := make([]string, len(ledgerColumns))
+				vals := make([]string, len(evidence.IndexColumns))
 				ptrs := []any{&seq}
 				for i := range vals {
 					ptrs = append(ptrs, &vals[i])
@@ -291,7 +273,7 @@ func LedgerRowsFrom(db *sql.DB, from uint64) func(ctx context.Context) iter.Seq2
 					return
 				}
 				fields := make(map[string]string, len(vals)+1)
-				for i, c := range ledgerColumns {
+				for i, c := range evidence.IndexColumns {
 					fields[c] = vals[i]
 				}
 				fields[evidence.FieldLeafHash] = leaf
