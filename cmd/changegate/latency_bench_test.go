@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -25,7 +26,8 @@ import (
 func BenchmarkWebhookToCheck(b *testing.B) {
 	b.Run("sqlite", func(b *testing.B) { benchWebhookToCheck(b, nil) })
 	b.Run("postgres", func(b *testing.B) {
-		benchWebhookToCheck(b, map[string]string{"CHANGEGATE_DATABASE_URL": testenv.PostgresDatabase(b), "CHANGEGATE_EVIDENCE_URL": testenv.S3Evidence(b)})
+		benchWebhookToCheck(b, map[string]string{"CHANGEGATE_DATABASE_URL": testenv.PostgresDatabase(b), "CHANGEGATE_EVIDENCE_URL": testenv.S3Evidence(b),
+			"CHANGEGATE_SIGNING_KEY_FILE": filepath.Join(b.TempDir(), "signing-key.pem")})
 	})
 }
 

@@ -28,7 +28,8 @@ import (
 func TestPostgresLifecycle(t *testing.T) {
 	t.Parallel()
 	dbURL, evidenceURL := testenv.PostgresDatabase(t), testenv.S3Evidence(t)
-	a := startAppWith(t, map[string]string{"CHANGEGATE_DATABASE_URL": dbURL, "CHANGEGATE_EVIDENCE_URL": evidenceURL})
+	keyFile := filepath.Join(t.TempDir(), "signing-key.pem")
+	a := startAppWith(t, map[string]string{"CHANGEGATE_DATABASE_URL": dbURL, "CHANGEGATE_EVIDENCE_URL": evidenceURL, "CHANGEGATE_SIGNING_KEY_FILE": keyFile})
 	a.jf.SetStatus("PAY-123", "Approved")
 	// /readyz reports the database and the evidence bucket.
 	resp, err := a.client.Get(a.base + "/readyz")
@@ -69,7 +70,7 @@ func TestPostgresLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := readPublicKey("", a.dataDir)
+	pub, err := readPublicKey(keyFile, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +89,7 @@ func TestPostgresLifecycle(t *testing.T) {
 		code := run(t.Context(), append([]string{"audit"}, args...), envMap(nil), &out, &errOut)
 		return code, out.String() + errOut.String()
 	}
-	_, pem := audit("pubkey", "--data-dir", a.dataDir)
+	_, pem := audit("pubkey", "--key", keyFile)
 	pubFile, cp := filepath.Join(t.TempDir(), "changegate.pub"), filepath.Join(t.TempDir(), "cp.note")
 	if err := os.WriteFile(pubFile, []byte(pem), 0o600); err != nil {
 		t.Fatal(err)
@@ -131,7 +132,8 @@ func TestPostgresOutage(t *testing.T) {
 	t.Parallel()
 	pgsrv := testenv.StartPostgres(t)
 	evidenceURL := testenv.S3Evidence(t)
-	a := startAppWith(t, map[string]string{"CHANGEGATE_DATABASE_URL": pgsrv.URL, "CHANGEGATE_EVIDENCE_URL": evidenceURL})
+	a := startAppWith(t, map[string]string{"CHANGEGATE_DATABASE_URL": pgsrv.URL, "CHANGEGATE_EVIDENCE_URL": evidenceURL,
+		"CHANGEGATE_SIGNING_KEY_FILE": filepath.Join(t.TempDir(), "signing-key.pem")})
 	const total = 300
 	for i := range total {
 		// GitHub lists them too: the installation sync, which may run

@@ -382,6 +382,14 @@ func (c *Config) validateStores(ps *problems) {
 		// each replica's own.
 		ps.bad("evidence_url", "required with CHANGEGATE_DATABASE_URL: the records must be in S3 with Object Lock (CHANGEGATE_EVIDENCE_URL=s3://…), which every replica shares")
 	}
+	// What a single server would generate into its data dir, replicas
+	// must share instead.
+	if c.SigningKeyFile == "" {
+		ps.bad("signing_key_file", "required with CHANGEGATE_DATABASE_URL: every replica must sign with the one ledger key (CHANGEGATE_SIGNING_KEY_FILE, from a Secret); each would otherwise make its own")
+	}
+	if len(c.WebhookSecret) == 0 && c.GitHub.WebhookSecretFile == "" {
+		ps.bad("CHANGEGATE_WEBHOOK_SECRET", "required with CHANGEGATE_DATABASE_URL (or github.webhook_secret_file): each replica would otherwise generate its own")
+	}
 }
 
 func (q Queue) validate(ps *problems) {

@@ -142,3 +142,25 @@ func writeFile(t *testing.T, path, s string) {
 		t.Fatal(err)
 	}
 }
+
+// TestDatabaseURL: the PostgreSQL store needs what replicas share (the
+// evidence in S3, one signing key, one webhook secret), and a URL that
+// does not parse is named with its password masked.
+func TestDatabaseURL(t *testing.T) {
+	t.Parallel()
+	_, err := Load("", envOf(map[string]string{"CHANGEGATE_DATABASE_URL": "postgres://cg:hunter2@db:5432/cg"}), Overrides{})
+	for _, want := range []string{"evidence_url: required with CHANGEGATE_DATABASE_URL", "signing_key_file: required", "CHANGEGATE_WEBHOOK_SECRET: required"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not say %q: %v", want, err)
+		}
+	}
+	_, err = Load("", envOf(map[string]string{"CHANGEGATE_DATABASE_URL": "mysql://cg:hunter2@db/cg"}), Overrides{})
+	if err == nil || !strings.Contains(err.Error(), "CHANGEGATE_DATABASE_URL") || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("a URL of another database: %v", err)
+	}
+	cfg, err := Load("", envOf(map[string]string{"CHANGEGATE_DATABASE_URL": "postgres://cg:hunter2@db:5432/cg",
+		"CHANGEGATE_EVIDENCE_URL": "s3://b/p?retention=1d", "CHANGEGATE_SIGNING_KEY_FILE": "/secrets/k.pem", "CHANGEGATE_WEBHOOK_SECRET": "s"}), Overrides{})
+	if err != nil || cfg.DatabaseURL == "" {
+		t.Errorf("a complete scale-out configuration: %v", err)
+	}
+}
