@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -25,14 +26,25 @@ import (
 // when CHANGEGATE_TEST_DATABASE_URL and CHANGEGATE_TEST_S3_URL are set.
 func BenchmarkWebhookToCheck(b *testing.B) {
 	b.Run("sqlite", func(b *testing.B) { benchWebhookToCheck(b, nil) })
-	b.Run("postgres", func(b *testing.B) {
-		benchWebhookToCheck(b, map[string]string{"CHANGEGATE_DATABASE_URL": testenv.PostgresDatabase(b), "CHANGEGATE_EVIDENCE_URL": testenv.S3Evidence(b),
-			"CHANGEGATE_SIGNING_KEY_FILE": filepath.Join(b.TempDir(), "signing-key.pem")})
-	})
+	for _, replicas := range []int{1, 3} {
+		b.Run(fmt.Sprintf("postgres-%d", replicas), func(b *testing.B) {
+			benchWebhookToCheck(b, map[string]string{"CHANGEGATE_DATABASE_URL": testenv.PostgresDatabase(b), "CHANGEGATE_EVIDENCE_URL": testenv.S3Evidence(b),
+				"CHANGEGATE_SIGNING_KEY_FILE": filepath.Join(b.TempDir(), "signing-key.pem")}, replicas)
+		})
+	}
 }
 
-func benchWebhookToCheck(b *testing.B, env map[string]string) {
+// benchWebhookToCheck runs the benchmark on one server, or on several
+// replicas sharing the database, the fakes and the key, each delivery
+// sent to the next replica.
+func benchWebhookToCheck(b *testing.B, env map[string]string, replicas ...int) {
 	a := startAppWith(b, env)
+	bases := []string{a.base}
+	for r := 1; len(replicas) > 0 && r < replicas[0]; r++ {
+		more := maps.Clone(a.env)
+		more["CHANGEGATE_DATA_DIR"] = filepath.Join(b.TempDir(), "data")
+		bases = append(bases, serveInProcess(b, more).base)
+	}
 	a.jf.SetStatus("PAY-123", "Approved")
 	get := func() time.Duration {
 		start := time.Now()
@@ -55,6 +67,7 @@ func benchWebhookToCheck(b *testing.B, env map[string]string) {
 		a.compliantPR(n, sha)
 		body := strings.ReplaceAll(strings.ReplaceAll(prEvent("opened", 51), sha1, sha), `"number":51`, fmt.Sprintf(`"number":%d`, n))
 		start := time.Now()
+		a.base = bases[i%len(bases)]
 		a.github(b, "pull_request", body)
 		for len(a.conclusionsOn(sha)) == 0 {
 			if time.Since(start) > 30*time.Second {

@@ -106,21 +106,51 @@ func TestPostgresLifecycle(t *testing.T) {
 }
 
 // waitIdlePG waits until every delivery the PostgreSQL store holds is
-// processed.
+// processed; on a timeout it says what is left, and where.
 func waitIdlePG(t *testing.T, pg *postgres.DB, within time.Duration) {
 	t.Helper()
-	eventually(t, "every delivery processed", within, func() bool {
+	deadline := time.Now().Add(within)
+	for {
 		ds, err := pg.Deliveries(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
+		var left []string
 		for _, d := range ds {
 			if d.Processed < d.Jobs {
-				return false
+				left = append(left, d.ID)
 			}
 		}
-		return true
-	})
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s, %d deliveries not processed (first %v); %s", within, len(left), left[:min(len(left), 5)], queueState(t, pg))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// queueState describes the queue's unfinished jobs, for a test that timed
+// out waiting for them.
+func queueState(t *testing.T, pg *postgres.DB) string {
+	states, _ := pg.JobStates(t.Context())
+	var undispatched int
+	pg.Pool().QueryRow(t.Context(), `SELECT COUNT(*) FROM deliveries WHERE NOT dispatched`).Scan(&undispatched)
+	out := fmt.Sprintf("%d not dispatched; jobs by state %v; unfinished jobs:", undispatched, states)
+	rows, err := pg.Pool().Query(t.Context(), `SELECT id::text || ' ' || kind || ' ' || state::text || ' attempt ' || attempt::text ||
+		' by ' || COALESCE(array_to_string(attempted_by, ','), '') || ' at ' || COALESCE(attempted_at::text, '') || ' scheduled ' || scheduled_at::text
+		FROM river_job WHERE state <> 'completed' ORDER BY id LIMIT 20`)
+	if err != nil {
+		return out + " " + err.Error()
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var j string
+		rows.Scan(&j)
+		out += "\n  " + j
+	}
+	return out
 }
 
 // TestPostgresOutage stops PostgreSQL under load and starts it again.

@@ -472,7 +472,14 @@ func (w *txWorker[T]) Work(ctx context.Context, job *river.Job[T]) error {
 		return q.failure(ctx, log, job.JobRow, err)
 	}
 	if err := commit(ctx, q, job, apply); err != nil {
-		return q.failure(ctx, log, job.JobRow, err)
+		// The commit rolled back, so nothing of the job happened: a
+		// database that went away, a deadlock, a serialization failure.
+		// Such errors say nothing about the job, which runs again with
+		// backoff; only the handler's own errors are classified.
+		if ctx.Err() == nil {
+			log.Warn("job's commit failed; will retry", "error", err)
+		}
+		return err
 	}
 	return nil
 }

@@ -117,6 +117,11 @@ func newHarness(t *testing.T, kind string, cfg queue.Config) *harness {
 			}
 		}
 		return func(ctx context.Context, tx jobs.Tx) error {
+			if j.Mode == "commit-fails-once" && n == 1 {
+				// An error Classify calls permanent, from the commit: a
+				// deadlock, say. It must not cancel the job.
+				return errPermanent
+			}
 			h.writes.Add(1)
 			return nil
 		}, nil
@@ -241,6 +246,19 @@ func TestConcurrentEnqueueGroupCommits(t *testing.T) {
 		if c := testutil.CollectAndCount(h.reg, "changegate_intake_batch_size"); c != 1 {
 			t.Errorf("batch size histogram missing")
 		}
+	})
+}
+
+// TestFailedCommitIsRetried: an error from the job's commit, which rolled
+// back, retries the job whatever Classify would call it.
+func TestFailedCommitIsRetried(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, kind string) {
+		h := newHarness(t, kind, queue.Config{Workers: 2, MaxAttempts: 3})
+		if _, err := h.q.Enqueue(t.Context(), testJob{DeliveryID: "c-1", Mode: "commit-fails-once"}.delivery()); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the retry after a failed commit", func() bool { return h.deliveries(t)["c-1"].Processed == 1 })
 	})
 }
 
