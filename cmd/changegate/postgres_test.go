@@ -160,8 +160,8 @@ func queueState(t *testing.T, pg *postgres.DB) string {
 // restart every acknowledged delivery is stored once and processed once.
 func TestPostgresOutage(t *testing.T) {
 	t.Parallel()
+	evidenceURL := testenv.S3Evidence(t) // first: it skips at once without S3
 	pgsrv := testenv.StartPostgres(t)
-	evidenceURL := testenv.S3Evidence(t)
 	a := startAppWith(t, map[string]string{"CHANGEGATE_DATABASE_URL": pgsrv.URL, "CHANGEGATE_EVIDENCE_URL": evidenceURL,
 		"CHANGEGATE_SIGNING_KEY_FILE": filepath.Join(t.TempDir(), "signing-key.pem")})
 	const total = 300
