@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -207,4 +208,43 @@ func serveInProcess(t testing.TB, env map[string]string) *served {
 		}
 	})
 	return &served{base: logs.waitAddr(t), logs: logs, stop: stop}
+}
+
+// resender sends deliveries 0..total-1 (ids prefix-NNNNN) from senders
+// clients. Each is sent again until a server acknowledges it, as GitHub's
+// redelivery (or changegate's sweep) would, to the server target names for
+// that attempt; acked counts them. It gives up after 10 minutes. Wait for
+// it with the returned function.
+func resender(t *testing.T, total, senders int, prefix string, body func(i int) (string, []byte),
+	target func(i, attempt int) string, acked *atomic.Int64) (wait func()) {
+	t.Helper()
+	var next atomic.Int64
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+	began := time.Now()
+	var wg sync.WaitGroup
+	for range senders {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= total {
+					return
+				}
+				event, b := body(i)
+				id := fmt.Sprintf("%s-%05d", prefix, i)
+				for attempt := 0; ; attempt++ {
+					status, err := sendWebhook(context.Background(), client, target(i, attempt), []byte(ghSecret), event, id, b)
+					if err == nil && status == http.StatusAccepted {
+						acked.Add(1)
+						break
+					}
+					if time.Since(began) > 10*time.Minute {
+						t.Errorf("delivery %s never acknowledged: %d %v", id, status, err)
+						return
+					}
+					time.Sleep(10 * time.Millisecond) // down: send it again
+				}
+			}
+		})
+	}
+	return wg.Wait
 }

@@ -1,15 +1,12 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -67,34 +64,8 @@ func TestKillNineSuite(t *testing.T) {
 		return "installation_repositories", repoAddedBody(42, int64(100000+i), fmt.Sprintf("acme/r%05d", i))
 	}
 	var acked atomic.Int64
-	next := atomic.Int64{}
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 	began := time.Now()
-	var wg sync.WaitGroup
-	for range 16 {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= total {
-					return
-				}
-				event, b := body(i)
-				id := fmt.Sprintf("kill-%05d", i)
-				for attempt := 0; ; attempt++ {
-					status, err := sendWebhook(context.Background(), client, srv.Load().base, []byte(ghSecret), event, id, b)
-					if err == nil && status == http.StatusAccepted {
-						acked.Add(1)
-						break
-					}
-					if time.Since(began) > 10*time.Minute {
-						t.Errorf("delivery %s never acknowledged: %d %v", id, status, err)
-						return
-					}
-					time.Sleep(20 * time.Millisecond) // down: send it again, as a redelivery would
-				}
-			}
-		})
-	}
+	wait := resender(t, total, 16, "kill", body, func(int, int) string { return srv.Load().base }, &acked)
 	// The killer: SIGKILL after a random share of each stretch of
 	// deliveries, then restart on the same data dir.
 	for k := 1; k <= kills; k++ {
@@ -111,7 +82,7 @@ func TestKillNineSuite(t *testing.T) {
 		t.Logf("kill %d: SIGKILL after %d acknowledged deliveries", k, acked.Load())
 		srv.Store(start())
 	}
-	wg.Wait()
+	wait()
 	t.Logf("%d deliveries acknowledged across %d kills in %s", acked.Load(), kills, time.Since(began).Round(time.Millisecond))
 
 	db := openReadOnly(t, dataDir)

@@ -3,12 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -105,35 +103,8 @@ func TestReplicaKillSuite(t *testing.T) {
 		}
 	}
 	var acked atomic.Int64
-	next := atomic.Int64{}
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 	began := time.Now()
-	var wg sync.WaitGroup
-	for range 12 {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= total {
-					return
-				}
-				event, b := body(i)
-				id := fmt.Sprintf("rep-%05d", i)
-				for attempt := 0; ; attempt++ {
-					s := replicas[(i+attempt)%len(replicas)].Load()
-					status, err := sendWebhook(context.Background(), client, s.base, []byte(ghSecret), event, id, b)
-					if err == nil && status == http.StatusAccepted {
-						acked.Add(1)
-						break
-					}
-					if time.Since(began) > 10*time.Minute {
-						t.Errorf("delivery %s never acknowledged: %d %v", id, status, err)
-						return
-					}
-					time.Sleep(10 * time.Millisecond)
-				}
-			}
-		})
-	}
+	wait := resender(t, total, 12, "rep", body, func(i, attempt int) string { return replicas[(i+attempt)%len(replicas)].Load().base }, &acked)
 	kill := func(r int, why string) {
 		s := replicas[r].Load()
 		if err := s.cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -153,7 +124,7 @@ func TestReplicaKillSuite(t *testing.T) {
 	waitAcked(int64(total) / 2)
 	holder := lockHolder(t, dbURL, 0, 30*time.Second)
 	kill(holder, "while it holds the ledger lock")
-	wg.Wait()
+	wait()
 	t.Logf("%d deliveries acknowledged by 3 replicas, 2 killed, in %s", acked.Load(), time.Since(began).Round(time.Millisecond))
 
 	pg, err := postgres.Open(t.Context(), dbURL, postgres.Options{})
