@@ -147,6 +147,9 @@ func TestManagerLeavesTeam(t *testing.T) {
 		return c.Conclusion
 	}
 	eventually(t, "the check passes", 30*time.Second, func() bool { return conclusion() == "success" })
+	// The team's event finds the pull requests in the index, which the
+	// evaluation's commit, just after its check, writes.
+	waitIdle(t, a)
 
 	membership := func(action string) {
 		a.github(t, "membership", fmt.Sprintf(`{"action":%q,"scope":"team","member":{"login":"carol"},"team":{"slug":"release-managers"},`+
@@ -158,6 +161,7 @@ func TestManagerLeavesTeam(t *testing.T) {
 	if c, _ := a.gh.LatestCheckRun("acme", "api", head, "changegate"); !strings.Contains(strings.ToLower(c.OutputTitle+c.OutputSummary), "manager") {
 		t.Errorf("the failing check does not say the manager's approval is missing: %q %q", c.OutputTitle, c.OutputSummary)
 	}
+	waitIdle(t, a)
 	a.gh.SetTeamMember("acme", "release-managers", "carol", "active")
 	membership("added")
 	eventually(t, "the check passes once carol is back", 30*time.Second, func() bool { return conclusion() == "success" })
