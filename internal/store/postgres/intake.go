@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -15,10 +17,20 @@ import (
 // InsertDeliveries records deliveries in tx, in one round trip. inserted[i]
 // is false, and nothing is written for it, when ds[i].ID was recorded
 // before.
+//
+// Rows are inserted in id order, so that two replicas' batches holding the
+// same redelivered ids take their locks in the same order and wait for
+// each other instead of deadlocking.
 func (s *DB) InsertDeliveries(ctx context.Context, jtx jobs.Tx, ds []store.Delivery) ([]bool, error) {
 	tx := pgTx(jtx)
+	order := make([]int, len(ds))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(ds[a].ID, ds[b].ID) })
 	b := &pgx.Batch{}
-	for _, d := range ds {
+	for _, i := range order {
+		d := ds[i]
 		args := d.JobArgs
 		if len(args) == 0 {
 			args = json.RawMessage("[]")
@@ -31,11 +43,11 @@ func (s *DB) InsertDeliveries(ctx context.Context, jtx jobs.Tx, ds []store.Deliv
 	}
 	res := tx.SendBatch(ctx, b)
 	inserted := make([]bool, len(ds))
-	for i, d := range ds {
+	for _, i := range order {
 		tag, err := res.Exec()
 		if err != nil {
 			res.Close()
-			return nil, fmt.Errorf("insert delivery %s: %w", d.ID, err)
+			return nil, fmt.Errorf("insert delivery %s: %w", ds[i].ID, err)
 		}
 		inserted[i] = tag.RowsAffected() == 1
 	}
