@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/changegate/changegate/internal/config"
 	"github.com/changegate/changegate/internal/evidence"
 	"github.com/changegate/changegate/internal/ledger"
+	"github.com/changegate/changegate/internal/queue"
 	"github.com/changegate/changegate/internal/store/postgres"
 	"github.com/changegate/changegate/internal/store/sqlite"
 )
@@ -148,7 +150,7 @@ func verifyLedgerCmd(ctx context.Context, o verifyLedgerOptions, stdout io.Write
 		return err
 	}
 	defer closeEvidence(blobs)
-	index, err := openVerifyIndex(ctx, o)
+	index, err := openReadIndex(ctx, o.dataDir, o.databaseURL)
 	if err != nil {
 		return err
 	}
@@ -172,39 +174,8 @@ func verifyLedgerCmd(ctx context.Context, o verifyLedgerOptions, stdout io.Write
 	return printVerified(stdout, report, o.pub)
 }
 
-// verifyIndex is the ledger index as verify reads it: a data dir's, or
-// PostgreSQL's (--database-url).
-type verifyIndex struct {
-	reader interface {
-		Size(ctx context.Context) (uint64, error)
-		LeafHashes(ctx context.Context, n uint64) ([]byte, error)
-		ExceptionOf(ctx context.Context, id string) (int64, string, bool, error)
-	}
-	rowsFrom func(from uint64) ledger.Rows
-	close    func()
-}
-
-// openVerifyIndex opens the index read-only: the data dir's beside a
-// running server, or the PostgreSQL database the replicas share.
-func openVerifyIndex(ctx context.Context, o verifyLedgerOptions) (*verifyIndex, error) {
-	if o.databaseURL != "" {
-		pg, err := postgres.Open(ctx, o.databaseURL, postgres.Options{MaxConns: 4})
-		if err != nil {
-			return nil, fmt.Errorf("--database-url: %w", err)
-		}
-		return &verifyIndex{reader: pg.LedgerReader(), rowsFrom: func(from uint64) ledger.Rows { return pg.Ledger().RowsFrom(from) },
-			close: func() { pg.Close() }}, nil
-	}
-	db, err := sqlite.OpenReadOnly(o.dataDir)
-	if err != nil {
-		return nil, err
-	}
-	return &verifyIndex{reader: sqlite.NewLedgerReader(db), rowsFrom: func(from uint64) ledger.Rows { return sqlite.LedgerRowsFrom(db, from) },
-		close: func() { db.Close() }}, nil
-}
-
 // verifySince is the incremental verify from the trusted checkpoint.
-func verifySince(ctx context.Context, blobs blob.Store, vi *verifyIndex, o verifyLedgerOptions, trusted []byte) (*evidence.Report, error) {
+func verifySince(ctx context.Context, blobs blob.Store, vi *readIndex, o verifyLedgerOptions, trusted []byte) (*evidence.Report, error) {
 	origin := LedgerOrigin(o.pub)
 	cp, err := evidence.TrustedCheckpoint(trusted, o.pub, origin)
 	if err != nil {
@@ -338,23 +309,30 @@ func readPublicKeyPEM(path string) (ed25519.PublicKey, error) {
 }
 
 func reindexCmd(stdout io.Writer) *cobra.Command {
-	var dataDir, evidenceURL string
+	var dataDir, evidenceURL, databaseURL, pubFile string
 	cmd := &cobra.Command{
-		Use:   "reindex --data-dir DIR",
-		Short: "Rebuild the ledger index from the signed records (the server must be stopped)",
+		Use:   "reindex --data-dir DIR | --database-url URL --evidence-url URL --pubkey FILE",
+		Short: "Rebuild the ledger index from the signed records (the servers must be stopped)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			pub, err := readPublicKey("", dataDir)
+			if databaseURL != "" && (evidenceURL == "" || pubFile == "") {
+				return usage("--database-url needs --evidence-url (the records in S3) and --pubkey (the key that signed them)")
+			}
+			var pub ed25519.PublicKey
+			var err error
+			if pubFile != "" {
+				pub, err = readPublicKeyPEM(pubFile)
+			} else {
+				pub, err = readPublicKey("", dataDir)
+			}
 			if err != nil {
 				return err
 			}
-			// Open takes the data dir's lock: reindexing beside a running
-			// server is refused.
-			store, err := sqlite.Open(cmd.Context(), dataDir, sqlite.Options{})
+			index, done, err := openReindexTarget(cmd.Context(), dataDir, databaseURL)
 			if err != nil {
 				return err
 			}
-			defer store.Close()
+			defer done()
 			// Writable, so that what a crashed server journaled is
 			// replayed before the records are read.
 			blobs, err := openEvidence(cmd.Context(), dataDir, evidenceURL, true)
@@ -362,7 +340,7 @@ func reindexCmd(stdout io.Writer) *cobra.Command {
 				return err
 			}
 			defer closeEvidence(blobs)
-			n, err := ledger.Reindex(cmd.Context(), blobs, store.Ledger(), pub)
+			n, err := ledger.Reindex(cmd.Context(), blobs, index, pub)
 			if err != nil {
 				return err
 			}
@@ -372,5 +350,40 @@ func reindexCmd(stdout io.Writer) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&dataDir, "data-dir", "./data", "data directory")
 	cmd.Flags().StringVar(&evidenceURL, "evidence-url", "", "s3://bucket/prefix?… when the records are in S3 (as CHANGEGATE_EVIDENCE_URL)")
+	cmd.Flags().StringVar(&databaseURL, "database-url", "", "postgres://… to rebuild the index the replicas share (as CHANGEGATE_DATABASE_URL); needs --evidence-url and --pubkey")
+	cmd.Flags().StringVar(&pubFile, "pubkey", "", "public key that signed the records, as audit pubkey prints it (default: DATA_DIR/signing-key.pem)")
 	return cmd
+}
+
+// openReindexTarget opens the index to rebuild, refusing while a server
+// writes it. The data dir's lock refuses beside a running server. In
+// PostgreSQL, a replica seen alive refuses, and the ledger's writer lock is
+// held until done, so that a replica starting meanwhile waits for it.
+func openReindexTarget(ctx context.Context, dataDir, databaseURL string) (ledger.Rebuilder, func(), error) {
+	if databaseURL == "" {
+		s, err := sqlite.Open(ctx, dataDir, sqlite.Options{})
+		if err != nil {
+			return nil, nil, err
+		}
+		return s.Ledger(), func() { s.Close() }, nil
+	}
+	pg, err := postgres.Open(ctx, databaseURL, postgres.Options{MaxConns: 4})
+	if err != nil {
+		return nil, nil, fmt.Errorf("--database-url: %w", err)
+	}
+	unlock, err := pg.LedgerWriters().Lock(ctx)
+	if err != nil {
+		pg.Close()
+		return nil, nil, fmt.Errorf("ledger: take the writer lock: %w", err)
+	}
+	done := func() { unlock(); pg.Close() }
+	live, err := pg.LiveReplicas(ctx, 2*queue.HeartbeatEvery)
+	if err == nil && len(live) > 0 {
+		err = fmt.Errorf("replicas are running on this database (%s): stop them first, as reindex rebuilds the index they write", strings.Join(live, ", "))
+	}
+	if err != nil {
+		done()
+		return nil, nil, err
+	}
+	return pg.Ledger(), done, nil
 }

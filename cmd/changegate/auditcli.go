@@ -22,7 +22,6 @@ import (
 	"github.com/changegate/changegate/internal/config"
 	"github.com/changegate/changegate/internal/evidence"
 	"github.com/changegate/changegate/internal/ledger"
-	"github.com/changegate/changegate/internal/store/sqlite"
 )
 
 // usageError is a command line that cannot be run as given: exit code 2,
@@ -51,12 +50,14 @@ func exitCode(err error) int {
 // dir, or a server's audit API.
 type ledgerFlags struct {
 	dataDir, evidenceURL, keyFile string
+	databaseURL                   string // the index in PostgreSQL, not the data dir
 	server, token                 string
 }
 
 func (f *ledgerFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.dataDir, "data-dir", "./data", "data directory of the ledger")
 	cmd.Flags().StringVar(&f.evidenceURL, "evidence-url", "", "s3://bucket/prefix?… when the records are in S3 (as CHANGEGATE_EVIDENCE_URL)")
+	cmd.Flags().StringVar(&f.databaseURL, "database-url", "", "postgres://… when the index is in PostgreSQL (as CHANGEGATE_DATABASE_URL; read only, SELECT suffices); needs --evidence-url and --key")
 	cmd.Flags().StringVar(&f.keyFile, "key", "", "signing key that signs the export's manifest (default DATA_DIR/signing-key.pem)")
 	cmd.Flags().StringVar(&f.server, "server", "", "read a changegate server's audit API instead of a data dir (https://HOST)")
 	cmd.Flags().StringVar(&f.token, "token", "", "auditor token for --server (default CHANGEGATE_AUDIT_TOKEN)")
@@ -81,9 +82,12 @@ func (f *ledgerFlags) remote(getenv config.LookupEnv) (*auditClient, error) {
 	return &auditClient{base: strings.TrimSuffix(u.String(), "/"), token: token, http: &http.Client{Timeout: 10 * time.Minute}}, nil
 }
 
-// local opens the data dir's ledger read-only, with the key that signs
-// manifests.
+// local opens the ledger read-only, the data dir's or the one the
+// replicas share in PostgreSQL and S3, with the key that signs manifests.
 func (f *ledgerFlags) local(ctx context.Context) (*audit.Service, func(), error) {
+	if f.databaseURL != "" && (f.evidenceURL == "" || f.keyFile == "") {
+		return nil, nil, usage("--database-url needs --evidence-url (the records in S3) and --key (the key that signs the manifest)")
+	}
 	exportGC()
 	keyFile := f.keyFile
 	if keyFile == "" {
@@ -101,13 +105,13 @@ func (f *ledgerFlags) local(ctx context.Context) (*audit.Service, func(), error)
 	if err != nil {
 		return nil, nil, err
 	}
-	db, err := sqlite.OpenReadOnly(f.dataDir)
+	index, err := openReadIndex(ctx, f.dataDir, f.databaseURL)
 	if err != nil {
 		closeEvidence(blobs)
 		return nil, nil, err
 	}
-	svc, err := audit.New(sqlite.NewLedgerReader(db), ledger.NewReader(blobs), signer, LedgerOrigin(signer.Public()))
-	closer := func() { db.Close(); closeEvidence(blobs) }
+	svc, err := audit.New(index.reader, ledger.NewReader(blobs), signer, LedgerOrigin(signer.Public()))
+	closer := func() { index.close(); closeEvidence(blobs) }
 	if err != nil {
 		closer()
 		return nil, nil, err

@@ -7,14 +7,12 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/changegate/changegate/internal/store/sqlite"
 )
 
 func coverageCmd(stdout io.Writer) *cobra.Command {
-	var dataDir string
+	var dataDir, databaseURL string
 	cmd := &cobra.Command{
-		Use:   "coverage [--data-dir DIR]",
+		Use:   "coverage [--data-dir DIR | --database-url URL]",
 		Short: "List, per repository, production branch and environment, whether changegate is enforced, and since when",
 		Long: `coverage lists what the control watch last saw: for each production
 branch, whether a rule in force requires the changegate check from this
@@ -22,12 +20,12 @@ App; for each production environment, whether its deployment protection
 rules include this App. The watch runs with every reconciliation.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			db, err := sqlite.OpenReadOnly(dataDir)
+			index, err := openReadIndex(cmd.Context(), dataDir, databaseURL)
 			if err != nil {
 				return err
 			}
-			defer db.Close()
-			states, err := sqlite.Coverage(cmd.Context(), db)
+			defer index.close()
+			states, err := index.coverage(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -44,6 +42,7 @@ rules include this App. The watch runs with every reconciliation.`,
 		},
 	}
 	cmd.Flags().StringVar(&dataDir, "data-dir", "./data", "data directory")
+	cmd.Flags().StringVar(&databaseURL, "database-url", "", "postgres://… when the store is PostgreSQL (as CHANGEGATE_DATABASE_URL; read only)")
 	return cmd
 }
 

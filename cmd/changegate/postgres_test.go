@@ -103,6 +103,78 @@ func TestPostgresLifecycle(t *testing.T) {
 	if code, out := audit("verify", "--database-url", dbURL, "--pubkey", pubFile); code != 2 || !strings.Contains(out, "--evidence-url") {
 		t.Errorf("--database-url without --evidence-url: exit %d, %s", code, out)
 	}
+	scaledOutCommands(t, a, scaledOut{db: dbURL, evidence: evidenceURL, key: keyFile, pub: pubFile})
+}
+
+// scaledOut is where a scaled-out deployment keeps its ledger, and its
+// keys.
+type scaledOut struct{ db, evidence, key, pub string }
+
+// scaledOutCommands runs the auditor's and the admin's commands on a
+// PostgreSQL database and S3 bucket holding one archived merge, beside
+// the running server a, then without it: population, sample, exceptions
+// and coverage read it; reconcile walks beside the replicas; reindex is
+// refused while a replica runs, and rebuilds the index once none does.
+func scaledOutCommands(t *testing.T, a *app, so scaledOut) {
+	dir := t.TempDir()
+	cli := func(args ...string) (int, string) {
+		var out, errOut strings.Builder
+		code := run(t.Context(), args, envMap(a.env), &out, &errOut)
+		return code, out.String() + errOut.String()
+	}
+	from, to := time.Now().UTC().AddDate(0, 0, -1).Format(time.DateOnly), time.Now().UTC().AddDate(0, 0, 2).Format(time.DateOnly)
+	ledger := []string{"--database-url", so.db, "--evidence-url", so.evidence, "--key", so.key}
+	pop := filepath.Join(dir, "population.csv")
+	if code, out := cli(append([]string{"audit", "population", "--from", from, "--to", to, "--out", pop}, ledger...)...); code != 0 {
+		t.Fatalf("audit population from PostgreSQL: exit %d: %s", code, out)
+	}
+	if b, _ := os.ReadFile(pop); strings.Count(strings.TrimSpace(string(b)), "\n") != 1 {
+		t.Errorf("the population holds %d rows, want 1:\n%s", strings.Count(strings.TrimSpace(string(b)), "\n"), b)
+	}
+	if code, out := cli("audit", "verify", pop, "--pubkey", so.pub); code != 0 {
+		t.Errorf("verify the population's manifest: exit %d: %s", code, out)
+	}
+	sample := filepath.Join(dir, "sample.zip")
+	if code, out := cli(append([]string{"audit", "sample", "--from", from, "--to", to, "--size", "1", "--seed", "s", "--out", sample}, ledger...)...); code != 0 {
+		t.Fatalf("audit sample from PostgreSQL: exit %d: %s", code, out)
+	}
+	if code, out := cli("audit", "verify", sample, "--pubkey", so.pub); code != 0 || !strings.HasPrefix(out, "ok") {
+		t.Errorf("verify the sample: exit %d: %s", code, out)
+	}
+	if code, out := cli(append([]string{"audit", "exceptions", "--from", from, "--to", to}, ledger...)...); code != 0 {
+		t.Errorf("audit exceptions from PostgreSQL: exit %d: %s", code, out)
+	}
+	noKey := filepath.Join(dir, "nokey.csv")
+	if code, out := cli("audit", "population", "--from", from, "--to", to, "--out", noKey, "--database-url", so.db, "--evidence-url", so.evidence); code != 2 || !strings.Contains(out, "--key") {
+		t.Errorf("--database-url without --key: exit %d: %s", code, out)
+	}
+	if _, err := os.Stat(noKey); !os.IsNotExist(err) {
+		t.Errorf("a refused population wrote %s", noKey)
+	}
+	scaledOutAdmin(t, a, so, cli)
+}
+
+// scaledOutAdmin is the admin's half of scaledOutCommands.
+func scaledOutAdmin(t *testing.T, a *app, so scaledOut, cli func(args ...string) (int, string)) {
+	a.gh.Push("acme", "api", "main", "", ghfake.GitCommit{SHA: strings.Repeat("4", 40), Author: ghfake.Person{Name: "Mallory", Email: "m@example.com", Login: "mallory"},
+		Files: map[string][]byte{"src/x": []byte("x")}})
+	if code, out := cli("reconcile", "--repo", "acme/api"); code != 0 || !strings.Contains(out, "1 archived (4444444)") {
+		t.Errorf("reconcile beside the replicas: exit %d:\n%s", code, out)
+	}
+	if code, out := cli("audit", "coverage", "--database-url", so.db); code != 0 || (!strings.Contains(out, "acme/api") && !strings.Contains(out, "no coverage yet")) {
+		t.Errorf("coverage from PostgreSQL: exit %d:\n%s", code, out)
+	}
+	reindex := []string{"audit", "reindex", "--database-url", so.db, "--evidence-url", so.evidence, "--pubkey", so.pub}
+	if code, out := cli(reindex...); code == 0 || !strings.Contains(out, "replicas are running") {
+		t.Errorf("reindex beside a running replica: exit %d: %s", code, out)
+	}
+	a.stop()
+	if code, out := cli(reindex...); code != 0 || !strings.Contains(out, "reindexed 2 records") {
+		t.Errorf("reindex once the replicas stopped: exit %d: %s", code, out)
+	}
+	if code, out := cli("audit", "verify", "--database-url", so.db, "--evidence-url", so.evidence, "--pubkey", so.pub); code != 0 || !strings.HasPrefix(out, "ok: 2 records") {
+		t.Errorf("verify after the reindex: exit %d: %s", code, out)
+	}
 }
 
 // waitIdlePG waits until every delivery the PostgreSQL store holds is

@@ -42,7 +42,8 @@ type walker struct {
 }
 
 // runWalk checks the flags, then walks in this process, or, when a server
-// holds the data dir, queues the runs for it and waits for them.
+// holds the data dir, queues the runs for it and waits for them. On
+// PostgreSQL it walks in this process, beside the replicas.
 func runWalk(ctx context.Context, wo walkOptions, since time.Time, w walker, getenv config.LookupEnv, stdout, stderr io.Writer) error {
 	if wo.repo != "" && strings.Count(wo.repo, "/") != 1 {
 		return usage("--repo %q: give owner/name", wo.repo)
@@ -56,6 +57,16 @@ func runWalk(ctx context.Context, wo walkOptions, since time.Time, w walker, get
 	}
 	// The command prints its own summary; its log says only what went wrong.
 	log := newLogger(stderr, quieter(cfg.LogLevel)).With("app_version", version)
+	if cfg.DatabaseURL != "" {
+		// Replicas share the database: this process walks beside them,
+		// appending to the ledger under its writer lock as they do.
+		shared, err := openStorage(ctx, cfg, log)
+		if err != nil {
+			return err
+		}
+		defer shared.Close()
+		return walkHere(ctx, cfg, shared, wo.repo, since, w, log, stdout, stderr)
+	}
 	store, err := sqlite.Open(ctx, cfg.DataDir, sqlite.Options{Logger: log.With("component", "store")})
 	if errors.Is(err, sqlite.ErrInUse) {
 		return queueWalk(ctx, cfg, wo, since, w, stdout)

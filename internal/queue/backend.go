@@ -33,6 +33,9 @@ type Store interface {
 	RescueOrphanedJobs(ctx context.Context) (int64, error)
 	// Heartbeat says the process whose River client is clientID is alive.
 	Heartbeat(ctx context.Context, clientID string) error
+	// Retire says the process whose River client is clientID stopped
+	// cleanly: it runs nothing, and is not alive.
+	Retire(ctx context.Context, clientID string) error
 	// RescueAbandonedJobs makes the jobs left running by clients other than
 	// self not seen alive for dead available again.
 	RescueAbandonedJobs(ctx context.Context, self string, dead time.Duration) (int64, error)

@@ -280,6 +280,13 @@ func (q *Queue) Stop(ctx context.Context) error {
 		q.unsub()
 		<-q.eventsDone
 	}
+	if err == nil && q.cfg.ClientID != "" {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if rerr := q.store.Retire(rctx, q.cfg.ClientID); rerr != nil {
+			q.cfg.Logger.Warn("could not say this replica stopped; the others see it dead after its heartbeat lapses", "error", rerr)
+		}
+	}
 	return err
 }
 
@@ -289,9 +296,12 @@ func (q *Queue) Stop(ctx context.Context) error {
 // may then see its job run twice; the job's effects are idempotent where
 // that matters (dedupe by delivery, record ids, ON CONFLICT).
 const (
-	heartbeat   = 5 * time.Second
+	heartbeat   = HeartbeatEvery
 	replicaDead = 30 * time.Second
 )
+
+// HeartbeatEvery is how often a replica says it is alive.
+const HeartbeatEvery = 5 * time.Second
 
 // runHeartbeat keeps this replica alive in the store and rescues the jobs
 // of replicas that died, until Stop.

@@ -13,10 +13,12 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/url"
+	"path"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
@@ -39,6 +41,11 @@ type Options struct {
 	// MaxConns bounds the pool (default: pgx's, 4 per CPU and at least 4).
 	MaxConns int32
 	Logger   *slog.Logger
+	// ReadOnly opens the database for reading only, as an auditor's
+	// commands do: every transaction is read-only, nothing is migrated,
+	// and a schema other than this build's is refused. A role with
+	// SELECT alone suffices.
+	ReadOnly bool
 }
 
 // migrationLock is the advisory lock key replicas take to migrate one at a
@@ -60,6 +67,9 @@ func Open(ctx context.Context, connURL string, o Options) (*DB, error) {
 	if o.MaxConns > 0 {
 		cfg.MaxConns = o.MaxConns
 	}
+	if o.ReadOnly {
+		cfg.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("database %s: %s", Redact(connURL), scrub(err, connURL))
@@ -71,11 +81,56 @@ func Open(ctx context.Context, connURL string, o Options) (*DB, error) {
 		return nil, fmt.Errorf("connect to database %s: %s", Redact(connURL), scrub(err, connURL))
 	}
 	s := &DB{pool: pool}
-	if err := s.migrate(ctx, o.Logger); err != nil {
+	if o.ReadOnly {
+		err = s.checkSchema(ctx)
+	} else {
+		err = s.migrate(ctx, o.Logger)
+	}
+	if err != nil {
 		pool.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// checkSchema refuses a database a server has not migrated to this
+// build's schema: a read-only opener cannot migrate it, and would
+// misread an older one.
+func (s *DB) checkSchema(ctx context.Context) error {
+	want, err := latestMigration()
+	if err != nil {
+		return err
+	}
+	var have int64
+	err = s.pool.QueryRow(ctx, `SELECT coalesce(max(version_id), 0) FROM goose_db_version WHERE is_applied`).Scan(&have)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table
+		return errors.New("the database holds no changegate schema: start a changegate server on it first")
+	}
+	if err != nil {
+		return fmt.Errorf("read the schema version: %w", err)
+	}
+	if have != want {
+		return fmt.Errorf("the database's schema is at version %d, this changegate reads version %d: use the changegate version the servers run", have, want)
+	}
+	return nil
+}
+
+// latestMigration is the version of the last embedded migration.
+func latestMigration() (int64, error) {
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil || len(names) == 0 {
+		return 0, fmt.Errorf("embedded migrations: %v", err)
+	}
+	var v int64
+	for _, n := range names {
+		var n64 int64
+		if _, err := fmt.Sscanf(path.Base(n), "%d_", &n64); err != nil {
+			return 0, fmt.Errorf("migration %s: %w", n, err)
+		}
+		v = max(v, n64)
+	}
+	return v, nil
 }
 
 // Redact is connURL with its password, if any, masked.
@@ -165,6 +220,22 @@ func (s *DB) Heartbeat(ctx context.Context, clientID string) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO replicas (id, seen_at) VALUES ($1, now())
 		ON CONFLICT (id) DO UPDATE SET seen_at = now()`, clientID)
 	return err
+}
+
+// Retire forgets the replica whose River client is clientID: it stopped
+// cleanly, so it runs no job and holds no lock.
+func (s *DB) Retire(ctx context.Context, clientID string) error {
+	_, err := s.pool.Exec(ctx, `DELETE FROM replicas WHERE id = $1`, clientID)
+	return err
+}
+
+// LiveReplicas names the replicas seen alive within the last within.
+func (s *DB) LiveReplicas(ctx context.Context, within time.Duration) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id FROM replicas WHERE seen_at > now() - $1::interval ORDER BY id`, within)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
 // RescueAbandonedJobs makes the jobs left running by replicas other than

@@ -161,3 +161,78 @@ func TestRescueAbandonedJobs(t *testing.T) {
 		t.Errorf("a job the database shows running and nobody runs: rescued %d, %v, want 1", n, err)
 	}
 }
+
+// TestReadOnlyOpen: an auditor's read-only opener refuses a database no
+// server has migrated, reads one that is, with a role that may only
+// SELECT, and writes nothing.
+func TestReadOnlyOpen(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	url := testenv.PostgresDatabase(t)
+	if _, err := postgres.Open(ctx, url, postgres.Options{ReadOnly: true}); err == nil || !strings.Contains(err.Error(), "no changegate schema") {
+		t.Fatalf("read-only open of an empty database: %v, want it refused as holding no schema", err)
+	}
+	s := open0(t, url, postgres.Options{})
+	role := "auditor_" + strings.TrimPrefix(strings.Split(url[strings.LastIndex(url, "/")+1:], "?")[0], "cg_test_")
+	for _, q := range []string{
+		"CREATE ROLE " + role + " LOGIN",
+		"GRANT SELECT ON ALL TABLES IN SCHEMA public TO " + role,
+	} {
+		if _, err := s.Pool().Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	t.Cleanup(func() {
+		s.Pool().Exec(context.Background(), "DROP OWNED BY "+role)
+		s.Pool().Exec(context.Background(), "DROP ROLE "+role)
+	})
+	auditorURL := strings.Replace(url, "://postgres@", "://"+role+"@", 1)
+	if auditorURL == url {
+		t.Skipf("the test server's URL %s does not name the postgres user", url)
+	}
+	ro := open0(t, auditorURL, postgres.Options{ReadOnly: true})
+	if n, err := ro.LedgerReader().Size(ctx); err != nil || n != 0 {
+		t.Fatalf("read the ledger size: %d, %v", n, err)
+	}
+	if _, err := ro.Pool().Exec(ctx, `DELETE FROM deliveries`); err == nil || !strings.Contains(err.Error(), "read-only") {
+		t.Errorf("a write through the read-only opener: %v, want it refused as read-only", err)
+	}
+	if _, err := s.Pool().Exec(ctx, `UPDATE goose_db_version SET is_applied = false WHERE version_id = (SELECT max(version_id) FROM goose_db_version)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := postgres.Open(ctx, url, postgres.Options{ReadOnly: true}); err == nil || !strings.Contains(err.Error(), "schema is at version") {
+		t.Errorf("read-only open of an older schema: %v, want it refused naming the versions", err)
+	}
+}
+
+// open0 opens url with o, closed with the test.
+func open0(t *testing.T, url string, o postgres.Options) *postgres.DB {
+	t.Helper()
+	s, err := postgres.Open(t.Context(), url, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// TestLiveReplicas: a replica that beats is alive until it retires.
+func TestLiveReplicas(t *testing.T) {
+	t.Parallel()
+	s, ctx := open(t), t.Context()
+	for _, id := range []string{"b", "a"} {
+		if err := s.Heartbeat(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Retire(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	live, err := s.LiveReplicas(ctx, time.Minute)
+	if err != nil || strings.Join(live, ",") != "b" {
+		t.Errorf("live replicas %v, %v; want b", live, err)
+	}
+	if live, _ := s.LiveReplicas(ctx, 0); len(live) != 0 {
+		t.Errorf("replicas seen within no time: %v", live)
+	}
+}

@@ -229,6 +229,9 @@ func (s *DB) WorkTx(ctx context.Context, fn func(tx jobs.Tx) error) error {
 // Heartbeat does nothing: one process holds the embedded store.
 func (s *DB) Heartbeat(context.Context, string) error { return nil }
 
+// Retire does nothing: one process holds the embedded store.
+func (s *DB) Retire(context.Context, string) error { return nil }
+
 // RescueAbandonedJobs does nothing: one process holds the embedded store,
 // and RescueOrphanedJobs rescues at start what a crash left.
 func (s *DB) RescueAbandonedJobs(context.Context, string, time.Duration) (int64, error) {
