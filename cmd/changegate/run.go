@@ -25,7 +25,8 @@ func run(ctx context.Context, args []string, getenv config.LookupEnv, stdout, st
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
-	root.AddCommand(serveCmd(getenv, stdout, stderr), policyCmd(stdout), auditCmd(getenv, stdout, stderr), demoCmd(stdout), reconcileCmd(getenv, stdout, stderr), backfillCmd(getenv, stdout, stderr), versionCmd(stdout))
+	root.AddCommand(serveCmd(getenv, stdout, stderr), policyCmd(stdout), auditCmd(getenv, stdout, stderr), demoCmd(stdout), reconcileCmd(getenv, stdout, stderr), backfillCmd(getenv, stdout, stderr), versionCmd(stdout),
+		evidenceCmd(getenv, stdout), healthcheckCmd(getenv, stdout))
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(stderr, "changegate:", err)
 		return exitCode(err)

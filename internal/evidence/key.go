@@ -20,8 +20,10 @@ import (
 // generates one there on first use. created says which happened, so the
 // caller can log the new key's fingerprint once.
 //
-// An existing key file readable by group or others is refused rather than
-// used: a key others could read cannot vouch for who signed a record.
+// An existing key file readable by others, or writable by its group, is
+// refused rather than used: a key others could read cannot vouch for who
+// signed a record. Its group may read it: that is how Kubernetes mounts a
+// Secret for a non-root pod (0440, the pod's fsGroup).
 func LoadOrCreateKey(path string) (key ed25519.PrivateKey, created bool, err error) {
 	key, err = loadKey(path)
 	if err == nil {
@@ -58,8 +60,10 @@ func loadKey(path string) (ed25519.PrivateKey, error) {
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("signing key %s is not a regular file", path)
 	}
-	if perm := st.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("signing key %s has mode %04o: it must not be readable by group or others (chmod 600)", path, perm)
+	// Group read is allowed, as Kubernetes mounts a Secret for a
+	// non-root user: 0440, its group the pod's fsGroup.
+	if perm := st.Mode().Perm(); perm&0o037 != 0 {
+		return nil, fmt.Errorf("signing key %s has mode %04o: it must not be writable by group nor readable by others (chmod 600)", path, perm)
 	}
 	data, err := readAll(f, 64<<10)
 	if err != nil {
@@ -163,6 +167,11 @@ func PublicKeyPEM(pub ed25519.PublicKey) ([]byte, error) {
 // LoadKey reads an existing signing key, with the checks LoadOrCreateKey
 // makes; it never creates one.
 func LoadKey(path string) (ed25519.PrivateKey, error) { return loadKey(path) }
+
+// CreateKey generates a signing key into path, readable by its owner
+// only. It never replaces a key: if path exists, it fails with
+// fs.ErrExist.
+func CreateKey(path string) (ed25519.PrivateKey, error) { return createKey(path) }
 
 // DeriveKey derives a secret for another purpose from the signing key:
 // HMAC-SHA256(seed, label). It never reveals the key, and labels keep the

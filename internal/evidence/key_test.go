@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,8 +68,8 @@ func TestLoadKeyRefuses(t *testing.T) {
 		setup   func(t *testing.T, path string)
 		wantErr string
 	}{
-		{"group readable", func(t *testing.T, path string) { good(t, path); chmod(t, path, 0o640) }, "must not be readable by group or others"},
-		{"world readable", func(t *testing.T, path string) { good(t, path); chmod(t, path, 0o604) }, "must not be readable by group or others"},
+		{"group writable", func(t *testing.T, path string) { good(t, path); chmod(t, path, 0o660) }, "must not be writable by group nor readable by others"},
+		{"world readable", func(t *testing.T, path string) { good(t, path); chmod(t, path, 0o644) }, "must not be writable by group nor readable by others"},
 		{"not PEM", func(t *testing.T, path string) { write(t, path, []byte("hello")) }, "no PKCS#8"},
 		{"not ed25519", func(t *testing.T, path string) {
 			write(t, path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: ecDER}))
@@ -124,5 +126,26 @@ func TestFingerprint(t *testing.T) {
 	}
 	if p, err := PublicKeyPEM(pub); err != nil || !strings.HasPrefix(string(p), "-----BEGIN PUBLIC KEY-----") {
 		t.Errorf("PublicKeyPEM = %q, %v", p, err)
+	}
+}
+
+// TestLoadKeyMountedSecret: a key as Kubernetes mounts a Secret for a
+// non-root pod, 0440 with the pod's fsGroup, loads.
+func TestLoadKeyMountedSecret(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "signing-key.pem")
+	want, err := CreateKey(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o440); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadKey(path)
+	if err != nil || !got.Equal(want) {
+		t.Fatalf("LoadKey of a 0440 key: %v", err)
+	}
+	if _, err := CreateKey(path); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("CreateKey over an existing key: %v, want fs.ErrExist", err)
 	}
 }

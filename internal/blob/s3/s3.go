@@ -238,6 +238,37 @@ func Open(ctx context.Context, rawURL string, o Options) (*Store, error) {
 	return &Store{client: client, cfg: cfg, now: now}, nil
 }
 
+// CreateBucket creates the bucket the store URL names, with Object Lock
+// enabled (and so versioning), as the store requires; the retention is
+// the store's, set on each object. A bucket that exists already is left
+// as it is, and reported not created, provided it has Object Lock on;
+// one without it is refused, as Object Lock cannot be turned on for
+// evidence already written.
+func CreateBucket(ctx context.Context, rawURL string, o Options) (created bool, err error) {
+	cfg, err := ParseURL(rawURL)
+	if err != nil {
+		return false, err
+	}
+	client, err := newClient(ctx, cfg, o)
+	if err != nil {
+		return false, err
+	}
+	in := &awss3.CreateBucketInput{Bucket: &cfg.Bucket, ObjectLockEnabledForBucket: aws.Bool(true)}
+	if r := client.Options().Region; r != "us-east-1" {
+		in.CreateBucketConfiguration = &types.CreateBucketConfiguration{LocationConstraint: types.BucketLocationConstraint(r)}
+	}
+	_, err = client.CreateBucket(ctx, in)
+	switch code := apiCode(err); {
+	case err == nil:
+		return true, nil
+	case code == "BucketAlreadyOwnedByYou" || code == "BucketAlreadyExists":
+		_, err := Open(ctx, rawURL, o)
+		return false, err
+	default:
+		return false, fmt.Errorf("create s3 bucket %s: %w", cfg.Bucket, err)
+	}
+}
+
 // newClient builds an S3 client for cfg without touching the bucket.
 func newClient(ctx context.Context, cfg Config, o Options) (*awss3.Client, error) {
 	var loadOpts []func(*config.LoadOptions) error

@@ -144,6 +144,35 @@ func TestOpenMissingBucket(t *testing.T) {
 	}
 }
 
+// TestCreateBucket: the admin's create-bucket makes a bucket the store
+// opens, leaves it alone when run again, and refuses one without Object
+// Lock.
+func TestCreateBucket(t *testing.T) {
+	t.Parallel()
+	s := testServer(t)
+	b := make([]byte, 8)
+	rand.Read(b)
+	raw := s.url("cgt-"+hex.EncodeToString(b), "/evidence", "retention=1h")
+	for i, want := range []bool{true, false} {
+		created, err := CreateBucket(t.Context(), raw, Options{Credentials: s.creds})
+		if err != nil || created != want {
+			t.Fatalf("run %d: created %v, %v; want %v", i+1, created, err, want)
+		}
+	}
+	st := s.open(t, raw, Options{})
+	if err := st.Put(t.Context(), "records/1", []byte("x")); err != nil {
+		t.Fatalf("put into the created bucket: %v", err)
+	}
+	unlocked := s.bucket(t, false)
+	t.Cleanup(func() { s.admin.DeleteBucket(t.Context(), &awss3.DeleteBucketInput{Bucket: &unlocked}) })
+	if _, err := CreateBucket(t.Context(), s.url(unlocked, "", "retention=1h"), Options{Credentials: s.creds}); !errors.Is(err, ErrObjectLockDisabled) {
+		t.Errorf("create-bucket on a bucket without Object Lock: %v, want ErrObjectLockDisabled", err)
+	}
+	if _, err := CreateBucket(t.Context(), "s3://x", Options{Credentials: s.creds}); err == nil {
+		t.Error("a URL without retention was accepted")
+	}
+}
+
 // putLocked puts one object through the store and returns its version.
 func putLocked(t *testing.T, s *server, query string) (st *Store, key, fullKey, version string, data []byte, before, after time.Time) {
 	t.Helper()
