@@ -340,6 +340,10 @@ func classifyJobError(err error, now time.Time) (time.Duration, bool) {
 		// The check already says pending, or GitHub waits for the
 		// gate's final answer: keep asking.
 		return 0, true
+	case errors.Is(err, ledger.ErrWrite):
+		// The evidence store or the index refused the record: archive it
+		// once they answer again, never drop it.
+		return 0, true
 	}
 	return ghapp.RetryDelay(err, now)
 }

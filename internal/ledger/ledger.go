@@ -296,6 +296,12 @@ func (l *Ledger) Size() uint64 {
 // ErrDuplicate reports that the record was archived before.
 var ErrDuplicate = errors.New("record already archived")
 
+// ErrWrite marks an append the stores did not take: the blob store, the
+// index or the writer lock failed. Nothing is wrong with the record; the
+// next commit repairs what was stored part-way, so appending it again
+// once the stores answer archives it once.
+var ErrWrite = errors.New("ledger write failed")
+
 // Append signs r and appends it. r.ID is set from its repository, commit
 // and change type; a second record with the same identity is refused with
 // ErrDuplicate, so a redelivered merge archives once.
@@ -370,6 +376,9 @@ func (l *Ledger) commit(ctx context.Context, batch []*request) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	finish := func(reqs []*request, err error) {
+		if err != nil {
+			err = fmt.Errorf("%w: %w", ErrWrite, err)
+		}
 		for _, r := range reqs {
 			r.err = err
 			close(r.done)
