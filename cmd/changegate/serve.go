@@ -342,11 +342,24 @@ func classifyJobError(err error, now time.Time) (time.Duration, bool) {
 		return 0, true
 	case errors.Is(err, ledger.ErrWrite):
 		// The evidence store or the index refused the record: archive it
-		// once they answer again, never drop it.
-		return 0, true
+		// once they answer again, never drop it. A snooze spends no
+		// attempt, so an outage of up to a day (the queue's MaxSnooze)
+		// loses nothing.
+		return evidenceRetry, true
 	}
-	return ghapp.RetryDelay(err, now)
+	delay, retry := ghapp.RetryDelay(err, now)
+	if retry || ghapp.Answered(err) || errors.Is(err, context.Canceled) {
+		return delay, retry
+	}
+	// Not GitHub saying the job cannot succeed, but a database that
+	// failed, a store, or a bug: retried with backoff, within the queue's
+	// attempts, rather than dropped at once.
+	return 0, true
 }
+
+// evidenceRetry is how often an archive job the evidence stores refused
+// tries again.
+const evidenceRetry = 10 * time.Second
 
 // startQueue starts the workers. On the first start with App credentials
 // after one without, the deliveries that arrived before the credentials

@@ -83,6 +83,19 @@ func statusDelay(resp *http.Response) (time.Duration, bool) {
 	return 0, code == http.StatusTooManyRequests || code >= 500
 }
 
+// Answered reports whether err is GitHub's answer to a request (a status
+// it gave, perhaps to the installation token's request), which RetryDelay
+// judges; any other error did not come from GitHub.
+func Answered(err error) bool {
+	var (
+		er  *github.ErrorResponse
+		rle *github.RateLimitError
+		ab  *github.AbuseRateLimitError
+		tok *ghinstallation.HTTPError
+	)
+	return errors.As(err, &er) || errors.As(err, &rle) || errors.As(err, &ab) || (errors.As(err, &tok) && tok.Response != nil)
+}
+
 // IsNotFound reports whether GitHub answered 404: the resource does not
 // exist or the installation cannot see it.
 func IsNotFound(err error) bool {
