@@ -13,10 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/changegate/changegate/internal/blob/s3"
-	"github.com/changegate/changegate/internal/evidence"
 	"github.com/changegate/changegate/internal/ghfake"
-	"github.com/changegate/changegate/internal/ledger"
 	"github.com/changegate/changegate/internal/store/postgres"
 	"github.com/changegate/changegate/internal/testenv"
 )
@@ -66,19 +63,7 @@ func TestPostgresLifecycle(t *testing.T) {
 		return err == nil && n == 1
 	})
 	waitIdlePG(t, pg, time.Minute)
-	blobs, err := s3.Open(t.Context(), evidenceURL, s3.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := readPublicKey(keyFile, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep, err := evidence.Verify(ledger.Source(t.Context(), blobs, pg.Ledger().Rows), pub, LedgerOrigin(pub))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rep.Records != 1 {
+	if rep := verifyScaledOut(t, pg, evidenceURL, keyFile); rep.Records != 1 {
 		t.Errorf("the ledger holds %d records, want 1", rep.Records)
 	}
 

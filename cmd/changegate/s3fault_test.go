@@ -133,6 +133,22 @@ func TestS3RefusesWrites(t *testing.T) {
 // checks that each push is exactly one record.
 func checkOneRecordPerPush(t *testing.T, pg *postgres.DB, evidenceURL, keyFile string, shas []string) {
 	t.Helper()
+	rep := verifyScaledOut(t, pg, evidenceURL, keyFile)
+	if rep.Records != int64(len(shas)) {
+		t.Errorf("the ledger holds %d records, want one per push: %d", rep.Records, len(shas))
+	}
+	for _, sha := range shas {
+		if ids, err := pg.Ledger().IDsFor(t.Context(), "acme/api", sha); err != nil || len(ids) != 1 {
+			t.Errorf("push %s: records %v, %v; want one", sha[:8], ids, err)
+		}
+	}
+	t.Logf("ledger: %d records in %d checkpoints, verified", rep.Records, rep.Checkpoints)
+}
+
+// verifyScaledOut verifies the ledger in S3 and PostgreSQL against the
+// signing key in keyFile.
+func verifyScaledOut(t *testing.T, pg *postgres.DB, evidenceURL, keyFile string) *evidence.Report {
+	t.Helper()
 	blobs, err := s3.Open(t.Context(), evidenceURL, s3.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -145,13 +161,5 @@ func checkOneRecordPerPush(t *testing.T, pg *postgres.DB, evidenceURL, keyFile s
 	if err != nil {
 		t.Fatalf("the ledger does not verify: %v", err)
 	}
-	if rep.Records != int64(len(shas)) {
-		t.Errorf("the ledger holds %d records, want one per push: %d", rep.Records, len(shas))
-	}
-	for _, sha := range shas {
-		if ids, err := pg.Ledger().IDsFor(t.Context(), "acme/api", sha); err != nil || len(ids) != 1 {
-			t.Errorf("push %s: records %v, %v; want one", sha[:8], ids, err)
-		}
-	}
-	t.Logf("ledger: %d records in %d checkpoints, verified", rep.Records, rep.Checkpoints)
+	return rep
 }

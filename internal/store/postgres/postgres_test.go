@@ -18,12 +18,7 @@ import (
 // open opens the store on a fresh database of the test server.
 func open(t *testing.T) *postgres.DB {
 	t.Helper()
-	s, err := postgres.Open(t.Context(), testenv.PostgresDatabase(t), postgres.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
+	return open0(t, testenv.PostgresDatabase(t), postgres.Options{})
 }
 
 // TestConformance runs the store conformance suite on PostgreSQL.
