@@ -12,6 +12,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 
+	"github.com/changegate/changegate/internal/assess"
 	"github.com/changegate/changegate/internal/audit"
 	"github.com/changegate/changegate/internal/config"
 	"github.com/changegate/changegate/internal/jobs"
@@ -46,6 +47,9 @@ type storage interface {
 	// writers is the ledger's lock across replicas; nil when one process
 	// holds the store.
 	writers() ledger.Writers
+	// serial serialises a pull request's evaluations across replicas; nil
+	// when one process holds the store.
+	serial() assess.Serializer
 	// describe names the store for logs.
 	describe() string
 	// clientID names this process among the replicas sharing the store
@@ -69,9 +73,10 @@ func (s sqliteStorage) auditIndex() audit.Index  { return s.LedgerReader() }
 func (s sqliteStorage) backend() *queue.Backend {
 	return queue.NewBackend(riversqlite.New(s.SQL()), s.DB)
 }
-func (s sqliteStorage) writers() ledger.Writers { return nil }
-func (s sqliteStorage) describe() string        { return "sqlite" }
-func (s sqliteStorage) clientID() string        { return "" }
+func (s sqliteStorage) writers() ledger.Writers   { return nil }
+func (s sqliteStorage) serial() assess.Serializer { return nil }
+func (s sqliteStorage) describe() string          { return "sqlite" }
+func (s sqliteStorage) clientID() string          { return "" }
 
 // postgresStorage is the scale-out store.
 type postgresStorage struct {
@@ -84,9 +89,10 @@ func (s postgresStorage) auditIndex() audit.Index  { return s.LedgerReader() }
 func (s postgresStorage) backend() *queue.Backend {
 	return queue.NewBackend(riverpgxv5.New(s.Pool()), s.DB)
 }
-func (s postgresStorage) writers() ledger.Writers { return s.LedgerWriters() }
-func (s postgresStorage) describe() string        { return "postgres" }
-func (s postgresStorage) clientID() string        { return s.id }
+func (s postgresStorage) writers() ledger.Writers   { return s.LedgerWriters() }
+func (s postgresStorage) serial() assess.Serializer { return s.Serial() }
+func (s postgresStorage) describe() string          { return "postgres" }
+func (s postgresStorage) clientID() string          { return s.id }
 
 // openStorage opens the store cfg names: PostgreSQL when
 // CHANGEGATE_DATABASE_URL is set, else SQLite in the data dir.

@@ -67,6 +67,7 @@ func newAssessor(store storage, clients assess.Clients, appID int64, tickets *ji
 			return checks.Publish(ctx, c, checkStore{store}, s, d, checks.PublishOptions{AppID: appID})
 		},
 		Pulls:          ghfacts.PullsForCommit,
+		Serial:         store.serial(),
 		Reconciles:     store,
 		BranchCommits:  ghfacts.BranchCommits,
 		DefaultBranch:  ghfacts.DefaultBranch,

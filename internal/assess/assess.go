@@ -188,8 +188,17 @@ type Assessor struct {
 	// Recheck schedules an evaluation for when a decision will change by
 	// itself (a promotion's soak ends); nil schedules nothing.
 	Recheck func(ctx context.Context, j jobs.EvaluatePR, at time.Time) error
+	// Serial serialises the evaluations of a pull request across the
+	// processes sharing the store; nil when this process holds it alone.
+	Serial Serializer
 
 	locks keyedMutex
+}
+
+// Serializer holds a lock on a key among the processes sharing the store
+// (a PostgreSQL advisory lock), until unlock is called.
+type Serializer interface {
+	Lock(ctx context.Context, key string) (unlock func(), err error)
 }
 
 // ErrJiraUnreachable makes the job retry after the pending check was
@@ -421,11 +430,30 @@ func (a *Assessor) evaluateAll(ctx context.Context, log *slog.Logger, targets []
 	}, nil
 }
 
+// serialise holds key against other evaluations in this process and,
+// when the store is shared, across replicas too: one evaluation of a pull
+// request at a time, so that none publishes facts older than another's.
+func (a *Assessor) serialise(ctx context.Context, key string) (unlock func(), err error) {
+	local := a.locks.lock(key)
+	if a.Serial == nil {
+		return local, nil
+	}
+	release, err := a.Serial.Lock(ctx, key)
+	if err != nil {
+		local()
+		return nil, fmt.Errorf("serialise the evaluation of %s: %w", key, err)
+	}
+	return func() { release(); local() }, nil
+}
+
 // evaluate runs one evaluation of one pull request, serialised with any
 // other evaluation of it. It returns the index entry to record, nil when
 // the evaluation was skipped because a fresher one already ran.
 func (a *Assessor) evaluate(ctx context.Context, log *slog.Logger, t target, queuedAt time.Time) (*IndexedPR, error) {
-	unlock := a.locks.lock(fmt.Sprintf("%s#%d", t.repo, t.number))
+	unlock, err := a.serialise(ctx, fmt.Sprintf("%s#%d", t.repo, t.number))
+	if err != nil {
+		return nil, err
+	}
 	defer unlock()
 	// Coalescing: an evaluation that started after this job was queued
 	// read facts at least as fresh as the ones this job was queued for.

@@ -3,7 +3,9 @@ package assess
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -209,6 +211,52 @@ func TestEvaluatePublishesAndIndexes(t *testing.T) {
 	// The pull request first, then only what the policy needs.
 	if diff := cmp.Diff([]change.Needs{{Reviews: true, Commits: true}}, w.gathers); diff != "" {
 		t.Errorf("gathers (-want +got):\n%s", diff)
+	}
+}
+
+// serialRecorder is a Serializer that records what it held, and what
+// was published while it held it.
+type serialRecorder struct {
+	w      *world
+	events []string
+	err    error
+}
+
+func (s *serialRecorder) Lock(_ context.Context, key string) (func(), error) {
+	if s.err != nil {
+		return nil, s.err
+	}
+	s.events = append(s.events, "lock "+key)
+	return func() {
+		s.events = append(s.events, fmt.Sprintf("unlock %s after %d publishes", key, len(s.w.published)))
+	}, nil
+}
+
+// TestEvaluationHoldsTheSharedLock: an evaluation publishes under the
+// lock replicas share; when the lock cannot be had, nothing is published
+// and the job fails, to run again.
+func TestEvaluationHoldsTheSharedLock(t *testing.T) {
+	t.Parallel()
+	w := newWorld()
+	w.prs[5] = change.PullRequest{Number: 5, State: "open", HeadSHA: "aaa", BaseRef: "main"}
+	w.tickets["PAY-1"] = change.LookupFound
+	a := w.assessor()
+	serial := &serialRecorder{w: w}
+	a.Serial = serial
+	job := jobs.EvaluatePR{Installation: 1, Repo: "acme/api", Number: 5, QueuedAt: w.now.Add(-time.Second)}
+	if err := run(t, func() (jobs.Apply, error) { return a.EvaluatePRJob(t.Context(), log, job) }); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"lock acme/api#5", "unlock acme/api#5 after 1 publishes"}, serial.events); diff != "" {
+		t.Errorf("lock (-want +got):\n%s", diff)
+	}
+	serial.err = errors.New("database down")
+	job.QueuedAt = w.now.Add(time.Second)
+	if err := run(t, func() (jobs.Apply, error) { return a.EvaluatePRJob(t.Context(), log, job) }); err == nil || !strings.Contains(err.Error(), "database down") {
+		t.Errorf("without the lock: %v, want the job to fail naming why", err)
+	}
+	if len(w.published) != 1 {
+		t.Errorf("%d publishes, want none without the lock", len(w.published)-1)
 	}
 }
 

@@ -6,6 +6,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"embed"
 	"errors"
@@ -33,7 +34,8 @@ var migrations embed.FS
 
 // DB is the PostgreSQL store.
 type DB struct {
-	pool *pgxpool.Pool
+	pool  *pgxpool.Pool
+	locks *pgxpool.Pool // sessions that hold Serial's locks
 }
 
 // Options tune Open.
@@ -46,6 +48,9 @@ type Options struct {
 	// and a schema other than this build's is refused. A role with
 	// SELECT alone suffices.
 	ReadOnly bool
+	// LockConns bounds the sessions that hold Serial's locks, one per key
+	// held or waited for (default 16).
+	LockConns int32
 }
 
 // migrationLock is the advisory lock key replicas take to migrate one at a
@@ -80,14 +85,21 @@ func Open(ctx context.Context, connURL string, o Options) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("connect to database %s: %s", Redact(connURL), scrub(err, connURL))
 	}
-	s := &DB{pool: pool}
+	lcfg := cfg.Copy()
+	lcfg.MaxConns = cmp.Or(o.LockConns, 16)
+	locks, err := pgxpool.NewWithConfig(ctx, lcfg)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("database %s: %s", Redact(connURL), scrub(err, connURL))
+	}
+	s := &DB{pool: pool, locks: locks}
 	if o.ReadOnly {
 		err = s.checkSchema(ctx)
 	} else {
 		err = s.migrate(ctx, o.Logger)
 	}
 	if err != nil {
-		pool.Close()
+		s.Close()
 		return nil, err
 	}
 	return s, nil
@@ -194,8 +206,9 @@ func (s *DB) migrate(ctx context.Context, log *slog.Logger) error {
 // Pool is the connection pool, for River's driver.
 func (s *DB) Pool() *pgxpool.Pool { return s.pool }
 
-// Close closes the pool.
+// Close closes the pools.
 func (s *DB) Close() error {
+	s.locks.Close()
 	s.pool.Close()
 	return nil
 }

@@ -231,3 +231,77 @@ func TestLiveReplicas(t *testing.T) {
 		t.Errorf("replicas seen within no time: %v", live)
 	}
 }
+
+// TestSerial: a key's lock, held by one replica, makes another wait until
+// it is released; other keys do not wait; a wait given up leaves no lock
+// behind.
+func TestSerial(t *testing.T) {
+	t.Parallel()
+	url := testenv.PostgresDatabase(t)
+	a, b := open0(t, url, postgres.Options{}), open0(t, url, postgres.Options{})
+	ctx := t.Context()
+	unlockA, err := a.Serial().Lock(ctx, "acme/api#1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			var w int
+			if err := a.Pool().QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+				AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&w); err != nil {
+				t.Fatal(err)
+			}
+			if w == n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d sessions wait for an advisory lock, want %d", w, n)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	got := make(chan func(), 1)
+	go func() {
+		unlock, err := b.Serial().Lock(ctx, "acme/api#1")
+		if err != nil {
+			t.Error(err)
+			unlock = func() {}
+		}
+		got <- unlock
+	}()
+	waiting(1)
+	if unlock2, err := b.Serial().Lock(ctx, "acme/api#2"); err != nil {
+		t.Fatalf("another key: %v", err)
+	} else {
+		unlock2()
+	}
+	select {
+	case <-got:
+		t.Fatal("the second replica took the lock the first holds")
+	default:
+	}
+	unlockA()
+	unlockB := <-got
+
+	cctx, cancel := context.WithCancel(ctx)
+	gaveUp := make(chan error, 1)
+	go func() {
+		_, err := a.Serial().Lock(cctx, "acme/api#1")
+		gaveUp <- err
+	}()
+	waiting(1)
+	cancel()
+	if err := <-gaveUp; err == nil {
+		t.Fatal("a cancelled wait took the lock")
+	}
+	unlockB()
+	tctx, stop := context.WithTimeout(ctx, 20*time.Second)
+	defer stop()
+	unlock, err := b.Serial().Lock(tctx, "acme/api#1")
+	if err != nil {
+		t.Fatalf("the lock after a cancelled wait: %v (left held?)", err)
+	}
+	unlock()
+}
