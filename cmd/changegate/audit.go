@@ -367,6 +367,9 @@ func openReindexTarget(ctx context.Context, dataDir, databaseURL string) (ledger
 		}
 		return s.Ledger(), func() { s.Close() }, nil
 	}
+	if err := postgres.CheckURL(databaseURL); err != nil {
+		return nil, nil, usage("--database-url: %v", err)
+	}
 	pg, err := postgres.Open(ctx, databaseURL, postgres.Options{MaxConns: 4})
 	if err != nil {
 		return nil, nil, fmt.Errorf("--database-url: %w", err)

@@ -129,6 +129,13 @@ func scaledOutCommands(t *testing.T, a *app, so scaledOut) {
 	if code, out := cli(append([]string{"audit", "exceptions", "--from", from, "--to", to}, ledger...)...); code != 0 {
 		t.Errorf("audit exceptions from PostgreSQL: exit %d: %s", code, out)
 	}
+	badURL := filepath.Join(dir, "badurl.csv")
+	if code, out := cli("audit", "population", "--from", from, "--to", to, "--out", badURL, "--database-url", "postgres://cg:pw@127.0.0.1:notaport/x", "--evidence-url", so.evidence, "--key", so.key); code != 2 || !strings.Contains(out, "--database-url") || strings.Contains(out, ":pw@") {
+		t.Errorf("--database-url that does not parse: exit %d: %s", code, out)
+	}
+	if _, err := os.Stat(badURL); !os.IsNotExist(err) {
+		t.Errorf("a refused population wrote %s", badURL)
+	}
 	noKey := filepath.Join(dir, "nokey.csv")
 	if code, out := cli("audit", "population", "--from", from, "--to", to, "--out", noKey, "--database-url", so.db, "--evidence-url", so.evidence); code != 2 || !strings.Contains(out, "--key") {
 		t.Errorf("--database-url without --key: exit %d: %s", code, out)

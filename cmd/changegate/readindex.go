@@ -29,6 +29,9 @@ type readIndex struct {
 // databaseURL is given.
 func openReadIndex(ctx context.Context, dataDir, databaseURL string) (*readIndex, error) {
 	if databaseURL != "" {
+		if err := postgres.CheckURL(databaseURL); err != nil {
+			return nil, usage("--database-url: %v", err)
+		}
 		pg, err := postgres.Open(ctx, databaseURL, postgres.Options{MaxConns: 4, ReadOnly: true})
 		if err != nil {
 			return nil, fmt.Errorf("--database-url: %w", err)

@@ -216,6 +216,8 @@ func Open(ctx context.Context, rawURL string, o Options) (*Store, error) {
 	}
 	out, err := client.GetObjectLockConfiguration(ctx, &awss3.GetObjectLockConfigurationInput{Bucket: &cfg.Bucket})
 	switch {
+	case apiCode(err) == "NoSuchBucket":
+		return nil, fmt.Errorf("open s3 bucket %s: it does not exist; create it with Object Lock enabled (changegate evidence create-bucket)", cfg.Bucket)
 	case apiCode(err) == "ObjectLockConfigurationNotFoundError":
 		return nil, fmt.Errorf("open s3 bucket %s: %w; create a bucket with Object Lock enabled (it cannot be turned on for evidence already written)", cfg.Bucket, ErrObjectLockDisabled)
 	case err != nil:

@@ -145,6 +145,15 @@ func latestMigration() (int64, error) {
 	return v, nil
 }
 
+// CheckURL reports whether connURL parses as a connection string, without
+// connecting; the error masks the password.
+func CheckURL(connURL string) error {
+	if _, err := pgxpool.ParseConfig(connURL); err != nil {
+		return fmt.Errorf("database URL %s: %s", Redact(connURL), scrub(err, connURL))
+	}
+	return nil
+}
+
 // Redact is connURL with its password, if any, masked.
 func Redact(connURL string) string {
 	u, err := url.Parse(connURL)
