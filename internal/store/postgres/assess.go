@@ -34,8 +34,10 @@ func (s *DB) IndexPullRequest(ctx context.Context, jtx jobs.Tx, pr store.PullReq
 		t := pr.EvaluatedAt.UTC()
 		evaluated = &t
 	}
-	b := &pgx.Batch{}
-	b.Queue(`
+	// An evaluation that started before the recorded one read older facts:
+	// committed after it (on another replica, or slowly), it changes
+	// nothing.
+	tag, err := tx.Exec(ctx, `
 		INSERT INTO pull_requests (repo, number, installation_id, head_sha, base_ref, state, evaluated_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 		ON CONFLICT (repo, number) DO UPDATE SET
@@ -44,8 +46,17 @@ func (s *DB) IndexPullRequest(ctx context.Context, jtx jobs.Tx, pr store.PullReq
 			base_ref = excluded.base_ref,
 			state = excluded.state,
 			evaluated_at = COALESCE(excluded.evaluated_at, pull_requests.evaluated_at),
-			updated_at = excluded.updated_at`,
+			updated_at = excluded.updated_at
+		WHERE excluded.evaluated_at IS NULL OR pull_requests.evaluated_at IS NULL
+			OR excluded.evaluated_at >= pull_requests.evaluated_at`,
 		pr.Repo, pr.Number, pr.InstallationID, pr.HeadSHA, pr.BaseRef, pr.State, evaluated, now.UTC())
+	if err != nil {
+		return fmt.Errorf("index %s#%d: %w", pr.Repo, pr.Number, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return nil
+	}
+	b := &pgx.Batch{}
 	b.Queue(`DELETE FROM pull_request_keys WHERE repo = $1 AND number = $2`, pr.Repo, pr.Number)
 	if pr.State == "open" && len(pr.Keys) > 0 {
 		b.Queue(`INSERT INTO pull_request_keys (key, repo, number) SELECT k, $2, $3 FROM unnest($1::text[]) AS k ON CONFLICT DO NOTHING`,

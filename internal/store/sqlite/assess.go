@@ -41,7 +41,9 @@ func (s *DB) IndexPullRequest(ctx context.Context, jtx jobs.Tx, pr PullRequest, 
 	if !pr.EvaluatedAt.IsZero() {
 		evaluated = sql.NullString{String: ts(pr.EvaluatedAt), Valid: true}
 	}
-	_, err := tx.ExecContext(ctx, `
+	// An evaluation that started before the recorded one read older facts:
+	// committed after it, it changes nothing.
+	res, err := tx.ExecContext(ctx, `
 		INSERT INTO pull_requests (repo, number, installation_id, head_sha, base_ref, state, evaluated_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (repo, number) DO UPDATE SET
@@ -50,10 +52,15 @@ func (s *DB) IndexPullRequest(ctx context.Context, jtx jobs.Tx, pr PullRequest, 
 			base_ref = excluded.base_ref,
 			state = excluded.state,
 			evaluated_at = COALESCE(excluded.evaluated_at, evaluated_at),
-			updated_at = excluded.updated_at`,
+			updated_at = excluded.updated_at
+		WHERE excluded.evaluated_at IS NULL OR pull_requests.evaluated_at IS NULL
+			OR julianday(excluded.evaluated_at) >= julianday(pull_requests.evaluated_at)`,
 		pr.Repo, pr.Number, pr.InstallationID, pr.HeadSHA, pr.BaseRef, pr.State, evaluated, ts(now))
 	if err != nil {
 		return fmt.Errorf("index %s#%d: %w", pr.Repo, pr.Number, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return err
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM pull_request_keys WHERE repo = ? AND number = ?`, pr.Repo, pr.Number); err != nil {
 		return fmt.Errorf("index keys of %s#%d: %w", pr.Repo, pr.Number, err)

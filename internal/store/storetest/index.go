@@ -152,6 +152,25 @@ func testPRIndex(t *testing.T, s Store) {
 	if last, _, _ := s.LastEvaluated(ctx, "acme/api", 2); !last.Equal(t0.Add(2 * time.Minute)) {
 		t.Errorf("last evaluated of #2: %v", last)
 	}
+
+	// An evaluation that started before the recorded one, and commits
+	// after it (another replica, a slow commit), changes nothing: its
+	// head, state and keys are older.
+	newer := pr("acme/api", 5, "PAY-9")
+	newer.HeadSHA, newer.EvaluatedAt = "new0000000000000000000000000000000000000", t0.Add(time.Second)
+	index(newer, t0.Add(3*time.Second))
+	older := pr("acme/api", 5, "PAY-8")
+	older.HeadSHA, older.EvaluatedAt = "old0000000000000000000000000000000000000", t0.Add(500*time.Millisecond)
+	index(older, t0.Add(4*time.Second))
+	if got := numbers(s.OpenPullRequestsWithHead(ctx, "acme/api", newer.HeadSHA)); !slices.Equal(got, []string{"acme/api#5"}) {
+		t.Errorf("an older evaluation replaced the newer head: with the newer head %v", got)
+	}
+	if got := numbers(s.OpenPullRequestsWithKey(ctx, "PAY-8")); len(got) != 0 {
+		t.Errorf("an older evaluation replaced the keys: with its key %v", got)
+	}
+	if last, _, _ := s.LastEvaluated(ctx, "acme/api", 5); !last.Equal(newer.EvaluatedAt) {
+		t.Errorf("last evaluated of #5: %v, want the newer %v", last, newer.EvaluatedAt)
+	}
 }
 
 func testCheckRuns(t *testing.T, s Store) {
