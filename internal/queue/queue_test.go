@@ -422,3 +422,61 @@ func TestReplicasShareTheQueue(t *testing.T) {
 		}
 	}
 }
+
+// tickJob is a periodic job.
+type tickJob struct{}
+
+func (tickJob) Kind() string          { return "tick" }
+func (tickJob) LogAttrs() []slog.Attr { return nil }
+func (tickJob) DeliveryRef() string   { return "" }
+
+// TestPeriodicJobsRunOnTheLeader: replicas sharing a database queue a
+// periodic job once, on River's elected leader, not once each: the
+// first replica's run is done before the others start, and they add
+// none.
+func TestPeriodicJobsRunOnTheLeader(t *testing.T) {
+	t.Parallel()
+	url := testenv.PostgresDatabase(t)
+	var ticks atomic.Int64
+	var pg *postgres.DB
+	start := func(id string) {
+		s, err := postgres.Open(t.Context(), url, postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		pg = s
+		w := queue.NewWorkers()
+		queue.Add(w, jobs.Handler[tickJob](func(context.Context, *slog.Logger, tickJob) (jobs.Apply, error) {
+			ticks.Add(1)
+			return nil, nil
+		}))
+		q, err := queue.New(queue.NewBackend(riverpgxv5.New(s.Pool()), s), w, queue.Config{Workers: 2, ClientID: id,
+			Periodic: []queue.Periodic{{Every: time.Hour, Args: tickJob{}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := q.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			q.Stop(ctx)
+		})
+	}
+	start("replica-0")
+	waitFor(t, "the leader's tick", func() bool { return ticks.Load() == 1 })
+	start("replica-1")
+	start("replica-2")
+	// The others have started and run their elections: a follower that
+	// queued the periodic job at start would have run it by now.
+	time.Sleep(3 * time.Second)
+	var queued int
+	if err := pg.Pool().QueryRow(t.Context(), `SELECT count(*) FROM river_job WHERE kind = 'tick'`).Scan(&queued); err != nil {
+		t.Fatal(err)
+	}
+	if n := ticks.Load(); n != 1 || queued != 1 {
+		t.Errorf("the periodic job ran %d times and was queued %d times on 3 replicas, want once", n, queued)
+	}
+}
