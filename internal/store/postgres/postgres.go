@@ -40,7 +40,7 @@ type DB struct {
 
 // Options tune Open.
 type Options struct {
-	// MaxConns bounds the pool (default: pgx's, 4 per CPU and at least 4).
+	// MaxConns bounds the pool (default: pgx's, the CPUs and at least 4).
 	MaxConns int32
 	Logger   *slog.Logger
 	// ReadOnly opens the database for reading only, as an auditor's
