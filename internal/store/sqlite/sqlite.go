@@ -160,15 +160,15 @@ func (s *DB) migrate(ctx context.Context, log *slog.Logger) error {
 	return nil
 }
 
+// sqlTx is the SQLite transaction behind a jobs.Tx, which this store or
+// the queue on it began: anything else is a wiring mistake.
+func sqlTx(tx jobs.Tx) *sql.Tx { return tx.(*sql.Tx) }
+
 // DurableTx runs fn in a transaction whose commit is synced at the
 // configured level (FULL by default) before it returns. The level is a
 // setting of the connection, raised before the transaction and lowered
 // after it while the connection is held, so no other write can run at the
 // raised level or commit this one at the lowered level.
-// sqlTx is the SQLite transaction behind a jobs.Tx, which this store or
-// the queue on it began: anything else is a wiring mistake.
-func sqlTx(tx jobs.Tx) *sql.Tx { return tx.(*sql.Tx) }
-
 func (s *DB) DurableTx(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
 	// Holding the pool's one connection for the whole sequence keeps any
 	// other statement from running between the pragma and the commit.
@@ -188,7 +188,13 @@ func (s *DB) DurableTx(ctx context.Context, fn func(tx *sql.Tx) error) (err erro
 			}
 		}()
 	}
-	tx, err := conn.BeginTx(ctx, nil)
+	return runTx(ctx, conn.BeginTx, fn)
+}
+
+// runTx begins a transaction with begin, runs fn in it, and commits when
+// fn returns nil.
+func runTx(ctx context.Context, begin func(context.Context, *sql.TxOptions) (*sql.Tx, error), fn func(tx *sql.Tx) error) error {
+	tx, err := begin(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
@@ -212,18 +218,7 @@ func (s *DB) InTx(ctx context.Context, fn func(tx jobs.Tx) error) error {
 // level (NORMAL): a job's commit or a dispatch, which a power cut can undo
 // without losing anything acknowledged (see Options.Synchronous).
 func (s *DB) WorkTx(ctx context.Context, fn func(tx jobs.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	defer tx.Rollback()
-	if err := fn(tx); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
+	return runTx(ctx, s.db.BeginTx, func(tx *sql.Tx) error { return fn(tx) })
 }
 
 // Heartbeat does nothing: one process holds the embedded store.
