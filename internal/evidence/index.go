@@ -78,6 +78,30 @@ func (e IndexEntry) ExceptionState() string {
 	return ExceptionStateNone
 }
 
+// PutIndex indexes entries in order, as both stores do: put stores one
+// record's row and reports whether it was new to the index; leaves stores
+// the leaf hashes of each run of consecutive new records (IndexLeaves) as
+// one row, and is given an empty run when there is nothing to store.
+func PutIndex(entries []IndexEntry, put func(IndexEntry) (bool, error), leaves func(run []IndexEntry) error) error {
+	var run []IndexEntry // consecutive records new to the index
+	for _, e := range entries {
+		added, err := put(e)
+		if err != nil {
+			return err
+		}
+		if !added || len(run) > 0 && run[len(run)-1].Seq+1 != e.Seq {
+			if err := leaves(run); err != nil {
+				return err
+			}
+			run = run[:0]
+		}
+		if added {
+			run = append(run, e)
+		}
+	}
+	return leaves(run)
+}
+
 // IndexLeaves concatenates the leaf hashes of consecutive entries, 32
 // bytes each, as the stores keep a batch's leaves in one row.
 func IndexLeaves(run []IndexEntry) ([]byte, error) {

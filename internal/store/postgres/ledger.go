@@ -24,23 +24,9 @@ func (s *DB) Ledger() *LedgerIndex { return &LedgerIndex{db: s} }
 // exception closed.
 func (x *LedgerIndex) Put(ctx context.Context, entries []evidence.IndexEntry) error {
 	return pgx.BeginFunc(ctx, x.db.pool, func(tx pgx.Tx) error {
-		var run []evidence.IndexEntry // consecutive records new to the index
-		for _, e := range entries {
-			added, err := putRecord(ctx, tx, e)
-			if err != nil {
-				return err
-			}
-			if !added || len(run) > 0 && run[len(run)-1].Seq+1 != e.Seq {
-				if err := putLeaves(ctx, tx, run); err != nil {
-					return err
-				}
-				run = run[:0]
-			}
-			if added {
-				run = append(run, e)
-			}
-		}
-		return putLeaves(ctx, tx, run)
+		return evidence.PutIndex(entries,
+			func(e evidence.IndexEntry) (bool, error) { return putRecord(ctx, tx, e) },
+			func(run []evidence.IndexEntry) error { return putLeaves(ctx, tx, run) })
 	})
 }
 

@@ -32,23 +32,10 @@ func (x *LedgerIndex) Put(ctx context.Context, entries []evidence.IndexEntry) er
 		return fmt.Errorf("ledger index: begin: %w", err)
 	}
 	defer tx.Rollback()
-	var run []evidence.IndexEntry // consecutive records new to the index
-	for _, e := range entries {
-		added, err := putRecord(ctx, tx, e)
-		if err != nil {
-			return err
-		}
-		if !added || len(run) > 0 && run[len(run)-1].Seq+1 != e.Seq {
-			if err := putLeaves(ctx, tx, run); err != nil {
-				return err
-			}
-			run = run[:0]
-		}
-		if added {
-			run = append(run, e)
-		}
-	}
-	if err := putLeaves(ctx, tx, run); err != nil {
+	err = evidence.PutIndex(entries,
+		func(e evidence.IndexEntry) (bool, error) { return putRecord(ctx, tx, e) },
+		func(run []evidence.IndexEntry) error { return putLeaves(ctx, tx, run) })
+	if err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
