@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"fmt"
-	"math"
 
-	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 	"github.com/transparency-dev/formats/log"
 )
 
@@ -53,11 +51,7 @@ func TrustedCheckpoint(data []byte, pub ed25519.PublicKey, origin string) (log.C
 // number since.Checkpoint.Size, checkpoints of that size or larger, and
 // index rows from that sequence number.
 func VerifySince(src Source, pub ed25519.PublicKey, origin string, since Since) (*Report, error) {
-	v, err := NewVerifier(pub)
-	if err != nil {
-		return nil, err
-	}
-	nv, err := NoteVerifier(origin, pub)
+	r, err := newRun(pub, origin)
 	if err != nil {
 		return nil, err
 	}
@@ -65,9 +59,7 @@ func VerifySince(src Source, pub ed25519.PublicKey, origin string, since Since) 
 	if err != nil {
 		return nil, err
 	}
-	key, _ := voi.NewExpandedPublicKey(voi.PublicKey(pub))
-	r := &run{v: v, nv: nv, key: key, origin: origin, ids: make(map[[16]byte]int64), since: &since}
-	r.minSeq.Store(math.MaxInt64)
+	r.since = &since
 	return r.verify(src, tree)
 }
 

@@ -149,6 +149,15 @@ type problem struct {
 // crypto/ed25519, so the first bad record is named, with the same problem
 // as VerifyEnvelope and VerifyCheckpoint would give.
 func Verify(src Source, pub ed25519.PublicKey, origin string) (*Report, error) {
+	r, err := newRun(pub, origin)
+	if err != nil {
+		return nil, err
+	}
+	return r.verify(src, NewLog())
+}
+
+// newRun is a verification run with pub's verifiers.
+func newRun(pub ed25519.PublicKey, origin string) (*run, error) {
 	v, err := NewVerifier(pub)
 	if err != nil {
 		return nil, err
@@ -162,7 +171,7 @@ func Verify(src Source, pub ed25519.PublicKey, origin string) (*Report, error) {
 	key, _ := voi.NewExpandedPublicKey(voi.PublicKey(pub))
 	r := &run{v: v, nv: nv, key: key, origin: origin, ids: make(map[[16]byte]int64)}
 	r.minSeq.Store(math.MaxInt64)
-	return r.verify(src, NewLog())
+	return r, nil
 }
 
 type run struct {
