@@ -214,16 +214,8 @@ func Open(ctx context.Context, rawURL string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := client.GetObjectLockConfiguration(ctx, &awss3.GetObjectLockConfigurationInput{Bucket: &cfg.Bucket})
-	switch {
-	case apiCode(err) == "NoSuchBucket":
-		return nil, fmt.Errorf("open s3 bucket %s: it does not exist; create it with Object Lock enabled (changegate evidence create-bucket)", cfg.Bucket)
-	case apiCode(err) == "ObjectLockConfigurationNotFoundError":
-		return nil, fmt.Errorf("open s3 bucket %s: %w; create a bucket with Object Lock enabled (it cannot be turned on for evidence already written)", cfg.Bucket, ErrObjectLockDisabled)
-	case err != nil:
-		return nil, fmt.Errorf("open s3 bucket %s: get object lock configuration: %w", cfg.Bucket, err)
-	case out.ObjectLockConfiguration == nil || out.ObjectLockConfiguration.ObjectLockEnabled != types.ObjectLockEnabledEnabled:
-		return nil, fmt.Errorf("open s3 bucket %s: %w", cfg.Bucket, ErrObjectLockDisabled)
+	if err := checkObjectLock(ctx, client, cfg.Bucket); err != nil {
+		return nil, err
 	}
 	log := o.Logger
 	if log == nil {
@@ -238,6 +230,22 @@ func Open(ctx context.Context, rawURL string, o Options) (*Store, error) {
 		now = time.Now
 	}
 	return &Store{client: client, cfg: cfg, now: now}, nil
+}
+
+// checkObjectLock checks that bucket exists with Object Lock enabled.
+func checkObjectLock(ctx context.Context, client *awss3.Client, bucket string) error {
+	out, err := client.GetObjectLockConfiguration(ctx, &awss3.GetObjectLockConfigurationInput{Bucket: &bucket})
+	switch {
+	case apiCode(err) == "NoSuchBucket":
+		return fmt.Errorf("open s3 bucket %s: it does not exist; create it with Object Lock enabled (changegate evidence create-bucket)", bucket)
+	case apiCode(err) == "ObjectLockConfigurationNotFoundError":
+		return fmt.Errorf("open s3 bucket %s: %w; create a bucket with Object Lock enabled (it cannot be turned on for evidence already written)", bucket, ErrObjectLockDisabled)
+	case err != nil:
+		return fmt.Errorf("open s3 bucket %s: get object lock configuration: %w", bucket, err)
+	case out.ObjectLockConfiguration == nil || out.ObjectLockConfiguration.ObjectLockEnabled != types.ObjectLockEnabledEnabled:
+		return fmt.Errorf("open s3 bucket %s: %w", bucket, ErrObjectLockDisabled)
+	}
+	return nil
 }
 
 // CreateBucket creates the bucket the store URL names, with Object Lock
@@ -264,8 +272,7 @@ func CreateBucket(ctx context.Context, rawURL string, o Options) (created bool, 
 	case err == nil:
 		return true, nil
 	case code == "BucketAlreadyOwnedByYou" || code == "BucketAlreadyExists":
-		_, err := Open(ctx, rawURL, o)
-		return false, err
+		return false, checkObjectLock(ctx, client, cfg.Bucket)
 	default:
 		return false, fmt.Errorf("create s3 bucket %s: %w", cfg.Bucket, err)
 	}
