@@ -1,15 +1,11 @@
 package main
 
 import (
-	"cmp"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
-	"net/http"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -73,14 +69,14 @@ func createBucketCmd(getenv config.LookupEnv, stdout io.Writer) *cobra.Command {
 			if evidenceURL == "" {
 				return usage("give --evidence-url s3://BUCKET/PREFIX?retention=… or set CHANGEGATE_EVIDENCE_URL")
 			}
-			if _, err := s3.ParseURL(evidenceURL); err != nil {
+			cfg, err := s3.ParseURL(evidenceURL)
+			if err != nil {
 				return usage("--evidence-url: %v", err)
 			}
 			created, err := s3.CreateBucket(cmd.Context(), evidenceURL, s3.Options{})
 			if err != nil {
 				return err
 			}
-			cfg, _ := s3.ParseURL(evidenceURL)
 			if created {
 				_, err = fmt.Fprintf(stdout, "created bucket %s with Object Lock\n", cfg.Bucket)
 			} else {
@@ -90,40 +86,5 @@ func createBucketCmd(getenv config.LookupEnv, stdout io.Writer) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&evidenceURL, "evidence-url", "", "s3://bucket/prefix?retention=… (default CHANGEGATE_EVIDENCE_URL)")
-	return cmd
-}
-
-// healthcheckCmd asks a server on this machine whether it is ready: the
-// container's health check, on an image without a shell or curl.
-func healthcheckCmd(getenv config.LookupEnv, stdout io.Writer) *cobra.Command {
-	var target string
-	cmd := &cobra.Command{
-		Use:   "healthcheck [--url URL]",
-		Short: "Exit 0 when the server's /readyz answers 200 (default: the CHANGEGATE_LISTEN port on 127.0.0.1)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if target == "" {
-				listen, _ := getenv("CHANGEGATE_LISTEN")
-				_, port, err := net.SplitHostPort(cmp.Or(listen, ":8080"))
-				if err != nil {
-					return usage("CHANGEGATE_LISTEN %q: %v", listen, err)
-				}
-				target = "http://" + net.JoinHostPort("127.0.0.1", port) + "/readyz"
-			}
-			client := &http.Client{Timeout: 5 * time.Second}
-			resp, err := client.Get(target)
-			if err != nil {
-				return fmt.Errorf("not ready: %w", err)
-			}
-			defer resp.Body.Close()
-			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-			if resp.StatusCode != http.StatusOK {
-				return fmt.Errorf("not ready: %s answered %d: %s", target, resp.StatusCode, body)
-			}
-			_, err = fmt.Fprintf(stdout, "ready: %s\n", body)
-			return err
-		},
-	}
-	cmd.Flags().StringVar(&target, "url", "", "the readiness URL to ask")
 	return cmd
 }
