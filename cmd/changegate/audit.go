@@ -105,12 +105,7 @@ func verifyCmd(stdout io.Writer) *cobra.Command {
 				return usage("--database-url needs --evidence-url (the records in S3) and --pubkey (the key you trust)")
 			}
 			var err error
-			if pubFile != "" {
-				o.pub, err = readPublicKeyPEM(pubFile)
-			} else {
-				o.pub, err = readPublicKey("", o.dataDir)
-			}
-			if err != nil {
+			if o.pub, err = ledgerKey(pubFile, o.dataDir); err != nil {
 				return err
 			}
 			return verifyLedgerCmd(cmd.Context(), o, stdout)
@@ -287,6 +282,15 @@ func readPublicKey(keyFile, dataDir string) (ed25519.PublicKey, error) {
 	return priv.Public().(ed25519.PublicKey), nil
 }
 
+// ledgerKey is the public key a ledger command trusts: pubFile as audit
+// pubkey prints it, or, when none is given, the data dir's signing key's.
+func ledgerKey(pubFile, dataDir string) (ed25519.PublicKey, error) {
+	if pubFile != "" {
+		return readPublicKeyPEM(pubFile)
+	}
+	return readPublicKey("", dataDir)
+}
+
 // readPublicKeyPEM reads a public key as audit pubkey prints it.
 func readPublicKeyPEM(path string) (ed25519.PublicKey, error) {
 	b, err := os.ReadFile(path)
@@ -318,13 +322,7 @@ func reindexCmd(stdout io.Writer) *cobra.Command {
 			if databaseURL != "" && (evidenceURL == "" || pubFile == "") {
 				return usage("--database-url needs --evidence-url (the records in S3) and --pubkey (the key that signed them)")
 			}
-			var pub ed25519.PublicKey
-			var err error
-			if pubFile != "" {
-				pub, err = readPublicKeyPEM(pubFile)
-			} else {
-				pub, err = readPublicKey("", dataDir)
-			}
+			pub, err := ledgerKey(pubFile, dataDir)
 			if err != nil {
 				return err
 			}

@@ -236,7 +236,7 @@ func (a policyAdapter) EmergencyLabel() string { return a.p.Emergency.Label }
 
 func (a policyAdapter) FrozenAt(t time.Time) (string, bool) { return a.p.FrozenAt(t) }
 
-// checkStore adapts the SQLite check run memory.
+// checkStore adapts the store's check run memory.
 type checkStore struct{ db storage }
 
 func (s checkStore) Get(ctx context.Context, repo change.Repo, sha string) (checks.State, bool, error) {
