@@ -12,6 +12,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/changegate/changegate/internal/ghfake"
+	"github.com/changegate/changegate/internal/jira/jirafake"
 )
 
 // TestCrashLosesNoAcknowledgedDelivery builds the binary, sends it signed
@@ -178,6 +181,19 @@ func (s *binServer) wait() int {
 		s.cmd.Process.Kill()
 		return <-s.done
 	}
+}
+
+// fakesEnv is the environment that points a binary at the fakes: the
+// App's key, written into dir, and the GitHub and Jira settings.
+func fakesEnv(t *testing.T, dir string, gh *ghfake.Server, jf *jirafake.Server) []string {
+	t.Helper()
+	keyFile := filepath.Join(dir, "app.pem")
+	if err := os.WriteFile(keyFile, gh.PrivateKeyPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"CHANGEGATE_GITHUB_APP_ID=" + itoa(gh.AppID()), "CHANGEGATE_GITHUB_PRIVATE_KEY_FILE=" + keyFile,
+		"CHANGEGATE_GITHUB_API_URL=" + gh.URL(), "CHANGEGATE_JIRA_URL=" + jf.URL(), "CHANGEGATE_JIRA_USER=" + jf.User(),
+		"CHANGEGATE_JIRA_TOKEN=" + jf.Token()}
 }
 
 func buildBinary(t *testing.T, dir string) string {

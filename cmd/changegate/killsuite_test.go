@@ -44,14 +44,8 @@ func TestKillNineSuite(t *testing.T) {
 	}
 	dir := t.TempDir()
 	bin := buildBinary(t, dir)
-	keyFile := filepath.Join(dir, "app.pem")
-	if err := os.WriteFile(keyFile, gh.PrivateKeyPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	dataDir := filepath.Join(dir, "data")
-	env := []string{"CHANGEGATE_GITHUB_APP_ID=" + itoa(gh.AppID()), "CHANGEGATE_GITHUB_PRIVATE_KEY_FILE=" + keyFile,
-		"CHANGEGATE_GITHUB_API_URL=" + gh.URL(), "CHANGEGATE_JIRA_URL=" + jf.URL(), "CHANGEGATE_JIRA_USER=" + jf.User(),
-		"CHANGEGATE_JIRA_TOKEN=" + jf.Token(), "CHANGEGATE_JIRA_WEBHOOK_SECRET=" + jiraSecret, "CHANGEGATE_RECONCILE_GRACE=0"}
+	env := append(fakesEnv(t, dir, gh, jf), "CHANGEGATE_JIRA_WEBHOOK_SECRET="+jiraSecret, "CHANGEGATE_RECONCILE_GRACE=0")
 	start := func() *binServer { return startBinary(t, bin, dataDir, []byte(ghSecret), env...) }
 	var srv atomic.Pointer[binServer]
 	srv.Store(start())

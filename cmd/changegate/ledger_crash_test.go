@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -23,18 +22,7 @@ func TestLedgerSurvivesKill(t *testing.T) {
 	dir := t.TempDir()
 	bin := buildBinary(t, dir)
 	gh, jf := newFakes(t, "Approved")
-	keyFile := filepath.Join(dir, "app.pem")
-	if err := os.WriteFile(keyFile, gh.PrivateKeyPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	env := []string{
-		"CHANGEGATE_GITHUB_APP_ID=" + itoa(gh.AppID()),
-		"CHANGEGATE_GITHUB_PRIVATE_KEY_FILE=" + keyFile,
-		"CHANGEGATE_GITHUB_API_URL=" + gh.URL(),
-		"CHANGEGATE_JIRA_URL=" + jf.URL(),
-		"CHANGEGATE_JIRA_USER=" + jf.User(),
-		"CHANGEGATE_JIRA_TOKEN=" + jf.Token(),
-	}
+	env := fakesEnv(t, dir, gh, jf)
 	a := &app{gh: gh, jf: jf, dataDir: filepath.Join(dir, "data"), client: &http.Client{Timeout: 10 * time.Second}}
 
 	const merges = 40

@@ -53,11 +53,7 @@ func TestPostgresLifecycle(t *testing.T) {
 	a.github(t, "pull_request", closed)
 	a.github(t, "pull_request", closed)
 
-	pg, err := postgres.Open(t.Context(), dbURL, postgres.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pg.Close()
+	pg := openPG(t, dbURL)
 	eventually(t, "the merge archived", 30*time.Second, func() bool {
 		n, err := pg.LedgerReader().Size(t.Context())
 		return err == nil && n == 1
@@ -167,6 +163,18 @@ func scaledOutAdmin(t *testing.T, a *app, so scaledOut, cli func(args ...string)
 	if code, out := cli("audit", "verify", "--database-url", so.db, "--evidence-url", so.evidence, "--pubkey", so.pub); code != 0 || !strings.HasPrefix(out, "ok: 2 records") {
 		t.Errorf("verify after the reindex: exit %d: %s", code, out)
 	}
+}
+
+// openPG opens the PostgreSQL store at url, as a replica does, closed
+// with the test.
+func openPG(t *testing.T, url string) *postgres.DB {
+	t.Helper()
+	pg, err := postgres.Open(t.Context(), url, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pg.Close() })
+	return pg
 }
 
 // waitIdlePG waits until every delivery the PostgreSQL store holds is
@@ -283,11 +291,7 @@ func TestPostgresOutage(t *testing.T) {
 	wg.Wait()
 	t.Logf("%d acknowledged, %d answered 503 while PostgreSQL was down", acked.Load(), unavailable.Load())
 
-	pg, err := postgres.Open(t.Context(), pgsrv.URL, postgres.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pg.Close()
+	pg := openPG(t, pgsrv.URL)
 	// Jobs whose commit met the outage retry with backoff.
 	waitIdlePG(t, pg, 3*time.Minute)
 	ds, err := pg.Deliveries(t.Context())

@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/url"
-	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -55,10 +55,7 @@ func TestReplicaKillSuite(t *testing.T) {
 	}
 	dir := t.TempDir()
 	bin := buildBinary(t, dir)
-	appKey := filepath.Join(dir, "app.pem")
-	if err := os.WriteFile(appKey, gh.PrivateKeyPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	env := append(fakesEnv(t, dir, gh, jf), "CHANGEGATE_JIRA_WEBHOOK_SECRET="+jiraSecret, "CHANGEGATE_RECONCILE_GRACE=0")
 	// Every replica signs with the one ledger key, as a Kubernetes Secret
 	// would give them.
 	signingKey := filepath.Join(dir, "signing-key.pem")
@@ -73,11 +70,8 @@ func TestReplicaKillSuite(t *testing.T) {
 		q := u.Query()
 		q.Set("application_name", fmt.Sprintf("replica-%d", r))
 		u.RawQuery = q.Encode()
-		return startBinary(t, bin, filepath.Join(dir, fmt.Sprintf("data-%d", r)), []byte(ghSecret),
-			"CHANGEGATE_DATABASE_URL="+u.String(), "CHANGEGATE_EVIDENCE_URL="+evidenceURL, "CHANGEGATE_SIGNING_KEY_FILE="+signingKey,
-			"CHANGEGATE_GITHUB_APP_ID="+itoa(gh.AppID()), "CHANGEGATE_GITHUB_PRIVATE_KEY_FILE="+appKey,
-			"CHANGEGATE_GITHUB_API_URL="+gh.URL(), "CHANGEGATE_JIRA_URL="+jf.URL(), "CHANGEGATE_JIRA_USER="+jf.User(),
-			"CHANGEGATE_JIRA_TOKEN="+jf.Token(), "CHANGEGATE_JIRA_WEBHOOK_SECRET="+jiraSecret, "CHANGEGATE_RECONCILE_GRACE=0")
+		return startBinary(t, bin, filepath.Join(dir, fmt.Sprintf("data-%d", r)), []byte(ghSecret), append(slices.Clip(env),
+			"CHANGEGATE_DATABASE_URL="+u.String(), "CHANGEGATE_EVIDENCE_URL="+evidenceURL, "CHANGEGATE_SIGNING_KEY_FILE="+signingKey)...)
 	}
 	var replicas [3]atomic.Pointer[binServer]
 	for r := range replicas {
@@ -127,11 +121,7 @@ func TestReplicaKillSuite(t *testing.T) {
 	wait()
 	t.Logf("%d deliveries acknowledged by 3 replicas, 2 killed, in %s", acked.Load(), time.Since(began).Round(time.Millisecond))
 
-	pg, err := postgres.Open(t.Context(), dbURL, postgres.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pg.Close()
+	pg := openPG(t, dbURL)
 	// A killed replica's running jobs are rescued once it is seen dead
 	// (30 s), so this waits longer than the single-node suite.
 	waitIdlePG(t, pg, 3*time.Minute)

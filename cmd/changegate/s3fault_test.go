@@ -104,11 +104,7 @@ func TestS3RefusesWrites(t *testing.T) {
 				`"pusher":{"name":"mallory"},"repository":{"full_name":"acme/api","default_branch":"main"},"installation":{"id":42}}`, i, sha, sha))
 		}
 	}
-	pg, err := postgres.Open(t.Context(), dbURL, postgres.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pg.Close()
+	pg := openPG(t, dbURL)
 	size := func() uint64 { n, _ := pg.LedgerReader().Size(t.Context()); return n }
 
 	push(4)

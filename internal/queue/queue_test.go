@@ -343,6 +343,30 @@ func TestEnqueueAfterStopFails(t *testing.T) {
 	})
 }
 
+// startReplica opens the PostgreSQL store at url and starts a queue of
+// the workers w on it, as a replica does; both stop with the test.
+func startReplica(t *testing.T, url string, w *queue.Workers, cfg queue.Config) (*postgres.DB, *queue.Queue) {
+	t.Helper()
+	s, err := postgres.Open(t.Context(), url, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	q, err := queue.New(queue.NewBackend(riverpgxv5.New(s.Pool()), s), w, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		q.Stop(ctx)
+	})
+	return s, q
+}
+
 // TestReplicasShareTheQueue: three queues on one PostgreSQL database, as
 // three replicas behind a load balancer. Deliveries (each sent twice, to
 // different replicas, as GitHub may redeliver) land anywhere; every one is
@@ -356,12 +380,6 @@ func TestReplicasShareTheQueue(t *testing.T) {
 	var qs []*queue.Queue
 	var pg *postgres.DB
 	for range replicas {
-		s, err := postgres.Open(t.Context(), url, postgres.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		pg = s
 		w := queue.NewWorkers()
 		queue.Add(w, jobs.Handler[testJob](func(ctx context.Context, log *slog.Logger, j testJob) (jobs.Apply, error) {
 			return func(ctx context.Context, tx jobs.Tx) error {
@@ -371,18 +389,8 @@ func TestReplicasShareTheQueue(t *testing.T) {
 				return nil
 			}, nil
 		}))
-		q, err := queue.New(queue.NewBackend(riverpgxv5.New(s.Pool()), s), w, queue.Config{Workers: 4})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := q.Start(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			q.Stop(ctx)
-		})
+		var q *queue.Queue
+		pg, q = startReplica(t, url, w, queue.Config{Workers: 4})
 		qs = append(qs, q)
 	}
 	var wg sync.WaitGroup
@@ -440,30 +448,13 @@ func TestPeriodicJobsRunOnTheLeader(t *testing.T) {
 	var ticks atomic.Int64
 	var pg *postgres.DB
 	start := func(id string) {
-		s, err := postgres.Open(t.Context(), url, postgres.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		pg = s
 		w := queue.NewWorkers()
 		queue.Add(w, jobs.Handler[tickJob](func(context.Context, *slog.Logger, tickJob) (jobs.Apply, error) {
 			ticks.Add(1)
 			return nil, nil
 		}))
-		q, err := queue.New(queue.NewBackend(riverpgxv5.New(s.Pool()), s), w, queue.Config{Workers: 2, ClientID: id,
+		pg, _ = startReplica(t, url, w, queue.Config{Workers: 2, ClientID: id,
 			Periodic: []queue.Periodic{{Every: time.Hour, Args: tickJob{}}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := q.Start(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			q.Stop(ctx)
-		})
 	}
 	start("replica-0")
 	waitFor(t, "the leader's tick", func() bool { return ticks.Load() == 1 })

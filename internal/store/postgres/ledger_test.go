@@ -57,11 +57,7 @@ func TestReplicaLedgers(t *testing.T) {
 	var ls []*ledger.Ledger
 	var pg *postgres.DB
 	for range replicas {
-		s, err := postgres.Open(t.Context(), url, postgres.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
+		s := open0(t, url, postgres.Options{})
 		pg = s
 		l, err := ledger.Open(t.Context(), blobs, s.Ledger(), signer, origin)
 		if err != nil {
@@ -128,11 +124,7 @@ func TestReplicaTakesOverADeadWritersRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dying, err := postgres.Open(t.Context(), url, postgres.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dying.Close()
+	dying := open0(t, url, postgres.Options{})
 	a, err := ledger.Open(t.Context(), blobs, failingIndex{dying.Ledger()}, signer, origin)
 	if err != nil {
 		t.Fatal(err)
@@ -141,11 +133,7 @@ func TestReplicaTakesOverADeadWritersRecords(t *testing.T) {
 	if _, err := a.Append(t.Context(), record(1)); err == nil || !strings.Contains(err.Error(), "killed") {
 		t.Fatalf("the dying replica's append: %v", err)
 	}
-	live, err := postgres.Open(t.Context(), url, postgres.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer live.Close()
+	live := open0(t, url, postgres.Options{})
 	b, err := ledger.Open(t.Context(), blobs, live.Ledger(), signer, origin)
 	if err != nil {
 		t.Fatal(err)
